@@ -1,0 +1,599 @@
+//! The router: rules, stores, and the resolution of a context.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use identity_core::{
+    ConfigError, Credential, CredentialKind, CredentialStore, MigrationRequest, OffsetDateTime,
+    RequestContext, RoutingRule,
+};
+use tracing::{Instrument, info, info_span};
+
+use crate::index::{RuleIndex, scan_first_match};
+use crate::outcome::{
+    Denial, DenialReason, ExplainedOutcome, Explanation, PairDenial, Resolution, ResolvedPair,
+    RuleVerdict,
+};
+use crate::rules::{CompiledRule, compile};
+use crate::scope::is_read_only;
+
+/// The name of the store rules use when they name none.
+pub const DEFAULT_STORE: &str = "default";
+
+/// The clock skew a router allows by default: a credential that expires within it is refused.
+pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(30);
+
+/// How the router finds the first matching rule. Both give the same answers; the property tests
+/// prove it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Matching {
+    /// Through the rule index: the cost does not grow with the number of rules.
+    #[default]
+    Indexed,
+    /// By checking every rule in priority order, as the reference does.
+    Scan,
+}
+
+type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+
+/// Resolves request contexts to credentials; see the [crate documentation](crate).
+///
+/// Built once with [`Router::builder`], then shared (`Router` is `Send + Sync`; wrap it in an
+/// `Arc`). Resolution takes `&self` and holds no lock.
+pub struct Router {
+    rules: Vec<CompiledRule>,
+    index: RuleIndex,
+    stores: Vec<(String, Arc<dyn CredentialStore>)>,
+    fall_through: bool,
+    clock_skew: Duration,
+    matching: Matching,
+    clock: Clock,
+}
+
+impl fmt::Debug for Router {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Router")
+            .field("rules", &self.rules.len())
+            .field("stores", &self.stores.iter().map(|(name, _)| name).collect::<Vec<_>>())
+            .field("fall_through", &self.fall_through)
+            .field("clock_skew", &self.clock_skew)
+            .field("matching", &self.matching)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The rules or stores given to [`RouterBuilder::build`] are not acceptable. Every problem is
+/// listed, each naming the rule and the field.
+///
+/// ```
+/// use identity_core::RoutingRule;
+/// use identity_router::Router;
+///
+/// let err = Router::builder()
+///     .default_store(identity_memory::MemoryCredentialStore::new())
+///     .rule(RoutingRule::new("r1", "slot"))
+///     .rule(RoutingRule::new("r2", "slot").with_priority(1).with_match_provider(""))
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(err.errors.len(), 2);
+/// assert!(err.to_string().contains("rule `r1`, field `priority`"));
+/// assert!(err.to_string().contains("rule `r2`, field `matchProvider`"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid routing configuration: {}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct BuildError {
+    /// Every problem found.
+    pub errors: Vec<ConfigError>,
+}
+
+/// Builds a [`Router`]; see [`Router::builder`].
+pub struct RouterBuilder {
+    rules: Vec<RoutingRule>,
+    stores: Vec<(String, Arc<dyn CredentialStore>)>,
+    fall_through: bool,
+    clock_skew: Duration,
+    matching: Matching,
+    clock: Clock,
+}
+
+impl fmt::Debug for RouterBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RouterBuilder")
+            .field("rules", &self.rules.len())
+            .field("stores", &self.stores.iter().map(|(name, _)| name).collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for RouterBuilder {
+    fn default() -> Self {
+        Self {
+            rules: Vec::new(),
+            stores: Vec::new(),
+            fall_through: false,
+            clock_skew: DEFAULT_CLOCK_SKEW,
+            matching: Matching::default(),
+            clock: Arc::new(OffsetDateTime::now_utc),
+        }
+    }
+}
+
+impl RouterBuilder {
+    /// Sets the store of rules that name none (the store named [`DEFAULT_STORE`]).
+    ///
+    /// ```
+    /// let builder = identity_router::Router::builder()
+    ///     .default_store(identity_memory::MemoryCredentialStore::new());
+    /// ```
+    pub fn default_store(self, store: impl CredentialStore) -> Self {
+        self.store(DEFAULT_STORE, store)
+    }
+
+    /// Adds a named store, which rules choose with `"store": "<name>"`. A second store of the
+    /// same name replaces the first.
+    ///
+    /// ```
+    /// use identity_core::RoutingRule;
+    /// let router = identity_router::Router::builder()
+    ///     .store("secrets", identity_memory::MemoryCredentialStore::new())
+    ///     .rule(RoutingRule::new("r", "slot").with_priority(1).with_store("secrets"))
+    ///     .build();
+    /// assert!(router.is_ok());
+    /// ```
+    pub fn store(mut self, name: impl Into<String>, store: impl CredentialStore) -> Self {
+        let name = name.into();
+        let store: Arc<dyn CredentialStore> = Arc::new(store);
+        match self.stores.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = store,
+            None => self.stores.push((name, store)),
+        }
+        self
+    }
+
+    /// Adds one rule.
+    ///
+    /// ```
+    /// let builder = identity_router::Router::builder()
+    ///     .rule(identity_core::RoutingRule::new("r", "slot").with_priority(1));
+    /// ```
+    pub fn rule(mut self, rule: RoutingRule) -> Self {
+        self.rules.push(rule);
+        self
+    }
+
+    /// Adds rules, after those already added (declaration order breaks priority ties).
+    ///
+    /// ```
+    /// let rules = identity_core::parse_rules_json(r#"[{"id":"r","credentialRef":"c","priority":1}]"#)?;
+    /// let builder = identity_router::Router::builder().rules(rules);
+    /// # Ok::<(), identity_core::ConfigError>(())
+    /// ```
+    pub fn rules(mut self, rules: impl IntoIterator<Item = RoutingRule>) -> Self {
+        self.rules.extend(rules);
+        self
+    }
+
+    /// When `true`, a matching rule whose credential is unavailable (not found, not active,
+    /// expired, store down) gives way to the next matching rule. Off by default: the top
+    /// matching rule decides.
+    ///
+    /// ```
+    /// let builder = identity_router::Router::builder().fall_through(true);
+    /// ```
+    pub fn fall_through(mut self, fall_through: bool) -> Self {
+        self.fall_through = fall_through;
+        self
+    }
+
+    /// A credential expiring within `skew` of now counts as expired ([`DEFAULT_CLOCK_SKEW`] by
+    /// default).
+    ///
+    /// ```
+    /// let builder = identity_router::Router::builder().clock_skew(std::time::Duration::ZERO);
+    /// ```
+    pub fn clock_skew(mut self, skew: Duration) -> Self {
+        self.clock_skew = skew;
+        self
+    }
+
+    /// How to find the first matching rule; [`Matching::Indexed`] by default.
+    ///
+    /// ```
+    /// let builder = identity_router::Router::builder().matching(identity_router::Matching::Scan);
+    /// ```
+    pub fn matching(mut self, matching: Matching) -> Self {
+        self.matching = matching;
+        self
+    }
+
+    /// The clock expiries are checked against (the system clock by default); for tests.
+    ///
+    /// ```
+    /// let at = identity_core::parse_rfc3339("2030-01-01T00:00:00Z").unwrap();
+    /// let builder = identity_router::Router::builder().clock(move || at);
+    /// ```
+    pub fn clock(mut self, clock: impl Fn() -> OffsetDateTime + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Checks and compiles the rules.
+    ///
+    /// A missing priority, an empty matcher or list, a bad glob, a duplicate rule id and a
+    /// store that is not configured are errors, all of them reported at once.
+    pub fn build(self) -> Result<Router, BuildError> {
+        let names: HashMap<String, usize> = self
+            .stores
+            .iter()
+            .enumerate()
+            .map(|(i, (name, _))| (name.clone(), i))
+            .collect();
+        let default_store = names.get(DEFAULT_STORE).copied();
+        if u32::try_from(self.rules.len()).is_err() {
+            return Err(BuildError {
+                errors: vec![ConfigError::new("rules", None, "more than 4294967295 rules")],
+            });
+        }
+        let rules = compile(self.rules, &names, default_store).map_err(|errors| BuildError { errors })?;
+        let index = RuleIndex::new(&rules);
+        Ok(Router {
+            rules,
+            index,
+            stores: self.stores,
+            fall_through: self.fall_through,
+            clock_skew: self.clock_skew,
+            matching: self.matching,
+            clock: self.clock,
+        })
+    }
+}
+
+/// What checking one rule's credential gave.
+enum Checked {
+    Granted(Resolution),
+    Denied(DenialReason),
+}
+
+impl Router {
+    /// A builder with no store, no rule, no fall-through and the default clock skew.
+    ///
+    /// ```
+    /// let router = identity_router::Router::builder().build().unwrap();
+    /// assert_eq!(router.rule_count(), 0);
+    /// ```
+    pub fn builder() -> RouterBuilder {
+        RouterBuilder::default()
+    }
+
+    /// How many rules the router has.
+    ///
+    /// ```
+    /// assert_eq!(identity_router::Router::builder().build().unwrap().rule_count(), 0);
+    /// ```
+    pub fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// The rules in the order the router considers them (priority, then declaration).
+    ///
+    /// ```
+    /// # use identity_core::RoutingRule;
+    /// let router = identity_router::Router::builder()
+    ///     .default_store(identity_memory::MemoryCredentialStore::new())
+    ///     .rule(RoutingRule::new("low", "a").with_priority(1))
+    ///     .rule(RoutingRule::new("high", "b").with_priority(9))
+    ///     .build().unwrap();
+    /// let ids: Vec<_> = router.rules().map(|r| r.id.as_str()).collect();
+    /// assert_eq!(ids, ["high", "low"]);
+    /// ```
+    pub fn rules(&self) -> impl Iterator<Item = &RoutingRule> {
+        self.rules.iter().map(|rule| &rule.source)
+    }
+
+    /// The stores, by name.
+    ///
+    /// ```
+    /// let router = identity_router::Router::builder()
+    ///     .default_store(identity_memory::MemoryCredentialStore::new()).build().unwrap();
+    /// assert_eq!(router.stores().next().unwrap().0, "default");
+    /// ```
+    pub fn stores(&self) -> impl Iterator<Item = (&str, &Arc<dyn CredentialStore>)> {
+        self.stores.iter().map(|(name, store)| (name.as_str(), store))
+    }
+
+    /// The id of the first rule matching `ctx`, without asking any store.
+    ///
+    /// ```
+    /// # use identity_core::*;
+    /// let router = identity_router::Router::builder()
+    ///     .default_store(identity_memory::MemoryCredentialStore::new())
+    ///     .rule(RoutingRule::new("openai", "a").with_priority(5).with_match_provider("openai"))
+    ///     .build().unwrap();
+    /// let ctx = RequestContext::builder().user_id("u").resource_id("r")
+    ///     .resource_kind(ResourceKind::Shared).provider("openai").model("m")
+    ///     .action("read").trace_id("t").build().unwrap();
+    /// assert_eq!(router.matching_rule(&ctx), Some("openai"));
+    /// ```
+    pub fn matching_rule(&self, ctx: &RequestContext) -> Option<&str> {
+        self.first_match(ctx, None).map(|p| &*self.rules[p].id)
+    }
+
+    fn first_match(&self, ctx: &RequestContext, after: Option<usize>) -> Option<usize> {
+        match self.matching {
+            Matching::Indexed => self.index.first_match(&self.rules, ctx, after),
+            Matching::Scan => scan_first_match(&self.rules, ctx, after),
+        }
+    }
+
+    /// Resolves `ctx` to a credential, or says why not. Emits one audit event either way.
+    ///
+    /// The first matching rule by priority decides (ties go to the rule declared first); its
+    /// store is asked for the credential with `ctx`, and the credential must be active, not
+    /// expired (within the clock skew), of the rule's kind when the rule names one, and unable
+    /// to write when the rule is `readOnly`. With fall-through on, an unavailable credential
+    /// passes the decision to the next matching rule.
+    ///
+    /// ```
+    /// # use identity_core::*;
+    /// # use identity_router::{Router, DenialReason};
+    /// let store = identity_memory::MemoryCredentialStore::new();
+    /// store.insert(Credential::new("c1", CredentialKind::Fixed, "slot")?
+    ///     .with_status(CredentialStatus::Revoked));
+    /// let router = Router::builder().default_store(store)
+    ///     .rule(RoutingRule::new("r1", "slot").with_priority(1)).build().unwrap();
+    /// let ctx = RequestContext::builder().user_id("u").resource_id("r")
+    ///     .resource_kind(ResourceKind::Shared).provider("p").model("m")
+    ///     .action("read").trace_id("t").build().unwrap();
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let denial = router.resolve(&ctx).await.unwrap_err();
+    /// assert_eq!(denial.reason.code(), "credential_not_active");
+    /// assert_eq!(denial.rule_id.as_deref(), Some("r1"));
+    /// # });
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub async fn resolve(&self, ctx: &RequestContext) -> Result<Resolution, Denial> {
+        let span = info_span!("resolve", trace_id = %ctx.trace_id);
+        let outcome = self.decide(ctx).instrument(span).await;
+        audit(ctx, &outcome);
+        outcome
+    }
+
+    async fn decide(&self, ctx: &RequestContext) -> Result<Resolution, Denial> {
+        let mut fell_through = Vec::new();
+        let mut after = None;
+        loop {
+            let Some(position) = self.first_match(ctx, after) else {
+                return Err(match fell_through.pop() {
+                    // Every matching rule was tried: report the last one, with the others.
+                    Some((rule_id, reason)) => Denial { reason, rule_id: Some(rule_id), fell_through },
+                    None => Denial::no_matching_rule(),
+                });
+            };
+            let rule = &self.rules[position];
+            match self.check(rule, ctx).await {
+                Checked::Granted(resolution) => return Ok(resolution),
+                Checked::Denied(reason) if self.fall_through && reason.is_unavailable() => {
+                    fell_through.push((rule.id.clone(), reason));
+                    after = Some(position);
+                }
+                Checked::Denied(reason) => {
+                    return Err(Denial {
+                        reason,
+                        rule_id: Some(rule.id.clone()),
+                        fell_through,
+                    });
+                }
+            }
+        }
+    }
+
+    async fn check(&self, rule: &CompiledRule, ctx: &RequestContext) -> Checked {
+        let (store_name, store) = &self.stores[rule.store];
+        let credential = match store.find_by_ref(&rule.credential_ref, ctx).await {
+            Ok(Some(credential)) => credential,
+            Ok(None) => {
+                return Checked::Denied(DenialReason::CredentialNotFound {
+                    credential_ref: rule.credential_ref.clone(),
+                });
+            }
+            Err(err) => {
+                return Checked::Denied(DenialReason::StoreUnavailable {
+                    store: store_name.clone(),
+                    detail: err.to_string(),
+                    retryable: err.is_retryable(),
+                });
+            }
+        };
+        match self.refusal(rule, &credential) {
+            Some(reason) => Checked::Denied(reason),
+            None => Checked::Granted(grant(rule, credential, ctx)),
+        }
+    }
+
+    /// Why the rule may not hand out `credential`, if it may not.
+    fn refusal(&self, rule: &CompiledRule, credential: &Credential) -> Option<DenialReason> {
+        if !credential.status.is_usable() {
+            return Some(DenialReason::NotActive {
+                credential_id: credential.id.clone(),
+                status: credential.status,
+            });
+        }
+        if let Some(expected) = rule.credential_kind.filter(|k| *k != credential.kind) {
+            return Some(DenialReason::KindMismatch {
+                credential_id: credential.id.clone(),
+                expected,
+                actual: credential.kind,
+            });
+        }
+        if let Some(expires_at) = credential.expires_at {
+            if credential.is_expired_at((self.clock)(), self.clock_skew) {
+                return Some(DenialReason::Expired {
+                    credential_id: credential.id.clone(),
+                    expires_at,
+                });
+            }
+        }
+        if rule.read_only && !is_read_only(&credential.scope) {
+            return Some(DenialReason::NotReadOnly {
+                credential_id: credential.id.clone(),
+                scope: credential.scope.clone(),
+            });
+        }
+        None
+    }
+
+    /// Resolves both sides of a migration step, concurrently. Either side refused refuses the
+    /// step, saying which side (or both).
+    ///
+    /// ```
+    /// # use identity_core::*;
+    /// let store = identity_memory::MemoryCredentialStore::new();
+    /// store.insert(Credential::new("ro", CredentialKind::Fixed, "reader")?.with_scope("read"));
+    /// let router = identity_router::Router::builder().default_store(store)
+    ///     .rule(RoutingRule::new("reads", "reader").with_priority(1).with_match_action(["read"]))
+    ///     .build().unwrap();
+    /// let request = MigrationRequest::from_json(&serde_json::json!({
+    ///     "migrationId": "m1", "phase": "load", "sourceResourceId": "old", "targetResourceId": "new",
+    ///     "userId": "u", "provider": "p", "model": "m", "traceId": "t"})).unwrap();
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let denial = router.resolve_pair(&request).await.unwrap_err();
+    /// assert!(denial.source.is_none());
+    /// assert_eq!(denial.target.unwrap().reason.code(), "no_matching_rule");
+    /// # });
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub async fn resolve_pair(&self, request: &MigrationRequest) -> Result<ResolvedPair, PairDenial> {
+        let source_ctx = request.source_context();
+        let target_ctx = request.target_context();
+        let (source, target) = futures::join!(self.resolve(&source_ctx), self.resolve(&target_ctx));
+        match (source, target) {
+            (Ok(source), Ok(target)) => {
+                let expires_at = match (source.expires_at, target.expires_at) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                Ok(ResolvedPair {
+                    migration_id: request.migration_id.clone(),
+                    phase: request.phase,
+                    dry_run: request.dry_run,
+                    source,
+                    target,
+                    expires_at,
+                })
+            }
+            (source, target) => Err(PairDenial {
+                source: source.err(),
+                target: target.err(),
+            }),
+        }
+    }
+
+    /// Explains how `ctx` resolves: every rule in order with the fields that do not hold, and
+    /// the outcome of the resolution (which asks the stores, and emits its audit event).
+    ///
+    /// ```
+    /// # use identity_core::*;
+    /// let router = identity_router::Router::builder()
+    ///     .default_store(identity_memory::MemoryCredentialStore::new())
+    ///     .rule(RoutingRule::new("anthropic", "a").with_priority(9).with_match_provider("anthropic"))
+    ///     .rule(RoutingRule::new("any", "b").with_priority(1))
+    ///     .build().unwrap();
+    /// let ctx = RequestContext::builder().user_id("u").resource_id("r")
+    ///     .resource_kind(ResourceKind::Shared).provider("openai").model("m")
+    ///     .action("read").trace_id("t").build().unwrap();
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let explanation = router.explain(&ctx).await;
+    /// assert_eq!(explanation.rules[0].mismatches[0].field, "matchProvider");
+    /// assert_eq!(explanation.decided_by(), Some("any"));
+    /// # });
+    /// ```
+    pub async fn explain(&self, ctx: &RequestContext) -> Explanation {
+        let rules = self
+            .rules
+            .iter()
+            .map(|rule| {
+                let mismatches = rule.mismatches(ctx);
+                RuleVerdict {
+                    rule_id: rule.id.clone(),
+                    priority: rule.priority,
+                    matched: mismatches.is_empty(),
+                    mismatches,
+                }
+            })
+            .collect();
+        let outcome = match self.resolve(ctx).await {
+            Ok(resolution) => ExplainedOutcome::Granted {
+                rule_id: resolution.rule_id,
+                credential_id: resolution.credential_id,
+                resolved_for: resolution.resolved_for,
+                expires_at: resolution.expires_at,
+            },
+            Err(denial) => ExplainedOutcome::Denied(denial),
+        };
+        Explanation { rules, outcome }
+    }
+}
+
+fn grant(rule: &CompiledRule, credential: Credential, ctx: &RequestContext) -> Resolution {
+    let resolved_for = match credential.kind {
+        CredentialKind::UserDelegated => ctx.user_id.clone(),
+        CredentialKind::Fixed => "service".to_owned(),
+    };
+    Resolution {
+        credential_id: credential.id,
+        kind: credential.kind,
+        credential_ref: credential.reference,
+        resolved_for,
+        expires_at: credential.expires_at,
+        rule_id: rule.id.clone(),
+        scope: credential.scope,
+        provider: credential.provider,
+        secret: credential.secret,
+    }
+}
+
+/// The audit event of one resolution, on target `agent_identity::audit`. It names the request,
+/// the rule, the credential and the outcome; never a secret.
+fn audit(ctx: &RequestContext, outcome: &Result<Resolution, Denial>) {
+    let phase = ctx.phase.map(|p| p.as_str());
+    match outcome {
+        Ok(resolution) => info!(
+            target: "agent_identity::audit",
+            outcome = "granted",
+            trace_id = %ctx.trace_id,
+            user_id = %ctx.user_id,
+            resource_id = %ctx.resource_id,
+            resource_kind = ctx.resource_kind.as_str(),
+            provider = %ctx.provider,
+            model = %ctx.model,
+            action = %ctx.action,
+            migration_id = ctx.migration_id.as_deref(),
+            phase,
+            rule_id = %resolution.rule_id,
+            credential_id = %resolution.credential_id,
+            credential_kind = resolution.kind.as_str(),
+            resolved_for = %resolution.resolved_for,
+            "credential granted"
+        ),
+        Err(denial) => info!(
+            target: "agent_identity::audit",
+            outcome = "denied",
+            trace_id = %ctx.trace_id,
+            user_id = %ctx.user_id,
+            resource_id = %ctx.resource_id,
+            resource_kind = ctx.resource_kind.as_str(),
+            provider = %ctx.provider,
+            model = %ctx.model,
+            action = %ctx.action,
+            migration_id = ctx.migration_id.as_deref(),
+            phase,
+            rule_id = denial.rule_id.as_deref(),
+            reason = denial.reason.code(),
+            detail = %denial,
+            "credential denied"
+        ),
+    }
+}

@@ -1,0 +1,114 @@
+//! A planted canary secret never appears in `Debug` output, error messages, serialized
+//! outcomes or the `tracing` output of a resolution, granted or denied.
+
+mod common;
+
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use identity_core::{
+    Credential, CredentialKind, CredentialStatus, MigrationRequest, RoutingRule, Secret,
+    parse_rfc3339,
+};
+use identity_router::Router;
+use serde_json::json;
+use tracing_subscriber::fmt::MakeWriter;
+
+const CANARY: &str = "sk-canary-4be1f0d2-must-never-leak";
+
+/// Collects everything the subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+fn canary(id: &str, reference: &str) -> Credential {
+    Credential::new(id, CredentialKind::Fixed, reference)
+        .unwrap()
+        .with_scope("read")
+        .with_secret(Secret::new(CANARY))
+}
+
+fn router() -> Router {
+    let store = store_with([
+        canary("granted", "granted"),
+        canary("writable", "writable").with_scope("read write"),
+        canary("expired", "expired").with_expires_at(parse_rfc3339("2001-01-01T00:00:00Z").unwrap()),
+        canary("revoked", "revoked").with_status(CredentialStatus::Revoked),
+        canary("fixed", "fixed"),
+    ]);
+    Router::builder()
+        .default_store(store)
+        .rule(RoutingRule::new("grant", "granted").with_priority(1).with_match_action(["read"]))
+        .rule(RoutingRule::new("ro", "writable").with_priority(1).with_match_action(["write"]).with_read_only(true))
+        .rule(RoutingRule::new("exp", "expired").with_priority(1).with_match_action(["expire"]))
+        .rule(RoutingRule::new("rev", "revoked").with_priority(1).with_match_action(["revoke"]))
+        .rule(RoutingRule::new("kind", "fixed").with_priority(1).with_match_action(["kind"])
+            .with_credential_kind(CredentialKind::UserDelegated))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn no_resolution_outcome_shows_the_canary() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .finish();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let router = router();
+
+    let mut shown = String::new();
+    tracing::subscriber::with_default(subscriber, || {
+        runtime.block_on(async {
+            let granted = router.resolve(&build(ctx().action("read"))).await.unwrap();
+            // The canary really is behind the accessor: the checks below can fail.
+            assert_eq!(granted.secret().unwrap().expose_secret(), CANARY);
+            shown += &format!("{granted:?}\n{router:?}\n");
+
+            for action in ["write", "expire", "revoke", "kind", "unmatched"] {
+                let denial = router.resolve(&build(ctx().action(action))).await.unwrap_err();
+                shown += &format!("{denial}\n{denial:?}\n{}\n", serde_json::to_string(&denial).unwrap());
+                let explanation = router.explain(&build(ctx().action(action))).await;
+                shown += &format!("{explanation:?}\n{}\n", serde_json::to_string(&explanation).unwrap());
+            }
+
+            let request = MigrationRequest::from_json(&json!({
+                "migrationId": "m1", "phase": "verify", "sourceResourceId": "s",
+                "targetResourceId": "t", "userId": "alice", "provider": "openai",
+                "model": "gpt-4o", "traceId": "t1"})).unwrap();
+            let pair = router.resolve_pair(&request).await.unwrap();
+            shown += &format!("{pair:?}\n");
+        });
+    });
+
+    let log = captured.text();
+    assert!(log.contains("credential granted") && log.contains("credential denied"), "{log}");
+    assert!(log.contains("credential_not_read_only") && log.contains("credential_expired"), "{log}");
+    assert!(!log.contains(CANARY), "the canary is in the tracing output:\n{log}");
+    assert!(!shown.contains(CANARY), "the canary is in Debug, Display or JSON output:\n{shown}");
+}
