@@ -262,9 +262,16 @@ impl<'a> Fields<'a> {
     fn required_str(&mut self, field: &str) -> String {
         match self.get(field) {
             None => self.problem(field, Problem::Missing),
-            Some(Value::String(text)) if text.trim().is_empty() => self.problem(field, Problem::Empty),
+            Some(Value::String(text)) if text.trim().is_empty() => {
+                self.problem(field, Problem::Empty)
+            }
             Some(Value::String(text)) => return text.clone(),
-            Some(_) => self.problem(field, Problem::WrongType { expected: "a string" }),
+            Some(_) => self.problem(
+                field,
+                Problem::WrongType {
+                    expected: "a string",
+                },
+            ),
         }
         String::new()
     }
@@ -276,7 +283,12 @@ impl<'a> Fields<'a> {
             Some(Value::String(text)) if text.trim().is_empty() => None,
             Some(Value::String(text)) => Some(text.clone()),
             Some(_) => {
-                self.problem(field, Problem::WrongType { expected: "a string" });
+                self.problem(
+                    field,
+                    Problem::WrongType {
+                        expected: "a string",
+                    },
+                );
                 None
             }
         }
@@ -289,7 +301,12 @@ impl<'a> Fields<'a> {
         }
         let parsed = text.parse().ok();
         if parsed.is_none() {
-            self.problem(field, Problem::Invalid { reason: expected.into() });
+            self.problem(
+                field,
+                Problem::Invalid {
+                    reason: expected.into(),
+                },
+            );
         }
         parsed
     }
@@ -299,7 +316,12 @@ impl<'a> Fields<'a> {
         match parse_rfc3339(&text) {
             Ok(at) => Some(at),
             Err(err) => {
-                self.problem(field, Problem::Invalid { reason: format!("is {err}") });
+                self.problem(
+                    field,
+                    Problem::Invalid {
+                        reason: format!("is {err}"),
+                    },
+                );
                 None
             }
         }
@@ -310,7 +332,12 @@ impl<'a> Fields<'a> {
             None => None,
             Some(Value::Bool(flag)) => Some(*flag),
             Some(_) => {
-                self.problem(field, Problem::WrongType { expected: "true or false" });
+                self.problem(
+                    field,
+                    Problem::WrongType {
+                        expected: "true or false",
+                    },
+                );
                 None
             }
         }
@@ -384,7 +411,10 @@ pub struct RequestContext {
     /// The trace this request belongs to.
     pub trace_id: String,
     /// When the request was made, as the caller says; `None` means now.
-    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub requested_at: Option<OffsetDateTime>,
     /// The user's session.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -447,7 +477,12 @@ impl RequestContext {
             Some(text) => match text.parse() {
                 Ok(phase) => Some(phase),
                 Err(_) => {
-                    fields.problem("phase", Problem::Invalid { reason: PHASES_EXPECTED.into() });
+                    fields.problem(
+                        "phase",
+                        Problem::Invalid {
+                            reason: PHASES_EXPECTED.into(),
+                        },
+                    );
                     None
                 }
             },
@@ -564,11 +599,17 @@ impl RequestContextBuilder {
         let mut required = |field: &str, value: Option<String>| match value {
             Some(text) if !text.trim().is_empty() => text,
             Some(_) => {
-                problems.push(FieldProblem { field: field.into(), problem: Problem::Empty });
+                problems.push(FieldProblem {
+                    field: field.into(),
+                    problem: Problem::Empty,
+                });
                 String::new()
             }
             None => {
-                problems.push(FieldProblem { field: field.into(), problem: Problem::Missing });
+                problems.push(FieldProblem {
+                    field: field.into(),
+                    problem: Problem::Missing,
+                });
                 String::new()
             }
         };
@@ -579,11 +620,20 @@ impl RequestContextBuilder {
         let action = required("action", self.action);
         let trace_id = required("traceId", self.trace_id);
         let Some(resource_kind) = self.resource_kind else {
-            problems.push(FieldProblem { field: "resourceKind".into(), problem: Problem::Missing });
-            return Err(InvalidInput { what: WHAT, problems });
+            problems.push(FieldProblem {
+                field: "resourceKind".into(),
+                problem: Problem::Missing,
+            });
+            return Err(InvalidInput {
+                what: WHAT,
+                problems,
+            });
         };
         if !problems.is_empty() {
-            return Err(InvalidInput { what: WHAT, problems });
+            return Err(InvalidInput {
+                what: WHAT,
+                problems,
+            });
         }
         Ok(RequestContext {
             user_id,
@@ -651,7 +701,10 @@ pub struct MigrationRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total_batches: Option<u64>,
     /// When the request was made, as the caller says.
-    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub requested_at: Option<OffsetDateTime>,
     /// The user's session.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -787,7 +840,13 @@ mod tests {
     #[test]
     fn nulls_are_absent_and_unknown_keys_ignored() {
         let mut value = body();
-        for key in ["requestedAt", "sessionId", "parentTraceId", "spiffeId", "phase"] {
+        for key in [
+            "requestedAt",
+            "sessionId",
+            "parentTraceId",
+            "spiffeId",
+            "phase",
+        ] {
             value[key] = Value::Null;
         }
         value["somethingNew"] = json!({"nested": true});
@@ -805,7 +864,14 @@ mod tests {
         let fields: Vec<_> = err.problems.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(
             fields,
-            ["userId", "resourceId", "resourceKind", "model", "traceId", "requestedAt"]
+            [
+                "userId",
+                "resourceId",
+                "resourceKind",
+                "model",
+                "traceId",
+                "requestedAt"
+            ]
         );
         assert!(!err.to_string().contains("sk-secret-looking-value"));
         assert!(!err.to_string().contains("public"));
@@ -842,7 +908,11 @@ mod tests {
                 assert_eq!(source.action, "read");
                 assert_eq!(source.resource_id, "src");
                 assert_eq!(target.resource_id, "dst");
-                let expected = if phase.writes() && !dry_run { "write" } else { "read" };
+                let expected = if phase.writes() && !dry_run {
+                    "write"
+                } else {
+                    "read"
+                };
                 assert_eq!(target.action, expected, "{phase} dry_run={dry_run}");
                 for side in [&source, &target] {
                     assert_eq!(side.resource_kind, ResourceKind::Shared);
@@ -863,9 +933,17 @@ mod tests {
         ok["totalBatches"] = json!(3);
         ok["dryRun"] = Value::Null;
         let request = MigrationRequest::from_json(&ok).unwrap();
-        assert_eq!((request.batch_index, request.total_batches, request.dry_run), (Some(0), Some(3), false));
-        for (field, bad) in [("batchIndex", json!(-1)), ("totalBatches", json!(0)),
-                             ("batchIndex", json!(1.5)), ("dryRun", json!("true")), ("phase", json!("deploy"))] {
+        assert_eq!(
+            (request.batch_index, request.total_batches, request.dry_run),
+            (Some(0), Some(3), false)
+        );
+        for (field, bad) in [
+            ("batchIndex", json!(-1)),
+            ("totalBatches", json!(0)),
+            ("batchIndex", json!(1.5)),
+            ("dryRun", json!("true")),
+            ("phase", json!("deploy")),
+        ] {
             let mut value = base.clone();
             value[field] = bad;
             let err = MigrationRequest::from_json(&value).unwrap_err();

@@ -434,7 +434,9 @@ impl Credential {
     pub fn is_expired_at(&self, now: OffsetDateTime, skew: Duration) -> bool {
         match self.expires_at {
             None => false,
-            Some(expires_at) => expires_at <= now.saturating_add(skew.try_into().unwrap_or(time::Duration::MAX)),
+            Some(expires_at) => {
+                expires_at <= now.saturating_add(skew.try_into().unwrap_or(time::Duration::MAX))
+            }
         }
     }
 }
@@ -474,9 +476,8 @@ impl TryFrom<RawCredential> for Credential {
         if raw.id.trim().is_empty() {
             return Err(ConfigError::new("credential", Some("id"), "is empty"));
         }
-        let reference = CredentialRef::new(raw.reference).map_err(|err| {
-            ConfigError::new(&location, Some("ref"), problem_of(err))
-        })?;
+        let reference = CredentialRef::new(raw.reference)
+            .map_err(|err| ConfigError::new(&location, Some("ref"), problem_of(err)))?;
         let time = |field: &str, value: Option<String>| {
             value
                 .map(|text| {
@@ -541,7 +542,10 @@ mod tests {
             "refreshTokenRef":"vault:openai/alice-refresh","rotationIntervalDays":30}"#;
         let credential: Credential = serde_json::from_str(json).unwrap();
         assert_eq!(credential.kind, CredentialKind::UserDelegated);
-        assert_eq!(credential.reference.as_str(), "vault:openai/user-alice-slot");
+        assert_eq!(
+            credential.reference.as_str(),
+            "vault:openai/user-alice-slot"
+        );
         assert_eq!(credential.expires_at.unwrap().year(), 2030);
         assert_eq!(credential.last_rotated.unwrap().hour(), 0);
         let out = serde_json::to_value(credential.with_secret(Secret::new("canary-xyz"))).unwrap();
@@ -553,15 +557,20 @@ mod tests {
 
     #[test]
     fn unparseable_expiry_names_the_credential_and_field() {
-        let json = r#"{"id":"c9","kind":"fixed","status":"active","ref":"r","expiresAt":"next tuesday"}"#;
-        let err = serde_json::from_str::<Credential>(json).unwrap_err().to_string();
+        let json =
+            r#"{"id":"c9","kind":"fixed","status":"active","ref":"r","expiresAt":"next tuesday"}"#;
+        let err = serde_json::from_str::<Credential>(json)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("credential `c9`, field `expiresAt`"), "{err}");
     }
 
     #[test]
     fn missing_status_is_refused_not_assumed_active() {
         let json = r#"{"id":"c1","kind":"fixed","ref":"r"}"#;
-        let err = serde_json::from_str::<Credential>(json).unwrap_err().to_string();
+        let err = serde_json::from_str::<Credential>(json)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("status"), "{err}");
     }
 

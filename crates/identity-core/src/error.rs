@@ -141,7 +141,7 @@ impl Error {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ConfigError {
-    /// The item at fault, e.g. "rule `r1`" or "credentials[3]".
+    /// The item at fault, e.g. "rule `r1`" or "`credentials[3]`".
     pub location: String,
     /// The field at fault, in the configuration's own spelling (e.g. `matchAction`).
     pub field: Option<String>,
@@ -156,7 +156,11 @@ impl ConfigError {
     /// let err = identity_core::ConfigError::new("store `vault`", None, "is not configured");
     /// assert_eq!(err.to_string(), "store `vault`: is not configured");
     /// ```
-    pub fn new(location: impl Into<String>, field: Option<&str>, problem: impl Into<String>) -> Self {
+    pub fn new(
+        location: impl Into<String>,
+        field: Option<&str>,
+        problem: impl Into<String>,
+    ) -> Self {
         Self {
             location: location.into(),
             field: field.map(str::to_owned),

@@ -64,7 +64,9 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for OneOrMany<T> {
                 .collect::<Result<Vec<_>, _>>()
                 .map(Self::Many)
                 .map_err(serde::de::Error::custom),
-            value => T::deserialize(value).map(Self::One).map_err(serde::de::Error::custom),
+            value => T::deserialize(value)
+                .map(Self::One)
+                .map_err(serde::de::Error::custom),
         }
     }
 }
@@ -201,7 +203,9 @@ impl RoutingRule {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.match_action = Some(OneOrMany::Many(actions.into_iter().map(Into::into).collect()));
+        self.match_action = Some(OneOrMany::Many(
+            actions.into_iter().map(Into::into).collect(),
+        ));
         self
     }
 
@@ -264,7 +268,13 @@ fn parse_json_array<T: DeserializeOwned>(what: &str, json: &str) -> Result<Vec<T
     let items: Vec<Value> = match serde_json::from_str(json) {
         Ok(Value::Array(items)) => items,
         Ok(_) => return Err(ConfigError::new(what, None, "must be a JSON array")),
-        Err(err) => return Err(ConfigError::new(what, None, format!("is not valid JSON: {err}"))),
+        Err(err) => {
+            return Err(ConfigError::new(
+                what,
+                None,
+                format!("is not valid JSON: {err}"),
+            ));
+        }
     };
     items
         .into_iter()
@@ -312,9 +322,11 @@ mod tests {
 
     #[test]
     fn bad_input_names_the_rule() {
-        let err = parse_rules_json(r#"[{"id":"ok","credentialRef":"c","priority":1},{"credentialRef":"c"}]"#)
-            .unwrap_err()
-            .to_string();
+        let err = parse_rules_json(
+            r#"[{"id":"ok","credentialRef":"c","priority":1},{"credentialRef":"c"}]"#,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.starts_with("rules[1]:"), "{err}");
         assert!(err.contains("missing field `id`"), "{err}");
         let err = parse_rules_json(r#"[{"id":"r","credentialRef":"c","priority":"high"}]"#)
@@ -325,8 +337,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("rules[0] (`r`)"), "{err}");
-        assert!(parse_rules_json(r#"{"id":"r"}"#).unwrap_err().to_string().contains("JSON array"));
-        assert!(parse_rules_json("[").unwrap_err().to_string().contains("not valid JSON"));
+        assert!(
+            parse_rules_json(r#"{"id":"r"}"#)
+                .unwrap_err()
+                .to_string()
+                .contains("JSON array")
+        );
+        assert!(
+            parse_rules_json("[")
+                .unwrap_err()
+                .to_string()
+                .contains("not valid JSON")
+        );
     }
 
     #[test]

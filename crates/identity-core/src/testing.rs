@@ -5,8 +5,9 @@
 //! suite panics with the name of the failed check and what was wrong, like `assert!` does.
 //!
 //! ```
-//! // identity-memory's tests do, with its store:
-//! // identity_core::testing::run_conformance(&store, "conformance-1").await;
+//! async fn my_backend_conforms(store: &dyn identity_core::CredentialWriter) {
+//!     identity_core::testing::run_conformance(store, "my-backend-run-1").await;
+//! }
 //! ```
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
@@ -39,18 +40,30 @@ fn reference(namespace: &str, name: &str) -> CredentialRef {
     CredentialRef::new(format!("{namespace}-{name}")).expect("the suite's refs are valid")
 }
 
-fn credential(namespace: &str, name: &str, kind: CredentialKind, status: CredentialStatus) -> Credential {
-    Credential::new(format!("{namespace}-id-{name}"), kind, reference(namespace, name).as_str())
-        .expect("the suite's credentials are valid")
-        .with_name(format!("Conformance {name}"))
-        .with_scope("read")
-        .with_status(status)
-        .with_provider("openai")
-        .with_tag("suite", "conformance")
-        .with_secret(Secret::new(format!("{CANARY}-{name}")))
+fn credential(
+    namespace: &str,
+    name: &str,
+    kind: CredentialKind,
+    status: CredentialStatus,
+) -> Credential {
+    Credential::new(
+        format!("{namespace}-id-{name}"),
+        kind,
+        reference(namespace, name).as_str(),
+    )
+    .expect("the suite's credentials are valid")
+    .with_name(format!("Conformance {name}"))
+    .with_scope("read")
+    .with_status(status)
+    .with_provider("openai")
+    .with_tag("suite", "conformance")
+    .with_secret(Secret::new(format!("{CANARY}-{name}")))
 }
 
-fn in_namespace<'a>(namespace: &'a str, credentials: &'a [Credential]) -> impl Iterator<Item = &'a Credential> {
+fn in_namespace<'a>(
+    namespace: &'a str,
+    credentials: &'a [Credential],
+) -> impl Iterator<Item = &'a Credential> {
     let prefix = format!("{namespace}-");
     credentials
         .iter()
@@ -95,19 +108,33 @@ pub async fn run_conformance(store: &dyn CredentialWriter, namespace: &str) {
 /// A credential written is read back with every field and its secret.
 pub async fn put_then_find_round_trips(store: &dyn CredentialWriter, namespace: &str) {
     let check = "put_then_find_round_trips";
-    let mut want = credential(namespace, "round-trip", CredentialKind::UserDelegated, CredentialStatus::Active);
+    let mut want = credential(
+        namespace,
+        "round-trip",
+        CredentialKind::UserDelegated,
+        CredentialStatus::Active,
+    );
     want.expires_at = Some(parse_rfc3339("2031-02-03T04:05:06Z").unwrap());
     want.last_rotated = Some(parse_rfc3339("2026-01-02T03:04:05+02:00").unwrap());
     want = want.with_tag("team", "data platform");
-    store.put(want.clone()).await.unwrap_or_else(|e| panic!("{check}: put: {e}"));
+    store
+        .put(want.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{check}: put: {e}"));
     let got = store
         .find_by_ref(&want.reference, &context())
         .await
         .unwrap_or_else(|e| panic!("{check}: find: {e}"))
         .unwrap_or_else(|| panic!("{check}: the credential written was not found"));
     assert_same_metadata(check, &got, &want);
-    let secret = got.secret.unwrap_or_else(|| panic!("{check}: the secret was not returned"));
-    assert_eq!(secret.expose_secret(), format!("{CANARY}-round-trip"), "{check}: secret");
+    let secret = got
+        .secret
+        .unwrap_or_else(|| panic!("{check}: the secret was not returned"));
+    assert_eq!(
+        secret.expose_secret(),
+        format!("{CANARY}-round-trip"),
+        "{check}: secret"
+    );
 }
 
 /// An unknown ref is `None`, not an error.
@@ -117,16 +144,26 @@ pub async fn find_unknown_is_none(store: &dyn CredentialWriter, namespace: &str)
         .find_by_ref(&reference(namespace, "never-written"), &context())
         .await
         .unwrap_or_else(|e| panic!("{check}: {e}"));
-    assert!(found.is_none(), "{check}: found a credential that was never written");
+    assert!(
+        found.is_none(),
+        "{check}: found a credential that was never written"
+    );
 }
 
 /// The store returns credentials whatever their status; refusing them is the router's job.
 pub async fn find_returns_every_status(store: &dyn CredentialWriter, namespace: &str) {
     let check = "find_returns_every_status";
-    for status in [CredentialStatus::Pending, CredentialStatus::Unclaimed, CredentialStatus::Revoked] {
+    for status in [
+        CredentialStatus::Pending,
+        CredentialStatus::Unclaimed,
+        CredentialStatus::Revoked,
+    ] {
         let name = format!("status-{status}");
         let want = credential(namespace, &name, CredentialKind::Fixed, status);
-        store.put(want.clone()).await.unwrap_or_else(|e| panic!("{check}: put: {e}"));
+        store
+            .put(want.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{check}: put: {e}"));
         let got = store
             .find_by_ref(&want.reference, &context())
             .await
@@ -143,35 +180,70 @@ pub async fn listings_filter_and_omit_secrets(store: &dyn CredentialWriter, name
     let ns = format!("{namespace}-listing");
     let written = [
         credential(&ns, "a", CredentialKind::Fixed, CredentialStatus::Active),
-        credential(&ns, "b", CredentialKind::UserDelegated, CredentialStatus::Active),
+        credential(
+            &ns,
+            "b",
+            CredentialKind::UserDelegated,
+            CredentialStatus::Active,
+        ),
         credential(&ns, "c", CredentialKind::Fixed, CredentialStatus::Revoked),
-        credential(&ns, "d", CredentialKind::UserDelegated, CredentialStatus::Pending),
+        credential(
+            &ns,
+            "d",
+            CredentialKind::UserDelegated,
+            CredentialStatus::Pending,
+        ),
     ];
     for c in &written {
-        store.put(c.clone()).await.unwrap_or_else(|e| panic!("{check}: put: {e}"));
+        store
+            .put(c.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{check}: put: {e}"));
     }
     let refs = |list: &[Credential]| -> BTreeSet<String> {
-        in_namespace(&ns, list).map(|c| c.reference.to_string()).collect()
+        in_namespace(&ns, list)
+            .map(|c| c.reference.to_string())
+            .collect()
     };
     let expect = |names: &[&str]| -> BTreeSet<String> {
-        names.iter().map(|n| reference(&ns, n).to_string()).collect()
+        names
+            .iter()
+            .map(|n| reference(&ns, n).to_string())
+            .collect()
     };
 
-    let active = store.list_active().await.unwrap_or_else(|e| panic!("{check}: list_active: {e}"));
+    let active = store
+        .list_active()
+        .await
+        .unwrap_or_else(|e| panic!("{check}: list_active: {e}"));
     assert_eq!(refs(&active), expect(&["a", "b"]), "{check}: list_active");
     let fixed = store
         .list_by_kind(CredentialKind::Fixed)
         .await
         .unwrap_or_else(|e| panic!("{check}: list_by_kind: {e}"));
-    assert_eq!(refs(&fixed), expect(&["a", "c"]), "{check}: list_by_kind(fixed)");
+    assert_eq!(
+        refs(&fixed),
+        expect(&["a", "c"]),
+        "{check}: list_by_kind(fixed)"
+    );
     let delegated = store
         .list_by_kind(CredentialKind::UserDelegated)
         .await
         .unwrap_or_else(|e| panic!("{check}: list_by_kind: {e}"));
-    assert_eq!(refs(&delegated), expect(&["b", "d"]), "{check}: list_by_kind(user-delegated)");
+    assert_eq!(
+        refs(&delegated),
+        expect(&["b", "d"]),
+        "{check}: list_by_kind(user-delegated)"
+    );
     for listed in in_namespace(&ns, &active).chain(in_namespace(&ns, &fixed)) {
-        assert!(listed.secret.is_none(), "{check}: a listing carried a secret");
-        let want = written.iter().find(|w| w.reference == listed.reference).unwrap();
+        assert!(
+            listed.secret.is_none(),
+            "{check}: a listing carried a secret"
+        );
+        let want = written
+            .iter()
+            .find(|w| w.reference == listed.reference)
+            .unwrap();
         assert_same_metadata(check, listed, want);
     }
 }
@@ -179,13 +251,24 @@ pub async fn listings_filter_and_omit_secrets(store: &dyn CredentialWriter, name
 /// Writing a credential again replaces it, secret included (rotation).
 pub async fn put_replaces(store: &dyn CredentialWriter, namespace: &str) {
     let check = "put_replaces";
-    let first = credential(namespace, "rotated", CredentialKind::Fixed, CredentialStatus::Active);
-    store.put(first.clone()).await.unwrap_or_else(|e| panic!("{check}: put: {e}"));
+    let first = credential(
+        namespace,
+        "rotated",
+        CredentialKind::Fixed,
+        CredentialStatus::Active,
+    );
+    store
+        .put(first.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{check}: put: {e}"));
     let second = first
         .clone()
         .with_scope("read write")
         .with_secret(Secret::new(format!("{CANARY}-rotated-2")));
-    store.put(second.clone()).await.unwrap_or_else(|e| panic!("{check}: put again: {e}"));
+    store
+        .put(second.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{check}: put again: {e}"));
     let got = store
         .find_by_ref(&first.reference, &context())
         .await
@@ -202,28 +285,71 @@ pub async fn put_replaces(store: &dyn CredentialWriter, namespace: &str) {
 /// A deleted credential is gone; deleting it again says there was none.
 pub async fn delete_removes(store: &dyn CredentialWriter, namespace: &str) {
     let check = "delete_removes";
-    let c = credential(namespace, "deleted", CredentialKind::Fixed, CredentialStatus::Active);
-    store.put(c.clone()).await.unwrap_or_else(|e| panic!("{check}: put: {e}"));
-    assert!(store.delete(&c.reference).await.unwrap_or_else(|e| panic!("{check}: delete: {e}")), "{check}: delete reported nothing deleted");
-    let found = store.find_by_ref(&c.reference, &context()).await.unwrap_or_else(|e| panic!("{check}: find: {e}"));
+    let c = credential(
+        namespace,
+        "deleted",
+        CredentialKind::Fixed,
+        CredentialStatus::Active,
+    );
+    store
+        .put(c.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{check}: put: {e}"));
+    assert!(
+        store
+            .delete(&c.reference)
+            .await
+            .unwrap_or_else(|e| panic!("{check}: delete: {e}")),
+        "{check}: delete reported nothing deleted"
+    );
+    let found = store
+        .find_by_ref(&c.reference, &context())
+        .await
+        .unwrap_or_else(|e| panic!("{check}: find: {e}"));
     assert!(found.is_none(), "{check}: still found after delete");
-    assert!(!store.delete(&c.reference).await.unwrap_or_else(|e| panic!("{check}: delete again: {e}")), "{check}: second delete reported a deletion");
-    let active = store.list_active().await.unwrap_or_else(|e| panic!("{check}: list: {e}"));
-    assert!(active.iter().all(|l| l.reference != c.reference), "{check}: still listed after delete");
+    assert!(
+        !store
+            .delete(&c.reference)
+            .await
+            .unwrap_or_else(|e| panic!("{check}: delete again: {e}")),
+        "{check}: second delete reported a deletion"
+    );
+    let active = store
+        .list_active()
+        .await
+        .unwrap_or_else(|e| panic!("{check}: list: {e}"));
+    assert!(
+        active.iter().all(|l| l.reference != c.reference),
+        "{check}: still listed after delete"
+    );
 }
 
 /// Concurrent readers see either the old or the new credential, never an error or a mix.
 pub async fn concurrent_reads_and_writes(store: &dyn CredentialWriter, namespace: &str) {
     let check = "concurrent_reads_and_writes";
-    let base = credential(namespace, "concurrent", CredentialKind::Fixed, CredentialStatus::Active);
-    store.put(base.clone()).await.unwrap_or_else(|e| panic!("{check}: put: {e}"));
+    let base = credential(
+        namespace,
+        "concurrent",
+        CredentialKind::Fixed,
+        CredentialStatus::Active,
+    );
+    store
+        .put(base.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{check}: put: {e}"));
     let ctx = context();
     let writes = (0..8).map(|i| {
-        let c = base.clone().with_scope(format!("scope-{i}")).with_secret(Secret::new(format!("{CANARY}-{i}")));
+        let c = base
+            .clone()
+            .with_scope(format!("scope-{i}"))
+            .with_secret(Secret::new(format!("{CANARY}-{i}")));
         async move { store.put(c).await }
     });
     let reads = (0..32).map(|_| store.find_by_ref(&base.reference, &ctx));
-    let (writes, reads) = futures::join!(futures::future::join_all(writes), futures::future::join_all(reads));
+    let (writes, reads) = futures::join!(
+        futures::future::join_all(writes),
+        futures::future::join_all(reads)
+    );
     for result in writes {
         result.unwrap_or_else(|e| panic!("{check}: concurrent put: {e}"));
     }
@@ -238,28 +364,54 @@ pub async fn concurrent_reads_and_writes(store: &dyn CredentialWriter, namespace
             Some(i) => secret == format!("{CANARY}-{i}"),
             None => got.scope == base.scope && secret == format!("{CANARY}-concurrent"),
         };
-        assert!(pair_ok, "{check}: a reader saw the scope of one write and the secret of another");
+        assert!(
+            pair_ok,
+            "{check}: a reader saw the scope of one write and the secret of another"
+        );
     }
 }
 
 /// The planted canary secret appears in no `Debug` output and no error message.
 pub async fn secrets_stay_out_of_debug_and_errors(store: &dyn CredentialWriter, namespace: &str) {
     let check = "secrets_stay_out_of_debug_and_errors";
-    let c = credential(namespace, "canary", CredentialKind::Fixed, CredentialStatus::Active);
-    store.put(c.clone()).await.unwrap_or_else(|e| panic!("{check}: put: {e}"));
-    let found = store.find_by_ref(&c.reference, &context()).await.unwrap_or_else(|e| panic!("{check}: {e}"));
-    let listed = store.list_active().await.unwrap_or_else(|e| panic!("{check}: {e}"));
+    let c = credential(
+        namespace,
+        "canary",
+        CredentialKind::Fixed,
+        CredentialStatus::Active,
+    );
+    store
+        .put(c.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{check}: put: {e}"));
+    let found = store
+        .find_by_ref(&c.reference, &context())
+        .await
+        .unwrap_or_else(|e| panic!("{check}: {e}"));
+    let listed = store
+        .list_active()
+        .await
+        .unwrap_or_else(|e| panic!("{check}: {e}"));
     let debug = format!("{found:?} {listed:?} {store:?}");
-    assert!(!debug.contains(CANARY), "{check}: the canary secret is in Debug output");
+    assert!(
+        !debug.contains(CANARY),
+        "{check}: the canary secret is in Debug output"
+    );
     let json = serde_json::to_string(&found).unwrap();
-    assert!(!json.contains(CANARY), "{check}: the canary secret is in the JSON form");
+    assert!(
+        !json.contains(CANARY),
+        "{check}: the canary secret is in the JSON form"
+    );
     let err = store
         .release(&c.reference, "conformance-nobody")
         .await
         .err()
         .map(|e| format!("{e} {e:?}"))
         .unwrap_or_default();
-    assert!(!err.contains(CANARY), "{check}: the canary secret is in an error");
+    assert!(
+        !err.contains(CANARY),
+        "{check}: the canary secret is in an error"
+    );
 }
 
 /// Without leases, both lease calls answer `NotSupported`.
@@ -267,62 +419,159 @@ pub async fn leases_are_not_supported(store: &dyn CredentialWriter, namespace: &
     let check = "leases_are_not_supported";
     let r = reference(namespace, "no-lease");
     let reserve = store.reserve(&r, "m1", Duration::from_secs(60)).await;
-    assert!(matches!(reserve, Err(Error::NotSupported { .. })), "{check}: reserve gave {reserve:?}");
+    assert!(
+        matches!(reserve, Err(Error::NotSupported { .. })),
+        "{check}: reserve gave {reserve:?}"
+    );
     let release = store.release(&r, "m1").await;
-    assert!(matches!(release, Err(Error::NotSupported { .. })), "{check}: release gave {release:?}");
+    assert!(
+        matches!(release, Err(Error::NotSupported { .. })),
+        "{check}: release gave {release:?}"
+    );
 }
 
 /// A lease excludes other migrations, the holder may renew it, and a release frees it.
 pub async fn leases_are_exclusive(store: &dyn CredentialWriter, namespace: &str) {
     let check = "leases_are_exclusive";
-    let c = credential(namespace, "leased", CredentialKind::Fixed, CredentialStatus::Active);
-    store.put(c.clone()).await.unwrap_or_else(|e| panic!("{check}: put: {e}"));
+    let c = credential(
+        namespace,
+        "leased",
+        CredentialKind::Fixed,
+        CredentialStatus::Active,
+    );
+    store
+        .put(c.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{check}: put: {e}"));
     let r = &c.reference;
     let ttl = Duration::from_secs(60);
     let reserve = |m: &'static str| store.reserve(r, m, ttl);
-    assert!(reserve("m1").await.unwrap_or_else(|e| panic!("{check}: {e}")), "{check}: first reserve lost");
-    assert!(!reserve("m2").await.unwrap_or_else(|e| panic!("{check}: {e}")), "{check}: a second migration took a held lease");
-    assert!(reserve("m1").await.unwrap_or_else(|e| panic!("{check}: {e}")), "{check}: the holder could not renew");
-    store.release(r, "m1").await.unwrap_or_else(|e| panic!("{check}: release: {e}"));
-    assert!(reserve("m2").await.unwrap_or_else(|e| panic!("{check}: {e}")), "{check}: a released lease could not be taken");
-    store.release(r, "m2").await.unwrap_or_else(|e| panic!("{check}: release: {e}"));
-    store.release(r, "m2").await.unwrap_or_else(|e| panic!("{check}: releasing a free lease failed: {e}"));
+    assert!(
+        reserve("m1")
+            .await
+            .unwrap_or_else(|e| panic!("{check}: {e}")),
+        "{check}: first reserve lost"
+    );
+    assert!(
+        !reserve("m2")
+            .await
+            .unwrap_or_else(|e| panic!("{check}: {e}")),
+        "{check}: a second migration took a held lease"
+    );
+    assert!(
+        reserve("m1")
+            .await
+            .unwrap_or_else(|e| panic!("{check}: {e}")),
+        "{check}: the holder could not renew"
+    );
+    store
+        .release(r, "m1")
+        .await
+        .unwrap_or_else(|e| panic!("{check}: release: {e}"));
+    assert!(
+        reserve("m2")
+            .await
+            .unwrap_or_else(|e| panic!("{check}: {e}")),
+        "{check}: a released lease could not be taken"
+    );
+    store
+        .release(r, "m2")
+        .await
+        .unwrap_or_else(|e| panic!("{check}: release: {e}"));
+    store
+        .release(r, "m2")
+        .await
+        .unwrap_or_else(|e| panic!("{check}: releasing a free lease failed: {e}"));
 }
 
 /// Only the holder may release a lease.
 pub async fn lease_release_by_non_owner_is_refused(store: &dyn CredentialWriter, namespace: &str) {
     let check = "lease_release_by_non_owner_is_refused";
     let r = reference(namespace, "owned-lease");
-    assert!(store.reserve(&r, "owner", Duration::from_secs(60)).await.unwrap_or_else(|e| panic!("{check}: {e}")));
+    assert!(
+        store
+            .reserve(&r, "owner", Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|e| panic!("{check}: {e}"))
+    );
     let stolen = store.release(&r, "intruder").await;
-    assert!(matches!(stolen, Err(Error::LeaseHeld { .. })), "{check}: release by a non-owner gave {stolen:?}");
-    assert!(!store.reserve(&r, "intruder", Duration::from_secs(60)).await.unwrap_or_else(|e| panic!("{check}: {e}")), "{check}: the refused release freed the lease");
-    store.release(&r, "owner").await.unwrap_or_else(|e| panic!("{check}: {e}"));
+    assert!(
+        matches!(stolen, Err(Error::LeaseHeld { .. })),
+        "{check}: release by a non-owner gave {stolen:?}"
+    );
+    assert!(
+        !store
+            .reserve(&r, "intruder", Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|e| panic!("{check}: {e}")),
+        "{check}: the refused release freed the lease"
+    );
+    store
+        .release(&r, "owner")
+        .await
+        .unwrap_or_else(|e| panic!("{check}: {e}"));
 }
 
 /// A lease not renewed lapses after its TTL.
 pub async fn leases_expire(store: &dyn CredentialWriter, namespace: &str) {
     let check = "leases_expire";
     let r = reference(namespace, "short-lease");
-    assert!(store.reserve(&r, "m1", Duration::from_secs(1)).await.unwrap_or_else(|e| panic!("{check}: {e}")));
-    assert!(!store.reserve(&r, "m2", Duration::from_secs(1)).await.unwrap_or_else(|e| panic!("{check}: {e}")));
+    assert!(
+        store
+            .reserve(&r, "m1", Duration::from_secs(1))
+            .await
+            .unwrap_or_else(|e| panic!("{check}: {e}"))
+    );
+    assert!(
+        !store
+            .reserve(&r, "m2", Duration::from_secs(1))
+            .await
+            .unwrap_or_else(|e| panic!("{check}: {e}"))
+    );
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert!(store.reserve(&r, "m2", Duration::from_secs(60)).await.unwrap_or_else(|e| panic!("{check}: {e}")), "{check}: an expired lease still excluded others");
-    store.release(&r, "m2").await.unwrap_or_else(|e| panic!("{check}: {e}"));
+    assert!(
+        store
+            .reserve(&r, "m2", Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|e| panic!("{check}: {e}")),
+        "{check}: an expired lease still excluded others"
+    );
+    store
+        .release(&r, "m2")
+        .await
+        .unwrap_or_else(|e| panic!("{check}: {e}"));
 }
 
 /// `contenders` concurrent reservations of one ref by different migrations: exactly one wins.
-pub async fn concurrent_reservations_have_one_winner(store: &dyn CredentialWriter, namespace: &str, contenders: usize) {
+pub async fn concurrent_reservations_have_one_winner(
+    store: &dyn CredentialWriter,
+    namespace: &str,
+    contenders: usize,
+) {
     let check = "concurrent_reservations_have_one_winner";
     let r = Arc::new(reference(namespace, "contended-lease"));
     let ids: Vec<String> = (0..contenders).map(|i| format!("migration-{i}")).collect();
-    let attempts = ids.iter().map(|id| store.reserve(&r, id, Duration::from_secs(60)));
+    let attempts = ids
+        .iter()
+        .map(|id| store.reserve(&r, id, Duration::from_secs(60)));
     let results = futures::future::join_all(attempts).await;
     let winners: Vec<&String> = results
         .into_iter()
         .zip(&ids)
-        .filter_map(|(result, id)| result.unwrap_or_else(|e| panic!("{check}: {e}")).then_some(id))
+        .filter_map(|(result, id)| {
+            result
+                .unwrap_or_else(|e| panic!("{check}: {e}"))
+                .then_some(id)
+        })
         .collect();
-    assert_eq!(winners.len(), 1, "{check}: {} winners out of {contenders}", winners.len());
-    store.release(&r, winners[0]).await.unwrap_or_else(|e| panic!("{check}: {e}"));
+    assert_eq!(
+        winners.len(),
+        1,
+        "{check}: {} winners out of {contenders}",
+        winners.len()
+    );
+    store
+        .release(&r, winners[0])
+        .await
+        .unwrap_or_else(|e| panic!("{check}: {e}"));
 }

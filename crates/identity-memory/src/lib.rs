@@ -114,7 +114,8 @@ impl MemoryCredentialStore {
     /// # Ok::<(), identity_core::Error>(())
     /// ```
     pub fn insert(&self, credential: Credential) -> Option<Credential> {
-        self.write().insert(credential.reference.clone(), credential)
+        self.write()
+            .insert(credential.reference.clone(), credential)
     }
 
     /// Removes the credential in slot `reference`; returns it.
@@ -152,11 +153,15 @@ impl MemoryCredentialStore {
     // A panic while holding the lock cannot leave the map half-written (every write is a single
     // `insert` or `remove`), so a poisoned lock is safe to keep using.
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<CredentialRef, Credential>> {
-        self.credentials.read().unwrap_or_else(PoisonError::into_inner)
+        self.credentials
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<CredentialRef, Credential>> {
-        self.credentials.write().unwrap_or_else(PoisonError::into_inner)
+        self.credentials
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn listing(&self, keep: impl Fn(&Credential) -> bool) -> Vec<Credential> {
@@ -175,7 +180,9 @@ impl fmt::Debug for MemoryCredentialStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut refs: Vec<String> = self.read().keys().map(ToString::to_string).collect();
         refs.sort();
-        f.debug_struct("MemoryCredentialStore").field("refs", &refs).finish_non_exhaustive()
+        f.debug_struct("MemoryCredentialStore")
+            .field("refs", &refs)
+            .finish_non_exhaustive()
     }
 }
 

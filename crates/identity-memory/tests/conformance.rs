@@ -1,4 +1,5 @@
 //! The store conformance suite, against the concrete store and behind `Arc<dyn CredentialStore>`.
+#![allow(clippy::unwrap_used, reason = "a panic in a test is a failed test")]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,8 +29,13 @@ async fn arc_dyn_store_passes_the_suite() {
 fn duplicate_refs_are_a_configuration_error_naming_both() {
     let a = Credential::new("cred-a", CredentialKind::Fixed, "slot").unwrap();
     let b = Credential::new("cred-b", CredentialKind::Fixed, "slot").unwrap();
-    let err = MemoryCredentialStore::from_credentials([a, b]).unwrap_err().to_string();
-    assert!(err.contains("cred-a") && err.contains("cred-b") && err.contains("ref"), "{err}");
+    let err = MemoryCredentialStore::from_credentials([a, b])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cred-a") && err.contains("cred-b") && err.contains("ref"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -37,7 +43,19 @@ async fn lease_arguments_are_checked() {
     let store = MemoryCredentialStore::new();
     let r = CredentialRef::new("slot").unwrap();
     let zero = store.reserve(&r, "m1", Duration::ZERO).await;
-    assert!(matches!(zero, Err(Error::InvalidArgument { argument: "lease ttl", .. })));
+    assert!(matches!(
+        zero,
+        Err(Error::InvalidArgument {
+            argument: "lease ttl",
+            ..
+        })
+    ));
     let empty = store.reserve(&r, " ", Duration::from_secs(1)).await;
-    assert!(matches!(empty, Err(Error::InvalidArgument { argument: "migration id", .. })));
+    assert!(matches!(
+        empty,
+        Err(Error::InvalidArgument {
+            argument: "migration id",
+            ..
+        })
+    ));
 }

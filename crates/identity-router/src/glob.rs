@@ -25,7 +25,10 @@ impl Glob {
             ));
         }
         if pattern.contains("**") {
-            return Err("`**` has no meaning here; a single `*` already matches any run of characters".into());
+            return Err(
+                "`**` has no meaning here; a single `*` already matches any run of characters"
+                    .into(),
+            );
         }
         Ok(Self {
             pieces: pattern.split('*').map(Box::from).collect(),
@@ -54,7 +57,7 @@ impl Glob {
         let Some(end) = rest.len().checked_sub(last.len()) else {
             return false;
         };
-        if !rest.is_char_boundary(end) || &rest[end..] != &**last {
+        if !rest.is_char_boundary(end) || rest[end..] != **last {
             return false;
         }
         rest = &rest[..end];
@@ -97,7 +100,11 @@ mod tests {
             ("*ü", "ü", true),
         ];
         for (pattern, text, want) in cases {
-            assert_eq!(Glob::new(pattern).unwrap().matches(text), want, "{pattern} vs {text}");
+            assert_eq!(
+                Glob::new(pattern).unwrap().matches(text),
+                want,
+                "{pattern} vs {text}"
+            );
         }
     }
 

@@ -34,7 +34,7 @@ enum Dim {
 
 impl Dim {
     /// The context's value for this field, or `None` when the context cannot match the shape.
-    fn value<'c>(self, ctx: &'c RequestContext) -> Option<&'c str> {
+    fn value(self, ctx: &RequestContext) -> Option<&str> {
         match self {
             Self::UserId => Some(&ctx.user_id),
             Self::ResourceKind => Some(ctx.resource_kind.as_str()),
@@ -192,13 +192,20 @@ fn key_fields(rule: &CompiledRule) -> Vec<(Dim, Vec<Box<str>>)> {
         fields.push((Dim::Action, actions.to_vec()));
     }
     if let Some(phases) = &rule.phases {
-        fields.push((Dim::Phase, phases.iter().map(|p| p.as_str().into()).collect()));
+        fields.push((
+            Dim::Phase,
+            phases.iter().map(|p| p.as_str().into()).collect(),
+        ));
     }
     if let Some(spiffe) = &rule.spiffe_id {
         fields.push((Dim::SpiffeId, vec![spiffe.clone()]));
     }
     for (glob, exact, prefix) in [
-        (&rule.resource_id, Dim::ResourceId, Dim::ResourceIdPrefix as fn(usize) -> Dim),
+        (
+            &rule.resource_id,
+            Dim::ResourceId,
+            Dim::ResourceIdPrefix as fn(usize) -> Dim,
+        ),
         (&rule.model, Dim::Model, Dim::ModelPrefix),
     ] {
         let Some(glob) = glob else { continue };

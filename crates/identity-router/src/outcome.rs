@@ -174,19 +174,32 @@ impl fmt::Display for DenialReason {
             Self::CredentialNotFound { credential_ref } => {
                 write!(f, "credential `{credential_ref}` was not found")
             }
-            Self::NotActive { credential_id, status } => {
+            Self::NotActive {
+                credential_id,
+                status,
+            } => {
                 write!(f, "credential `{credential_id}` is {status}, not active")
             }
-            Self::Expired { credential_id, expires_at } => write!(
+            Self::Expired {
+                credential_id,
+                expires_at,
+            } => write!(
                 f,
                 "credential `{credential_id}` expired at {}",
                 format_rfc3339(*expires_at)
             ),
-            Self::NotReadOnly { credential_id, scope } => write!(
+            Self::NotReadOnly {
+                credential_id,
+                scope,
+            } => write!(
                 f,
                 "the rule requires a read-only credential and `{credential_id}` can write (scope `{scope}`)"
             ),
-            Self::KindMismatch { credential_id, expected, actual } => write!(
+            Self::KindMismatch {
+                credential_id,
+                expected,
+                actual,
+            } => write!(
                 f,
                 "the rule expects a {expected} credential and `{credential_id}` is {actual}"
             ),

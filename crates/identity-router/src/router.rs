@@ -57,7 +57,10 @@ impl fmt::Debug for Router {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Router")
             .field("rules", &self.rules.len())
-            .field("stores", &self.stores.iter().map(|(name, _)| name).collect::<Vec<_>>())
+            .field(
+                "stores",
+                &self.stores.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+            )
             .field("fall_through", &self.fall_through)
             .field("clock_skew", &self.clock_skew)
             .field("matching", &self.matching)
@@ -103,7 +106,10 @@ impl fmt::Debug for RouterBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RouterBuilder")
             .field("rules", &self.rules.len())
-            .field("stores", &self.stores.iter().map(|(name, _)| name).collect::<Vec<_>>())
+            .field(
+                "stores",
+                &self.stores.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -234,10 +240,15 @@ impl RouterBuilder {
         let default_store = names.get(DEFAULT_STORE).copied();
         if u32::try_from(self.rules.len()).is_err() {
             return Err(BuildError {
-                errors: vec![ConfigError::new("rules", None, "more than 4294967295 rules")],
+                errors: vec![ConfigError::new(
+                    "rules",
+                    None,
+                    "more than 4294967295 rules",
+                )],
             });
         }
-        let rules = compile(self.rules, &names, default_store).map_err(|errors| BuildError { errors })?;
+        let rules =
+            compile(self.rules, &names, default_store).map_err(|errors| BuildError { errors })?;
         let index = RuleIndex::new(&rules);
         Ok(Router {
             rules,
@@ -301,7 +312,9 @@ impl Router {
     /// assert_eq!(router.stores().next().unwrap().0, "default");
     /// ```
     pub fn stores(&self) -> impl Iterator<Item = (&str, &Arc<dyn CredentialStore>)> {
-        self.stores.iter().map(|(name, store)| (name.as_str(), store))
+        self.stores
+            .iter()
+            .map(|(name, store)| (name.as_str(), store))
     }
 
     /// The id of the first rule matching `ctx`, without asking any store.
@@ -368,7 +381,11 @@ impl Router {
             let Some(position) = self.first_match(ctx, after) else {
                 return Err(match fell_through.pop() {
                     // Every matching rule was tried: report the last one, with the others.
-                    Some((rule_id, reason)) => Denial { reason, rule_id: Some(rule_id), fell_through },
+                    Some((rule_id, reason)) => Denial {
+                        reason,
+                        rule_id: Some(rule_id),
+                        fell_through,
+                    },
                     None => Denial::no_matching_rule(),
                 });
             };
@@ -428,13 +445,13 @@ impl Router {
                 actual: credential.kind,
             });
         }
-        if let Some(expires_at) = credential.expires_at {
-            if credential.is_expired_at((self.clock)(), self.clock_skew) {
-                return Some(DenialReason::Expired {
-                    credential_id: credential.id.clone(),
-                    expires_at,
-                });
-            }
+        if let Some(expires_at) = credential.expires_at
+            && credential.is_expired_at((self.clock)(), self.clock_skew)
+        {
+            return Some(DenialReason::Expired {
+                credential_id: credential.id.clone(),
+                expires_at,
+            });
         }
         if rule.read_only && !is_read_only(&credential.scope) {
             return Some(DenialReason::NotReadOnly {
@@ -465,7 +482,10 @@ impl Router {
     /// # });
     /// # Ok::<(), identity_core::Error>(())
     /// ```
-    pub async fn resolve_pair(&self, request: &MigrationRequest) -> Result<ResolvedPair, PairDenial> {
+    pub async fn resolve_pair(
+        &self,
+        request: &MigrationRequest,
+    ) -> Result<ResolvedPair, PairDenial> {
         let source_ctx = request.source_context();
         let target_ctx = request.target_context();
         let (source, target) = futures::join!(self.resolve(&source_ctx), self.resolve(&target_ctx));

@@ -63,7 +63,10 @@ impl CompiledRule {
                 .spiffe_id
                 .as_deref()
                 .is_none_or(|v| ctx.spiffe_id.as_deref() == Some(v))
-            && self.resource_id.as_ref().is_none_or(|g| g.matches(&ctx.resource_id))
+            && self
+                .resource_id
+                .as_ref()
+                .is_none_or(|g| g.matches(&ctx.resource_id))
             && self.model.as_ref().is_none_or(|g| g.matches(&ctx.model))
     }
 
@@ -80,27 +83,70 @@ impl CompiledRule {
                 });
             }
         };
-        let list = |values: &Option<OneOrMany<String>>| values.as_ref().map(|v| v.as_slice().join(", "));
-        check("matchUserId", rule.match_user_id.clone(), Some(&ctx.user_id),
-              self.user_id.as_deref().is_none_or(|v| v == ctx.user_id));
-        check("matchResourceKind", rule.match_resource_kind.map(|k| k.to_string()),
-              Some(ctx.resource_kind.as_str()), self.resource_kind.is_none_or(|v| v == ctx.resource_kind));
-        check("matchProvider", rule.match_provider.clone(), Some(&ctx.provider),
-              self.provider.as_deref().is_none_or(|v| v == ctx.provider));
-        check("matchAction", list(&rule.match_action), Some(&ctx.action),
-              self.actions.as_deref().is_none_or(|vs| vs.iter().any(|v| **v == *ctx.action)));
+        let list =
+            |values: &Option<OneOrMany<String>>| values.as_ref().map(|v| v.as_slice().join(", "));
+        check(
+            "matchUserId",
+            rule.match_user_id.clone(),
+            Some(&ctx.user_id),
+            self.user_id.as_deref().is_none_or(|v| v == ctx.user_id),
+        );
+        check(
+            "matchResourceKind",
+            rule.match_resource_kind.map(|k| k.to_string()),
+            Some(ctx.resource_kind.as_str()),
+            self.resource_kind.is_none_or(|v| v == ctx.resource_kind),
+        );
+        check(
+            "matchProvider",
+            rule.match_provider.clone(),
+            Some(&ctx.provider),
+            self.provider.as_deref().is_none_or(|v| v == ctx.provider),
+        );
+        check(
+            "matchAction",
+            list(&rule.match_action),
+            Some(&ctx.action),
+            self.actions
+                .as_deref()
+                .is_none_or(|vs| vs.iter().any(|v| **v == *ctx.action)),
+        );
         check(
             "matchPhase",
-            rule.match_phase.as_ref().map(|p| p.as_slice().iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")),
+            rule.match_phase.as_ref().map(|p| {
+                p.as_slice()
+                    .iter()
+                    .map(|p| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }),
             ctx.phase.map(MigrationPhase::as_str),
-            self.phases.as_deref().is_none_or(|vs| ctx.phase.is_some_and(|p| vs.contains(&p))),
+            self.phases
+                .as_deref()
+                .is_none_or(|vs| ctx.phase.is_some_and(|p| vs.contains(&p))),
         );
-        check("matchSpiffeId", rule.match_spiffe_id.clone(), ctx.spiffe_id.as_deref(),
-              self.spiffe_id.as_deref().is_none_or(|v| ctx.spiffe_id.as_deref() == Some(v)));
-        check("matchResourceId", rule.match_resource_id.clone(), Some(&ctx.resource_id),
-              self.resource_id.as_ref().is_none_or(|g| g.matches(&ctx.resource_id)));
-        check("matchModel", rule.match_model.clone(), Some(&ctx.model),
-              self.model.as_ref().is_none_or(|g| g.matches(&ctx.model)));
+        check(
+            "matchSpiffeId",
+            rule.match_spiffe_id.clone(),
+            ctx.spiffe_id.as_deref(),
+            self.spiffe_id
+                .as_deref()
+                .is_none_or(|v| ctx.spiffe_id.as_deref() == Some(v)),
+        );
+        check(
+            "matchResourceId",
+            rule.match_resource_id.clone(),
+            Some(&ctx.resource_id),
+            self.resource_id
+                .as_ref()
+                .is_none_or(|g| g.matches(&ctx.resource_id)),
+        );
+        check(
+            "matchModel",
+            rule.match_model.clone(),
+            Some(&ctx.model),
+            self.model.as_ref().is_none_or(|g| g.matches(&ctx.model)),
+        );
         out
     }
 }
@@ -127,13 +173,19 @@ pub(crate) fn compile(
         if rule.id.trim().is_empty() {
             problem(Some("id"), "is empty".into());
         } else if let Some(first) = seen.insert(rule.id.clone(), index) {
-            problem(Some("id"), format!("is used by rules[{first}] and rules[{index}]; rule ids must be unique"));
+            problem(
+                Some("id"),
+                format!("is used by rules[{first}] and rules[{index}]; rule ids must be unique"),
+            );
         }
         let credential_ref = CredentialRef::new(rule.credential_ref.clone())
             .map_err(|err| problem(Some("credentialRef"), describe(err)))
             .ok();
         if rule.priority.is_none() {
-            problem(Some("priority"), "is missing; every rule needs one (higher wins)".into());
+            problem(
+                Some("priority"),
+                "is missing; every rule needs one (higher wins)".into(),
+            );
         }
         let store = match &rule.store {
             Some(name) => match stores.get(name) {
@@ -141,13 +193,22 @@ pub(crate) fn compile(
                 None => {
                     let mut known: Vec<&str> = stores.keys().map(String::as_str).collect();
                     known.sort_unstable();
-                    problem(Some("store"), format!("names store `{name}`, which is not configured (configured: {})", known.join(", ")));
+                    problem(
+                        Some("store"),
+                        format!(
+                            "names store `{name}`, which is not configured (configured: {})",
+                            known.join(", ")
+                        ),
+                    );
                     None
                 }
             },
             None => {
                 if default_store.is_none() {
-                    problem(Some("store"), "is absent and the router has no default store".into());
+                    problem(
+                        Some("store"),
+                        "is absent and the router has no default store".into(),
+                    );
                 }
                 default_store
             }
@@ -155,7 +216,10 @@ pub(crate) fn compile(
         let mut text = |field: &str, value: &Option<String>| -> Option<Box<str>> {
             let value = value.as_deref()?;
             if value.trim().is_empty() {
-                problem(Some(field), "is empty; remove the field to match anything".into());
+                problem(
+                    Some(field),
+                    "is empty; remove the field to match anything".into(),
+                );
                 return None;
             }
             Some(value.into())
@@ -173,7 +237,11 @@ pub(crate) fn compile(
         let actions = match &rule.match_action {
             None => None,
             Some(list) if list.as_slice().is_empty() => {
-                problem(Some("matchAction"), "is an empty list, which would match nothing; remove it to match any action".into());
+                problem(
+                    Some("matchAction"),
+                    "is an empty list, which would match nothing; remove it to match any action"
+                        .into(),
+                );
                 None
             }
             Some(list) if list.as_slice().iter().any(|a| a.trim().is_empty()) => {
@@ -181,7 +249,8 @@ pub(crate) fn compile(
                 None
             }
             Some(list) => {
-                let mut actions: Vec<Box<str>> = list.as_slice().iter().map(|a| a.as_str().into()).collect();
+                let mut actions: Vec<Box<str>> =
+                    list.as_slice().iter().map(|a| a.as_str().into()).collect();
                 actions.sort_unstable();
                 actions.dedup();
                 Some(actions.into_boxed_slice())
@@ -190,7 +259,11 @@ pub(crate) fn compile(
         let phases = match &rule.match_phase {
             None => None,
             Some(list) if list.as_slice().is_empty() => {
-                problem(Some("matchPhase"), "is an empty list, which would match nothing; remove it to match any phase".into());
+                problem(
+                    Some("matchPhase"),
+                    "is an empty list, which would match nothing; remove it to match any phase"
+                        .into(),
+                );
                 None
             }
             Some(list) => {
@@ -200,7 +273,9 @@ pub(crate) fn compile(
                 Some(phases.into_boxed_slice())
             }
         };
-        if let (Some(credential_ref), Some(priority), Some(store)) = (credential_ref, rule.priority, store) {
+        if let (Some(credential_ref), Some(priority), Some(store)) =
+            (credential_ref, rule.priority, store)
+        {
             compiled.push(CompiledRule {
                 id: rule.id.as_str().into(),
                 priority,
@@ -224,7 +299,7 @@ pub(crate) fn compile(
         return Err(errors);
     }
     // A stable sort keeps declaration order among equal priorities.
-    compiled.sort_by(|a, b| b.priority.cmp(&a.priority));
+    compiled.sort_by_key(|rule| std::cmp::Reverse(rule.priority));
     Ok(compiled)
 }
 

@@ -7,8 +7,24 @@
 
 const READ_WORDS: &[&str] = &["read", "reads", "readonly", "read-only", "ro"];
 const WRITE_WORDS: &[&str] = &[
-    "write", "writes", "readwrite", "read-write", "rw", "admin", "delete", "manage", "owner",
-    "full", "all", "*", "create", "update", "modify", "edit", "put", "post",
+    "write",
+    "writes",
+    "readwrite",
+    "read-write",
+    "rw",
+    "admin",
+    "delete",
+    "manage",
+    "owner",
+    "full",
+    "all",
+    "*",
+    "create",
+    "update",
+    "modify",
+    "edit",
+    "put",
+    "post",
 ];
 
 fn words(scope: &str) -> impl Iterator<Item = String> + '_ {
@@ -37,7 +53,14 @@ mod tests {
 
     #[test]
     fn read_only_scopes_pass() {
-        for scope in ["read", "Read-only replica", "crm:read", "repo:read, issues:read", "RO", "db.readonly"] {
+        for scope in [
+            "read",
+            "Read-only replica",
+            "crm:read",
+            "repo:read, issues:read",
+            "RO",
+            "db.readonly",
+        ] {
             assert!(is_read_only(scope), "{scope}");
         }
     }

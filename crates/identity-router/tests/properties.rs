@@ -2,6 +2,11 @@
 //!
 //! The naive scan here is written independently of the router (its own matcher, its own glob
 //! matching by backtracking), so that it checks the router's compilation as well as its index.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a panic in a test is a failed test"
+)]
 
 mod common;
 
@@ -18,7 +23,17 @@ const PROVIDERS: &[&str] = &["openai", "anthropic", "local"];
 const ACTIONS: &[&str] = &["read", "write", "delete"];
 const SPIFFE: &[&str] = &["spiffe://a/x", "spiffe://a/y"];
 const RESOURCE_IDS: &[&str] = &["r0", "r1", "db-eu", "db-us", "x-prod", "db-eu-prod", "é-1"];
-const RESOURCE_GLOBS: &[&str] = &["r0", "db-*", "*-prod", "db-*-prod", "*", "r*1", "x*", "é*", "db-eu"];
+const RESOURCE_GLOBS: &[&str] = &[
+    "r0",
+    "db-*",
+    "*-prod",
+    "db-*-prod",
+    "*",
+    "r*1",
+    "x*",
+    "é*",
+    "db-eu",
+];
 const MODELS: &[&str] = &["gpt-4o", "gpt-4", "o1", "claude-3", "m"];
 const MODEL_GLOBS: &[&str] = &["gpt-4*", "gpt-4o", "*", "claude*", "*o", "o1"];
 const REFS: &[&str] = &["a", "b", "missing"];
@@ -58,21 +73,28 @@ fn rule_body() -> impl Strategy<Value = RoutingRule> {
             any::<bool>(),
         ),
     )
-        .prop_map(|((user, kind, provider, action), (phase, spiffe, resource, model, credential_ref, read_only))| {
-            let mut rule = RoutingRule::new("", credential_ref).with_read_only(read_only);
-            rule.match_user_id = user.map(str::to_owned);
-            rule.match_resource_kind = kind;
-            rule.match_provider = provider.map(str::to_owned);
-            rule.match_action = action.map(|a| match a {
-                OneOrMany::One(a) => OneOrMany::One(a.to_owned()),
-                OneOrMany::Many(v) => OneOrMany::Many(v.into_iter().map(str::to_owned).collect()),
-            });
-            rule.match_phase = phase;
-            rule.match_spiffe_id = spiffe.map(str::to_owned);
-            rule.match_resource_id = resource.map(str::to_owned);
-            rule.match_model = model.map(str::to_owned);
-            rule
-        })
+        .prop_map(
+            |(
+                (user, kind, provider, action),
+                (phase, spiffe, resource, model, credential_ref, read_only),
+            )| {
+                let mut rule = RoutingRule::new("", credential_ref).with_read_only(read_only);
+                rule.match_user_id = user.map(str::to_owned);
+                rule.match_resource_kind = kind;
+                rule.match_provider = provider.map(str::to_owned);
+                rule.match_action = action.map(|a| match a {
+                    OneOrMany::One(a) => OneOrMany::One(a.to_owned()),
+                    OneOrMany::Many(v) => {
+                        OneOrMany::Many(v.into_iter().map(str::to_owned).collect())
+                    }
+                });
+                rule.match_phase = phase;
+                rule.match_spiffe_id = spiffe.map(str::to_owned);
+                rule.match_resource_id = resource.map(str::to_owned);
+                rule.match_model = model.map(str::to_owned);
+                rule
+            },
+        )
 }
 
 fn rules(max: usize, priorities: std::ops::Range<i64>) -> impl Strategy<Value = Vec<RoutingRule>> {
@@ -99,22 +121,24 @@ fn context() -> impl Strategy<Value = RequestContext> {
             select(MODELS),
         ),
     )
-        .prop_map(|((user, kind, provider, action), (phase, spiffe, resource, model))| {
-            let mut builder = ctx()
-                .user_id(user)
-                .resource_kind(kind)
-                .provider(provider)
-                .action(action)
-                .resource_id(resource)
-                .model(model);
-            if let Some(phase) = phase {
-                builder = builder.phase(phase);
-            }
-            if let Some(spiffe) = spiffe {
-                builder = builder.spiffe_id(spiffe);
-            }
-            build(builder)
-        })
+        .prop_map(
+            |((user, kind, provider, action), (phase, spiffe, resource, model))| {
+                let mut builder = ctx()
+                    .user_id(user)
+                    .resource_kind(kind)
+                    .provider(provider)
+                    .action(action)
+                    .resource_id(resource)
+                    .model(model);
+                if let Some(phase) = phase {
+                    builder = builder.phase(phase);
+                }
+                if let Some(spiffe) = spiffe {
+                    builder = builder.spiffe_id(spiffe);
+                }
+                build(builder)
+            },
+        )
 }
 
 /// Glob matching by backtracking: a different algorithm from the router's.
@@ -127,14 +151,27 @@ fn glob(pattern: &[char], text: &[char]) -> bool {
 }
 
 fn glob_str(pattern: &str, text: &str) -> bool {
-    glob(&pattern.chars().collect::<Vec<_>>(), &text.chars().collect::<Vec<_>>())
+    glob(
+        &pattern.chars().collect::<Vec<_>>(),
+        &text.chars().collect::<Vec<_>>(),
+    )
 }
 
 fn naive_matches(rule: &RoutingRule, ctx: &RequestContext) -> bool {
-    rule.match_user_id.as_ref().is_none_or(|v| *v == ctx.user_id)
-        && rule.match_resource_kind.is_none_or(|v| v == ctx.resource_kind)
-        && rule.match_provider.as_ref().is_none_or(|v| *v == ctx.provider)
-        && rule.match_action.as_ref().is_none_or(|v| v.as_slice().contains(&ctx.action))
+    rule.match_user_id
+        .as_ref()
+        .is_none_or(|v| *v == ctx.user_id)
+        && rule
+            .match_resource_kind
+            .is_none_or(|v| v == ctx.resource_kind)
+        && rule
+            .match_provider
+            .as_ref()
+            .is_none_or(|v| *v == ctx.provider)
+        && rule
+            .match_action
+            .as_ref()
+            .is_none_or(|v| v.as_slice().contains(&ctx.action))
         && rule
             .match_phase
             .as_ref()
@@ -143,15 +180,24 @@ fn naive_matches(rule: &RoutingRule, ctx: &RequestContext) -> bool {
             .match_spiffe_id
             .as_ref()
             .is_none_or(|v| ctx.spiffe_id.as_ref() == Some(v))
-        && rule.match_resource_id.as_ref().is_none_or(|g| glob_str(g, &ctx.resource_id))
-        && rule.match_model.as_ref().is_none_or(|g| glob_str(g, &ctx.model))
+        && rule
+            .match_resource_id
+            .as_ref()
+            .is_none_or(|g| glob_str(g, &ctx.resource_id))
+        && rule
+            .match_model
+            .as_ref()
+            .is_none_or(|g| glob_str(g, &ctx.model))
 }
 
 /// The reference semantics: sort by priority (stable, higher first), take the first match.
 fn naive_first(rules: &[RoutingRule], ctx: &RequestContext) -> Option<String> {
     let mut sorted: Vec<&RoutingRule> = rules.iter().collect();
-    sorted.sort_by(|a, b| b.priority.cmp(&a.priority));
-    sorted.into_iter().find(|r| naive_matches(r, ctx)).map(|r| r.id.clone())
+    sorted.sort_by_key(|rule| std::cmp::Reverse(rule.priority));
+    sorted
+        .into_iter()
+        .find(|r| naive_matches(r, ctx))
+        .map(|r| r.id.clone())
 }
 
 fn router(rules: Vec<RoutingRule>, matching: Matching, fall_through: bool) -> Router {

@@ -1,5 +1,10 @@
 //! The routing semantics of DESIGN.md: each behaviour of the reference that is kept, each one
 //! that is fixed, and each addition.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a panic in a test is a failed test"
+)]
 
 mod common;
 
@@ -24,7 +29,11 @@ fn router(rules: Vec<RoutingRule>) -> Router {
         fixed("cred-c", "c"),
         delegated("cred-user", "user"),
     ]);
-    Router::builder().default_store(store).rules(rules).build().unwrap()
+    Router::builder()
+        .default_store(store)
+        .rules(rules)
+        .build()
+        .unwrap()
 }
 
 async fn granted_rule(router: &Router, ctx: &identity_core::RequestContext) -> String {
@@ -35,7 +44,11 @@ async fn granted_rule(router: &Router, ctx: &identity_core::RequestContext) -> S
 
 #[tokio::test]
 async fn higher_priority_wins_whatever_the_declaration_order() {
-    let r = router(vec![rule("low", "a", 1), rule("high", "b", 10), rule("mid", "c", 5)]);
+    let r = router(vec![
+        rule("low", "a", 1),
+        rule("high", "b", 10),
+        rule("mid", "c", 5),
+    ]);
     assert_eq!(granted_rule(&r, &build(ctx())).await, "high");
 }
 
@@ -77,36 +90,69 @@ async fn match_action_and_match_phase_take_one_value_or_a_list() {
     .unwrap();
     let r = router(rules);
     assert_eq!(granted_rule(&r, &build(ctx().action("write"))).await, "one");
-    assert_eq!(granted_rule(&r, &build(ctx().action("delete"))).await, "list");
+    assert_eq!(
+        granted_rule(&r, &build(ctx().action("delete"))).await,
+        "list"
+    );
     assert_eq!(granted_rule(&r, &build(ctx().action("read"))).await, "list");
     assert!(r.resolve(&build(ctx().action("admin"))).await.is_err());
-    assert_eq!(granted_rule(&r, &phase_ctx(MigrationPhase::Load)).await, "phase");
-    assert_eq!(granted_rule(&r, &phase_ctx(MigrationPhase::Verify)).await, "phases");
-    assert_eq!(granted_rule(&r, &phase_ctx(MigrationPhase::Transform)).await, "list");
+    assert_eq!(
+        granted_rule(&r, &phase_ctx(MigrationPhase::Load)).await,
+        "phase"
+    );
+    assert_eq!(
+        granted_rule(&r, &phase_ctx(MigrationPhase::Verify)).await,
+        "phases"
+    );
+    assert_eq!(
+        granted_rule(&r, &phase_ctx(MigrationPhase::Transform)).await,
+        "list"
+    );
 }
 
 #[tokio::test]
 async fn a_phase_rule_never_matches_a_request_without_a_phase() {
-    let r = router(vec![rule("dry", "a", 5).with_match_phase(MigrationPhase::ALL)]);
+    let r = router(vec![
+        rule("dry", "a", 5).with_match_phase(MigrationPhase::ALL),
+    ]);
     let denial = r.resolve(&build(ctx())).await.unwrap_err();
     assert_eq!(denial.reason, DenialReason::NoMatchingRule);
 }
 
 #[tokio::test]
 async fn a_spiffe_rule_needs_the_same_spiffe_id() {
-    let r = router(vec![rule("workload", "a", 5).with_match_spiffe_id("spiffe://acme/agent")]);
+    let r = router(vec![
+        rule("workload", "a", 5).with_match_spiffe_id("spiffe://acme/agent"),
+    ]);
     assert!(r.resolve(&build(ctx())).await.is_err());
-    assert!(r.resolve(&build(ctx().spiffe_id("spiffe://acme/other"))).await.is_err());
-    assert!(r.resolve(&build(ctx().spiffe_id("spiffe://acme/agent"))).await.is_ok());
+    assert!(
+        r.resolve(&build(ctx().spiffe_id("spiffe://acme/other")))
+            .await
+            .is_err()
+    );
+    assert!(
+        r.resolve(&build(ctx().spiffe_id("spiffe://acme/agent")))
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test]
 async fn resolved_for_is_the_user_for_delegated_credentials_and_service_otherwise() {
-    let r = router(vec![rule("mine", "user", 5).with_match_user_id("alice"), rule("shared", "a", 0)]);
+    let r = router(vec![
+        rule("mine", "user", 5).with_match_user_id("alice"),
+        rule("shared", "a", 0),
+    ]);
     let mine = r.resolve(&build(ctx())).await.unwrap();
-    assert_eq!((mine.kind, mine.resolved_for.as_str()), (CredentialKind::UserDelegated, "alice"));
+    assert_eq!(
+        (mine.kind, mine.resolved_for.as_str()),
+        (CredentialKind::UserDelegated, "alice")
+    );
     let shared = r.resolve(&build(ctx().user_id("bob"))).await.unwrap();
-    assert_eq!((shared.kind, shared.resolved_for.as_str()), (CredentialKind::Fixed, "service"));
+    assert_eq!(
+        (shared.kind, shared.resolved_for.as_str()),
+        (CredentialKind::Fixed, "service")
+    );
 }
 
 #[tokio::test]
@@ -153,7 +199,10 @@ async fn fall_through_is_an_explicit_option() {
 
 #[tokio::test]
 async fn fall_through_never_masks_a_misconfiguration() {
-    let store = store_with([fixed("cred-w", "w").with_scope("read write"), fixed("cred-a", "a")]);
+    let store = store_with([
+        fixed("cred-w", "w").with_scope("read write"),
+        fixed("cred-a", "a"),
+    ]);
     let r = Router::builder()
         .default_store(store)
         .fall_through(true)
@@ -187,8 +236,11 @@ fn configuration_mistakes_are_errors_naming_the_rule_and_field() {
         .rules(rules)
         .build()
         .unwrap_err();
-    let found: Vec<(String, Option<String>)> =
-        err.errors.iter().map(|e| (e.location.clone(), e.field.clone())).collect();
+    let found: Vec<(String, Option<String>)> = err
+        .errors
+        .iter()
+        .map(|e| (e.location.clone(), e.field.clone()))
+        .collect();
     let expected = [
         ("rule `no-priority`", "priority"),
         ("rule `empty-provider`", "matchProvider"),
@@ -211,7 +263,10 @@ fn configuration_mistakes_are_errors_naming_the_rule_and_field() {
 
 #[test]
 fn a_rule_without_a_store_needs_a_default_store() {
-    let err = Router::builder().rule(rule("r", "a", 1)).build().unwrap_err();
+    let err = Router::builder()
+        .rule(rule("r", "a", 1))
+        .build()
+        .unwrap_err();
     assert_eq!(err.errors[0].field.as_deref(), Some("store"));
 }
 
@@ -228,13 +283,24 @@ fn an_unparseable_expiry_is_a_load_error_naming_the_credential() {
 
 #[tokio::test]
 async fn the_router_refuses_every_credential_that_is_not_active() {
-    for status in [CredentialStatus::Pending, CredentialStatus::Unclaimed, CredentialStatus::Revoked] {
+    for status in [
+        CredentialStatus::Pending,
+        CredentialStatus::Unclaimed,
+        CredentialStatus::Revoked,
+    ] {
         let store = store_with([fixed("cred-a", "a").with_status(status)]);
-        let r = Router::builder().default_store(store).rule(rule("r", "a", 1)).build().unwrap();
+        let r = Router::builder()
+            .default_store(store)
+            .rule(rule("r", "a", 1))
+            .build()
+            .unwrap();
         let denial = r.resolve(&build(ctx())).await.unwrap_err();
         assert_eq!(
             denial.reason,
-            DenialReason::NotActive { credential_id: "cred-a".into(), status },
+            DenialReason::NotActive {
+                credential_id: "cred-a".into(),
+                status
+            },
         );
     }
 }
@@ -275,7 +341,8 @@ async fn expiries_are_compared_as_times_with_the_clock_skew() {
         ("2030-01-01T00:01:00Z", Duration::from_secs(30), true),
     ];
     for (expires, skew, allowed) in cases {
-        let store = store_with([fixed("cred-a", "a").with_expires_at(parse_rfc3339(expires).unwrap())]);
+        let store =
+            store_with([fixed("cred-a", "a").with_expires_at(parse_rfc3339(expires).unwrap())]);
         let r = Router::builder()
             .default_store(store)
             .clock(move || now)
@@ -284,7 +351,11 @@ async fn expiries_are_compared_as_times_with_the_clock_skew() {
             .build()
             .unwrap();
         let outcome = r.resolve(&build(ctx())).await;
-        assert_eq!(outcome.is_ok(), allowed, "{expires} skew {skew:?}: {outcome:?}");
+        assert_eq!(
+            outcome.is_ok(),
+            allowed,
+            "{expires} skew {skew:?}: {outcome:?}"
+        );
         if let Err(denial) = outcome {
             assert_eq!(denial.reason.code(), "credential_expired");
         }
@@ -293,7 +364,9 @@ async fn expiries_are_compared_as_times_with_the_clock_skew() {
 
 #[tokio::test]
 async fn the_rule_kind_is_checked_against_the_credential() {
-    let r = router(vec![rule("r", "a", 1).with_credential_kind(CredentialKind::UserDelegated)]);
+    let r = router(vec![
+        rule("r", "a", 1).with_credential_kind(CredentialKind::UserDelegated),
+    ]);
     let denial = r.resolve(&build(ctx())).await.unwrap_err();
     assert_eq!(
         denial.reason,
@@ -303,16 +376,24 @@ async fn the_rule_kind_is_checked_against_the_credential() {
             actual: CredentialKind::Fixed,
         }
     );
-    let r = router(vec![rule("r", "a", 1).with_credential_kind(CredentialKind::Fixed)]);
+    let r = router(vec![
+        rule("r", "a", 1).with_credential_kind(CredentialKind::Fixed),
+    ]);
     assert!(r.resolve(&build(ctx())).await.is_ok());
 }
 
 #[tokio::test]
 async fn a_store_that_cannot_answer_is_a_typed_denial() {
-    let r = Router::builder().default_store(DownStore).rule(rule("r", "a", 1)).build().unwrap();
+    let r = Router::builder()
+        .default_store(DownStore)
+        .rule(rule("r", "a", 1))
+        .build()
+        .unwrap();
     let denial = r.resolve(&build(ctx())).await.unwrap_err();
     match denial.reason {
-        DenialReason::StoreUnavailable { store, retryable, .. } => {
+        DenialReason::StoreUnavailable {
+            store, retryable, ..
+        } => {
             assert_eq!(store, "default");
             assert!(retryable);
         }
@@ -329,28 +410,53 @@ async fn resource_id_and_model_take_star_globs() {
         rule("gpt4", "b", 8).with_match_model("gpt-4*"),
         rule("exact", "c", 7).with_match_resource_id("docs"),
     ]);
-    assert_eq!(granted_rule(&r, &build(ctx().resource_id("db-eu-prod"))).await, "prod-db");
-    assert_eq!(granted_rule(&r, &build(ctx().resource_id("db-eu-dev"))).await, "gpt4");
-    assert_eq!(granted_rule(&r, &build(ctx().model("gpt-3.5"))).await, "exact");
-    assert!(r.resolve(&build(ctx().resource_id("docs2").model("o1"))).await.is_err());
+    assert_eq!(
+        granted_rule(&r, &build(ctx().resource_id("db-eu-prod"))).await,
+        "prod-db"
+    );
+    assert_eq!(
+        granted_rule(&r, &build(ctx().resource_id("db-eu-dev"))).await,
+        "gpt4"
+    );
+    assert_eq!(
+        granted_rule(&r, &build(ctx().model("gpt-3.5"))).await,
+        "exact"
+    );
+    assert!(
+        r.resolve(&build(ctx().resource_id("docs2").model("o1")))
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
 async fn explain_lists_every_rule_with_its_mismatches_and_the_decision() {
     let r = router(vec![
-        rule("provider", "a", 9).with_match_provider("anthropic").with_match_action(["write"]),
+        rule("provider", "a", 9)
+            .with_match_provider("anthropic")
+            .with_match_action(["write"]),
         rule("user", "user", 5).with_match_user_id("alice"),
         rule("any", "b", 0),
     ]);
     let explanation = r.explain(&build(ctx())).await;
     let ids: Vec<&str> = explanation.rules.iter().map(|v| &*v.rule_id).collect();
     assert_eq!(ids, ["provider", "user", "any"]);
-    let fields: Vec<&str> = explanation.rules[0].mismatches.iter().map(|m| m.field).collect();
+    let fields: Vec<&str> = explanation.rules[0]
+        .mismatches
+        .iter()
+        .map(|m| m.field)
+        .collect();
     assert_eq!(fields, ["matchProvider", "matchAction"]);
-    assert_eq!(explanation.rules[0].mismatches[0].actual.as_deref(), Some("openai"));
+    assert_eq!(
+        explanation.rules[0].mismatches[0].actual.as_deref(),
+        Some("openai")
+    );
     assert!(explanation.rules[1].matched && explanation.rules[2].matched);
     assert_eq!(explanation.decided_by(), Some("user"));
-    assert!(matches!(explanation.outcome, ExplainedOutcome::Granted { .. }));
+    assert!(matches!(
+        explanation.outcome,
+        ExplainedOutcome::Granted { .. }
+    ));
     let text = serde_json::to_string(&explanation).unwrap();
     assert!(!text.contains("secret-of-"), "{text}");
 }
@@ -369,36 +475,77 @@ fn migration(phase: &str, dry_run: bool) -> MigrationRequest {
 #[tokio::test]
 async fn a_pair_resolves_source_for_reading_and_target_by_phase() {
     let store = store_with([
-        fixed("src-ro", "src").with_scope("read").with_expires_at(parse_rfc3339("2031-06-01T00:00:00+02:00").unwrap()),
-        fixed("dst-rw", "dst-rw").with_scope("read write").with_expires_at(parse_rfc3339("2031-05-31T23:00:00Z").unwrap()),
+        fixed("src-ro", "src")
+            .with_scope("read")
+            .with_expires_at(parse_rfc3339("2031-06-01T00:00:00+02:00").unwrap()),
+        fixed("dst-rw", "dst-rw")
+            .with_scope("read write")
+            .with_expires_at(parse_rfc3339("2031-05-31T23:00:00Z").unwrap()),
         fixed("dst-ro", "dst-ro").with_scope("read"),
     ]);
     let r = Router::builder()
         .default_store(store)
-        .rule(rule("source", "src", 5).with_match_resource_id("old-db").with_match_action(["read"]).with_read_only(true))
-        .rule(rule("target-write", "dst-rw", 5).with_match_resource_id("new-db").with_match_action(["write"]))
-        .rule(rule("target-read", "dst-ro", 5).with_match_resource_id("new-db").with_match_action(["read"]).with_read_only(true))
+        .rule(
+            rule("source", "src", 5)
+                .with_match_resource_id("old-db")
+                .with_match_action(["read"])
+                .with_read_only(true),
+        )
+        .rule(
+            rule("target-write", "dst-rw", 5)
+                .with_match_resource_id("new-db")
+                .with_match_action(["write"]),
+        )
+        .rule(
+            rule("target-read", "dst-ro", 5)
+                .with_match_resource_id("new-db")
+                .with_match_action(["read"])
+                .with_read_only(true),
+        )
         .build()
         .unwrap();
     let pair = r.resolve_pair(&migration("load", false)).await.unwrap();
-    assert_eq!((pair.source.credential_id.as_str(), pair.target.credential_id.as_str()), ("src-ro", "dst-rw"));
+    assert_eq!(
+        (
+            pair.source.credential_id.as_str(),
+            pair.target.credential_id.as_str()
+        ),
+        ("src-ro", "dst-rw")
+    );
     // 2031-06-01T00:00+02:00 is 2031-05-31T22:00Z: earlier than the target's, though it sorts later as text.
-    assert_eq!(pair.expires_at, Some(parse_rfc3339("2031-05-31T22:00:00Z").unwrap()));
+    assert_eq!(
+        pair.expires_at,
+        Some(parse_rfc3339("2031-05-31T22:00:00Z").unwrap())
+    );
     let dry = r.resolve_pair(&migration("load", true)).await.unwrap();
     assert_eq!(dry.target.credential_id, "dst-ro");
     let verify = r.resolve_pair(&migration("verify", false)).await.unwrap();
     assert_eq!(verify.target.credential_id, "dst-ro");
-    assert_eq!(verify.expires_at, Some(parse_rfc3339("2031-05-31T22:00:00Z").unwrap()));
+    assert_eq!(
+        verify.expires_at,
+        Some(parse_rfc3339("2031-05-31T22:00:00Z").unwrap())
+    );
 }
 
 #[tokio::test]
 async fn a_pair_denial_says_which_side_failed() {
-    let r = router(vec![rule("source-only", "a", 5).with_match_resource_id("old-db")]);
-    let denial = r.resolve_pair(&migration("extract", false)).await.unwrap_err();
+    let r = router(vec![
+        rule("source-only", "a", 5).with_match_resource_id("old-db"),
+    ]);
+    let denial = r
+        .resolve_pair(&migration("extract", false))
+        .await
+        .unwrap_err();
     assert!(denial.source.is_none());
-    assert_eq!(denial.target.as_ref().unwrap().reason, DenialReason::NoMatchingRule);
+    assert_eq!(
+        denial.target.as_ref().unwrap().reason,
+        DenialReason::NoMatchingRule
+    );
     assert!(denial.to_string().starts_with("target: "), "{denial}");
     let r = router(vec![]);
-    let denial = r.resolve_pair(&migration("extract", false)).await.unwrap_err();
+    let denial = r
+        .resolve_pair(&migration("extract", false))
+        .await
+        .unwrap_err();
     assert!(denial.source.is_some() && denial.target.is_some());
 }

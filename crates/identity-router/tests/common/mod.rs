@@ -1,5 +1,6 @@
 //! Helpers shared by the router's tests.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test crate uses a different subset")]
+#![allow(clippy::unwrap_used, reason = "a panic in a test is a failed test")]
 
 use std::sync::Arc;
 
@@ -42,7 +43,9 @@ pub(crate) fn delegated(id: &str, reference: &str) -> Credential {
         .with_secret(Secret::new(format!("secret-of-{id}")))
 }
 
-pub(crate) fn store_with(credentials: impl IntoIterator<Item = Credential>) -> Arc<MemoryCredentialStore> {
+pub(crate) fn store_with(
+    credentials: impl IntoIterator<Item = Credential>,
+) -> Arc<MemoryCredentialStore> {
     Arc::new(MemoryCredentialStore::from_credentials(credentials).unwrap())
 }
 

