@@ -13,6 +13,7 @@
 //! | feature | default | gives |
 //! |---|---|---|
 //! | `memory` | yes | [`MemoryCredentialStore`] |
+//! | `axum` | no | [`layer`]: a tower layer and an axum extractor that resolve per request |
 //! | `vault` | no | reserved for the Vault / OpenBao store |
 //! | `aws` | no | reserved for the AWS Secrets Manager store |
 //! | `token-exchange` | no | reserved for the RFC 8693 token exchange store |
@@ -49,11 +50,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
 //! ```
 
+#[cfg(feature = "axum")]
+pub mod layer;
+
 pub use identity_core::*;
 pub use identity_router::{
     BuildError, DEFAULT_CLOCK_SKEW, DEFAULT_STORE, Denial, DenialReason, ExplainedOutcome,
-    Explanation, Matching, Mismatch, PairDenial, Resolution, ResolvedPair, Router, RouterBuilder,
-    RuleVerdict,
+    Explanation, Matching, Mismatch, PairDenial, Resolution, ResolutionObserver, ResolvedPair,
+    Router, RouterBuilder, RuleVerdict,
 };
 
 #[cfg(feature = "memory")]

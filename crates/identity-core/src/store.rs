@@ -87,6 +87,13 @@ pub trait CredentialStore: Send + Sync + Debug + 'static {
         Capabilities::default()
     }
 
+    /// A cheap check that the backend answers (a token lookup, a health endpoint). Servers call
+    /// it from a background monitor, never once per request. Stores with no backend to reach
+    /// keep the default, which always succeeds.
+    async fn health(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
     /// The credential in slot `reference`, with its secret, or `None` when there is none.
     ///
     /// `context` is the request the credential is asked for, so that per-user stores (token
@@ -154,6 +161,9 @@ macro_rules! forward_store {
             }
             fn capabilities(&self) -> Capabilities {
                 (**self).capabilities()
+            }
+            async fn health(&self) -> Result<(), Error> {
+                (**self).health().await
             }
             async fn find_by_ref(
                 &self,

@@ -51,5 +51,8 @@ pub use outcome::{
     Denial, DenialReason, ExplainedOutcome, Explanation, PairDenial, Resolution, ResolvedPair,
     RuleVerdict,
 };
-pub use router::{BuildError, DEFAULT_CLOCK_SKEW, DEFAULT_STORE, Matching, Router, RouterBuilder};
+pub use router::{
+    BuildError, DEFAULT_CLOCK_SKEW, DEFAULT_STORE, Matching, ResolutionObserver, Router,
+    RouterBuilder,
+};
 pub use rules::Mismatch;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use identity_core::{
     ConfigError, Credential, CredentialKind, CredentialStore, MigrationRequest, OffsetDateTime,
@@ -39,6 +39,36 @@ pub enum Matching {
 
 type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
 
+/// Told of every resolution the router makes, granted or denied, with how long it took: the
+/// hook for metrics. It runs inline, so it must be quick and must not block.
+///
+/// ```
+/// use std::time::Duration;
+/// use identity_core::RequestContext;
+/// use identity_router::{Denial, Resolution, ResolutionObserver};
+///
+/// #[derive(Debug)]
+/// struct CountDenials(std::sync::atomic::AtomicU64);
+///
+/// impl ResolutionObserver for CountDenials {
+///     fn observe(&self, _: &RequestContext, outcome: Result<&Resolution, &Denial>, _: Duration) {
+///         if outcome.is_err() {
+///             self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+///         }
+///     }
+/// }
+/// let builder = identity_router::Router::builder().observer(CountDenials(Default::default()));
+/// ```
+pub trait ResolutionObserver: Send + Sync + fmt::Debug + 'static {
+    /// Called once per resolution, after its audit event.
+    fn observe(
+        &self,
+        context: &RequestContext,
+        outcome: Result<&Resolution, &Denial>,
+        elapsed: Duration,
+    );
+}
+
 /// Resolves request contexts to credentials; see the [crate documentation](crate).
 ///
 /// Built once with [`Router::builder`], then shared (`Router` is `Send + Sync`; wrap it in an
@@ -51,6 +81,7 @@ pub struct Router {
     clock_skew: Duration,
     matching: Matching,
     clock: Clock,
+    observer: Option<Arc<dyn ResolutionObserver>>,
 }
 
 impl fmt::Debug for Router {
@@ -100,6 +131,7 @@ pub struct RouterBuilder {
     clock_skew: Duration,
     matching: Matching,
     clock: Clock,
+    observer: Option<Arc<dyn ResolutionObserver>>,
 }
 
 impl fmt::Debug for RouterBuilder {
@@ -123,6 +155,7 @@ impl Default for RouterBuilder {
             clock_skew: DEFAULT_CLOCK_SKEW,
             matching: Matching::default(),
             clock: Arc::new(OffsetDateTime::now_utc),
+            observer: None,
         }
     }
 }
@@ -226,6 +259,22 @@ impl RouterBuilder {
         self
     }
 
+    /// Sets the observer told of every resolution (for metrics).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use identity_router::{Denial, Resolution, ResolutionObserver};
+    /// # #[derive(Debug)] struct Nothing;
+    /// # impl ResolutionObserver for Nothing {
+    /// #     fn observe(&self, _: &identity_core::RequestContext, _: Result<&Resolution, &Denial>, _: Duration) {}
+    /// # }
+    /// let builder = identity_router::Router::builder().observer(Nothing);
+    /// ```
+    pub fn observer(mut self, observer: impl ResolutionObserver) -> Self {
+        self.observer = Some(Arc::new(observer));
+        self
+    }
+
     /// Checks and compiles the rules.
     ///
     /// A missing priority, an empty matcher or list, a bad glob, a duplicate rule id and a
@@ -258,6 +307,7 @@ impl RouterBuilder {
             clock_skew: self.clock_skew,
             matching: self.matching,
             clock: self.clock,
+            observer: self.observer,
         })
     }
 }
@@ -368,9 +418,13 @@ impl Router {
     /// # Ok::<(), identity_core::Error>(())
     /// ```
     pub async fn resolve(&self, ctx: &RequestContext) -> Result<Resolution, Denial> {
+        let started = Instant::now();
         let span = info_span!("resolve", trace_id = %ctx.trace_id);
         let outcome = self.decide(ctx).instrument(span).await;
         audit(ctx, &outcome);
+        if let Some(observer) = &self.observer {
+            observer.observe(ctx, outcome.as_ref(), started.elapsed());
+        }
         outcome
     }
 
