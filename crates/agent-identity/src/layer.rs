@@ -10,16 +10,16 @@
 //! use agent_identity::layer::{ResolveLayer, Resolved};
 //! use agent_identity::{Credential, CredentialKind, MemoryCredentialStore, RequestContext,
 //!                      ResourceKind, Router, RoutingRule, Secret};
-//! use axum::response::{IntoResponse, Response};
+//! use http::StatusCode;
 //!
 //! /// The application knows who calls and what for: here, from headers its own auth has set.
-//! fn context(parts: &http::request::Parts) -> Result<RequestContext, Response> {
+//! fn context(parts: &http::request::Parts) -> Result<RequestContext, StatusCode> {
 //!     let user = parts.headers.get("x-user").and_then(|v| v.to_str().ok()).unwrap_or("anonymous");
 //!     RequestContext::builder()
 //!         .user_id(user).resource_id("crm").resource_kind(ResourceKind::Shared)
 //!         .provider("openai").model("gpt-4o").action("read").trace_id("t")
 //!         .build()
-//!         .map_err(|_| http::StatusCode::BAD_REQUEST.into_response())
+//!         .map_err(|_| StatusCode::BAD_REQUEST)
 //! }
 //!
 //! async fn call_crm(Resolved(resolution): Resolved) -> String {
@@ -58,7 +58,8 @@ use tower::{Layer, Service};
 ///
 /// It receives the whole request and gives it back, so that an extractor may read the body (and
 /// put the bytes back) as well as the headers. A rejection is the response to send instead.
-/// Any `Fn(&Parts) -> Result<RequestContext, Response>` closure is an extractor.
+/// Any `Fn(&Parts) -> Result<RequestContext, R>` closure is an extractor, where the rejection
+/// `R` is anything that is a response (a status code, a `(StatusCode, &str)` pair, ...).
 pub trait ContextExtractor: Clone + Send + Sync + 'static {
     /// Reads the context, or answers the request itself.
     fn extract(
@@ -67,16 +68,20 @@ pub trait ContextExtractor: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<(RequestContext, Request<Body>), Response>> + Send;
 }
 
-impl<F> ContextExtractor for F
+impl<F, R> ContextExtractor for F
 where
-    F: Fn(&Parts) -> Result<RequestContext, Response> + Clone + Send + Sync + 'static,
+    F: Fn(&Parts) -> Result<RequestContext, R> + Clone + Send + Sync + 'static,
+    R: IntoResponse,
 {
     fn extract(
         &self,
         request: Request<Body>,
     ) -> impl Future<Output = Result<(RequestContext, Request<Body>), Response>> + Send {
         let (parts, body) = request.into_parts();
-        let outcome = self(&parts).map(|context| (context, Request::from_parts(parts, body)));
+        let outcome = match self(&parts) {
+            Ok(context) => Ok((context, Request::from_parts(parts, body))),
+            Err(rejection) => Err(rejection.into_response()),
+        };
         std::future::ready(outcome)
     }
 }
@@ -158,7 +163,7 @@ impl<E: ContextExtractor> ResolveLayer<E> {
     /// # use agent_identity::layer::ResolveLayer;
     /// let router = Arc::new(agent_identity::Router::builder().build().unwrap());
     /// let layer = ResolveLayer::new(router, |_: &http::request::Parts| {
-    ///     Err(axum::response::IntoResponse::into_response(http::StatusCode::UNAUTHORIZED))
+    ///     Err::<agent_identity::RequestContext, _>(http::StatusCode::UNAUTHORIZED)
     /// });
     /// ```
     pub fn new(router: Arc<Router>, extractor: E) -> Self {

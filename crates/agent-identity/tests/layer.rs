@@ -15,7 +15,6 @@ use agent_identity::{
 };
 use axum::body::Body;
 use axum::extract::Extension;
-use axum::response::{IntoResponse, Response};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,9 +23,9 @@ use tower::ServiceExt;
 const SECRET: &str = "sk-layer-canary-91c2";
 
 /// The application's own notion of the caller: a header its authentication set.
-fn context(parts: &http::request::Parts) -> Result<RequestContext, Response> {
+fn context(parts: &http::request::Parts) -> Result<RequestContext, (StatusCode, &'static str)> {
     let Some(user) = parts.headers.get("x-user").and_then(|v| v.to_str().ok()) else {
-        return Err((StatusCode::UNAUTHORIZED, "who are you?").into_response());
+        return Err((StatusCode::UNAUTHORIZED, "who are you?"));
     };
     Ok(RequestContext::builder()
         .user_id(user)

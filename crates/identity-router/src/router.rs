@@ -69,6 +69,17 @@ pub trait ResolutionObserver: Send + Sync + fmt::Debug + 'static {
     );
 }
 
+impl<T: ResolutionObserver + ?Sized> ResolutionObserver for Arc<T> {
+    fn observe(
+        &self,
+        context: &RequestContext,
+        outcome: Result<&Resolution, &Denial>,
+        elapsed: Duration,
+    ) {
+        (**self).observe(context, outcome, elapsed);
+    }
+}
+
 /// Resolves request contexts to credentials; see the [crate documentation](crate).
 ///
 /// Built once with [`Router::builder`], then shared (`Router` is `Send + Sync`; wrap it in an
@@ -352,6 +363,16 @@ impl Router {
     /// ```
     pub fn rules(&self) -> impl Iterator<Item = &RoutingRule> {
         self.rules.iter().map(|rule| &rule.source)
+    }
+
+    /// True when the router falls through to the next matching rule on an unavailable
+    /// credential.
+    ///
+    /// ```
+    /// assert!(!identity_router::Router::builder().build().unwrap().falls_through());
+    /// ```
+    pub fn falls_through(&self) -> bool {
+        self.fall_through
     }
 
     /// The stores, by name.

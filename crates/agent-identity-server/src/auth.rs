@@ -1,0 +1,408 @@
+//! Caller authentication: none, API keys, or bearer JWTs checked against the issuer's JWKS.
+//!
+//! An authenticated caller may be bound to a user (a JWT's subject, an API key's `user_id`);
+//! a request body that names another user is then refused.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use agent_identity::layer::json_error;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::{ApiKey, AuthSettings, JwtSettings};
+
+/// Who is calling, as far as authentication tells.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// How the caller is known: an API key's name, a JWT's subject, or `anonymous`.
+    pub name: String,
+    /// The user the caller is bound to; a body naming another user is refused.
+    pub user_id: Option<String>,
+}
+
+/// SHA-256 of an API key: keys are kept and compared only as digests.
+pub fn digest(key: &[u8]) -> [u8; 32] {
+    Sha256::digest(key).into()
+}
+
+/// The accepted JWT algorithms, or what is wrong with the list. HMAC algorithms are refused: a
+/// shared secret in a JWKS would let anyone who can read it mint tokens.
+pub fn parse_algorithms(names: &[String]) -> Result<Vec<Algorithm>, String> {
+    if names.is_empty() {
+        return Err("is empty".into());
+    }
+    names
+        .iter()
+        .map(|name| match name.as_str() {
+            "RS256" => Ok(Algorithm::RS256),
+            "RS384" => Ok(Algorithm::RS384),
+            "RS512" => Ok(Algorithm::RS512),
+            "PS256" => Ok(Algorithm::PS256),
+            "PS384" => Ok(Algorithm::PS384),
+            "PS512" => Ok(Algorithm::PS512),
+            "ES256" => Ok(Algorithm::ES256),
+            "ES384" => Ok(Algorithm::ES384),
+            "EdDSA" => Ok(Algorithm::EdDSA),
+            other => Err(format!(
+                "`{other}` is not accepted; use RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or EdDSA"
+            )),
+        })
+        .collect()
+}
+
+/// Checks that a JWKS URL is HTTPS, or plain HTTP on a loopback address when allowed.
+pub fn check_jwks_url(url: &str, allow_http_loopback: bool) -> Result<reqwest::Url, String> {
+    let parsed = reqwest::Url::parse(url).map_err(|err| format!("is not a URL: {err}"))?;
+    match parsed.scheme() {
+        "https" => Ok(parsed),
+        "http" if allow_http_loopback && is_loopback_host(&parsed) => Ok(parsed),
+        "http" => Err(
+            "must be https (plain http only on a loopback address with allow_http_loopback = true)"
+                .into(),
+        ),
+        _ => Err("must be an https URL".into()),
+    }
+}
+
+fn is_loopback_host(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name == "localhost",
+        None => false,
+    }
+}
+
+/// Why a caller was not authenticated. Messages say what is wrong, never echo a credential.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No credentials were presented.
+    #[error("this server requires authentication: send `Authorization: Bearer <token>`")]
+    Missing,
+    /// The API key matches none configured.
+    #[error("the API key is not valid")]
+    BadKey,
+    /// The JWT is not acceptable; the reason is safe to show.
+    #[error("the bearer token is not valid: {0}")]
+    BadToken(String),
+    /// The keys to check the token with could not be obtained.
+    #[error("the token issuer's keys are unavailable")]
+    KeysUnavailable,
+}
+
+impl AuthError {
+    fn response(&self) -> Response {
+        let (status, code) = match self {
+            Self::KeysUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "auth_unavailable"),
+            _ => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+        };
+        let mut response = json_error(status, code, &self.to_string());
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// Authenticates callers as the configuration says.
+#[derive(Debug)]
+pub enum Authenticator {
+    /// Everyone is anonymous.
+    None,
+    /// API keys.
+    ApiKeys(Vec<ApiKey>),
+    /// JWTs.
+    Jwt(Arc<JwtVerifier>),
+}
+
+impl Authenticator {
+    /// Prepares authentication; a JWKS is fetched now so that a bad source fails at start.
+    pub async fn new(settings: AuthSettings) -> Result<Self, String> {
+        Ok(match settings {
+            AuthSettings::None => Self::None,
+            AuthSettings::ApiKeys(keys) => Self::ApiKeys(keys),
+            AuthSettings::Jwt(jwt) => Self::Jwt(Arc::new(JwtVerifier::new(jwt).await?)),
+        })
+    }
+
+    /// Who `headers` say is calling.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, AuthError> {
+        match self {
+            Self::None => Ok(Caller {
+                name: "anonymous".into(),
+                user_id: None,
+            }),
+            Self::ApiKeys(keys) => {
+                let presented = bearer(headers)
+                    .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+                    .ok_or(AuthError::Missing)?;
+                let presented = digest(presented.as_bytes());
+                // Compare against every key, in constant time each, so that timing says nothing
+                // about which key came close.
+                let mut found = None;
+                for key in keys {
+                    if bool::from(key.digest.ct_eq(&presented)) {
+                        found = Some(key);
+                    }
+                }
+                let key = found.ok_or(AuthError::BadKey)?;
+                Ok(Caller {
+                    name: key.name.clone(),
+                    user_id: key.user_id.clone(),
+                })
+            }
+            Self::Jwt(verifier) => {
+                let token = bearer(headers).ok_or(AuthError::Missing)?;
+                verifier.verify(token).await
+            }
+        }
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
+}
+
+/// The middleware that authenticates every request of the routes it wraps, and puts the
+/// [`Caller`] in the request's extensions.
+pub async fn authenticate(
+    State(authenticator): State<Arc<Authenticator>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    match authenticator.authenticate(request.headers()).await {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Err(err) => {
+            tracing::info!(target: "agent_identity::auth", reason = %err, "caller refused");
+            err.response()
+        }
+    }
+}
+
+/// Where the JWKS comes from.
+#[derive(Debug)]
+enum JwksSource {
+    File(std::path::PathBuf),
+    Url {
+        url: reqwest::Url,
+        client: reqwest::Client,
+    },
+}
+
+/// The largest JWKS document accepted.
+const MAX_JWKS_BYTES: usize = 1024 * 1024;
+/// The least time between two fetches caused by unknown key ids.
+const MIN_REFETCH: Duration = Duration::from_secs(30);
+
+/// Verifies bearer JWTs: signature by a key of the issuer's JWKS, algorithm in the allowed list,
+/// `iss`, `aud`, `exp` (and `nbf` when present) with leeway, and a non-empty user claim.
+pub struct JwtVerifier {
+    settings: JwtSettings,
+    algorithms: Vec<Algorithm>,
+    source: JwksSource,
+    keys: RwLock<HashMap<String, DecodingKey>>,
+    last_fetch: Mutex<Instant>,
+}
+
+impl std::fmt::Debug for JwtVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtVerifier")
+            .field("issuer", &self.settings.issuer)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JwtVerifier {
+    async fn new(settings: JwtSettings) -> Result<Self, String> {
+        let algorithms = parse_algorithms(&settings.algorithms)?;
+        let source = match (&settings.jwks_url, &settings.jwks_file) {
+            (Some(url), _) => {
+                let url = check_jwks_url(url, settings.allow_http_loopback)?;
+                crate::install_crypto_provider();
+                let client = reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .connect_timeout(Duration::from_secs(3))
+                    .timeout(Duration::from_secs(5))
+                    .build()
+                    .map_err(|err| format!("cannot build the HTTP client: {err}"))?;
+                JwksSource::Url { url, client }
+            }
+            (None, Some(file)) => JwksSource::File(file.clone()),
+            (None, None) => return Err("no JWKS source".into()),
+        };
+        let verifier = Self {
+            settings,
+            algorithms,
+            source,
+            keys: RwLock::new(HashMap::new()),
+            last_fetch: Mutex::new(Instant::now()),
+        };
+        let keys = verifier.fetch().await?;
+        *verifier
+            .keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = keys;
+        Ok(verifier)
+    }
+
+    /// Keeps the keys fresh; run in the background.
+    pub async fn refresh_periodically(self: Arc<Self>) {
+        let period = Duration::from_secs(self.settings.jwks_refresh_secs.max(30));
+        loop {
+            tokio::time::sleep(period).await;
+            self.refetch().await;
+        }
+    }
+
+    async fn refetch(&self) {
+        match self.fetch().await {
+            Ok(keys) => {
+                *self.keys.write().unwrap_or_else(PoisonError::into_inner) = keys;
+                *self
+                    .last_fetch
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Instant::now();
+            }
+            // Keep the keys we have: an issuer briefly down must not lock every caller out.
+            Err(err) => {
+                tracing::warn!(target: "agent_identity::auth", error = %err, "JWKS refresh failed")
+            }
+        }
+    }
+
+    async fn fetch(&self) -> Result<HashMap<String, DecodingKey>, String> {
+        let bytes = match &self.source {
+            JwksSource::File(path) => tokio::fs::read(path)
+                .await
+                .map_err(|err| format!("cannot read {}: {err}", path.display()))?,
+            JwksSource::Url { url, client } => {
+                let mut response = client
+                    .get(url.clone())
+                    .send()
+                    .await
+                    .map_err(|err| format!("cannot fetch the JWKS: {}", err.without_url()))?;
+                if !response.status().is_success() {
+                    return Err(format!("the JWKS endpoint answered {}", response.status()));
+                }
+                let mut bytes = Vec::new();
+                while let Some(chunk) = response
+                    .chunk()
+                    .await
+                    .map_err(|err| format!("cannot read the JWKS: {}", err.without_url()))?
+                {
+                    if bytes.len() + chunk.len() > MAX_JWKS_BYTES {
+                        return Err("the JWKS is larger than 1 MiB".into());
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                bytes
+            }
+        };
+        let set: JwkSet = serde_json::from_slice(&bytes)
+            .map_err(|err| format!("the JWKS is not valid: {err}"))?;
+        let mut keys = HashMap::new();
+        for jwk in &set.keys {
+            // Keys this verifier cannot use (an HMAC `oct` key, an unknown curve) are skipped.
+            if let Ok(key) = DecodingKey::from_jwk(jwk) {
+                keys.insert(jwk.common.key_id.clone().unwrap_or_default(), key);
+            }
+        }
+        if keys.is_empty() {
+            return Err("the JWKS holds no usable key".into());
+        }
+        Ok(keys)
+    }
+
+    fn key(&self, kid: &str) -> Option<DecodingKey> {
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+        keys.get(kid).cloned().or_else(|| {
+            // A token without `kid` may use the only key there is.
+            (kid.is_empty() && keys.len() == 1)
+                .then(|| keys.values().next().cloned())
+                .flatten()
+        })
+    }
+
+    async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| AuthError::BadToken("it is not a well-formed JWT".into()))?;
+        if !self.algorithms.contains(&header.alg) {
+            return Err(AuthError::BadToken(format!(
+                "algorithm {:?} is not accepted",
+                header.alg
+            )));
+        }
+        let kid = header.kid.unwrap_or_default();
+        let key = match self.key(&kid) {
+            Some(key) => key,
+            None => {
+                let due = self
+                    .last_fetch
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .elapsed()
+                    >= MIN_REFETCH;
+                if due {
+                    self.refetch().await;
+                }
+                self.key(&kid)
+                    .ok_or_else(|| AuthError::BadToken("it is signed by an unknown key".into()))?
+            }
+        };
+        let mut validation = Validation::new(header.alg);
+        validation.algorithms = vec![header.alg];
+        validation.set_issuer(&[&self.settings.issuer]);
+        validation.set_audience(&self.settings.audience);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        validation.leeway = self.settings.leeway_secs;
+        validation.validate_nbf = true;
+        let claims = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
+            token,
+            &key,
+            &validation,
+        )
+        .map_err(|err| AuthError::BadToken(token_problem(&err)))?
+        .claims;
+        let user = claims
+            .get(&self.settings.user_claim)
+            .and_then(|v| v.as_str())
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| {
+                AuthError::BadToken(format!("claim `{}` is missing", self.settings.user_claim))
+            })?;
+        Ok(Caller {
+            name: user.to_owned(),
+            user_id: Some(user.to_owned()),
+        })
+    }
+}
+
+fn token_problem(err: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind;
+    match err.kind() {
+        ErrorKind::ExpiredSignature => "it has expired".into(),
+        ErrorKind::ImmatureSignature => "it is not valid yet".into(),
+        ErrorKind::InvalidSignature => "its signature does not verify".into(),
+        ErrorKind::InvalidIssuer => "its issuer is not accepted".into(),
+        ErrorKind::InvalidAudience => "its audience is not accepted".into(),
+        ErrorKind::MissingRequiredClaim(claim) => format!("claim `{claim}` is missing"),
+        ErrorKind::InvalidAlgorithm => "its algorithm does not match the key".into(),
+        _ => "it cannot be verified".into(),
+    }
+}

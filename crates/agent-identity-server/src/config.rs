@@ -1,0 +1,711 @@
+//! The sidecar's configuration: one TOML file, or the reference's environment variables.
+//!
+//! ```toml
+//! rules_file = "rules.json"          # the reference's JSON, or [[rules]] tables inline
+//!
+//! [server]
+//! listen = "127.0.0.1:3001"
+//!
+//! [stores.default]
+//! type = "memory"
+//! credentials_file = "credentials.json"
+//! secrets = { "openai-prod" = { env = "OPENAI_API_KEY" } }
+//!
+//! [auth]
+//! mode = "none"                      # or "api-key", "jwt"
+//! ```
+//!
+//! Relative paths are relative to the configuration file. Secrets never appear in the file:
+//! they are named by environment variable, or stored as a SHA-256 digest (API keys).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent_identity::{
+    ConfigError, Credential, CredentialRef, MemoryCredentialStore, ResolutionObserver, Router,
+    RoutingRule, Secret, parse_credentials_json, parse_rules_json,
+};
+use serde::Deserialize;
+
+/// Everything the sidecar needs, checked.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The router, with its stores.
+    pub router: Router,
+    /// Listener, limits and logging.
+    pub server: ServerSettings,
+    /// Caller authentication.
+    pub auth: AuthSettings,
+    /// Credentials loaded into memory stores, by store name (for `check`).
+    pub memory_credentials: BTreeMap<String, Vec<Credential>>,
+    /// Where the configuration came from, for logs.
+    pub source: String,
+}
+
+/// A configuration that cannot be used. Every problem is listed.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct LoadError {
+    /// Every problem found.
+    pub errors: Vec<ConfigError>,
+}
+
+impl From<ConfigError> for LoadError {
+    fn from(error: ConfigError) -> Self {
+        Self {
+            errors: vec![error],
+        }
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The `[server]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address to bind (`127.0.0.1:3001`).
+    pub listen: SocketAddr,
+    /// Allow a non-loopback bind with no caller authentication. Off by default: anyone who
+    /// reaches the port could resolve as any user.
+    pub allow_unauthenticated: bool,
+    /// `Host` values accepted besides the loopback names with the bound port (DNS rebinding
+    /// defence). On a non-loopback bind with this list empty, any `Host` is accepted.
+    pub allowed_hosts: Vec<String>,
+    /// `Origin` values accepted; a request with any other `Origin` is refused before its body is
+    /// read. Requests without `Origin` (not from a browser) are accepted.
+    pub allowed_origins: Vec<String>,
+    /// Largest request body, in bytes (413 above).
+    pub body_limit_bytes: usize,
+    /// Longest a request may take, in milliseconds (408 after).
+    pub request_timeout_ms: u64,
+    /// Longest a client may take to send its request headers, in milliseconds.
+    pub header_read_timeout_ms: u64,
+    /// Most open connections; more are answered 429 and closed.
+    pub max_connections: usize,
+    /// Most requests in flight; more are answered 429.
+    pub max_in_flight: usize,
+    /// How long in-flight requests may take to finish on shutdown, in milliseconds.
+    pub shutdown_grace_ms: u64,
+    /// How often the stores' health is checked, in milliseconds.
+    pub health_interval_ms: u64,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 3001),
+            allow_unauthenticated: false,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            body_limit_bytes: 64 * 1024,
+            request_timeout_ms: 10_000,
+            header_read_timeout_ms: 5_000,
+            max_connections: 1024,
+            max_in_flight: 512,
+            shutdown_grace_ms: 30_000,
+            health_interval_ms: 5_000,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+impl ServerSettings {
+    /// The request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+/// The `[router]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RouterSection {
+    fall_through: bool,
+    clock_skew_secs: u64,
+}
+
+impl Default for RouterSection {
+    fn default() -> Self {
+        Self {
+            fall_through: false,
+            clock_skew_secs: agent_identity::DEFAULT_CLOCK_SKEW.as_secs(),
+        }
+    }
+}
+
+/// A `[stores.<name>]` section.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+enum StoreSection {
+    Memory(MemoryStoreSection),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemoryStoreSection {
+    /// The reference's credentials JSON.
+    credentials_file: Option<PathBuf>,
+    /// Credentials inline, in the same camelCase shape.
+    #[serde(default)]
+    credentials: Vec<Credential>,
+    /// Secret material by credential ref.
+    #[serde(default)]
+    secrets: BTreeMap<String, SecretSource>,
+}
+
+/// Where a secret comes from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretSource {
+    /// The environment variable holding it.
+    env: String,
+}
+
+/// The `[auth]` section as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthSection {
+    #[serde(default)]
+    mode: AuthMode,
+    #[serde(default)]
+    api_keys: Vec<ApiKeySection>,
+    jwt: Option<JwtSettings>,
+}
+
+/// How callers authenticate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMode {
+    /// Nobody does (loopback only, unless allowed explicitly).
+    #[default]
+    None,
+    /// With an API key (`Authorization: Bearer <key>` or `X-API-Key`).
+    ApiKey,
+    /// With a bearer JWT checked against a JWKS; its subject is the user.
+    Jwt,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiKeySection {
+    name: String,
+    /// Hex SHA-256 of the key.
+    sha256: Option<String>,
+    /// Or: the environment variable holding the key (hashed at load).
+    env: Option<String>,
+    /// The user this key may act for; any user when absent (a service key).
+    user_id: Option<String>,
+}
+
+/// Caller authentication, checked.
+#[derive(Debug, Clone)]
+pub enum AuthSettings {
+    /// No authentication.
+    None,
+    /// API keys, by digest.
+    ApiKeys(Vec<ApiKey>),
+    /// Bearer JWTs.
+    Jwt(JwtSettings),
+}
+
+/// One API key, kept only as its SHA-256 digest.
+#[derive(Clone)]
+pub struct ApiKey {
+    /// The key's name, for logs.
+    pub name: String,
+    /// SHA-256 of the key.
+    pub digest: [u8; 32],
+    /// The user it may act for, if bound to one.
+    pub user_id: Option<String>,
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("name", &self.name)
+            .field("user_id", &self.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `[auth.jwt]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSettings {
+    /// The required `iss`.
+    pub issuer: String,
+    /// Accepted `aud` values (one must be present).
+    pub audience: Vec<String>,
+    /// Accepted algorithms (`RS256`, `ES256`, `EdDSA`, ...). `none` and HMAC are refused.
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    /// Where the issuer publishes its keys (HTTPS).
+    pub jwks_url: Option<String>,
+    /// Or: a JWKS file.
+    pub jwks_file: Option<PathBuf>,
+    /// Allow a plain-HTTP `jwks_url` on a loopback address (tests, local issuers).
+    #[serde(default)]
+    pub allow_http_loopback: bool,
+    /// Clock leeway for `exp` and `nbf`, in seconds.
+    #[serde(default = "default_leeway")]
+    pub leeway_secs: u64,
+    /// The claim that names the user.
+    #[serde(default = "default_user_claim")]
+    pub user_claim: String,
+    /// How often to fetch the JWKS again, in seconds (also on an unknown `kid`, at most every 30 s).
+    #[serde(default = "default_jwks_refresh")]
+    pub jwks_refresh_secs: u64,
+}
+
+fn default_algorithms() -> Vec<String> {
+    ["RS256", "ES256", "EdDSA"].map(str::to_owned).to_vec()
+}
+
+fn default_leeway() -> u64 {
+    30
+}
+
+fn default_user_claim() -> String {
+    "sub".into()
+}
+
+fn default_jwks_refresh() -> u64 {
+    300
+}
+
+/// The configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    rules_file: Option<PathBuf>,
+    #[serde(default)]
+    server: ServerSettings,
+    #[serde(default)]
+    router: RouterSection,
+    #[serde(default)]
+    stores: BTreeMap<String, StoreSection>,
+    #[serde(default)]
+    rules: Vec<RoutingRule>,
+    #[serde(default)]
+    auth: AuthSection,
+}
+
+/// Reads, checks and builds the configuration in `path`.
+pub fn load_file(
+    path: &Path,
+    observer: Option<Arc<dyn ResolutionObserver>>,
+) -> Result<Loaded, LoadError> {
+    let location = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| ConfigError::new(&location, None, format!("cannot be read: {err}")))?;
+    let file: ConfigFile = toml::from_str(&text)
+        .map_err(|err| ConfigError::new(&location, None, err.to_string().trim_end().to_owned()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    build(
+        file,
+        base,
+        location,
+        &|name| std::env::var(name).ok(),
+        observer,
+    )
+}
+
+/// Builds the configuration of the reference's Docker sidecar: credentials and rules from
+/// `AGENT_IDENTITY_CREDENTIALS_JSON` and `AGENT_IDENTITY_RULES_JSON`, the port from `PORT`,
+/// on 127.0.0.1, one memory store, no authentication.
+pub fn load_env(
+    env: &dyn Fn(&str) -> Option<String>,
+    observer: Option<Arc<dyn ResolutionObserver>>,
+) -> Result<Loaded, LoadError> {
+    let mut errors = Vec::new();
+    let credentials = match env("AGENT_IDENTITY_CREDENTIALS_JSON") {
+        Some(json) => parse_credentials_json(&json).unwrap_or_else(|err| {
+            errors.push(ConfigError::new(
+                "AGENT_IDENTITY_CREDENTIALS_JSON",
+                None,
+                err.to_string(),
+            ));
+            Vec::new()
+        }),
+        None => Vec::new(),
+    };
+    let rules = match env("AGENT_IDENTITY_RULES_JSON") {
+        Some(json) => parse_rules_json(&json).unwrap_or_else(|err| {
+            errors.push(ConfigError::new(
+                "AGENT_IDENTITY_RULES_JSON",
+                None,
+                err.to_string(),
+            ));
+            Vec::new()
+        }),
+        None => Vec::new(),
+    };
+    let mut server = ServerSettings::default();
+    if let Some(port) = env("PORT") {
+        match port.trim().parse::<u16>() {
+            Ok(port) => server.listen.set_port(port),
+            Err(_) => errors.push(ConfigError::new(
+                "PORT",
+                None,
+                "is not a port number (0-65535)",
+            )),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(LoadError { errors });
+    }
+    let mut stores = BTreeMap::new();
+    stores.insert(
+        agent_identity::DEFAULT_STORE.to_owned(),
+        StoreSection::Memory(MemoryStoreSection {
+            credentials_file: None,
+            credentials,
+            secrets: BTreeMap::new(),
+        }),
+    );
+    let file = ConfigFile {
+        rules_file: None,
+        server,
+        router: RouterSection::default(),
+        stores,
+        rules,
+        auth: AuthSection::default(),
+    };
+    build(file, Path::new("."), "environment".into(), env, observer)
+}
+
+fn build(
+    file: ConfigFile,
+    base: &Path,
+    source: String,
+    env: &dyn Fn(&str) -> Option<String>,
+    observer: Option<Arc<dyn ResolutionObserver>>,
+) -> Result<Loaded, LoadError> {
+    let mut errors = Vec::new();
+    let mut rules = file.rules;
+    if let Some(rules_file) = &file.rules_file {
+        let path = base.join(rules_file);
+        match std::fs::read_to_string(&path) {
+            Ok(json) => match parse_rules_json(&json) {
+                Ok(more) => rules.extend(more),
+                Err(err) => errors.push(ConfigError::new(
+                    path.display().to_string(),
+                    None,
+                    err.to_string(),
+                )),
+            },
+            Err(err) => errors.push(ConfigError::new(
+                "rules_file",
+                None,
+                format!("{}: {err}", path.display()),
+            )),
+        }
+    }
+
+    let mut builder = Router::builder()
+        .fall_through(file.router.fall_through)
+        .clock_skew(Duration::from_secs(file.router.clock_skew_secs));
+    if let Some(observer) = observer {
+        builder = builder.observer(observer);
+    }
+    let mut memory_credentials = BTreeMap::new();
+    for (name, store) in file.stores {
+        let location = format!("stores.{name}");
+        match store {
+            StoreSection::Memory(section) => match memory_store(section, base, &location, env) {
+                Ok((store, credentials)) => {
+                    builder = builder.store(name.clone(), store);
+                    memory_credentials.insert(name, credentials);
+                }
+                Err(mut more) => errors.append(&mut more),
+            },
+        }
+    }
+
+    let auth = match auth_settings(file.auth, base, env) {
+        Ok(auth) => Some(auth),
+        Err(mut more) => {
+            errors.append(&mut more);
+            None
+        }
+    };
+    let server = file.server;
+    if let Some(auth) = &auth {
+        check_exposure(&server, auth, &mut errors);
+    }
+    for (field, value) in [
+        ("body_limit_bytes", server.body_limit_bytes),
+        ("max_connections", server.max_connections),
+        ("max_in_flight", server.max_in_flight),
+    ] {
+        if value == 0 {
+            errors.push(ConfigError::new(
+                "server",
+                Some(field),
+                "must be at least 1",
+            ));
+        }
+    }
+
+    let router = builder.rules(rules).build();
+    let router = match router {
+        Ok(router) => Some(router),
+        Err(err) => {
+            errors.extend(err.errors);
+            None
+        }
+    };
+    match (router, auth) {
+        (Some(router), Some(auth)) if errors.is_empty() => Ok(Loaded {
+            router,
+            server,
+            auth,
+            memory_credentials,
+            source,
+        }),
+        _ => Err(LoadError { errors }),
+    }
+}
+
+fn memory_store(
+    section: MemoryStoreSection,
+    base: &Path,
+    location: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(MemoryCredentialStore, Vec<Credential>), Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let mut credentials = section.credentials;
+    if let Some(file) = &section.credentials_file {
+        let path = base.join(file);
+        match std::fs::read_to_string(&path) {
+            Ok(json) => match parse_credentials_json(&json) {
+                Ok(more) => credentials.extend(more),
+                Err(err) => errors.push(ConfigError::new(
+                    path.display().to_string(),
+                    None,
+                    err.to_string(),
+                )),
+            },
+            Err(err) => errors.push(ConfigError::new(
+                location,
+                Some("credentials_file"),
+                format!("{}: {err}", path.display()),
+            )),
+        }
+    }
+    let mut secrets: BTreeMap<CredentialRef, Secret> = BTreeMap::new();
+    for (reference, source) in section.secrets {
+        let field = format!("secrets.{reference}");
+        let Ok(reference) = CredentialRef::new(reference) else {
+            errors.push(ConfigError::new(
+                location,
+                Some(&field),
+                "is not a valid credential ref",
+            ));
+            continue;
+        };
+        if !credentials.iter().any(|c| c.reference == reference) {
+            errors.push(ConfigError::new(
+                location,
+                Some(&field),
+                "names a ref no credential of this store has",
+            ));
+            continue;
+        }
+        match env(&source.env) {
+            Some(value) if !value.is_empty() => {
+                secrets.insert(reference, Secret::new(value));
+            }
+            _ => errors.push(ConfigError::new(
+                location,
+                Some(&field),
+                format!("environment variable `{}` is not set", source.env),
+            )),
+        }
+    }
+    for credential in &mut credentials {
+        if let Some(secret) = secrets.remove(&credential.reference) {
+            credential.secret = Some(secret);
+        }
+    }
+    let listed: Vec<Credential> = credentials
+        .iter()
+        .map(|c| c.clone().without_secret())
+        .collect();
+    match MemoryCredentialStore::from_credentials(credentials) {
+        Ok(store) if errors.is_empty() => Ok((store, listed)),
+        Ok(_) => Err(errors),
+        Err(err) => {
+            errors.push(ConfigError::new(location, None, err.to_string()));
+            Err(errors)
+        }
+    }
+}
+
+fn auth_settings(
+    section: AuthSection,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<AuthSettings, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let located = |field: &str, problem: &str| ConfigError::new("auth", Some(field), problem);
+    match section.mode {
+        AuthMode::None => {
+            if !section.api_keys.is_empty() || section.jwt.is_some() {
+                errors.push(located(
+                    "mode",
+                    "is `none` but keys or a JWT section are configured; set the mode you mean",
+                ));
+            }
+            if errors.is_empty() {
+                Ok(AuthSettings::None)
+            } else {
+                Err(errors)
+            }
+        }
+        AuthMode::ApiKey => {
+            if section.api_keys.is_empty() {
+                errors.push(located(
+                    "api_keys",
+                    "is empty; mode `api-key` needs at least one key",
+                ));
+            }
+            let mut keys = Vec::new();
+            for (index, key) in section.api_keys.into_iter().enumerate() {
+                let field = format!("api_keys[{index}]");
+                let digest = match (&key.sha256, &key.env) {
+                    (Some(hex_digest), None) => {
+                        let mut digest = [0u8; 32];
+                        match hex::decode_to_slice(hex_digest.trim(), &mut digest) {
+                            Ok(()) => Some(digest),
+                            Err(_) => {
+                                errors.push(located(
+                                    &field,
+                                    "`sha256` is not 64 hexadecimal characters",
+                                ));
+                                None
+                            }
+                        }
+                    }
+                    (None, Some(var)) => match env(var) {
+                        Some(value) if value.len() >= 16 => {
+                            Some(crate::auth::digest(value.as_bytes()))
+                        }
+                        Some(_) => {
+                            errors.push(located(
+                                &field,
+                                &format!("the key in `{var}` is shorter than 16 characters"),
+                            ));
+                            None
+                        }
+                        None => {
+                            errors.push(located(
+                                &field,
+                                &format!("environment variable `{var}` is not set"),
+                            ));
+                            None
+                        }
+                    },
+                    _ => {
+                        errors.push(located(&field, "needs exactly one of `sha256` and `env`"));
+                        None
+                    }
+                };
+                if let Some(digest) = digest {
+                    keys.push(ApiKey {
+                        name: key.name,
+                        digest,
+                        user_id: key.user_id,
+                    });
+                }
+            }
+            if errors.is_empty() {
+                Ok(AuthSettings::ApiKeys(keys))
+            } else {
+                Err(errors)
+            }
+        }
+        AuthMode::Jwt => {
+            let Some(mut jwt) = section.jwt else {
+                return Err(vec![located(
+                    "jwt",
+                    "is missing; mode `jwt` needs an [auth.jwt] section",
+                )]);
+            };
+            if jwt.issuer.trim().is_empty() {
+                errors.push(located("jwt.issuer", "is empty"));
+            }
+            if jwt.audience.is_empty() {
+                errors.push(located(
+                    "jwt.audience",
+                    "is empty; name the audience tokens must carry",
+                ));
+            }
+            if let Err(problem) = crate::auth::parse_algorithms(&jwt.algorithms) {
+                errors.push(located("jwt.algorithms", &problem));
+            }
+            match (&jwt.jwks_url, &jwt.jwks_file) {
+                (Some(url), None) => {
+                    if let Err(problem) = crate::auth::check_jwks_url(url, jwt.allow_http_loopback)
+                    {
+                        errors.push(located("jwt.jwks_url", &problem));
+                    }
+                }
+                (None, Some(file)) => jwt.jwks_file = Some(base.join(file)),
+                _ => errors.push(located(
+                    "jwt",
+                    "needs exactly one of `jwks_url` and `jwks_file`",
+                )),
+            }
+            if errors.is_empty() {
+                Ok(AuthSettings::Jwt(jwt))
+            } else {
+                Err(errors)
+            }
+        }
+    }
+}
+
+/// Refuses an unauthenticated non-loopback bind unless the operator allowed it explicitly.
+fn check_exposure(server: &ServerSettings, auth: &AuthSettings, errors: &mut Vec<ConfigError>) {
+    if matches!(auth, AuthSettings::None)
+        && !server.listen.ip().is_loopback()
+        && !server.allow_unauthenticated
+    {
+        errors.push(ConfigError::new(
+            "server",
+            Some("listen"),
+            format!(
+                "{} is not a loopback address and no caller authentication is configured: anyone who reaches it could resolve credentials as any user. Configure [auth], or set allow_unauthenticated = true to accept that",
+                server.listen
+            ),
+        ));
+    }
+}
+
+/// Checks again, after the listen address was changed on the command line, that an
+/// unauthenticated server is not exposed beyond loopback by accident.
+pub fn check_exposure_of(loaded: &Loaded) -> Result<(), LoadError> {
+    let mut errors = Vec::new();
+    check_exposure(&loaded.server, &loaded.auth, &mut errors);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(LoadError { errors })
+    }
+}

@@ -1,0 +1,427 @@
+//! The HTTP API of the sidecar (WIRE.md): health, resolve, migrate-resolve, metrics.
+#![allow(
+    clippy::result_large_err,
+    reason = "a rejection is the response to send, as in axum"
+)]
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use agent_identity::layer::{ContextExtractor, ResolveLayer, Resolved, json_error, no_store};
+use agent_identity::{
+    InvalidInput, MigrationRequest, OffsetDateTime, PairDenial, RequestContext, Router,
+    format_rfc3339,
+};
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::request::Parts;
+use http::{HeaderValue, StatusCode, header};
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+use crate::auth::{Authenticator, Caller};
+use crate::config::ServerSettings;
+use crate::health::HealthMonitor;
+use crate::metrics::Metrics;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The router.
+    pub router: Arc<Router>,
+    /// The latest store health.
+    pub health: Arc<HealthMonitor>,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+    /// Limits and listener settings.
+    pub settings: Arc<ServerSettings>,
+    /// Caller authentication.
+    pub authenticator: Arc<Authenticator>,
+    /// The address actually bound (its port is part of the accepted `Host` values).
+    pub bound: SocketAddr,
+}
+
+/// The sidecar's HTTP application.
+pub fn app(state: AppState) -> axum::Router {
+    let limit = state.settings.body_limit_bytes;
+    let api = axum::Router::new()
+        .route(
+            "/api/resolve",
+            post(resolved).layer(ResolveLayer::new(
+                state.router.clone(),
+                JsonContext { limit },
+            )),
+        )
+        .route("/api/migrate/resolve", post(migrate))
+        .route_layer(from_fn_with_state(
+            state.authenticator.clone(),
+            crate::auth::authenticate,
+        ));
+    let guard = Arc::new(Guard::new(&state.settings, state.bound));
+    let in_flight = Arc::new(Semaphore::new(state.settings.max_in_flight));
+    let timeout = tower_http::timeout::TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        state.settings.request_timeout(),
+    );
+    let metrics = state.metrics.clone();
+    axum::Router::new()
+        .route("/health", get(health))
+        .route("/api/health", get(health))
+        .route("/metrics", get(metrics_text))
+        .merge(api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(timeout)
+        .layer(from_fn(move |request: Request, next: Next| {
+            let metrics = metrics.clone();
+            async move { record(metrics, request, next).await }
+        }))
+        .layer(from_fn(move |request: Request, next: Next| {
+            let in_flight = in_flight.clone();
+            async move {
+                // Refuse rather than queue: a queued request only times out later.
+                let Ok(_permit) = in_flight.try_acquire() else {
+                    let mut response = json_error(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "overloaded",
+                        "too many requests in flight; retry shortly",
+                    );
+                    response
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    return response;
+                };
+                next.run(request).await
+            }
+        }))
+        .layer(from_fn(move |request: Request, next: Next| {
+            let guard = guard.clone();
+            async move { guard.check(request, next).await }
+        }))
+}
+
+/// The route label of a path: the route it matches, or `unmatched` (bounded label values).
+fn route_of(path: &str) -> &'static str {
+    match path {
+        "/health" => "/health",
+        "/api/health" => "/api/health",
+        "/api/resolve" => "/api/resolve",
+        "/api/migrate/resolve" => "/api/migrate/resolve",
+        "/metrics" => "/metrics",
+        _ => "unmatched",
+    }
+}
+
+async fn record(metrics: Arc<Metrics>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = route_of(request.uri().path());
+    let method = request.method().as_str().to_owned();
+    let response = next.run(request).await;
+    metrics.record_request(
+        route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// Refuses requests whose `Host` or `Origin` is not accepted, before reading their body: a
+/// browser page on another site must not reach a loopback sidecar through DNS rebinding.
+#[derive(Debug)]
+struct Guard {
+    /// Accepted `Host` values, lower case; `None` accepts any.
+    hosts: Option<HashSet<String>>,
+    origins: HashSet<String>,
+}
+
+impl Guard {
+    fn new(settings: &ServerSettings, bound: SocketAddr) -> Self {
+        let mut hosts: HashSet<String> = settings
+            .allowed_hosts
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
+        let hosts = if bound.ip().is_loopback() || bound.ip().is_unspecified() || !hosts.is_empty()
+        {
+            let port = bound.port();
+            for name in ["127.0.0.1", "localhost", "[::1]"] {
+                hosts.insert(format!("{name}:{port}"));
+                if port == 80 {
+                    hosts.insert(name.to_owned());
+                }
+            }
+            Some(hosts)
+        } else {
+            None
+        };
+        let origins = settings
+            .allowed_origins
+            .iter()
+            .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+            .collect();
+        Self { hosts, origins }
+    }
+
+    async fn check(&self, request: Request, next: Next) -> Response {
+        if let Some(hosts) = &self.hosts {
+            let host = request
+                .headers()
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_ascii_lowercase);
+            match host {
+                Some(host) if hosts.contains(&host) => {}
+                Some(_) => {
+                    return json_error(
+                        StatusCode::FORBIDDEN,
+                        "host_not_allowed",
+                        "this server does not answer for that Host",
+                    );
+                }
+                None => {
+                    return json_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request",
+                        "the request has no Host header",
+                    );
+                }
+            }
+        }
+        if let Some(origin) = request.headers().get(header::ORIGIN) {
+            let origin = origin
+                .to_str()
+                .unwrap_or("")
+                .trim_end_matches('/')
+                .to_ascii_lowercase();
+            if !self.origins.contains(&origin) {
+                return json_error(
+                    StatusCode::FORBIDDEN,
+                    "origin_not_allowed",
+                    "cross-origin requests are not accepted",
+                );
+            }
+        }
+        next.run(request).await
+    }
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    let snapshot = state.health.snapshot();
+    let healthy = snapshot.unavailable.is_empty();
+    let rules = state.router.rule_count();
+    let body = json!({
+        "status": if healthy { "ok" } else { "degraded" },
+        "ok": healthy,
+        "version": env!("CARGO_PKG_VERSION"),
+        "timestamp": format_rfc3339(OffsetDateTime::now_utc()),
+        "credentialsLoaded": snapshot.credential_count,
+        "rulesLoaded": rules,
+        "credentialCount": snapshot.credential_count,
+        "ruleCount": rules,
+        "unavailableStores": snapshot.unavailable,
+        "checkedAt": format_rfc3339(snapshot.checked_at),
+    });
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    no_store((status, Json(body)).into_response())
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    let mut response = state.metrics.encode().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}
+
+async fn not_found() -> Response {
+    json_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+async fn method_not_allowed() -> Response {
+    json_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not accept that method",
+    )
+}
+
+/// `POST /api/resolve`, after the resolve layer granted a credential.
+async fn resolved(Resolved(resolution): Resolved) -> Response {
+    Json(json!({
+        "ok": true,
+        "credentialId": resolution.credential_id,
+        "resolvedFor": resolution.resolved_for,
+        "expiresAt": resolution.expires_at.map(format_rfc3339),
+    }))
+    .into_response()
+}
+
+/// Reads the request context from a JSON body, for the resolve layer.
+#[derive(Debug, Clone)]
+struct JsonContext {
+    limit: usize,
+}
+
+impl ContextExtractor for JsonContext {
+    async fn extract(
+        &self,
+        request: Request<Body>,
+    ) -> Result<(RequestContext, Request<Body>), Response> {
+        let (parts, body) = request.into_parts();
+        let value = read_json(&parts, body, self.limit).await?;
+        let context = RequestContext::from_json(&value).map_err(|err| invalid(&err))?;
+        check_caller(&parts, &context.user_id)?;
+        Ok((context, Request::from_parts(parts, Body::empty())))
+    }
+}
+
+/// `POST /api/migrate/resolve`.
+async fn migrate(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let value = match read_json(&parts, body, state.settings.body_limit_bytes).await {
+        Ok(value) => value,
+        Err(response) => return response,
+    };
+    let migration = match MigrationRequest::from_json(&value) {
+        Ok(migration) => migration,
+        Err(err) => return invalid(&err),
+    };
+    if let Err(response) = check_caller(&parts, &migration.user_id) {
+        return response;
+    }
+    match state.router.resolve_pair(&migration).await {
+        Ok(pair) => no_store(
+            Json(json!({
+                "migrationId": pair.migration_id,
+                "phase": pair.phase,
+                "sourceCredentialId": pair.source.credential_id,
+                "sourceResolvedFor": pair.source.resolved_for,
+                "targetCredentialId": pair.target.credential_id,
+                "targetResolvedFor": pair.target.resolved_for,
+                "dryRun": pair.dry_run,
+                "expiresAt": pair.expires_at.map(format_rfc3339),
+            }))
+            .into_response(),
+        ),
+        Err(denial) => pair_denied(&denial),
+    }
+}
+
+fn pair_denied(denial: &PairDenial) -> Response {
+    let (side, code) = match (&denial.source, &denial.target) {
+        (Some(source), Some(_)) => ("both", source.reason.code()),
+        (Some(source), None) => ("source", source.reason.code()),
+        (None, Some(target)) => ("target", target.reason.code()),
+        (None, None) => ("both", "denied"),
+    };
+    let body = json!({ "error": denial.to_string(), "code": code, "side": side });
+    no_store((StatusCode::FORBIDDEN, Json(body)).into_response())
+}
+
+/// The request names `user_id`; an authenticated caller bound to another user may not ask.
+fn check_caller(parts: &Parts, user_id: &str) -> Result<(), Response> {
+    match parts
+        .extensions
+        .get::<Caller>()
+        .and_then(|c| c.user_id.as_deref())
+    {
+        Some(bound) if bound != user_id => Err(json_error(
+            StatusCode::FORBIDDEN,
+            "caller_user_mismatch",
+            "the request names a different user than the authenticated caller",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A 400 listing each bad field.
+fn invalid(err: &InvalidInput) -> Response {
+    let details: serde_json::Map<String, Value> = err
+        .problems
+        .iter()
+        .map(|p| (p.field.clone(), Value::String(p.problem.to_string())))
+        .collect();
+    let body = json!({ "error": err.to_string(), "code": "invalid_request", "details": details });
+    no_store((StatusCode::BAD_REQUEST, Json(body)).into_response())
+}
+
+/// Reads a JSON body of at most `limit` bytes.
+async fn read_json(parts: &Parts, body: Body, limit: usize) -> Result<Value, Response> {
+    if let Some(content_type) = parts.headers.get(header::CONTENT_TYPE) {
+        let essence = content_type
+            .to_str()
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let json = essence == "application/json"
+            || (essence.starts_with("application/") && essence.ends_with("+json"));
+        if !json {
+            return Err(json_error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be JSON (Content-Type: application/json)",
+            ));
+        }
+    }
+    let too_large = || {
+        json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            &format!("the body is larger than {limit} bytes"),
+        )
+    };
+    if let Some(length) = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        && length > limit as u64
+    {
+        return Err(too_large());
+    }
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            let over = std::error::Error::source(&err)
+                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+            return Err(if over {
+                too_large()
+            } else {
+                json_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "the body could not be read",
+                )
+            });
+        }
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(json_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the body is empty; send a JSON object",
+        ));
+    }
+    serde_json::from_slice(&bytes).map_err(|err| {
+        json_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            &format!("the body is not valid JSON ({err})"),
+        )
+    })
+}

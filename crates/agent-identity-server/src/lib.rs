@@ -1,0 +1,56 @@
+//! The agent-identity sidecar: resolves credentials over HTTP for backends and agents.
+//!
+//! The binary is `agent-identity` (`serve`, `check`, `resolve`); this library holds its parts so
+//! that tests and embedders can drive them. The HTTP contract is that of the reference sidecar,
+//! so its Python clients work unchanged: `GET /health` and `GET /api/health`,
+//! `POST /api/resolve`, `POST /api/migrate/resolve`; plus `GET /metrics`.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use agent_identity_server::{config, metrics::Metrics, serve::{Server, shutdown_signal}};
+//!
+//! let metrics = Arc::new(Metrics::new());
+//! let loaded = config::load_file("agent-identity.toml".as_ref(), Some(Arc::new(metrics::MetricsObserver(metrics.clone()))))?;
+//! let server = Server::bind(loaded, metrics).await?;
+//! server.run(shutdown_signal()).await;
+//! # Ok(()) }
+//! # use agent_identity_server::metrics;
+//! ```
+
+pub mod auth;
+pub mod config;
+pub mod health;
+pub mod http;
+pub mod lint;
+pub mod metrics;
+pub mod serve;
+
+use std::sync::Once;
+
+use config::LogFormat;
+
+/// Installs the process-wide TLS crypto provider (ring) once; outbound HTTPS needs it.
+pub fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Fails only when another provider is installed already, which serves as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// Sends logs to standard error, as text or JSON lines, filtered by `RUST_LOG` (default
+/// `default_level`).
+pub fn init_logging(format: LogFormat, default_level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second initialisation (tests) keeps the first subscriber.
+    let _ = match format {
+        LogFormat::Text => builder.with_ansi(false).try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}

@@ -1,0 +1,234 @@
+//! `agent-identity`: the sidecar's command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use agent_identity::{ExplainedOutcome, RequestContext};
+use agent_identity_server::config::{self, LoadError, Loaded, LogFormat};
+use agent_identity_server::metrics::{Metrics, MetricsObserver};
+use agent_identity_server::serve::{Server, shutdown_signal};
+use agent_identity_server::{init_logging, lint};
+use clap::{Parser, Subcommand};
+
+/// Decides which credential an AI agent's request gets.
+#[derive(Debug, Parser)]
+#[command(name = "agent-identity", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serves the HTTP API.
+    ///
+    /// Without --config, reads AGENT_IDENTITY_CREDENTIALS_JSON, AGENT_IDENTITY_RULES_JSON and PORT
+    /// (default 3001) like the reference's Docker sidecar, on 127.0.0.1.
+    Serve {
+        /// The configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Listen on this address instead of the configured one.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Log format (overrides the configuration).
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormat>,
+    },
+    /// Checks a configuration and lints its rules. Exits 1 on an error (or a warning, with
+    /// --deny-warnings).
+    Check {
+        /// The configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Treat warnings as errors.
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+    /// Explains how one request context resolves: every rule with why it matched or not, and the
+    /// outcome. Exits 0 when granted, 1 when denied, 2 on bad input.
+    Resolve {
+        /// The configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The request context as JSON (the body of POST /api/resolve), or @FILE.
+        #[arg(long)]
+        context: String,
+    },
+}
+
+#[allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command line reports on its streams"
+)]
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        match cli.command {
+            Command::Serve {
+                config,
+                listen,
+                log_format,
+            } => serve(config, listen, log_format).await,
+            Command::Check {
+                config,
+                deny_warnings,
+            } => check(&config, deny_warnings),
+            Command::Resolve { config, context } => resolve(&config, &context).await,
+        }
+    })
+}
+
+#[allow(clippy::print_stderr, reason = "start-up errors go to standard error")]
+fn report(err: &LoadError) {
+    eprintln!("error: the configuration is not valid:");
+    for error in &err.errors {
+        eprintln!("  - {error}");
+    }
+}
+
+#[allow(clippy::print_stderr, reason = "start-up errors go to standard error")]
+async fn serve(
+    path: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    log_format: Option<LogFormat>,
+) -> ExitCode {
+    let metrics = Arc::new(Metrics::new());
+    let observer =
+        Some(Arc::new(MetricsObserver(metrics.clone()))
+            as Arc<dyn agent_identity::ResolutionObserver>);
+    let loaded = match &path {
+        Some(path) => config::load_file(path, observer),
+        None => config::load_env(&|name| std::env::var(name).ok(), observer),
+    };
+    let mut loaded: Loaded = match loaded {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            init_logging(log_format.unwrap_or_default(), "info");
+            report(&err);
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(log_format.unwrap_or(loaded.server.log_format), "info");
+    if let Some(listen) = listen {
+        loaded.server.listen = listen;
+        if let Err(err) = config::check_exposure_of(&loaded) {
+            report(&err);
+            return ExitCode::from(2);
+        }
+    }
+    tracing::info!(
+        source = %loaded.source,
+        rules = loaded.router.rule_count(),
+        version = env!("CARGO_PKG_VERSION"),
+        "configuration loaded"
+    );
+    let server = match Server::bind(loaded, metrics).await {
+        Ok(server) => server,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    server.run(shutdown_signal()).await;
+    ExitCode::SUCCESS
+}
+
+#[allow(clippy::print_stdout, reason = "check reports on standard output")]
+fn check(path: &std::path::Path, deny_warnings: bool) -> ExitCode {
+    init_logging(LogFormat::Text, "warn");
+    let loaded = match config::load_file(path, None) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            for error in &err.errors {
+                println!("error: {error}");
+            }
+            println!(
+                "{} error(s): the configuration is not valid",
+                err.errors.len()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let lints = lint::lint(&loaded);
+    for finding in &lints {
+        println!("warning: {finding}");
+    }
+    let credentials: usize = loaded.memory_credentials.values().map(Vec::len).sum();
+    println!(
+        "configuration valid: {} rule(s), {} store(s), {credentials} credential(s) in memory stores, {} warning(s)",
+        loaded.router.rule_count(),
+        loaded.router.stores().count(),
+        lints.len()
+    );
+    if deny_warnings && !lints.is_empty() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+#[allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "resolve reports on its streams"
+)]
+async fn resolve(path: &std::path::Path, context: &str) -> ExitCode {
+    init_logging(LogFormat::Text, "warn");
+    let loaded = match config::load_file(path, None) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            report(&err);
+            return ExitCode::from(2);
+        }
+    };
+    let text = match context.strip_prefix('@') {
+        Some(file) => match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(err) => {
+                eprintln!("error: cannot read {file}: {err}");
+                return ExitCode::from(2);
+            }
+        },
+        None => context.to_owned(),
+    };
+    let value: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(value) => value,
+        Err(err) => {
+            eprintln!("error: the context is not valid JSON: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let ctx = match RequestContext::from_json(&value) {
+        Ok(ctx) => ctx,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let explanation = loaded.router.explain(&ctx).await;
+    match serde_json::to_string_pretty(&explanation) {
+        Ok(json) => println!("{json}"),
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    }
+    match explanation.outcome {
+        ExplainedOutcome::Granted { .. } => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    }
+}

@@ -1,0 +1,163 @@
+//! Prometheus metrics: HTTP requests, resolutions by outcome and by rule, latency histograms.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent_identity::{Denial, RequestContext, Resolution, ResolutionObserver};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    route: String,
+    method: String,
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResolutionLabels {
+    outcome: &'static str,
+    rule: String,
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Every metric the sidecar exports. Labels are bounded: routes are the matched route templates
+/// (`unmatched` otherwise), rules are rule ids, reasons are denial codes. No label carries a user,
+/// a resource or a secret.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    http_requests: Family<HttpLabels, Counter>,
+    http_duration: HistogramFamily<RouteLabels>,
+    resolutions: Family<ResolutionLabels, Counter>,
+    resolution_duration: HistogramFamily<OutcomeLabels>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 50 µs to about 3.3 s.
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 17))
+}
+
+impl Metrics {
+    /// A registry with every metric registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("agent_identity");
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route, method and status",
+            http_requests.clone(),
+        );
+        let http_duration: HistogramFamily<RouteLabels> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request, by route",
+            http_duration.clone(),
+        );
+        let resolutions = Family::<ResolutionLabels, Counter>::default();
+        registry.register(
+            "resolutions",
+            "Resolutions, by outcome, deciding rule and denial reason",
+            resolutions.clone(),
+        );
+        let resolution_duration: HistogramFamily<OutcomeLabels> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "resolution_duration_seconds",
+            "Time to resolve a context, by outcome",
+            resolution_duration.clone(),
+        );
+        Self {
+            registry,
+            http_requests,
+            http_duration,
+            resolutions,
+            resolution_duration,
+        }
+    }
+
+    /// Records one answered HTTP request.
+    pub fn record_request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                route: route.to_owned(),
+                method: method.to_owned(),
+                status,
+            })
+            .inc();
+        self.http_duration
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Feeds resolutions into [`Metrics`].
+#[derive(Debug, Clone)]
+pub struct MetricsObserver(pub Arc<Metrics>);
+
+impl ResolutionObserver for MetricsObserver {
+    fn observe(
+        &self,
+        _: &RequestContext,
+        outcome: Result<&Resolution, &Denial>,
+        elapsed: Duration,
+    ) {
+        let (labels, outcome_label) = match outcome {
+            Ok(resolution) => (
+                ResolutionLabels {
+                    outcome: "granted",
+                    rule: resolution.rule_id.to_string(),
+                    reason: "",
+                },
+                "granted",
+            ),
+            Err(denial) => (
+                ResolutionLabels {
+                    outcome: "denied",
+                    rule: denial.rule_id.as_deref().unwrap_or("").to_owned(),
+                    reason: denial.reason.code(),
+                },
+                "denied",
+            ),
+        };
+        self.0.resolutions.get_or_create(&labels).inc();
+        self.0
+            .resolution_duration
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome_label,
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+}

@@ -1,0 +1,166 @@
+//! The listener: connections, limits, graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::auth::Authenticator;
+use crate::config::Loaded;
+use crate::health::HealthMonitor;
+use crate::http::{AppState, app};
+use crate::metrics::Metrics;
+
+const TOO_MANY_CONNECTIONS: &str = concat!(
+    "HTTP/1.1 429 Too Many Requests\r\n",
+    "content-type: application/json\r\n",
+    "content-length: 62\r\n",
+    "retry-after: 1\r\n",
+    "connection: close\r\n\r\n",
+    r#"{"error":"too many connections","code":"too_many_connections"}"#,
+);
+
+/// A server ready to accept connections.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Server {
+    /// Binds the listener, prepares authentication and checks the stores once.
+    pub async fn bind(loaded: Loaded, metrics: Arc<Metrics>) -> Result<Self, String> {
+        let listener = TcpListener::bind(loaded.server.listen)
+            .await
+            .map_err(|err| format!("cannot listen on {}: {err}", loaded.server.listen))?;
+        let bound = listener.local_addr().map_err(|err| err.to_string())?;
+        let authenticator = Arc::new(Authenticator::new(loaded.auth).await?);
+        let router = Arc::new(loaded.router);
+        let health = HealthMonitor::start(router.clone()).await;
+        let state = AppState {
+            router,
+            health,
+            metrics,
+            settings: Arc::new(loaded.server),
+            authenticator,
+            bound,
+        };
+        Ok(Self { listener, state })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.state.bound
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and lets the requests in flight
+    /// finish (up to the configured grace period).
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let Self { listener, state } = self;
+        let settings = state.settings.clone();
+        let monitor = tokio::spawn(
+            state
+                .health
+                .clone()
+                .run(Duration::from_millis(settings.health_interval_ms.max(100))),
+        );
+        let refresher = match &*state.authenticator {
+            Authenticator::Jwt(verifier) => {
+                Some(tokio::spawn(verifier.clone().refresh_periodically()))
+            }
+            _ => None,
+        };
+        let service = TowerToHyperService::new(app(state));
+        let connections = Arc::new(Semaphore::new(settings.max_connections));
+        let graceful = GracefulShutdown::new();
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_millis(settings.header_read_timeout_ms))
+            .keep_alive(true);
+        tokio::pin!(shutdown);
+        tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
+        loop {
+            let (mut stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        // Out of file descriptors and the like: wait a little rather than spin.
+                        tracing::warn!(error = %err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let Ok(permit) = connections.clone().try_acquire_owned() else {
+                // Over the connection cap: answer without parsing anything, and close.
+                tokio::spawn(async move {
+                    let _ = stream.write_all(TOO_MANY_CONNECTIONS.as_bytes()).await;
+                });
+                continue;
+            };
+            let connection = http.serve_connection(TokioIo::new(stream), service.clone());
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(err) = connection.await {
+                    tracing::debug!(%peer, error = %err, "connection ended with an error");
+                }
+                drop(permit);
+            });
+        }
+        drop(listener);
+        tracing::info!("shutting down: draining requests in flight");
+        let grace = Duration::from_millis(settings.shutdown_grace_ms);
+        if tokio::time::timeout(grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("requests still in flight after the grace period were cut off");
+        }
+        monitor.abort();
+        if let Some(refresher) = refresher {
+            refresher.abort();
+        }
+        tracing::info!("stopped");
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_raw_429_declares_its_true_length() {
+        let (head, body) = super::TOO_MANY_CONNECTIONS.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(&format!("content-length: {}\r\n", body.len())));
+        assert!(serde_json::from_str::<serde_json::Value>(body).is_ok());
+    }
+}
