@@ -313,16 +313,28 @@ pub fn load_file(
     let location = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|err| ConfigError::new(&location, None, format!("cannot be read: {err}")))?;
-    let file: ConfigFile = toml::from_str(&text)
-        .map_err(|err| ConfigError::new(&location, None, err.to_string().trim_end().to_owned()))?;
     let base = path.parent().unwrap_or(Path::new("."));
-    build(
-        file,
+    load_str(
+        &text,
         base,
         location,
         &|name| std::env::var(name).ok(),
         observer,
     )
+}
+
+/// Reads, checks and builds a configuration given as text. Relative paths in it are relative to
+/// `base`; `env` looks environment variables up; `source` names the text in messages.
+pub fn load_str(
+    text: &str,
+    base: &Path,
+    source: String,
+    env: &dyn Fn(&str) -> Option<String>,
+    observer: Option<Arc<dyn ResolutionObserver>>,
+) -> Result<Loaded, LoadError> {
+    let file: ConfigFile = toml::from_str(text)
+        .map_err(|err| ConfigError::new(&source, None, err.to_string().trim_end().to_owned()))?;
+    build(file, base, source, env, observer)
 }
 
 /// Builds the configuration of the reference's Docker sidecar: credentials and rules from

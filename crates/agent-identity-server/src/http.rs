@@ -47,6 +47,28 @@ pub struct AppState {
     pub bound: SocketAddr,
 }
 
+impl AppState {
+    /// Prepares authentication (fetching a JWKS now, so that a bad source fails at start) and
+    /// checks the stores once, for a server bound to `bound`.
+    pub async fn new(
+        loaded: crate::config::Loaded,
+        metrics: Arc<Metrics>,
+        bound: SocketAddr,
+    ) -> Result<Self, String> {
+        let authenticator = Arc::new(Authenticator::new(loaded.auth).await?);
+        let router = Arc::new(loaded.router);
+        let health = HealthMonitor::start(router.clone()).await;
+        Ok(Self {
+            router,
+            health,
+            metrics,
+            settings: Arc::new(loaded.server),
+            authenticator,
+            bound,
+        })
+    }
+}
+
 /// The sidecar's HTTP application.
 pub fn app(state: AppState) -> axum::Router {
     let limit = state.settings.body_limit_bytes;

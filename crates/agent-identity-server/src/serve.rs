@@ -14,7 +14,6 @@ use tokio::sync::Semaphore;
 
 use crate::auth::Authenticator;
 use crate::config::Loaded;
-use crate::health::HealthMonitor;
 use crate::http::{AppState, app};
 use crate::metrics::Metrics;
 
@@ -41,17 +40,7 @@ impl Server {
             .await
             .map_err(|err| format!("cannot listen on {}: {err}", loaded.server.listen))?;
         let bound = listener.local_addr().map_err(|err| err.to_string())?;
-        let authenticator = Arc::new(Authenticator::new(loaded.auth).await?);
-        let router = Arc::new(loaded.router);
-        let health = HealthMonitor::start(router.clone()).await;
-        let state = AppState {
-            router,
-            health,
-            metrics,
-            settings: Arc::new(loaded.server),
-            authenticator,
-            bound,
-        };
+        let state = AppState::new(loaded, metrics, bound).await?;
         Ok(Self { listener, state })
     }
 
