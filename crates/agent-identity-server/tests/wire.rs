@@ -365,7 +365,7 @@ async fn denials_are_403_with_the_reason() {
     .await
     .unwrap();
     let answer = send(
-        &app(state),
+        &agent_identity_server::http::app(state),
         post("/api/migrate/resolve", migration().to_string()),
     )
     .await;
