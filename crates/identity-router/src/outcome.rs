@@ -75,7 +75,11 @@ impl Resolution {
 /// assert_eq!(DenialReason::NoMatchingRule.to_string(), "no rule matches this request");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "code", rename_all = "snake_case")]
+#[serde(
+    tag = "code",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
 #[non_exhaustive]
 pub enum DenialReason {
     /// No rule matches the request.
@@ -320,7 +324,11 @@ pub struct RuleVerdict {
 
 /// The outcome in an [`Explanation`]: like a resolution, without the secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase", tag = "outcome")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "outcome"
+)]
 #[non_exhaustive]
 pub enum ExplainedOutcome {
     /// A credential was granted.

@@ -1,0 +1,392 @@
+//! Caller authentication: each mode, and each way a caller can be wrong.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a panic in a test is a failed test"
+)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use agent_identity_server::config::{LoadError, load_str};
+use agent_identity_server::http::{AppState, app};
+use agent_identity_server::metrics::Metrics;
+use axum::body::Body;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const STORE: &str = r#"
+[stores.default]
+type = "memory"
+
+[[stores.default.credentials]]
+id = "cred-alice"
+kind = "user-delegated"
+status = "active"
+ref = "alice"
+
+[[stores.default.credentials]]
+id = "cred-bob"
+kind = "user-delegated"
+status = "active"
+ref = "bob"
+
+[[rules]]
+id = "alice"
+credentialRef = "alice"
+priority = 1
+matchUserId = "alice"
+
+[[rules]]
+id = "bob"
+credentialRef = "bob"
+priority = 1
+matchUserId = "bob"
+"#;
+
+const SERVICE_KEY: &str = "svc-key-0123456789abcdef";
+const ALICE_KEY: &str = "alice-key-0123456789abcdef";
+
+async fn app_for(config: &str, base: &Path) -> axum::Router {
+    let env = |name: &str| (name == "ALICE_API_KEY").then(|| ALICE_KEY.to_owned());
+    let loaded = load_str(config, base, "test".into(), &env, None).unwrap();
+    let state = AppState::new(
+        loaded,
+        Arc::new(Metrics::new()),
+        "127.0.0.1:3001".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    app(state)
+}
+
+async fn resolve_as(
+    app: &axum::Router,
+    user: &str,
+    authorization: Option<(&str, String)>,
+) -> (StatusCode, Value, http::HeaderMap) {
+    let body = json!({"userId": user, "resourceId": "r", "resourceKind": "personal", "provider": "openai",
+                      "model": "gpt-4o", "action": "read", "traceId": "t"});
+    let mut request = Request::post("/api/resolve")
+        .header("host", "127.0.0.1:3001")
+        .header("content-type", "application/json");
+    if let Some((name, value)) = authorization {
+        request = request.header(name, value);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap(), headers)
+}
+
+fn bearer(token: impl Into<String>) -> Option<(&'static str, String)> {
+    Some(("authorization", format!("Bearer {}", token.into())))
+}
+
+#[tokio::test]
+async fn api_keys_are_checked_and_may_bind_a_user() {
+    let digest = hex_sha256(SERVICE_KEY);
+    let config = format!(
+        "{STORE}\n[auth]\nmode = \"api-key\"\n\n[[auth.api_keys]]\nname = \"backend\"\nsha256 = \"{digest}\"\n\n\
+         [[auth.api_keys]]\nname = \"alice-agent\"\nenv = \"ALICE_API_KEY\"\nuser_id = \"alice\"\n"
+    );
+    let app = app_for(&config, Path::new(".")).await;
+
+    let (status, body, headers) = resolve_as(&app, "alice", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["code"], "unauthenticated");
+    assert_eq!(headers["www-authenticate"], "Bearer");
+
+    let (status, body, _) = resolve_as(&app, "alice", bearer("not-the-key-at-all")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        !body.to_string().contains("not-the-key"),
+        "the key was echoed: {body}"
+    );
+
+    // A service key may resolve for any user, by either header.
+    assert_eq!(
+        resolve_as(&app, "alice", bearer(SERVICE_KEY)).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        resolve_as(&app, "bob", Some(("x-api-key", SERVICE_KEY.into())))
+            .await
+            .0,
+        StatusCode::OK
+    );
+
+    // A key bound to alice resolves for alice only.
+    assert_eq!(
+        resolve_as(&app, "alice", bearer(ALICE_KEY)).await.0,
+        StatusCode::OK
+    );
+    let (status, body, _) = resolve_as(&app, "bob", bearer(ALICE_KEY)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["code"], "caller_user_mismatch");
+
+    // Health stays open to probes.
+    let response = app
+        .clone()
+        .oneshot(
+            Request::get("/health")
+                .header("host", "127.0.0.1:3001")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+fn hex_sha256(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+// ---- JWT ------------------------------------------------------------------------------------------
+
+const ISSUER: &str = "https://issuer.example";
+const AUDIENCE: &str = "agent-identity";
+
+struct Keys {
+    signing: SigningKey,
+    kid: &'static str,
+}
+
+impl Keys {
+    fn new(seed: u8, kid: &'static str) -> Self {
+        Self {
+            signing: SigningKey::from_bytes(&[seed; 32]),
+            kid,
+        }
+    }
+
+    fn jwk(&self) -> Value {
+        json!({"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": self.kid,
+               "x": URL_SAFE_NO_PAD.encode(self.signing.verifying_key().to_bytes())})
+    }
+
+    fn token(&self, claims: &Value) -> String {
+        let der = self.signing.to_pkcs8_der().unwrap();
+        let key = EncodingKey::from_ed_der(der.as_bytes());
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.into());
+        jsonwebtoken::encode(&header, claims, &key).unwrap()
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn claims(sub: &str) -> Value {
+    json!({"iss": ISSUER, "aud": AUDIENCE, "sub": sub, "iat": now(), "exp": now() + 300})
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("agent-identity-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn jwt_config(source: &str) -> String {
+    format!(
+        "{STORE}\n[auth]\nmode = \"jwt\"\n\n[auth.jwt]\nissuer = \"{ISSUER}\"\naudience = [\"{AUDIENCE}\"]\n\
+         algorithms = [\"EdDSA\", \"ES256\"]\n{source}\n"
+    )
+}
+
+#[tokio::test]
+async fn jwts_are_verified_against_the_jwks_and_their_subject_is_the_user() {
+    let keys = Keys::new(7, "key-1");
+    let dir = temp_dir("jwks-file");
+    std::fs::write(
+        dir.join("jwks.json"),
+        json!({"keys": [keys.jwk()]}).to_string(),
+    )
+    .unwrap();
+    let app = app_for(&jwt_config("jwks_file = \"jwks.json\""), &dir).await;
+
+    let (status, body, _) = resolve_as(&app, "alice", bearer(keys.token(&claims("alice")))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["resolvedFor"], "alice");
+
+    let (status, body, _) = resolve_as(&app, "alice", None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthenticated"))
+    );
+
+    // A valid token for bob cannot resolve alice's credential.
+    let (status, body, _) = resolve_as(&app, "alice", bearer(keys.token(&claims("bob")))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["code"], "caller_user_mismatch");
+
+    let mut expired = claims("alice");
+    expired["exp"] = json!(now() - 3600);
+    let mut wrong_audience = claims("alice");
+    wrong_audience["aud"] = json!("someone-else");
+    let mut wrong_issuer = claims("alice");
+    wrong_issuer["iss"] = json!("https://evil.example");
+    let mut no_subject = claims("alice");
+    no_subject.as_object_mut().unwrap().remove("sub");
+    let stranger = Keys::new(9, "key-1");
+    let unknown_kid = Keys::new(9, "key-2");
+    let unsigned = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(claims("alice").to_string())
+    );
+    let hmac = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims("alice"),
+        &EncodingKey::from_secret(b"guessable"),
+    )
+    .unwrap();
+    let cases = [
+        ("expired", keys.token(&expired), "expired"),
+        ("wrong audience", keys.token(&wrong_audience), "audience"),
+        ("wrong issuer", keys.token(&wrong_issuer), "issuer"),
+        ("no subject", keys.token(&no_subject), "`sub`"),
+        (
+            "signed by another key with the same kid",
+            stranger.token(&claims("alice")),
+            "signature",
+        ),
+        (
+            "signed by an unknown key",
+            unknown_kid.token(&claims("alice")),
+            "unknown key",
+        ),
+        ("alg none", unsigned, "not a well-formed JWT"),
+        ("HMAC", hmac, "not accepted"),
+        ("garbage", "abc.def".into(), "not a well-formed JWT"),
+    ];
+    for (case, token, reason) in cases {
+        let (status, body, headers) = resolve_as(&app, "alice", bearer(token)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{case}: {body}");
+        assert_eq!(headers["www-authenticate"], "Bearer", "{case}");
+        assert!(
+            body["error"].as_str().unwrap().contains(reason),
+            "{case}: {body}"
+        );
+    }
+}
+
+/// A JWKS served over loopback HTTP: the issuer's key document is static, so a few lines of axum
+/// stand in for the issuer here (the token exchange tests run a real authorization server).
+#[tokio::test]
+async fn the_jwks_can_come_from_a_url() {
+    let keys = Keys::new(11, "url-key");
+    let jwks = json!({"keys": [keys.jwk()]});
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let issuer = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || async move { axum::Json(jwks) }),
+    );
+    let server = tokio::spawn(async move { axum::serve(listener, issuer).await.unwrap() });
+
+    let url = format!("http://{address}/jwks");
+    let app = app_for(
+        &jwt_config(&format!("jwks_url = \"{url}\"\nallow_http_loopback = true")),
+        Path::new("."),
+    )
+    .await;
+    let (status, body, _) = resolve_as(&app, "bob", bearer(keys.token(&claims("bob")))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Plain HTTP is refused unless allowed, and never off loopback.
+    let refused = load_str(
+        &jwt_config(&format!("jwks_url = \"{url}\"")),
+        Path::new("."),
+        "t".into(),
+        &|_| None,
+        None,
+    );
+    assert!(refused.unwrap_err().to_string().contains("jwt.jwks_url"));
+    let remote = load_str(
+        &jwt_config("jwks_url = \"http://issuer.example/jwks\"\nallow_http_loopback = true"),
+        Path::new("."),
+        "t".into(),
+        &|_| None,
+        None,
+    );
+    assert!(remote.unwrap_err().to_string().contains("must be https"));
+    server.abort();
+}
+
+fn load_error(config: &str) -> LoadError {
+    load_str(config, Path::new("."), "t".into(), &|_| None, None).unwrap_err()
+}
+
+#[test]
+fn an_unauthenticated_server_is_not_exposed_by_accident() {
+    let exposed = format!("{STORE}\n[server]\nlisten = \"0.0.0.0:3001\"\n");
+    assert!(
+        load_error(&exposed)
+            .to_string()
+            .contains("allow_unauthenticated")
+    );
+    let allowed =
+        format!("{STORE}\n[server]\nlisten = \"0.0.0.0:3001\"\nallow_unauthenticated = true\n");
+    assert!(load_str(&allowed, Path::new("."), "t".into(), &|_| None, None).is_ok());
+    let keyed = format!(
+        "{STORE}\n[server]\nlisten = \"0.0.0.0:3001\"\n[auth]\nmode = \"api-key\"\n[[auth.api_keys]]\nname = \"k\"\nsha256 = \"{}\"\n",
+        hex_sha256(SERVICE_KEY)
+    );
+    assert!(load_str(&keyed, Path::new("."), "t".into(), &|_| None, None).is_ok());
+}
+
+#[test]
+fn auth_mistakes_are_configuration_errors() {
+    for (config, field) in [
+        ("[auth]\nmode = \"api-key\"\n", "api_keys"),
+        (
+            "[auth]\nmode = \"api-key\"\n[[auth.api_keys]]\nname = \"k\"\nsha256 = \"xyz\"\n",
+            "api_keys[0]",
+        ),
+        (
+            "[auth]\nmode = \"api-key\"\n[[auth.api_keys]]\nname = \"k\"\nenv = \"UNSET_VARIABLE\"\n",
+            "api_keys[0]",
+        ),
+        ("[auth]\nmode = \"jwt\"\n", "jwt"),
+        (
+            "[auth]\nmode = \"jwt\"\n[auth.jwt]\nissuer = \"i\"\naudience = [\"a\"]\nalgorithms = [\"HS256\"]\njwks_file = \"x\"\n",
+            "jwt.algorithms",
+        ),
+        (
+            "[auth]\nmode = \"jwt\"\n[auth.jwt]\nissuer = \"i\"\naudience = []\njwks_file = \"x\"\n",
+            "jwt.audience",
+        ),
+        (
+            "[auth]\nmode = \"none\"\n[[auth.api_keys]]\nname = \"k\"\nsha256 = \"00\"\n",
+            "mode",
+        ),
+    ] {
+        let err = load_error(&format!("{STORE}\n{config}"));
+        assert!(
+            err.errors.iter().any(|e| e.field.as_deref() == Some(field)),
+            "{field}: {err}"
+        );
+    }
+}
