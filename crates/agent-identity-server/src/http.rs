@@ -15,13 +15,14 @@ use agent_identity::{
     format_rfc3339,
 };
 use axum::Json;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
+use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
@@ -80,11 +81,16 @@ pub fn app(state: AppState) -> axum::Router {
                 JsonContext { limit },
             )),
         )
-        .route("/api/migrate/resolve", post(migrate))
-        .route_layer(from_fn_with_state(
+        .route("/api/migrate/resolve", post(migrate));
+    // With no authentication configured every caller is anonymous: no middleware to run.
+    let api = if matches!(*state.authenticator, Authenticator::None) {
+        api
+    } else {
+        api.route_layer(from_fn_with_state(
             state.authenticator.clone(),
             crate::auth::authenticate,
-        ));
+        ))
+    };
     let guard = Arc::new(Guard::new(&state.settings, state.bound));
     let in_flight = Arc::new(Semaphore::new(state.settings.max_in_flight));
     let timeout = tower_http::timeout::TimeoutLayer::with_status_code(
@@ -141,17 +147,22 @@ fn route_of(path: &str) -> &'static str {
     }
 }
 
+/// The method label: the methods the API uses, `OTHER` for the rest (bounded label values).
+fn method_of(method: &http::Method) -> &'static str {
+    match *method {
+        http::Method::GET => "GET",
+        http::Method::POST => "POST",
+        http::Method::HEAD => "HEAD",
+        _ => "OTHER",
+    }
+}
+
 async fn record(metrics: Arc<Metrics>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = route_of(request.uri().path());
-    let method = request.method().as_str().to_owned();
+    let method = method_of(request.method());
     let response = next.run(request).await;
-    metrics.record_request(
-        route,
-        &method,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
+    metrics.record_request(route, method, response.status().as_u16(), started.elapsed());
     response
 }
 
@@ -197,10 +208,17 @@ impl Guard {
             let host = request
                 .headers()
                 .get(header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_ascii_lowercase);
+                .and_then(|v| v.to_str().ok());
+            let accepted = |host: &str| {
+                // Lower-case only when needed: the common Host is lower case already.
+                if host.bytes().any(|b| b.is_ascii_uppercase()) {
+                    hosts.contains(&host.to_ascii_lowercase())
+                } else {
+                    hosts.contains(host)
+                }
+            };
             match host {
-                Some(host) if hosts.contains(&host) => {}
+                Some(host) if accepted(host) => {}
                 Some(_) => {
                     return json_error(
                         StatusCode::FORBIDDEN,
@@ -280,14 +298,24 @@ async fn method_not_allowed() -> Response {
     )
 }
 
+/// The body of a granted `POST /api/resolve`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResolveAnswer {
+    ok: bool,
+    credential_id: String,
+    resolved_for: String,
+    expires_at: Option<String>,
+}
+
 /// `POST /api/resolve`, after the resolve layer granted a credential.
 async fn resolved(Resolved(resolution): Resolved) -> Response {
-    Json(json!({
-        "ok": true,
-        "credentialId": resolution.credential_id,
-        "resolvedFor": resolution.resolved_for,
-        "expiresAt": resolution.expires_at.map(format_rfc3339),
-    }))
+    Json(ResolveAnswer {
+        ok: true,
+        credential_id: resolution.credential_id,
+        resolved_for: resolution.resolved_for,
+        expires_at: resolution.expires_at.map(format_rfc3339),
+    })
     .into_response()
 }
 
@@ -303,8 +331,8 @@ impl ContextExtractor for JsonContext {
         request: Request<Body>,
     ) -> Result<(RequestContext, Request<Body>), Response> {
         let (parts, body) = request.into_parts();
-        let value = read_json(&parts, body, self.limit).await?;
-        let context = RequestContext::from_json(&value).map_err(|err| invalid(&err))?;
+        let body = read_body(&parts, body, self.limit).await?;
+        let context = RequestContext::from_slice(&body).map_err(|err| invalid(&err))?;
         check_caller(&parts, &context.user_id)?;
         Ok((context, Request::from_parts(parts, Body::empty())))
     }
@@ -313,11 +341,11 @@ impl ContextExtractor for JsonContext {
 /// `POST /api/migrate/resolve`.
 async fn migrate(State(state): State<AppState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let value = match read_json(&parts, body, state.settings.body_limit_bytes).await {
-        Ok(value) => value,
+    let body = match read_body(&parts, body, state.settings.body_limit_bytes).await {
+        Ok(body) => body,
         Err(response) => return response,
     };
-    let migration = match MigrationRequest::from_json(&value) {
+    let migration = match MigrationRequest::from_slice(&body) {
         Ok(migration) => migration,
         Err(err) => return invalid(&err),
     };
@@ -380,8 +408,8 @@ fn invalid(err: &InvalidInput) -> Response {
     no_store((StatusCode::BAD_REQUEST, Json(body)).into_response())
 }
 
-/// Reads a JSON body of at most `limit` bytes.
-async fn read_json(parts: &Parts, body: Body, limit: usize) -> Result<Value, Response> {
+/// Reads a JSON body of at most `limit` bytes (parsing it is the caller's part).
+async fn read_body(parts: &Parts, body: Body, limit: usize) -> Result<Bytes, Response> {
     if let Some(content_type) = parts.headers.get(header::CONTENT_TYPE) {
         let essence = content_type
             .to_str()
@@ -439,11 +467,5 @@ async fn read_json(parts: &Parts, body: Body, limit: usize) -> Result<Value, Res
             "the body is empty; send a JSON object",
         ));
     }
-    serde_json::from_slice(&bytes).map_err(|err| {
-        json_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            &format!("the body is not valid JSON ({err})"),
-        )
-    })
+    Ok(bytes)
 }

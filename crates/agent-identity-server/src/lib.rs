@@ -40,17 +40,27 @@ pub fn install_crypto_provider() {
 }
 
 /// Sends logs to standard error, as text or JSON lines, filtered by `RUST_LOG` (default
-/// `default_level`).
-pub fn init_logging(format: LogFormat, default_level: &str) {
+/// `default_level`). Lines are written by a background thread, so that a request never waits on
+/// the terminal or a pipe; none is dropped (a full buffer makes the writer wait). Keep the
+/// returned guard alive until exit: dropping it flushes what is buffered.
+pub fn init_logging(
+    format: LogFormat,
+    default_level: &str,
+) -> tracing_appender::non_blocking::WorkerGuard {
     use tracing_subscriber::EnvFilter;
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("agent-identity-log")
+        .finish(std::io::stderr());
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     // A second initialisation (tests) keeps the first subscriber.
     let _ = match format {
         LogFormat::Text => builder.with_ansi(false).try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+    guard
 }

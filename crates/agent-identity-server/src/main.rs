@@ -117,12 +117,12 @@ async fn serve(
     let mut loaded: Loaded = match loaded {
         Ok(loaded) => loaded,
         Err(err) => {
-            init_logging(log_format.unwrap_or_default(), "info");
+            let _logs = init_logging(log_format.unwrap_or_default(), "info");
             report(&err);
             return ExitCode::from(2);
         }
     };
-    init_logging(log_format.unwrap_or(loaded.server.log_format), "info");
+    let _logs = init_logging(log_format.unwrap_or(loaded.server.log_format), "info");
     if let Some(listen) = listen {
         loaded.server.listen = listen;
         if let Err(err) = config::check_exposure_of(&loaded) {
@@ -149,7 +149,7 @@ async fn serve(
 
 #[allow(clippy::print_stdout, reason = "check reports on standard output")]
 fn check(path: &std::path::Path, deny_warnings: bool) -> ExitCode {
-    init_logging(LogFormat::Text, "warn");
+    let _logs = init_logging(LogFormat::Text, "warn");
     let loaded = match config::load_file(path, None) {
         Ok(loaded) => loaded,
         Err(err) => {
@@ -187,7 +187,7 @@ fn check(path: &std::path::Path, deny_warnings: bool) -> ExitCode {
     reason = "resolve reports on its streams"
 )]
 async fn resolve(path: &std::path::Path, context: &str) -> ExitCode {
-    init_logging(LogFormat::Text, "warn");
+    let _logs = init_logging(LogFormat::Text, "warn");
     let loaded = match config::load_file(path, None) {
         Ok(loaded) => loaded,
         Err(err) => {

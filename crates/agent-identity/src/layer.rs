@@ -101,7 +101,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Resolved {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Resolved>().cloned().ok_or_else(|| {
+        // Taken, not cloned: a handler extracts its resolution once.
+        parts.extensions.remove::<Resolved>().ok_or_else(|| {
             json_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal_error",

@@ -28,6 +28,7 @@
 //! # Ok::<(), identity_core::Error>(())
 //! ```
 
+mod body;
 mod context;
 mod credential;
 mod error;
