@@ -1,0 +1,134 @@
+//! Limits that protect the server: request timeout, requests in flight, header read timeout.
+//! A store that takes its time stands in for a slow backend; no real one can be made this slow
+//! on demand.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a panic in a test is a failed test")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent_identity::{
+    Credential, CredentialKind, CredentialRef, CredentialStore, Error, RequestContext, Router,
+    RoutingRule, async_trait,
+};
+use agent_identity_server::auth::Authenticator;
+use agent_identity_server::config::ServerSettings;
+use agent_identity_server::health::HealthMonitor;
+use agent_identity_server::http::{AppState, app};
+use agent_identity_server::metrics::Metrics;
+use axum::body::Body;
+use http::{Request, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tower::ServiceExt;
+
+/// Answers after `delay`.
+#[derive(Debug)]
+struct SlowStore {
+    delay: Duration,
+}
+
+#[async_trait]
+impl CredentialStore for SlowStore {
+    fn backend(&self) -> &'static str {
+        "slow"
+    }
+    async fn find_by_ref(&self, r: &CredentialRef, _: &RequestContext) -> Result<Option<Credential>, Error> {
+        tokio::time::sleep(self.delay).await;
+        Ok(Some(Credential::new("slow-cred", CredentialKind::Fixed, r.as_str())?))
+    }
+    async fn list_active(&self) -> Result<Vec<Credential>, Error> {
+        Ok(Vec::new())
+    }
+    async fn list_by_kind(&self, _: CredentialKind) -> Result<Vec<Credential>, Error> {
+        Ok(Vec::new())
+    }
+}
+
+async fn slow_app(delay: Duration, settings: ServerSettings) -> (axum::Router, std::net::SocketAddr) {
+    let router = Arc::new(
+        Router::builder()
+            .default_store(SlowStore { delay })
+            .rule(RoutingRule::new("all", "slot").with_priority(1))
+            .build()
+            .unwrap(),
+    );
+    let bound = settings.listen;
+    let state = AppState {
+        health: HealthMonitor::start(router.clone()).await,
+        router,
+        metrics: Arc::new(Metrics::new()),
+        settings: Arc::new(settings),
+        authenticator: Arc::new(Authenticator::None),
+        bound,
+    };
+    (app(state), bound)
+}
+
+fn resolve_request() -> Request<Body> {
+    let body = r#"{"userId":"u","resourceId":"r","resourceKind":"shared","provider":"p","model":"m","action":"read","traceId":"t"}"#;
+    Request::post("/api/resolve")
+        .header("host", "127.0.0.1:3001")
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_request_that_takes_too_long_gets_408() {
+    let settings = ServerSettings { request_timeout_ms: 100, ..ServerSettings::default() };
+    let (app, _) = slow_app(Duration::from_secs(5), settings).await;
+    let started = std::time::Instant::now();
+    let response = app.oneshot(resolve_request()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    assert!(started.elapsed() < Duration::from_secs(4));
+}
+
+#[tokio::test]
+async fn requests_over_the_in_flight_limit_get_429_without_waiting() {
+    let settings = ServerSettings { max_in_flight: 1, ..ServerSettings::default() };
+    let (app, _) = slow_app(Duration::from_millis(500), settings).await;
+    let first = tokio::spawn(app.clone().oneshot(resolve_request()));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = app.clone().oneshot(resolve_request()).await.unwrap();
+    assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(second.headers()["retry-after"], "1");
+    assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
+    // Once the first is done, there is room again.
+    assert_eq!(app.oneshot(resolve_request()).await.unwrap().status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    let loaded = agent_identity_server::config::load_str(
+        "[server]\nlisten = \"127.0.0.1:0\"\nheader_read_timeout_ms = 300\nmax_connections = 2\n",
+        std::path::Path::new("."),
+        "test".into(),
+        &|_| None,
+        None,
+    )
+    .unwrap();
+    let server = agent_identity_server::serve::Server::bind(loaded, Arc::new(Metrics::new())).await.unwrap();
+    let address = server.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+
+    // Headers never completed: the server closes the connection after the timeout.
+    let mut slow = tokio::net::TcpStream::connect(address).await.unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n").await.unwrap();
+    let mut buffer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut buffer)).await;
+    assert!(read.is_ok(), "the connection was still open after 5 s");
+
+    // Over the connection cap: two idle connections held open, the third is told 429.
+    let _a = tokio::net::TcpStream::connect(address).await.unwrap();
+    let _b = tokio::net::TcpStream::connect(address).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut third = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(5), third.read_to_string(&mut answer)).await.unwrap().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), running).await.unwrap().unwrap();
+}
