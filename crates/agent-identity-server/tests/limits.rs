@@ -1,7 +1,11 @@
 //! Limits that protect the server: request timeout, requests in flight, header read timeout.
 //! A store that takes its time stands in for a slow backend; no real one can be made this slow
 //! on demand.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a panic in a test is a failed test")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a panic in a test is a failed test"
+)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,9 +35,17 @@ impl CredentialStore for SlowStore {
     fn backend(&self) -> &'static str {
         "slow"
     }
-    async fn find_by_ref(&self, r: &CredentialRef, _: &RequestContext) -> Result<Option<Credential>, Error> {
+    async fn find_by_ref(
+        &self,
+        r: &CredentialRef,
+        _: &RequestContext,
+    ) -> Result<Option<Credential>, Error> {
         tokio::time::sleep(self.delay).await;
-        Ok(Some(Credential::new("slow-cred", CredentialKind::Fixed, r.as_str())?))
+        Ok(Some(Credential::new(
+            "slow-cred",
+            CredentialKind::Fixed,
+            r.as_str(),
+        )?))
     }
     async fn list_active(&self) -> Result<Vec<Credential>, Error> {
         Ok(Vec::new())
@@ -43,7 +55,10 @@ impl CredentialStore for SlowStore {
     }
 }
 
-async fn slow_app(delay: Duration, settings: ServerSettings) -> (axum::Router, std::net::SocketAddr) {
+async fn slow_app(
+    delay: Duration,
+    settings: ServerSettings,
+) -> (axum::Router, std::net::SocketAddr) {
     let router = Arc::new(
         Router::builder()
             .default_store(SlowStore { delay })
@@ -74,7 +89,10 @@ fn resolve_request() -> Request<Body> {
 
 #[tokio::test]
 async fn a_request_that_takes_too_long_gets_408() {
-    let settings = ServerSettings { request_timeout_ms: 100, ..ServerSettings::default() };
+    let settings = ServerSettings {
+        request_timeout_ms: 100,
+        ..ServerSettings::default()
+    };
     let (app, _) = slow_app(Duration::from_secs(5), settings).await;
     let started = std::time::Instant::now();
     let response = app.oneshot(resolve_request()).await.unwrap();
@@ -84,7 +102,10 @@ async fn a_request_that_takes_too_long_gets_408() {
 
 #[tokio::test]
 async fn requests_over_the_in_flight_limit_get_429_without_waiting() {
-    let settings = ServerSettings { max_in_flight: 1, ..ServerSettings::default() };
+    let settings = ServerSettings {
+        max_in_flight: 1,
+        ..ServerSettings::default()
+    };
     let (app, _) = slow_app(Duration::from_millis(500), settings).await;
     let first = tokio::spawn(app.clone().oneshot(resolve_request()));
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -93,7 +114,10 @@ async fn requests_over_the_in_flight_limit_get_429_without_waiting() {
     assert_eq!(second.headers()["retry-after"], "1");
     assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
     // Once the first is done, there is room again.
-    assert_eq!(app.oneshot(resolve_request()).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        app.oneshot(resolve_request()).await.unwrap().status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -106,7 +130,9 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
         None,
     )
     .unwrap();
-    let server = agent_identity_server::serve::Server::bind(loaded, Arc::new(Metrics::new())).await.unwrap();
+    let server = agent_identity_server::serve::Server::bind(loaded, Arc::new(Metrics::new()))
+        .await
+        .unwrap();
     let address = server.local_addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(server.run(async move {
@@ -115,7 +141,9 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
 
     // Headers never completed: the server closes the connection after the timeout.
     let mut slow = tokio::net::TcpStream::connect(address).await.unwrap();
-    slow.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n").await.unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
     let mut buffer = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut buffer)).await;
     assert!(read.is_ok(), "the connection was still open after 5 s");
@@ -126,9 +154,15 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut third = tokio::net::TcpStream::connect(address).await.unwrap();
     let mut answer = String::new();
-    tokio::time::timeout(Duration::from_secs(5), third.read_to_string(&mut answer)).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), third.read_to_string(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
 
     stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), running).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .unwrap()
+        .unwrap();
 }
