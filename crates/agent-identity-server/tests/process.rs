@@ -112,6 +112,19 @@ async fn the_reference_python_clients_work_unchanged() {
 const CREDENTIALS: &str = r#"[{"id":"cred-1","kind":"fixed","name":"n","scope":"read","status":"active","ref":"slot-1"}]"#;
 const RULES: &str = r#"[{"id":"rule-1","description":"","credentialRef":"slot-1","credentialKind":"fixed","priority":1}]"#;
 
+/// A sidecar configured the reference's way: environment variables only, an ephemeral port.
+async fn env_sidecar() -> Sidecar {
+    Sidecar::start(
+        &["serve"],
+        &[
+            ("AGENT_IDENTITY_CREDENTIALS_JSON", CREDENTIALS),
+            ("AGENT_IDENTITY_RULES_JSON", RULES),
+            ("PORT", "0"),
+        ],
+    )
+    .await
+}
+
 async fn http(address: &str, request: &str) -> String {
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
     stream.write_all(request.as_bytes()).await.unwrap();
@@ -130,15 +143,7 @@ fn resolve_request(address: &str) -> String {
 
 #[tokio::test]
 async fn without_a_config_it_reads_the_reference_environment_on_loopback() {
-    let mut sidecar = Sidecar::start(
-        &["serve"],
-        &[
-            ("AGENT_IDENTITY_CREDENTIALS_JSON", CREDENTIALS),
-            ("AGENT_IDENTITY_RULES_JSON", RULES),
-            ("PORT", "0"),
-        ],
-    )
-    .await;
+    let mut sidecar = env_sidecar().await;
     assert!(
         sidecar.address.starts_with("127.0.0.1:"),
         "{}",
@@ -155,15 +160,7 @@ async fn without_a_config_it_reads_the_reference_environment_on_loopback() {
 
 #[tokio::test]
 async fn sigterm_lets_the_request_in_flight_finish() {
-    let mut sidecar = Sidecar::start(
-        &["serve"],
-        &[
-            ("AGENT_IDENTITY_CREDENTIALS_JSON", CREDENTIALS),
-            ("AGENT_IDENTITY_RULES_JSON", RULES),
-            ("PORT", "0"),
-        ],
-    )
-    .await;
+    let mut sidecar = env_sidecar().await;
     let request = resolve_request(&sidecar.address);
     let (head, tail) = request.split_at(request.len() - 20);
     let mut stream = tokio::net::TcpStream::connect(&sidecar.address)

@@ -23,6 +23,20 @@ use crate::{
 /// A secret planted by the suite; it must never show up in `Debug` output or errors.
 pub const CANARY: &str = "canary-7f3a9c-do-not-leak";
 
+/// Unwraps a store call's result, or fails the check, saying which call failed and how.
+trait OrFail<T> {
+    fn or_fail(self, check: &str, call: &str) -> T;
+}
+
+impl<T> OrFail<T> for Result<T, Error> {
+    fn or_fail(self, check: &str, call: &str) -> T {
+        self.unwrap_or_else(|e| match call {
+            "" => panic!("{check}: {e}"),
+            call => panic!("{check}: {call}: {e}"),
+        })
+    }
+}
+
 fn context() -> RequestContext {
     RequestContext::builder()
         .user_id("conformance-user")
@@ -117,14 +131,11 @@ pub async fn put_then_find_round_trips(store: &dyn CredentialWriter, namespace: 
     want.expires_at = Some(parse_rfc3339("2031-02-03T04:05:06Z").unwrap());
     want.last_rotated = Some(parse_rfc3339("2026-01-02T03:04:05+02:00").unwrap());
     want = want.with_tag("team", "data platform");
-    store
-        .put(want.clone())
-        .await
-        .unwrap_or_else(|e| panic!("{check}: put: {e}"));
+    store.put(want.clone()).await.or_fail(check, "put");
     let got = store
         .find_by_ref(&want.reference, &context())
         .await
-        .unwrap_or_else(|e| panic!("{check}: find: {e}"))
+        .or_fail(check, "find")
         .unwrap_or_else(|| panic!("{check}: the credential written was not found"));
     assert_same_metadata(check, &got, &want);
     let secret = got
@@ -143,7 +154,7 @@ pub async fn find_unknown_is_none(store: &dyn CredentialWriter, namespace: &str)
     let found = store
         .find_by_ref(&reference(namespace, "never-written"), &context())
         .await
-        .unwrap_or_else(|e| panic!("{check}: {e}"));
+        .or_fail(check, "");
     assert!(
         found.is_none(),
         "{check}: found a credential that was never written"
@@ -160,14 +171,11 @@ pub async fn find_returns_every_status(store: &dyn CredentialWriter, namespace: 
     ] {
         let name = format!("status-{status}");
         let want = credential(namespace, &name, CredentialKind::Fixed, status);
-        store
-            .put(want.clone())
-            .await
-            .unwrap_or_else(|e| panic!("{check}: put: {e}"));
+        store.put(want.clone()).await.or_fail(check, "put");
         let got = store
             .find_by_ref(&want.reference, &context())
             .await
-            .unwrap_or_else(|e| panic!("{check}: find: {e}"))
+            .or_fail(check, "find")
             .unwrap_or_else(|| panic!("{check}: a {status} credential was not returned"));
         assert_eq!(got.status, status, "{check}: status");
     }
@@ -195,10 +203,7 @@ pub async fn listings_filter_and_omit_secrets(store: &dyn CredentialWriter, name
         ),
     ];
     for c in &written {
-        store
-            .put(c.clone())
-            .await
-            .unwrap_or_else(|e| panic!("{check}: put: {e}"));
+        store.put(c.clone()).await.or_fail(check, "put");
     }
     let refs = |list: &[Credential]| -> BTreeSet<String> {
         in_namespace(&ns, list)
@@ -212,15 +217,12 @@ pub async fn listings_filter_and_omit_secrets(store: &dyn CredentialWriter, name
             .collect()
     };
 
-    let active = store
-        .list_active()
-        .await
-        .unwrap_or_else(|e| panic!("{check}: list_active: {e}"));
+    let active = store.list_active().await.or_fail(check, "list_active");
     assert_eq!(refs(&active), expect(&["a", "b"]), "{check}: list_active");
     let fixed = store
         .list_by_kind(CredentialKind::Fixed)
         .await
-        .unwrap_or_else(|e| panic!("{check}: list_by_kind: {e}"));
+        .or_fail(check, "list_by_kind");
     assert_eq!(
         refs(&fixed),
         expect(&["a", "c"]),
@@ -229,7 +231,7 @@ pub async fn listings_filter_and_omit_secrets(store: &dyn CredentialWriter, name
     let delegated = store
         .list_by_kind(CredentialKind::UserDelegated)
         .await
-        .unwrap_or_else(|e| panic!("{check}: list_by_kind: {e}"));
+        .or_fail(check, "list_by_kind");
     assert_eq!(
         refs(&delegated),
         expect(&["b", "d"]),
@@ -257,22 +259,16 @@ pub async fn put_replaces(store: &dyn CredentialWriter, namespace: &str) {
         CredentialKind::Fixed,
         CredentialStatus::Active,
     );
-    store
-        .put(first.clone())
-        .await
-        .unwrap_or_else(|e| panic!("{check}: put: {e}"));
+    store.put(first.clone()).await.or_fail(check, "put");
     let second = first
         .clone()
         .with_scope("read write")
         .with_secret(Secret::new(format!("{CANARY}-rotated-2")));
-    store
-        .put(second.clone())
-        .await
-        .unwrap_or_else(|e| panic!("{check}: put again: {e}"));
+    store.put(second.clone()).await.or_fail(check, "put again");
     let got = store
         .find_by_ref(&first.reference, &context())
         .await
-        .unwrap_or_else(|e| panic!("{check}: find: {e}"))
+        .or_fail(check, "find")
         .unwrap_or_else(|| panic!("{check}: not found after rewrite"));
     assert_same_metadata(check, &got, &second);
     assert_eq!(
@@ -291,33 +287,24 @@ pub async fn delete_removes(store: &dyn CredentialWriter, namespace: &str) {
         CredentialKind::Fixed,
         CredentialStatus::Active,
     );
-    store
-        .put(c.clone())
-        .await
-        .unwrap_or_else(|e| panic!("{check}: put: {e}"));
+    store.put(c.clone()).await.or_fail(check, "put");
     assert!(
-        store
-            .delete(&c.reference)
-            .await
-            .unwrap_or_else(|e| panic!("{check}: delete: {e}")),
+        store.delete(&c.reference).await.or_fail(check, "delete"),
         "{check}: delete reported nothing deleted"
     );
     let found = store
         .find_by_ref(&c.reference, &context())
         .await
-        .unwrap_or_else(|e| panic!("{check}: find: {e}"));
+        .or_fail(check, "find");
     assert!(found.is_none(), "{check}: still found after delete");
     assert!(
         !store
             .delete(&c.reference)
             .await
-            .unwrap_or_else(|e| panic!("{check}: delete again: {e}")),
+            .or_fail(check, "delete again"),
         "{check}: second delete reported a deletion"
     );
-    let active = store
-        .list_active()
-        .await
-        .unwrap_or_else(|e| panic!("{check}: list: {e}"));
+    let active = store.list_active().await.or_fail(check, "list");
     assert!(
         active.iter().all(|l| l.reference != c.reference),
         "{check}: still listed after delete"
@@ -333,10 +320,7 @@ pub async fn concurrent_reads_and_writes(store: &dyn CredentialWriter, namespace
         CredentialKind::Fixed,
         CredentialStatus::Active,
     );
-    store
-        .put(base.clone())
-        .await
-        .unwrap_or_else(|e| panic!("{check}: put: {e}"));
+    store.put(base.clone()).await.or_fail(check, "put");
     let ctx = context();
     let writes = (0..8).map(|i| {
         let c = base
@@ -351,11 +335,11 @@ pub async fn concurrent_reads_and_writes(store: &dyn CredentialWriter, namespace
         futures::future::join_all(reads)
     );
     for result in writes {
-        result.unwrap_or_else(|e| panic!("{check}: concurrent put: {e}"));
+        result.or_fail(check, "concurrent put");
     }
     for result in reads {
         let got = result
-            .unwrap_or_else(|e| panic!("{check}: concurrent find: {e}"))
+            .or_fail(check, "concurrent find")
             .unwrap_or_else(|| panic!("{check}: a reader saw no credential"));
         let secret = got.secret.unwrap();
         let secret = secret.expose_secret();
@@ -380,18 +364,12 @@ pub async fn secrets_stay_out_of_debug_and_errors(store: &dyn CredentialWriter, 
         CredentialKind::Fixed,
         CredentialStatus::Active,
     );
-    store
-        .put(c.clone())
-        .await
-        .unwrap_or_else(|e| panic!("{check}: put: {e}"));
+    store.put(c.clone()).await.or_fail(check, "put");
     let found = store
         .find_by_ref(&c.reference, &context())
         .await
-        .unwrap_or_else(|e| panic!("{check}: {e}"));
-    let listed = store
-        .list_active()
-        .await
-        .unwrap_or_else(|e| panic!("{check}: {e}"));
+        .or_fail(check, "");
+    let listed = store.list_active().await.or_fail(check, "");
     let debug = format!("{found:?} {listed:?} {store:?}");
     assert!(
         !debug.contains(CANARY),
@@ -439,49 +417,32 @@ pub async fn leases_are_exclusive(store: &dyn CredentialWriter, namespace: &str)
         CredentialKind::Fixed,
         CredentialStatus::Active,
     );
-    store
-        .put(c.clone())
-        .await
-        .unwrap_or_else(|e| panic!("{check}: put: {e}"));
+    store.put(c.clone()).await.or_fail(check, "put");
     let r = &c.reference;
     let ttl = Duration::from_secs(60);
     let reserve = |m: &'static str| store.reserve(r, m, ttl);
     assert!(
-        reserve("m1")
-            .await
-            .unwrap_or_else(|e| panic!("{check}: {e}")),
+        reserve("m1").await.or_fail(check, ""),
         "{check}: first reserve lost"
     );
     assert!(
-        !reserve("m2")
-            .await
-            .unwrap_or_else(|e| panic!("{check}: {e}")),
+        !reserve("m2").await.or_fail(check, ""),
         "{check}: a second migration took a held lease"
     );
     assert!(
-        reserve("m1")
-            .await
-            .unwrap_or_else(|e| panic!("{check}: {e}")),
+        reserve("m1").await.or_fail(check, ""),
         "{check}: the holder could not renew"
     );
-    store
-        .release(r, "m1")
-        .await
-        .unwrap_or_else(|e| panic!("{check}: release: {e}"));
+    store.release(r, "m1").await.or_fail(check, "release");
     assert!(
-        reserve("m2")
-            .await
-            .unwrap_or_else(|e| panic!("{check}: {e}")),
+        reserve("m2").await.or_fail(check, ""),
         "{check}: a released lease could not be taken"
     );
+    store.release(r, "m2").await.or_fail(check, "release");
     store
         .release(r, "m2")
         .await
-        .unwrap_or_else(|e| panic!("{check}: release: {e}"));
-    store
-        .release(r, "m2")
-        .await
-        .unwrap_or_else(|e| panic!("{check}: releasing a free lease failed: {e}"));
+        .or_fail(check, "releasing a free lease failed");
 }
 
 /// Only the holder may release a lease.
@@ -492,7 +453,7 @@ pub async fn lease_release_by_non_owner_is_refused(store: &dyn CredentialWriter,
         store
             .reserve(&r, "owner", Duration::from_secs(60))
             .await
-            .unwrap_or_else(|e| panic!("{check}: {e}"))
+            .or_fail(check, "")
     );
     let stolen = store.release(&r, "intruder").await;
     assert!(
@@ -503,13 +464,10 @@ pub async fn lease_release_by_non_owner_is_refused(store: &dyn CredentialWriter,
         !store
             .reserve(&r, "intruder", Duration::from_secs(60))
             .await
-            .unwrap_or_else(|e| panic!("{check}: {e}")),
+            .or_fail(check, ""),
         "{check}: the refused release freed the lease"
     );
-    store
-        .release(&r, "owner")
-        .await
-        .unwrap_or_else(|e| panic!("{check}: {e}"));
+    store.release(&r, "owner").await.or_fail(check, "");
 }
 
 /// A lease not renewed lapses after its TTL.
@@ -520,26 +478,23 @@ pub async fn leases_expire(store: &dyn CredentialWriter, namespace: &str) {
         store
             .reserve(&r, "m1", Duration::from_secs(1))
             .await
-            .unwrap_or_else(|e| panic!("{check}: {e}"))
+            .or_fail(check, "")
     );
     assert!(
         !store
             .reserve(&r, "m2", Duration::from_secs(1))
             .await
-            .unwrap_or_else(|e| panic!("{check}: {e}"))
+            .or_fail(check, "")
     );
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert!(
         store
             .reserve(&r, "m2", Duration::from_secs(60))
             .await
-            .unwrap_or_else(|e| panic!("{check}: {e}")),
+            .or_fail(check, ""),
         "{check}: an expired lease still excluded others"
     );
-    store
-        .release(&r, "m2")
-        .await
-        .unwrap_or_else(|e| panic!("{check}: {e}"));
+    store.release(&r, "m2").await.or_fail(check, "");
 }
 
 /// `contenders` concurrent reservations of one ref by different migrations: exactly one wins.
@@ -558,11 +513,7 @@ pub async fn concurrent_reservations_have_one_winner(
     let winners: Vec<&String> = results
         .into_iter()
         .zip(&ids)
-        .filter_map(|(result, id)| {
-            result
-                .unwrap_or_else(|e| panic!("{check}: {e}"))
-                .then_some(id)
-        })
+        .filter_map(|(result, id)| result.or_fail(check, "").then_some(id))
         .collect();
     assert_eq!(
         winners.len(),
@@ -570,8 +521,5 @@ pub async fn concurrent_reservations_have_one_winner(
         "{check}: {} winners out of {contenders}",
         winners.len()
     );
-    store
-        .release(&r, winners[0])
-        .await
-        .unwrap_or_else(|e| panic!("{check}: {e}"));
+    store.release(&r, winners[0]).await.or_fail(check, "");
 }

@@ -87,6 +87,20 @@ impl<T: ResolutionObserver + ?Sized> ResolutionObserver for Arc<T> {
 pub struct Router {
     rules: Vec<CompiledRule>,
     index: RuleIndex,
+    settings: Settings,
+}
+
+impl fmt::Debug for Router {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Router")
+            .field("rules", &self.rules.len())
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+/// Everything a router is built with but its rules.
+struct Settings {
     stores: Vec<(String, Arc<dyn CredentialStore>)>,
     fall_through: bool,
     clock_skew: Duration,
@@ -95,10 +109,22 @@ pub struct Router {
     observer: Option<Arc<dyn ResolutionObserver>>,
 }
 
-impl fmt::Debug for Router {
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            stores: Vec::new(),
+            fall_through: false,
+            clock_skew: DEFAULT_CLOCK_SKEW,
+            matching: Matching::default(),
+            clock: Arc::new(OffsetDateTime::now_utc),
+            observer: None,
+        }
+    }
+}
+
+impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Router")
-            .field("rules", &self.rules.len())
+        f.debug_struct("Settings")
             .field(
                 "stores",
                 &self.stores.iter().map(|(name, _)| name).collect::<Vec<_>>(),
@@ -106,6 +132,7 @@ impl fmt::Debug for Router {
             .field("fall_through", &self.fall_through)
             .field("clock_skew", &self.clock_skew)
             .field("matching", &self.matching)
+            .field("observer", &self.observer)
             .finish_non_exhaustive()
     }
 }
@@ -135,40 +162,10 @@ pub struct BuildError {
 }
 
 /// Builds a [`Router`]; see [`Router::builder`].
+#[derive(Debug, Default)]
 pub struct RouterBuilder {
     rules: Vec<RoutingRule>,
-    stores: Vec<(String, Arc<dyn CredentialStore>)>,
-    fall_through: bool,
-    clock_skew: Duration,
-    matching: Matching,
-    clock: Clock,
-    observer: Option<Arc<dyn ResolutionObserver>>,
-}
-
-impl fmt::Debug for RouterBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RouterBuilder")
-            .field("rules", &self.rules.len())
-            .field(
-                "stores",
-                &self.stores.iter().map(|(name, _)| name).collect::<Vec<_>>(),
-            )
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for RouterBuilder {
-    fn default() -> Self {
-        Self {
-            rules: Vec::new(),
-            stores: Vec::new(),
-            fall_through: false,
-            clock_skew: DEFAULT_CLOCK_SKEW,
-            matching: Matching::default(),
-            clock: Arc::new(OffsetDateTime::now_utc),
-            observer: None,
-        }
-    }
+    settings: Settings,
 }
 
 impl RouterBuilder {
@@ -196,9 +193,9 @@ impl RouterBuilder {
     pub fn store(mut self, name: impl Into<String>, store: impl CredentialStore) -> Self {
         let name = name.into();
         let store: Arc<dyn CredentialStore> = Arc::new(store);
-        match self.stores.iter_mut().find(|(n, _)| *n == name) {
+        match self.settings.stores.iter_mut().find(|(n, _)| *n == name) {
             Some(slot) => slot.1 = store,
-            None => self.stores.push((name, store)),
+            None => self.settings.stores.push((name, store)),
         }
         self
     }
@@ -234,7 +231,7 @@ impl RouterBuilder {
     /// let builder = identity_router::Router::builder().fall_through(true);
     /// ```
     pub fn fall_through(mut self, fall_through: bool) -> Self {
-        self.fall_through = fall_through;
+        self.settings.fall_through = fall_through;
         self
     }
 
@@ -245,7 +242,7 @@ impl RouterBuilder {
     /// let builder = identity_router::Router::builder().clock_skew(std::time::Duration::ZERO);
     /// ```
     pub fn clock_skew(mut self, skew: Duration) -> Self {
-        self.clock_skew = skew;
+        self.settings.clock_skew = skew;
         self
     }
 
@@ -255,7 +252,7 @@ impl RouterBuilder {
     /// let builder = identity_router::Router::builder().matching(identity_router::Matching::Scan);
     /// ```
     pub fn matching(mut self, matching: Matching) -> Self {
-        self.matching = matching;
+        self.settings.matching = matching;
         self
     }
 
@@ -266,7 +263,7 @@ impl RouterBuilder {
     /// let builder = identity_router::Router::builder().clock(move || at);
     /// ```
     pub fn clock(mut self, clock: impl Fn() -> OffsetDateTime + Send + Sync + 'static) -> Self {
-        self.clock = Arc::new(clock);
+        self.settings.clock = Arc::new(clock);
         self
     }
 
@@ -282,7 +279,7 @@ impl RouterBuilder {
     /// let builder = identity_router::Router::builder().observer(Nothing);
     /// ```
     pub fn observer(mut self, observer: impl ResolutionObserver) -> Self {
-        self.observer = Some(Arc::new(observer));
+        self.settings.observer = Some(Arc::new(observer));
         self
     }
 
@@ -292,6 +289,7 @@ impl RouterBuilder {
     /// store that is not configured are errors, all of them reported at once.
     pub fn build(self) -> Result<Router, BuildError> {
         let names: HashMap<String, usize> = self
+            .settings
             .stores
             .iter()
             .enumerate()
@@ -313,12 +311,7 @@ impl RouterBuilder {
         Ok(Router {
             rules,
             index,
-            stores: self.stores,
-            fall_through: self.fall_through,
-            clock_skew: self.clock_skew,
-            matching: self.matching,
-            clock: self.clock,
-            observer: self.observer,
+            settings: self.settings,
         })
     }
 }
@@ -372,7 +365,7 @@ impl Router {
     /// assert!(!identity_router::Router::builder().build().unwrap().falls_through());
     /// ```
     pub fn falls_through(&self) -> bool {
-        self.fall_through
+        self.settings.fall_through
     }
 
     /// The stores, by name.
@@ -383,7 +376,8 @@ impl Router {
     /// assert_eq!(router.stores().next().unwrap().0, "default");
     /// ```
     pub fn stores(&self) -> impl Iterator<Item = (&str, &Arc<dyn CredentialStore>)> {
-        self.stores
+        self.settings
+            .stores
             .iter()
             .map(|(name, store)| (name.as_str(), store))
     }
@@ -406,7 +400,7 @@ impl Router {
     }
 
     fn first_match(&self, ctx: &RequestContext, after: Option<usize>) -> Option<usize> {
-        match self.matching {
+        match self.settings.matching {
             Matching::Indexed => self.index.first_match(&self.rules, ctx, after),
             Matching::Scan => scan_first_match(&self.rules, ctx, after),
         }
@@ -444,7 +438,7 @@ impl Router {
         let span = debug_span!("resolve", trace_id = %ctx.trace_id);
         let outcome = self.decide(ctx).instrument(span).await;
         audit(ctx, &outcome);
-        if let Some(observer) = &self.observer {
+        if let Some(observer) = &self.settings.observer {
             observer.observe(ctx, outcome.as_ref(), started.elapsed());
         }
         outcome
@@ -468,7 +462,9 @@ impl Router {
             let rule = &self.rules[position];
             match self.check(rule, ctx).await {
                 Checked::Granted(resolution) => return Ok(resolution),
-                Checked::Denied(reason) if self.fall_through && reason.is_unavailable() => {
+                Checked::Denied(reason)
+                    if self.settings.fall_through && reason.is_unavailable() =>
+                {
                     fell_through.push((rule.id.clone(), reason));
                     after = Some(position);
                 }
@@ -484,7 +480,7 @@ impl Router {
     }
 
     async fn check(&self, rule: &CompiledRule, ctx: &RequestContext) -> Checked {
-        let (store_name, store) = &self.stores[rule.store];
+        let (store_name, store) = &self.settings.stores[rule.store];
         let credential = match store.find_by_ref(&rule.credential_ref, ctx).await {
             Ok(Some(credential)) => credential,
             Ok(None) => {
@@ -522,7 +518,7 @@ impl Router {
             });
         }
         if let Some(expires_at) = credential.expires_at
-            && credential.is_expired_at((self.clock)(), self.clock_skew)
+            && credential.is_expired_at((self.settings.clock)(), self.settings.clock_skew)
         {
             return Some(DenialReason::Expired {
                 credential_id: credential.id.clone(),
