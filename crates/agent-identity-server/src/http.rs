@@ -408,20 +408,28 @@ fn invalid(err: &InvalidInput) -> Response {
     no_store((StatusCode::BAD_REQUEST, Json(body)).into_response())
 }
 
+/// True for `application/json` and `application/<anything>+json`, parameters and case aside.
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .as_bytes();
+    let starts = |prefix: &[u8]| {
+        essence.len() >= prefix.len() && essence[..prefix.len()].eq_ignore_ascii_case(prefix)
+    };
+    let ends = |suffix: &[u8]| {
+        essence.len() >= suffix.len()
+            && essence[essence.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+    };
+    essence.eq_ignore_ascii_case(b"application/json") || (starts(b"application/") && ends(b"+json"))
+}
+
 /// Reads a JSON body of at most `limit` bytes (parsing it is the caller's part).
 async fn read_body(parts: &Parts, body: Body, limit: usize) -> Result<Bytes, Response> {
     if let Some(content_type) = parts.headers.get(header::CONTENT_TYPE) {
-        let essence = content_type
-            .to_str()
-            .unwrap_or("")
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        let json = essence == "application/json"
-            || (essence.starts_with("application/") && essence.ends_with("+json"));
-        if !json {
+        if !is_json(content_type.to_str().unwrap_or("")) {
             return Err(json_error(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -468,4 +476,30 @@ async fn read_body(parts: &Parts, body: Body, limit: usize) -> Result<Bytes, Res
         ));
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_json;
+
+    #[test]
+    fn json_content_types() {
+        for yes in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            " application/vnd.api+json ",
+        ] {
+            assert!(is_json(yes), "{yes}");
+        }
+        for no in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+            "json",
+            "",
+            "application/jsonx",
+        ] {
+            assert!(!is_json(no), "{no}");
+        }
+    }
 }

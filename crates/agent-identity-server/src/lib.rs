@@ -51,7 +51,12 @@ pub fn init_logging(
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .thread_name("agent-identity-log")
-        .finish(std::io::stderr());
+        // Buffered: the writer thread flushes whenever its queue runs empty, so lines are
+        // batched into few writes under load and still appear at once when traffic is light.
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()

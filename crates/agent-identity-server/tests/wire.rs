@@ -464,7 +464,9 @@ async fn metrics_count_requests_and_resolutions_by_rule() {
     assert!(text.contains(r#"agent_identity_resolutions_total{outcome="denied",rule="",reason="no_matching_rule"} 1"#), "{text}");
     assert!(text.contains(r#"agent_identity_http_requests_total{route="/api/resolve",method="POST",status="200"} 1"#), "{text}");
     assert!(
-        text.contains("agent_identity_resolution_duration_seconds_bucket"),
+        text.contains(
+            r#"agent_identity_http_request_duration_seconds_bucket{le="+Inf",route="/api/resolve"} 2"#
+        ),
         "{text}"
     );
     assert!(

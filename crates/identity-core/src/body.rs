@@ -1,15 +1,15 @@
-//! A JSON object read shallowly: each top-level value as one [`Raw`] scalar, strings borrowed
-//! from the input where they have no escapes, nested values skipped without being built.
+//! A JSON object read shallowly: each top-level value of the fields a reader knows as one
+//! [`Raw`] scalar, strings borrowed from the input where they have no escapes, every other value
+//! skipped without being built.
 //!
 //! Written here because a request body needs neither a `serde_json::Value` tree (a map node and
 //! a string per key and value) nor a typed struct (which fails as a whole on one wrong type, when
 //! the caller must be told about every bad field).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 
-use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 /// One top-level value of the object, as much of it as field checks need.
@@ -26,8 +26,28 @@ pub(crate) enum Raw<'a> {
     Nested,
 }
 
-/// The top-level members of a JSON object; a later duplicate key wins, as in `serde_json`.
-pub(crate) type RawObject<'a> = HashMap<Cow<'a, str>, Raw<'a>>;
+/// The members of a JSON object whose keys the reader knows. A later duplicate key wins, as in
+/// `serde_json`. A handful of known fields make a vector with a linear search faster than any
+/// hash map, and a body of a thousand unknown keys costs no memory.
+#[derive(Debug, Default)]
+pub(crate) struct RawObject<'a> {
+    members: Vec<(&'static str, Raw<'a>)>,
+}
+
+impl<'a> RawObject<'a> {
+    fn insert(&mut self, key: &'static str, value: Raw<'a>) {
+        match self.members.iter_mut().find(|(k, _)| *k == key) {
+            Some(member) => member.1 = value,
+            None => self.members.push((key, value)),
+        }
+    }
+
+    /// Takes the value of `key` out, if the object had it.
+    pub(crate) fn remove(&mut self, key: &str) -> Option<Raw<'a>> {
+        let at = self.members.iter().position(|(k, _)| *k == key)?;
+        Some(self.members.swap_remove(at).1)
+    }
+}
 
 /// Why a body is not a JSON object.
 pub(crate) enum NotAnObject {
@@ -37,9 +57,16 @@ pub(crate) enum NotAnObject {
     Syntax(serde_json::Error),
 }
 
-/// Reads `bytes` as a JSON object.
-pub(crate) fn object_from_slice(bytes: &[u8]) -> Result<RawObject<'_>, NotAnObject> {
-    match serde_json::from_slice::<Top<'_>>(bytes) {
+/// Reads `bytes` as a JSON object, keeping the members named in `known`.
+pub(crate) fn object_from_slice<'a>(
+    bytes: &'a [u8],
+    known: &'static [&'static str],
+) -> Result<RawObject<'a>, NotAnObject> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let top = TopSeed { known }
+        .deserialize(&mut deserializer)
+        .and_then(|top| deserializer.end().map(|()| top));
+    match top {
         Ok(Top::Object(object)) => Ok(object),
         Ok(Top::Other) => Err(NotAnObject::OtherJson),
         Err(err) => Err(NotAnObject::Syntax(err)),
@@ -47,24 +74,28 @@ pub(crate) fn object_from_slice(bytes: &[u8]) -> Result<RawObject<'_>, NotAnObje
 }
 
 /// Views a parsed `Value` the same way (strings borrowed from it).
-pub(crate) fn object_from_value(value: &Value) -> Option<RawObject<'_>> {
+pub(crate) fn object_from_value<'a>(
+    value: &'a Value,
+    known: &'static [&'static str],
+) -> Option<RawObject<'a>> {
     let Value::Object(map) = value else {
         return None;
     };
-    Some(
-        map.iter()
-            .map(|(key, value)| {
-                let raw = match value {
-                    Value::String(text) => Raw::Str(Cow::Borrowed(text)),
-                    Value::Bool(flag) => Raw::Bool(*flag),
-                    Value::Number(n) => n.as_u64().map_or(Raw::Number, Raw::Unsigned),
-                    Value::Null => Raw::Null,
-                    Value::Array(_) | Value::Object(_) => Raw::Nested,
-                };
-                (Cow::Borrowed(key.as_str()), raw)
-            })
-            .collect(),
-    )
+    let mut object = RawObject::default();
+    for (key, value) in map {
+        let Some(key) = known.iter().find(|k| **k == key.as_str()) else {
+            continue;
+        };
+        let raw = match value {
+            Value::String(text) => Raw::Str(Cow::Borrowed(text)),
+            Value::Bool(flag) => Raw::Bool(*flag),
+            Value::Number(n) => n.as_u64().map_or(Raw::Number, Raw::Unsigned),
+            Value::Null => Raw::Null,
+            Value::Array(_) | Value::Object(_) => Raw::Nested,
+        };
+        object.insert(key, raw);
+    }
+    Some(object)
 }
 
 enum Top<'a> {
@@ -72,45 +103,72 @@ enum Top<'a> {
     Other,
 }
 
-impl<'de> serde::Deserialize<'de> for Top<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct TopVisitor;
-        impl<'de> Visitor<'de> for TopVisitor {
-            type Value = Top<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON value")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut object = HashMap::with_capacity(map.size_hint().unwrap_or(8).min(32));
-                while let Some(key) = map.next_key::<Key<'de>>()? {
-                    object.insert(key.0, map.next_value::<Raw<'de>>()?);
+struct TopSeed {
+    known: &'static [&'static str],
+}
+
+impl<'de> DeserializeSeed<'de> for TopSeed {
+    type Value = Top<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(TopVisitor { known: self.known })
+    }
+}
+
+struct TopVisitor {
+    known: &'static [&'static str],
+}
+
+impl<'de> Visitor<'de> for TopVisitor {
+    type Value = Top<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        // Sized once: the object never holds more members than there are known fields.
+        let mut object = RawObject {
+            members: Vec::with_capacity(self.known.len()),
+        };
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match self.known.iter().find(|k| **k == key.0.as_ref()) {
+                Some(known) => object.insert(known, map.next_value::<Raw<'de>>()?),
+                None => {
+                    map.next_value::<IgnoredAny>()?;
                 }
-                Ok(Top::Object(object))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Top::Other)
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(Top::Other)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(Top::Other)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(Top::Other)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(Top::Other)
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(Top::Other)
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(Top::Other)
             }
         }
-        deserializer.deserialize_any(TopVisitor)
+        Ok(Top::Object(object))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Top::Other)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Top::Other)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Top::Other)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Top::Other)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Top::Other)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Top::Other)
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Top::Other)
     }
 }
 
@@ -188,26 +246,33 @@ impl<'de> serde::Deserialize<'de> for Raw<'de> {
 mod tests {
     use super::*;
 
+    const KNOWN: &[&str] = &["a", "b", "c", "d", "e", "f", "g", "h", "i", "k", "x"];
+
     #[test]
-    fn reads_the_top_level_and_borrows_plain_strings() {
-        let body = br#"{"a":"plain","b":"esc\"aped","c":true,"d":7,"e":-1,"f":1.5,"g":null,"h":[1,{"x":2}],"i":{"y":[3]},"a2":"x"}"#;
-        let object = object_from_slice(body).ok().unwrap();
-        assert!(matches!(object["a"], Raw::Str(Cow::Borrowed("plain"))));
-        assert!(matches!(&object["b"], Raw::Str(Cow::Owned(s)) if s == "esc\"aped"));
-        assert!(matches!(object["c"], Raw::Bool(true)));
-        assert!(matches!(object["d"], Raw::Unsigned(7)));
-        assert!(matches!(object["e"], Raw::Number));
-        assert!(matches!(object["f"], Raw::Number));
-        assert!(matches!(object["g"], Raw::Null));
-        assert!(matches!(object["h"], Raw::Nested));
-        assert!(matches!(object["i"], Raw::Nested));
+    fn reads_the_known_members_and_borrows_plain_strings() {
+        let body = br#"{"a":"plain","b":"esc\"aped","c":true,"d":7,"e":-1,"f":1.5,"g":null,"h":[1,{"x":2}],"i":{"y":[3]},"unknown":{"deep":[1]}}"#;
+        let mut object = object_from_slice(body, KNOWN).ok().unwrap();
+        assert!(matches!(
+            object.remove("a"),
+            Some(Raw::Str(Cow::Borrowed("plain")))
+        ));
+        assert!(matches!(object.remove("b"), Some(Raw::Str(Cow::Owned(s))) if s == "esc\"aped"));
+        assert!(matches!(object.remove("c"), Some(Raw::Bool(true))));
+        assert!(matches!(object.remove("d"), Some(Raw::Unsigned(7))));
+        assert!(matches!(object.remove("e"), Some(Raw::Number)));
+        assert!(matches!(object.remove("f"), Some(Raw::Number)));
+        assert!(matches!(object.remove("g"), Some(Raw::Null)));
+        assert!(matches!(object.remove("h"), Some(Raw::Nested)));
+        assert!(matches!(object.remove("i"), Some(Raw::Nested)));
+        assert!(object.remove("unknown").is_none());
+        assert!(object.members.is_empty(), "unknown keys are not kept");
     }
 
     #[test]
     fn tells_other_json_from_no_json() {
         for body in [&b"[]"[..], b"\"s\"", b"1", b"true", b"null", b"[[{}]]"] {
             assert!(
-                matches!(object_from_slice(body), Err(NotAnObject::OtherJson)),
+                matches!(object_from_slice(body, KNOWN), Err(NotAnObject::OtherJson)),
                 "{body:?}"
             );
         }
@@ -220,7 +285,7 @@ mod tests {
             b"{1:2}",
         ] {
             assert!(
-                matches!(object_from_slice(body), Err(NotAnObject::Syntax(_))),
+                matches!(object_from_slice(body, KNOWN), Err(NotAnObject::Syntax(_))),
                 "{body:?}"
             );
         }
@@ -231,26 +296,27 @@ mod tests {
         // Skipped values are walked iteratively by serde_json: no stack to exhaust.
         let deep = "[".repeat(100_000) + &"]".repeat(100_000);
         assert!(matches!(
-            object_from_slice(deep.as_bytes()),
+            object_from_slice(deep.as_bytes(), KNOWN),
             Err(NotAnObject::OtherJson)
         ));
-        let inside = format!("{{\"userId\":\"u\",\"x\":{deep}}}");
-        let object = object_from_slice(inside.as_bytes()).ok().unwrap();
-        assert!(matches!(object["x"], Raw::Nested));
+        let inside = format!("{{\"a\":\"u\",\"x\":{deep},\"other\":{deep}}}");
+        let mut object = object_from_slice(inside.as_bytes(), KNOWN).ok().unwrap();
+        assert!(matches!(object.remove("x"), Some(Raw::Nested)));
         let unbalanced = "[".repeat(100_000);
         assert!(matches!(
-            object_from_slice(unbalanced.as_bytes()),
+            object_from_slice(unbalanced.as_bytes(), KNOWN),
             Err(NotAnObject::Syntax(_))
         ));
     }
 
     #[test]
     fn a_later_duplicate_key_wins_as_with_serde_json() {
-        let object = object_from_slice(br#"{"k":"first","k":"second"}"#)
-            .ok()
-            .unwrap();
-        assert!(matches!(&object["k"], Raw::Str(s) if s == "second"));
-        let value: Value = serde_json::from_slice(br#"{"k":"first","k":"second"}"#).unwrap();
+        let body = br#"{"k":"first","k":"second"}"#;
+        let mut object = object_from_slice(body, KNOWN).ok().unwrap();
+        assert!(matches!(object.remove("k"), Some(Raw::Str(s)) if s == "second"));
+        let value: Value = serde_json::from_slice(body).unwrap();
         assert_eq!(value["k"], "second");
+        let mut viewed = object_from_value(&value, KNOWN).unwrap();
+        assert!(matches!(viewed.remove("k"), Some(Raw::Str(s)) if s == "second"));
     }
 }

@@ -230,6 +230,18 @@ struct Fields<'a> {
     problems: Vec<FieldProblem>,
 }
 
+/// Identifiers and names never hold control characters; refusing them keeps a newline in a
+/// `userId` from forging a line of the audit log.
+fn has_control(text: &str) -> bool {
+    text.chars().any(char::is_control)
+}
+
+fn control_problem() -> Problem {
+    Problem::Invalid {
+        reason: "contains a control character".into(),
+    }
+}
+
 fn not_an_object(what: &'static str, problem: Problem) -> InvalidInput {
     InvalidInput {
         what,
@@ -241,8 +253,12 @@ fn not_an_object(what: &'static str, problem: Problem) -> InvalidInput {
 }
 
 impl<'a> Fields<'a> {
-    fn of_value(what: &'static str, value: &'a Value) -> Result<Self, InvalidInput> {
-        match object_from_value(value) {
+    fn of_value(
+        what: &'static str,
+        known: &'static [&'static str],
+        value: &'a Value,
+    ) -> Result<Self, InvalidInput> {
+        match object_from_value(value, known) {
             Some(object) => Ok(Self {
                 object,
                 problems: Vec::new(),
@@ -256,8 +272,12 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn of_slice(what: &'static str, bytes: &'a [u8]) -> Result<Self, InvalidInput> {
-        match object_from_slice(bytes) {
+    fn of_slice(
+        what: &'static str,
+        known: &'static [&'static str],
+        bytes: &'a [u8],
+    ) -> Result<Self, InvalidInput> {
+        match object_from_slice(bytes, known) {
             Ok(object) => Ok(Self {
                 object,
                 problems: Vec::new(),
@@ -295,6 +315,7 @@ impl<'a> Fields<'a> {
         match self.take(field) {
             None => self.problem(field, Problem::Missing),
             Some(Raw::Str(text)) if text.trim().is_empty() => self.problem(field, Problem::Empty),
+            Some(Raw::Str(text)) if has_control(&text) => self.problem(field, control_problem()),
             Some(Raw::Str(text)) => return text.into_owned(),
             Some(_) => self.problem(
                 field,
@@ -311,6 +332,10 @@ impl<'a> Fields<'a> {
         match self.take(field) {
             None => None,
             Some(Raw::Str(text)) if text.trim().is_empty() => None,
+            Some(Raw::Str(text)) if has_control(&text) => {
+                self.problem(field, control_problem());
+                None
+            }
             Some(Raw::Str(text)) => Some(text.into_owned()),
             Some(_) => {
                 self.problem(
@@ -487,7 +512,7 @@ impl RequestContext {
     /// # Ok::<(), identity_core::InvalidInput>(())
     /// ```
     pub fn from_json(value: &Value) -> Result<Self, InvalidInput> {
-        Self::read(Fields::of_value(Self::WHAT, value)?)
+        Self::read(Fields::of_value(Self::WHAT, Self::FIELDS, value)?)
     }
 
     /// Like [`RequestContext::from_json`], taking the value.
@@ -514,10 +539,25 @@ impl RequestContext {
     /// # Ok::<(), identity_core::InvalidInput>(())
     /// ```
     pub fn from_slice(body: &[u8]) -> Result<Self, InvalidInput> {
-        Self::read(Fields::of_slice(Self::WHAT, body)?)
+        Self::read(Fields::of_slice(Self::WHAT, Self::FIELDS, body)?)
     }
 
     const WHAT: &'static str = "request context";
+    const FIELDS: &'static [&'static str] = &[
+        "userId",
+        "resourceId",
+        "resourceKind",
+        "provider",
+        "model",
+        "action",
+        "traceId",
+        "requestedAt",
+        "sessionId",
+        "parentTraceId",
+        "spiffeId",
+        "migrationId",
+        "phase",
+    ];
 
     fn read(mut fields: Fields<'_>) -> Result<Self, InvalidInput> {
         const WHAT: &str = RequestContext::WHAT;
@@ -658,6 +698,13 @@ impl RequestContextBuilder {
         const WHAT: &str = "request context";
         let mut problems = Vec::new();
         let mut required = |field: &str, value: Option<String>| match value {
+            Some(text) if has_control(&text) => {
+                problems.push(FieldProblem {
+                    field: field.into(),
+                    problem: control_problem(),
+                });
+                String::new()
+            }
             Some(text) if !text.trim().is_empty() => text,
             Some(_) => {
                 problems.push(FieldProblem {
@@ -680,6 +727,19 @@ impl RequestContextBuilder {
         let model = required("model", self.model);
         let action = required("action", self.action);
         let trace_id = required("traceId", self.trace_id);
+        for (field, value) in [
+            ("sessionId", &self.session_id),
+            ("parentTraceId", &self.parent_trace_id),
+            ("spiffeId", &self.spiffe_id),
+            ("migrationId", &self.migration_id),
+        ] {
+            if value.as_deref().is_some_and(has_control) {
+                problems.push(FieldProblem {
+                    field: field.into(),
+                    problem: control_problem(),
+                });
+            }
+        }
         let Some(resource_kind) = self.resource_kind else {
             problems.push(FieldProblem {
                 field: "resourceKind".into(),
@@ -788,7 +848,7 @@ impl MigrationRequest {
     /// assert!(err.problems.iter().any(|p| p.field == "dryRun"));
     /// ```
     pub fn from_json(value: &Value) -> Result<Self, InvalidInput> {
-        Self::read(Fields::of_value(Self::WHAT, value)?)
+        Self::read(Fields::of_value(Self::WHAT, Self::FIELDS, value)?)
     }
 
     /// Like [`MigrationRequest::from_json`], taking the value.
@@ -810,10 +870,27 @@ impl MigrationRequest {
     /// assert_eq!(err.to_string(), "invalid migration request: `(body)` must be a JSON object");
     /// ```
     pub fn from_slice(body: &[u8]) -> Result<Self, InvalidInput> {
-        Self::read(Fields::of_slice(Self::WHAT, body)?)
+        Self::read(Fields::of_slice(Self::WHAT, Self::FIELDS, body)?)
     }
 
     const WHAT: &'static str = "migration request";
+    const FIELDS: &'static [&'static str] = &[
+        "migrationId",
+        "phase",
+        "sourceResourceId",
+        "targetResourceId",
+        "userId",
+        "provider",
+        "model",
+        "traceId",
+        "dryRun",
+        "batchIndex",
+        "totalBatches",
+        "requestedAt",
+        "sessionId",
+        "parentTraceId",
+        "spiffeId",
+    ];
 
     fn read(mut fields: Fields<'_>) -> Result<Self, InvalidInput> {
         const WHAT: &str = MigrationRequest::WHAT;
@@ -963,6 +1040,30 @@ mod tests {
         );
         assert!(!err.to_string().contains("sk-secret-looking-value"));
         assert!(!err.to_string().contains("public"));
+    }
+
+    #[test]
+    fn control_characters_are_refused_so_that_logs_cannot_be_forged() {
+        let mut value = body();
+        value["userId"] = json!("alice\n2026-11-22T00:00:00Z INFO credential granted user_id=root");
+        value["sessionId"] = json!("s\u{7}");
+        let err = RequestContext::from_json(&value).unwrap_err();
+        let fields: Vec<_> = err.problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["userId", "sessionId"]);
+        assert!(err.to_string().contains("control character"));
+        let built = RequestContext::builder()
+            .user_id("u")
+            .resource_id("r\r")
+            .resource_kind(ResourceKind::Shared)
+            .provider("p")
+            .model("m")
+            .action("a")
+            .trace_id("t")
+            .spiffe_id("x\ty")
+            .build()
+            .unwrap_err();
+        let fields: Vec<_> = built.problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["resourceId", "spiffeId"]);
     }
 
     #[test]

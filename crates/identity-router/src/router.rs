@@ -9,6 +9,7 @@ use identity_core::{
     ConfigError, Credential, CredentialKind, CredentialStore, MigrationRequest, OffsetDateTime,
     RequestContext, RoutingRule,
 };
+use tracing::field::display;
 use tracing::{Instrument, debug_span, info};
 
 use crate::index::{RuleIndex, scan_first_match};
@@ -651,40 +652,43 @@ fn grant(rule: &CompiledRule, credential: Credential, ctx: &RequestContext) -> R
 /// The audit event of one resolution, on target `agent_identity::audit`. It names the request,
 /// the rule, the credential and the outcome; never a secret.
 fn audit(ctx: &RequestContext, outcome: &Result<Resolution, Denial>) {
-    let phase = ctx.phase.map(|p| p.as_str());
+    // Every value is written with `Display`: request fields hold no control character (the
+    // context refuses them), so a line cannot be forged, and `Display` skips the escaping pass.
+    let migration_id = ctx.migration_id.as_deref().map(display);
+    let phase = ctx.phase.map(|p| display(p.as_str()));
     match outcome {
         Ok(resolution) => info!(
             target: "agent_identity::audit",
-            outcome = "granted",
+            outcome = %"granted",
             trace_id = %ctx.trace_id,
             user_id = %ctx.user_id,
             resource_id = %ctx.resource_id,
-            resource_kind = ctx.resource_kind.as_str(),
+            resource_kind = %ctx.resource_kind,
             provider = %ctx.provider,
             model = %ctx.model,
             action = %ctx.action,
-            migration_id = ctx.migration_id.as_deref(),
+            migration_id,
             phase,
             rule_id = %resolution.rule_id,
             credential_id = %resolution.credential_id,
-            credential_kind = resolution.kind.as_str(),
+            credential_kind = %resolution.kind,
             resolved_for = %resolution.resolved_for,
             "credential granted"
         ),
         Err(denial) => info!(
             target: "agent_identity::audit",
-            outcome = "denied",
+            outcome = %"denied",
             trace_id = %ctx.trace_id,
             user_id = %ctx.user_id,
             resource_id = %ctx.resource_id,
-            resource_kind = ctx.resource_kind.as_str(),
+            resource_kind = %ctx.resource_kind,
             provider = %ctx.provider,
             model = %ctx.model,
             action = %ctx.action,
-            migration_id = ctx.migration_id.as_deref(),
+            migration_id,
             phase,
-            rule_id = denial.rule_id.as_deref(),
-            reason = denial.reason.code(),
+            rule_id = denial.rule_id.as_deref().map(display),
+            reason = %denial.reason.code(),
             detail = %denial,
             "credential denied"
         ),
