@@ -428,14 +428,14 @@ fn is_json(content_type: &str) -> bool {
 
 /// Reads a JSON body of at most `limit` bytes (parsing it is the caller's part).
 async fn read_body(parts: &Parts, body: Body, limit: usize) -> Result<Bytes, Response> {
-    if let Some(content_type) = parts.headers.get(header::CONTENT_TYPE) {
-        if !is_json(content_type.to_str().unwrap_or("")) {
-            return Err(json_error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "the body must be JSON (Content-Type: application/json)",
-            ));
-        }
+    if let Some(content_type) = parts.headers.get(header::CONTENT_TYPE)
+        && !is_json(content_type.to_str().unwrap_or(""))
+    {
+        return Err(json_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the body must be JSON (Content-Type: application/json)",
+        ));
     }
     let too_large = || {
         json_error(

@@ -23,6 +23,7 @@ pub mod config;
 pub mod health;
 pub mod http;
 pub mod lint;
+pub mod logging;
 pub mod metrics;
 pub mod serve;
 
@@ -64,7 +65,10 @@ pub fn init_logging(
         .with_writer(writer);
     // A second initialisation (tests) keeps the first subscriber.
     let _ = match format {
-        LogFormat::Text => builder.with_ansi(false).try_init(),
+        LogFormat::Text => builder
+            .with_ansi(false)
+            .fmt_fields(logging::PlainFields)
+            .try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
     guard

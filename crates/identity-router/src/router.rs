@@ -9,7 +9,6 @@ use identity_core::{
     ConfigError, Credential, CredentialKind, CredentialStore, MigrationRequest, OffsetDateTime,
     RequestContext, RoutingRule,
 };
-use tracing::field::display;
 use tracing::{Instrument, debug_span, info};
 
 use crate::index::{RuleIndex, scan_first_match};
@@ -652,43 +651,44 @@ fn grant(rule: &CompiledRule, credential: Credential, ctx: &RequestContext) -> R
 /// The audit event of one resolution, on target `agent_identity::audit`. It names the request,
 /// the rule, the credential and the outcome; never a secret.
 fn audit(ctx: &RequestContext, outcome: &Result<Resolution, Denial>) {
-    // Every value is written with `Display`: request fields hold no control character (the
-    // context refuses them), so a line cannot be forged, and `Display` skips the escaping pass.
-    let migration_id = ctx.migration_id.as_deref().map(display);
-    let phase = ctx.phase.map(|p| display(p.as_str()));
+    // Text is recorded as `&str`: every subscriber gets a structured string, and the cheapest
+    // path through formatters (the sidecar's writes it as is; request fields hold no control
+    // character, the context refuses them).
+    let migration_id = ctx.migration_id.as_deref();
+    let phase = ctx.phase.map(|p| p.as_str());
     match outcome {
         Ok(resolution) => info!(
             target: "agent_identity::audit",
-            outcome = %"granted",
-            trace_id = %ctx.trace_id,
-            user_id = %ctx.user_id,
-            resource_id = %ctx.resource_id,
-            resource_kind = %ctx.resource_kind,
-            provider = %ctx.provider,
-            model = %ctx.model,
-            action = %ctx.action,
+            outcome = "granted",
+            trace_id = ctx.trace_id.as_str(),
+            user_id = ctx.user_id.as_str(),
+            resource_id = ctx.resource_id.as_str(),
+            resource_kind = ctx.resource_kind.as_str(),
+            provider = ctx.provider.as_str(),
+            model = ctx.model.as_str(),
+            action = ctx.action.as_str(),
             migration_id,
             phase,
-            rule_id = %resolution.rule_id,
-            credential_id = %resolution.credential_id,
-            credential_kind = %resolution.kind,
-            resolved_for = %resolution.resolved_for,
+            rule_id = &*resolution.rule_id,
+            credential_id = resolution.credential_id.as_str(),
+            credential_kind = resolution.kind.as_str(),
+            resolved_for = resolution.resolved_for.as_str(),
             "credential granted"
         ),
         Err(denial) => info!(
             target: "agent_identity::audit",
-            outcome = %"denied",
-            trace_id = %ctx.trace_id,
-            user_id = %ctx.user_id,
-            resource_id = %ctx.resource_id,
-            resource_kind = %ctx.resource_kind,
-            provider = %ctx.provider,
-            model = %ctx.model,
-            action = %ctx.action,
+            outcome = "denied",
+            trace_id = ctx.trace_id.as_str(),
+            user_id = ctx.user_id.as_str(),
+            resource_id = ctx.resource_id.as_str(),
+            resource_kind = ctx.resource_kind.as_str(),
+            provider = ctx.provider.as_str(),
+            model = ctx.model.as_str(),
+            action = ctx.action.as_str(),
             migration_id,
             phase,
-            rule_id = denial.rule_id.as_deref().map(display),
-            reason = %denial.reason.code(),
+            rule_id = denial.rule_id.as_deref(),
+            reason = denial.reason.code(),
             detail = %denial,
             "credential denied"
         ),
