@@ -16,7 +16,7 @@
 //! | `axum` | no | [`layer`]: a tower layer and an axum extractor that resolve per request |
 //! | `vault` | no | reserved for the Vault / OpenBao store |
 //! | `aws` | no | reserved for the AWS Secrets Manager store |
-//! | `token-exchange` | no | reserved for the RFC 8693 token exchange store |
+//! | `token-exchange` | no | [`identity_token_exchange`]: the RFC 8693 protocol (the store that uses it follows) |
 //! | `dcr` | no | reserved for dynamic client registration |
 //! | `oauth` | no | reserved for OAuth 2.1 flows and delegated tokens |
 //!
@@ -70,6 +70,9 @@ pub use identity_core;
 pub use identity_memory;
 /// The router crate.
 pub use identity_router;
+/// The RFC 8693 token exchange crate.
+#[cfg(feature = "token-exchange")]
+pub use identity_token_exchange;
 
 /// The README's Rust example, run as a doc test so that it stays true.
 #[doc = include_str!("../../../README.md")]

@@ -1,0 +1,39 @@
+//! RFC 8693 token exchange for agent-identity: the calling user's token becomes a narrowly
+//! scoped token for one downstream service, obtained from an authorization server when it is
+//! needed, with no long-lived secret stored per user.
+//!
+//! This crate holds the protocol, free of I/O, so that every rule of it is tested without a
+//! server: the exchange configuration and its checks ([`ExchangeConfig`]), the token request
+//! ([`TokenRequest`]), the reading of the server's answer ([`read_token_response`]) and the cache
+//! key that ties an exchanged token to the subject it was exchanged for ([`CacheKey`]).
+//!
+//! ```
+//! use identity_core::Secret;
+//! use identity_token_exchange::{ExchangeConfig, TokenRequest, read_token_response};
+//!
+//! let config = ExchangeConfig::builder("crm-token", "agent-identity")
+//!     .token_endpoint("https://auth.example.com/oauth/token")
+//!     .client_secret(Secret::new("client-secret"))
+//!     .audience("https://crm.example.com")
+//!     .scopes(["crm:read"])
+//!     .build()?;
+//! let request = TokenRequest::new(&config, &Secret::new("the-users-token"), None);
+//! assert_eq!(request.url().as_str(), "https://auth.example.com/oauth/token");
+//! assert!(!format!("{request:?}").contains("the-users-token"));
+//!
+//! let token = read_token_response(&config, 200, None, br#"{
+//!     "access_token": "downscoped", "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+//!     "token_type": "Bearer", "expires_in": 300 }"#)?;
+//! assert_eq!(token.access_token.expose_secret(), "downscoped");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod config;
+mod key;
+mod protocol;
+
+pub use config::{ClientAuth, ExchangeConfig, ExchangeConfigBuilder, TokenType};
+pub use key::CacheKey;
+pub use protocol::{
+    ExchangeError, ExchangedToken, OAuthErrorCode, TokenRequest, read_token_response,
+};
