@@ -42,6 +42,16 @@ if [ "$(cat "$clients/.installed" 2>/dev/null)" != "$python_clients" ]; then
 fi
 export AGENT_IDENTITY_PYTHON="$clients/bin/python"
 "$AGENT_IDENTITY_PYTHON" -c 'import agent_identity, httpx, pydantic; print("python clients ready")'
+
+# The authorization server the OAuth tests run against: oidc-provider, from the committed lock
+# file. node_modules lives in the fixture (ignored by git); a changed lock file reinstalls it.
+fixture=fixtures/oidc-provider
+lock=$(sha256sum "$fixture/package-lock.json" | cut -d' ' -f1)
+if [ "$(cat "$fixture/node_modules/.installed-lock" 2>/dev/null)" != "$lock" ]; then
+    (cd "$fixture" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$lock" >"$fixture/node_modules/.installed-lock"
+fi
+echo "oidc-provider $(node -p "require('./$fixture/node_modules/oidc-provider/package.json').version") on node $(node --version)"
 cargo --version
 cargo nextest --version | head -n 1
 

@@ -1,0 +1,215 @@
+//! The protocol against a real authorization server: oidc-provider with the project's RFC 8693
+//! grant (`fixtures/oidc-provider`). Requests are built and answers read by this crate; a bare
+//! reqwest POST carries them.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a panic in a test is a failed test"
+)]
+
+use identity_core::Secret;
+use identity_test_support::{
+    AuthorizationServer, CLIENT_ID, CLIENT_SECRET, CRM, CRM_API, ERP, POST_CLIENT_ID,
+    POST_CLIENT_SECRET, http_client,
+};
+use identity_token_exchange::{
+    ClientAuth, ExchangeConfig, ExchangeConfigBuilder, ExchangeError, ExchangedToken,
+    OAuthErrorCode, TokenRequest, read_token_response,
+};
+
+fn config(server: &AuthorizationServer) -> ExchangeConfigBuilder {
+    ExchangeConfig::builder("crm-token", CLIENT_ID)
+        .token_endpoint(server.token_endpoint())
+        .allow_http_loopback(true)
+        .client_secret(Secret::new(CLIENT_SECRET))
+}
+
+async fn exchange(
+    config: &ExchangeConfig,
+    subject: &str,
+    actor: Option<&str>,
+) -> Result<ExchangedToken, ExchangeError> {
+    let actor = actor.map(Secret::new);
+    let request = TokenRequest::new(config, &Secret::new(subject), actor.as_ref());
+    let mut post = http_client()
+        .post(request.url().clone())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(request.body().expose_secret().to_owned());
+    if let Some(authorization) = request.authorization() {
+        post = post.header("authorization", authorization.expose_secret());
+    }
+    let response = post.send().await.unwrap();
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = response.bytes().await.unwrap();
+    read_token_response(config, status, retry_after.as_deref(), &body)
+}
+
+fn refused(result: Result<ExchangedToken, ExchangeError>) -> OAuthErrorCode {
+    match result {
+        Err(ExchangeError::Refused { code, .. }) => code,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn exchange_for_an_audience_gives_the_users_token_for_that_audience() {
+    let server = AuthorizationServer::start().await;
+    let subject = server.subject_token("alice", "crm:read crm:write").await;
+    let config = config(&server).audience(CRM).build().unwrap();
+    let token = exchange(&config, &subject, None).await.unwrap();
+    assert_eq!(
+        token.issued_token_type,
+        "urn:ietf:params:oauth:token-type:access_token"
+    );
+    assert!(token.lifetime_from_server && token.lifetime.as_secs() > 0);
+    let seen = server.introspect(token.access_token.expose_secret()).await;
+    assert_eq!(seen["active"], true);
+    assert_eq!(seen["sub"], "alice");
+    assert_eq!(seen["aud"], CRM);
+    assert_eq!(seen["client_id"], CLIENT_ID);
+    assert_ne!(token.access_token.expose_secret(), subject);
+}
+
+#[tokio::test]
+async fn exchange_for_a_resource_and_with_down_scoping() {
+    let server = AuthorizationServer::start().await;
+    let subject = server
+        .subject_token("alice", "crm:read crm:write erp:read")
+        .await;
+    let config = config(&server)
+        .resource(CRM_API)
+        .scopes(["crm:read"])
+        .build()
+        .unwrap();
+    let token = exchange(&config, &subject, None).await.unwrap();
+    assert_eq!(token.scope.as_deref(), Some("crm:read"));
+    let seen = server.introspect(token.access_token.expose_secret()).await;
+    assert_eq!(
+        (seen["aud"].as_str(), seen["scope"].as_str()),
+        (Some(CRM_API), Some("crm:read"))
+    );
+}
+
+#[tokio::test]
+async fn each_refusal_of_the_rfc_is_typed() {
+    let server = AuthorizationServer::start().await;
+    let subject = server.subject_token("alice", "crm:read").await;
+
+    let escalation = config(&server)
+        .audience(CRM)
+        .scopes(["crm:write"])
+        .build()
+        .unwrap();
+    assert_eq!(
+        refused(exchange(&escalation, &subject, None).await),
+        OAuthErrorCode::InvalidScope
+    );
+
+    let elsewhere = config(&server)
+        .audience(ERP)
+        .scopes(["erp:read"])
+        .build()
+        .unwrap();
+    assert_eq!(
+        refused(exchange(&elsewhere, &subject, None).await),
+        OAuthErrorCode::InvalidScope
+    );
+
+    let unknown = config(&server)
+        .audience("https://unknown.example.com")
+        .build()
+        .unwrap();
+    assert_eq!(
+        refused(exchange(&unknown, &subject, None).await),
+        OAuthErrorCode::InvalidTarget
+    );
+
+    let fine = config(&server).audience(CRM).build().unwrap();
+    assert_eq!(
+        refused(exchange(&fine, "not-a-token-the-server-issued", None).await),
+        OAuthErrorCode::InvalidGrant
+    );
+
+    let wrong_secret = ExchangeConfig::builder("crm-token", CLIENT_ID)
+        .token_endpoint(server.token_endpoint())
+        .allow_http_loopback(true)
+        .client_secret(Secret::new("wrong"))
+        .audience(CRM)
+        .build()
+        .unwrap();
+    assert_eq!(
+        refused(exchange(&wrong_secret, &subject, None).await),
+        OAuthErrorCode::InvalidClient
+    );
+
+    server.revoke(&subject).await;
+    assert_eq!(
+        refused(exchange(&fine, &subject, None).await),
+        OAuthErrorCode::InvalidGrant
+    );
+}
+
+#[tokio::test]
+async fn client_secret_post_authenticates_in_the_body() {
+    let server = AuthorizationServer::start().await;
+    let subject = server.subject_token("carol", "crm:read").await;
+    let config = ExchangeConfig::builder("crm-token", POST_CLIENT_ID)
+        .token_endpoint(server.token_endpoint())
+        .allow_http_loopback(true)
+        .client_auth(ClientAuth::ClientSecretPost)
+        .client_secret(Secret::new(POST_CLIENT_SECRET))
+        .audience(CRM)
+        .build()
+        .unwrap();
+    assert!(exchange(&config, &subject, None).await.is_ok());
+}
+
+#[tokio::test]
+async fn two_users_get_two_tokens_each_with_its_own_subject() {
+    let server = AuthorizationServer::start().await;
+    let config = config(&server).audience(CRM).build().unwrap();
+    let alice = exchange(
+        &config,
+        &server.subject_token("alice", "crm:read").await,
+        None,
+    )
+    .await
+    .unwrap();
+    let bob = exchange(
+        &config,
+        &server.subject_token("bob", "crm:read").await,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_ne!(
+        alice.access_token.expose_secret(),
+        bob.access_token.expose_secret()
+    );
+    assert_eq!(
+        server.introspect(alice.access_token.expose_secret()).await["sub"],
+        "alice"
+    );
+    assert_eq!(
+        server.introspect(bob.access_token.expose_secret()).await["sub"],
+        "bob"
+    );
+    assert_eq!(server.exchanges().await, 2);
+}
+
+#[tokio::test]
+async fn delegation_names_the_actor() {
+    let server = AuthorizationServer::start().await;
+    let subject = server.subject_token("bob", "crm:read").await;
+    let actor = server.subject_token("agent-7", "crm:read").await;
+    let config = config(&server).audience(CRM).build().unwrap();
+    let token = exchange(&config, &subject, Some(&actor)).await.unwrap();
+    let seen = server.introspect(token.access_token.expose_secret()).await;
+    assert_eq!(seen["sub"], "bob");
+    assert_eq!(seen["act"]["sub"], "agent-7");
+}
