@@ -10,6 +10,7 @@ use crate::body::{NotAnObject, Raw, RawObject, object_from_slice, object_from_va
 use time::OffsetDateTime;
 
 use crate::error::Error;
+use crate::secret::Secret;
 use crate::timestamp::parse_rfc3339;
 
 /// Whether the resource the agent acts on is shared or belongs to the user.
@@ -485,7 +486,52 @@ pub struct RequestContext {
     /// The migration phase, if any; rules with `matchPhase` match only when it is set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phase: Option<MigrationPhase>,
+    /// The caller's own token, for stores that act for the caller (token exchange). It is never
+    /// read from a request body: whoever authenticated the caller sets it.
+    #[serde(skip)]
+    pub subject_token: Option<SubjectToken>,
 }
+
+/// The caller's own token, presented to stores that act for the caller: token exchange sends it
+/// to the authorization server as the RFC 8693 `subject_token`. `Debug` is redacted.
+///
+/// Equality compares the tokens, for tests and cache keys; it is not constant-time, so never
+/// decide who a caller is with it.
+///
+/// ```
+/// use identity_core::{Secret, SubjectToken};
+/// let token = SubjectToken::new(Secret::new("eyJ..."));
+/// assert_eq!(format!("{token:?}"), "SubjectToken([redacted])");
+/// assert_eq!(token.secret().expose_secret(), "eyJ...");
+/// ```
+#[derive(Clone)]
+pub struct SubjectToken(Secret);
+
+impl SubjectToken {
+    /// Wraps the caller's token.
+    pub fn new(token: Secret) -> Self {
+        Self(token)
+    }
+
+    /// The token.
+    pub fn secret(&self) -> &Secret {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SubjectToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SubjectToken([redacted])")
+    }
+}
+
+impl PartialEq for SubjectToken {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.expose_secret() == other.0.expose_secret()
+    }
+}
+
+impl Eq for SubjectToken {}
 
 impl RequestContext {
     /// A builder; [`RequestContextBuilder::build`] checks that every required field is set.
@@ -602,6 +648,7 @@ impl RequestContext {
             spiffe_id,
             migration_id,
             phase,
+            subject_token: None,
         });
         let context = fields.finish(WHAT, context)?;
         // `resource_kind` is `None` only when a problem was recorded, and `finish` returned it.
@@ -646,6 +693,7 @@ pub struct RequestContextBuilder {
     spiffe_id: Option<String>,
     migration_id: Option<String>,
     phase: Option<MigrationPhase>,
+    subject_token: Option<SubjectToken>,
 }
 
 macro_rules! setters {
@@ -686,6 +734,8 @@ impl RequestContextBuilder {
         migration_id: String,
         /// Sets `phase`.
         phase: MigrationPhase,
+        /// Sets the caller's own token, for stores that act for the caller.
+        subject_token: SubjectToken,
     }
 
     /// Checks the required fields and builds the context.
@@ -770,6 +820,7 @@ impl RequestContextBuilder {
             spiffe_id: self.spiffe_id,
             migration_id: self.migration_id,
             phase: self.phase,
+            subject_token: self.subject_token,
         })
     }
 }
@@ -836,6 +887,9 @@ pub struct MigrationRequest {
     /// The SPIFFE id of the calling workload.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spiffe_id: Option<String>,
+    /// The caller's own token, passed to both derived contexts; never read from a body.
+    #[serde(skip)]
+    pub subject_token: Option<SubjectToken>,
 }
 
 impl MigrationRequest {
@@ -925,6 +979,7 @@ impl MigrationRequest {
             session_id,
             parent_trace_id,
             spiffe_id,
+            subject_token: None,
         });
         fields.finish(WHAT, request)?.ok_or_else(|| InvalidInput {
             what: WHAT,
@@ -981,6 +1036,7 @@ impl MigrationRequest {
             spiffe_id: self.spiffe_id.clone(),
             migration_id: Some(self.migration_id.clone()),
             phase: Some(self.phase),
+            subject_token: self.subject_token.clone(),
         }
     }
 }

@@ -42,7 +42,7 @@ pub mod testing;
 
 pub use context::{
     FieldProblem, InvalidInput, MigrationPhase, MigrationRequest, Problem, RequestContext,
-    RequestContextBuilder, ResourceKind,
+    RequestContextBuilder, ResourceKind, SubjectToken,
 };
 pub use credential::{Credential, CredentialKind, CredentialRef, CredentialStatus};
 pub use error::{BoxError, ConfigError, Error};

@@ -120,6 +120,17 @@ pub enum DenialReason {
         /// The credential's kind.
         actual: CredentialKind,
     },
+    /// The store's backend refused to produce the credential for this caller: an authorization
+    /// server's OAuth error (`invalid_grant`, `invalid_scope`, ...), no token of the caller's to
+    /// exchange (`unauthenticated`), or a permission the store lacks (`permission_denied`).
+    StoreRefused {
+        /// The store's name in the router.
+        store: String,
+        /// The backend's code (an OAuth error code, `unauthenticated`, `permission_denied`).
+        backend_code: String,
+        /// What the store said (never a secret).
+        detail: String,
+    },
     /// The store failed to answer.
     StoreUnavailable {
         /// The store's name in the router.
@@ -147,6 +158,7 @@ impl DenialReason {
             Self::Expired { .. } => "credential_expired",
             Self::NotReadOnly { .. } => "credential_not_read_only",
             Self::KindMismatch { .. } => "credential_kind_mismatch",
+            Self::StoreRefused { .. } => "store_refused",
             Self::StoreUnavailable { .. } => "store_unavailable",
         }
     }
@@ -207,6 +219,9 @@ impl fmt::Display for DenialReason {
                 f,
                 "the rule expects a {expected} credential and `{credential_id}` is {actual}"
             ),
+            Self::StoreRefused { store, detail, .. } => {
+                write!(f, "store `{store}` refused: {detail}")
+            }
             Self::StoreUnavailable { store, detail, .. } => {
                 write!(f, "store `{store}` could not answer: {detail}")
             }

@@ -489,13 +489,7 @@ impl Router {
                     credential_ref: rule.credential_ref.clone(),
                 });
             }
-            Err(err) => {
-                return Checked::Denied(DenialReason::StoreUnavailable {
-                    store: store_name.clone(),
-                    detail: err.to_string(),
-                    retryable: err.is_retryable(),
-                });
-            }
+            Err(err) => return Checked::Denied(store_denial(store_name, &err)),
         };
         match self.refusal(rule, &credential) {
             Some(reason) => Checked::Denied(reason),
@@ -627,6 +621,27 @@ impl Router {
             Err(denial) => ExplainedOutcome::Denied(denial),
         };
         Explanation { rules, outcome }
+    }
+}
+
+/// The denial for a store's error: a refusal for what the caller cannot have, unavailable for
+/// what may work later.
+fn store_denial(store: &str, err: &identity_core::Error) -> DenialReason {
+    use identity_core::Error;
+    let refused = |code: &str| DenialReason::StoreRefused {
+        store: store.to_owned(),
+        backend_code: code.to_owned(),
+        detail: err.to_string(),
+    };
+    match err {
+        Error::Protocol { code, .. } => refused(code),
+        Error::Unauthenticated { .. } => refused("unauthenticated"),
+        Error::PermissionDenied { .. } => refused("permission_denied"),
+        _ => DenialReason::StoreUnavailable {
+            store: store.to_owned(),
+            detail: err.to_string(),
+            retryable: err.is_retryable(),
+        },
     }
 }
 

@@ -549,3 +549,84 @@ async fn a_pair_denial_says_which_side_failed() {
         .unwrap_err();
     assert!(denial.source.is_some() && denial.target.is_some());
 }
+
+/// A store whose backend refuses, the way an authorization server answers an exchange.
+#[derive(Debug)]
+struct RefusingStore(identity_core::Error);
+
+#[identity_core::async_trait]
+impl identity_core::CredentialStore for RefusingStore {
+    fn backend(&self) -> &'static str {
+        "refusing"
+    }
+    async fn find_by_ref(
+        &self,
+        _: &identity_core::CredentialRef,
+        _: &identity_core::RequestContext,
+    ) -> Result<Option<identity_core::Credential>, identity_core::Error> {
+        Err(match &self.0 {
+            identity_core::Error::Protocol {
+                code, description, ..
+            } => identity_core::Error::Protocol {
+                backend: "refusing",
+                code: code.clone(),
+                description: description.clone(),
+            },
+            _ => identity_core::Error::Unauthenticated {
+                backend: "refusing",
+                detail: "no subject token".into(),
+            },
+        })
+    }
+    async fn list_active(&self) -> Result<Vec<identity_core::Credential>, identity_core::Error> {
+        Ok(Vec::new())
+    }
+    async fn list_by_kind(
+        &self,
+        _: CredentialKind,
+    ) -> Result<Vec<identity_core::Credential>, identity_core::Error> {
+        Ok(Vec::new())
+    }
+}
+
+#[tokio::test]
+async fn a_backend_refusal_is_its_own_denial_and_never_falls_through() {
+    for (error, code) in [
+        (
+            identity_core::Error::Protocol {
+                backend: "x",
+                code: "invalid_grant".into(),
+                description: None,
+            },
+            "invalid_grant",
+        ),
+        (
+            identity_core::Error::Unauthenticated {
+                backend: "x",
+                detail: String::new(),
+            },
+            "unauthenticated",
+        ),
+    ] {
+        let r = Router::builder()
+            .default_store(store_with([fixed("cred-a", "a")]))
+            .store("exchange", RefusingStore(error))
+            .fall_through(true)
+            .rule(rule("exchange", "crm", 9).with_store("exchange"))
+            .rule(rule("fallback", "a", 1))
+            .build()
+            .unwrap();
+        let denial = r.resolve(&build(ctx())).await.unwrap_err();
+        assert_eq!(denial.reason.code(), "store_refused");
+        match denial.reason {
+            DenialReason::StoreRefused {
+                store,
+                backend_code: got,
+                ..
+            } => {
+                assert_eq!((store.as_str(), got.as_str()), ("exchange", code));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -31,9 +31,11 @@
 mod config;
 mod key;
 mod protocol;
+mod store;
 
 pub use config::{ClientAuth, ExchangeConfig, ExchangeConfigBuilder, TokenType};
 pub use key::CacheKey;
 pub use protocol::{
     ExchangeError, ExchangedToken, OAuthErrorCode, TokenRequest, read_token_response,
 };
+pub use store::{TokenExchangeStore, TokenExchangeStoreBuilder};

@@ -13,7 +13,7 @@ use url::form_urlencoded::{Serializer, byte_serialize};
 use crate::config::{ClientAuth, ExchangeConfig};
 
 const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
-const BACKEND: &str = "token-exchange";
+pub(crate) const BACKEND: &str = "token-exchange";
 
 /// One token request, ready to send: `POST` to [`TokenRequest::url`] with
 /// `Content-Type: application/x-www-form-urlencoded`, the body [`TokenRequest::body`] and, for
@@ -225,6 +225,12 @@ pub enum ExchangeError {
         /// The server's `Retry-After`, in seconds, when it gave one.
         retry_after: Option<Duration>,
     },
+    /// The server could not be reached, or did not answer in time; the call may be retried.
+    #[error("the authorization server could not be reached: {detail}")]
+    Transport {
+        /// What happened (no URL, no token).
+        detail: String,
+    },
     /// The server answered something the protocol does not allow.
     #[error("the authorization server's answer is not valid: {problem}")]
     InvalidResponse {
@@ -243,7 +249,7 @@ impl ExchangeError {
     /// assert!(ExchangeError::Retryable { status: 503, retry_after: None }.is_retryable());
     /// ```
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Retryable { .. })
+        matches!(self, Self::Retryable { .. } | Self::Transport { .. })
     }
 }
 
@@ -255,7 +261,9 @@ impl From<ExchangeError> for Error {
                 code: code.as_str().to_owned(),
                 description,
             },
-            other @ (ExchangeError::Retryable { .. } | ExchangeError::InvalidResponse { .. }) => {
+            other @ (ExchangeError::Retryable { .. }
+            | ExchangeError::Transport { .. }
+            | ExchangeError::InvalidResponse { .. }) => {
                 Error::unavailable(BACKEND, other.to_string())
             }
         }
