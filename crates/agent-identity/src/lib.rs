@@ -16,7 +16,7 @@
 //! | `axum` | no | [`layer`]: a tower layer and an axum extractor that resolve per request |
 //! | `vault` | no | reserved for the Vault / OpenBao store |
 //! | `aws` | no | reserved for the AWS Secrets Manager store |
-//! | `token-exchange` | no | [`identity_token_exchange`]: the RFC 8693 protocol (the store that uses it follows) |
+//! | `token-exchange` | no | [`identity_token_exchange`]: `TokenExchangeStore`, narrowly scoped tokens per caller by RFC 8693 |
 //! | `dcr` | no | reserved for dynamic client registration |
 //! | `oauth` | no | reserved for OAuth 2.1 flows and delegated tokens |
 //!
