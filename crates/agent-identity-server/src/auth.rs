@@ -17,6 +17,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use agent_identity::{Secret, SubjectToken};
+
 use crate::config::{ApiKey, AuthSettings, JwtSettings};
 
 /// Who is calling, as far as authentication tells.
@@ -26,6 +28,9 @@ pub struct Caller {
     pub name: String,
     /// The user the caller is bound to; a body naming another user is refused.
     pub user_id: Option<String>,
+    /// The caller's own token, when it authenticated with one (a JWT): stores that act for the
+    /// caller (token exchange) present it as the subject token.
+    pub subject_token: Option<SubjectToken>,
 }
 
 /// SHA-256 of an API key: keys are kept and compared only as digests.
@@ -141,6 +146,7 @@ impl Authenticator {
             Self::None => Ok(Caller {
                 name: "anonymous".into(),
                 user_id: None,
+                subject_token: None,
             }),
             Self::ApiKeys(keys) => {
                 let presented = bearer(headers)
@@ -159,6 +165,7 @@ impl Authenticator {
                 Ok(Caller {
                     name: key.name.clone(),
                     user_id: key.user_id.clone(),
+                    subject_token: None,
                 })
             }
             Self::Jwt(verifier) => {
@@ -389,6 +396,7 @@ impl JwtVerifier {
         Ok(Caller {
             name: user.to_owned(),
             user_id: Some(user.to_owned()),
+            subject_token: Some(SubjectToken::new(Secret::new(token))),
         })
     }
 }

@@ -153,6 +153,78 @@ impl Default for RouterSection {
 #[serde(tag = "type", rename_all = "kebab-case")]
 enum StoreSection {
     Memory(MemoryStoreSection),
+    TokenExchange(TokenExchangeSection),
+}
+
+/// A `[stores.<name>]` of `type = "token-exchange"`: slots whose credential is the caller's
+/// token exchanged at an authorization server (RFC 8693).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenExchangeSection {
+    /// Tokens leave the cache this long before they expire.
+    #[serde(default = "default_exchange_skew")]
+    skew_secs: u64,
+    /// The longest one call to a token endpoint may take.
+    #[serde(default = "default_exchange_timeout")]
+    timeout_ms: u64,
+    /// How many times one exchange is tried at most.
+    #[serde(default = "default_exchange_attempts")]
+    attempts: u32,
+    slots: Vec<ExchangeSlot>,
+}
+
+fn default_exchange_skew() -> u64 {
+    30
+}
+
+fn default_exchange_timeout() -> u64 {
+    10_000
+}
+
+fn default_exchange_attempts() -> u32 {
+    3
+}
+
+/// One `[[stores.<name>.slots]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExchangeSlot {
+    #[serde(rename = "ref")]
+    reference: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    scope: String,
+    provider: Option<String>,
+    kind: Option<agent_identity::CredentialKind>,
+    token_endpoint: String,
+    #[serde(default)]
+    allow_http_loopback: bool,
+    client_id: String,
+    /// The environment variable holding the client secret.
+    client_secret_env: Option<String>,
+    #[serde(default)]
+    client_auth: ExchangeClientAuth,
+    #[serde(default)]
+    audience: Vec<String>,
+    #[serde(default)]
+    resource: Vec<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    subject_token_type: Option<String>,
+    requested_token_type: Option<String>,
+    #[serde(default)]
+    extra_params: BTreeMap<String, String>,
+    default_lifetime_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ExchangeClientAuth {
+    #[default]
+    ClientSecretBasic,
+    ClientSecretPost,
+    None,
 }
 
 #[derive(Debug, Deserialize)]
@@ -446,6 +518,12 @@ fn build(
                 }
                 Err(mut more) => errors.append(&mut more),
             },
+            StoreSection::TokenExchange(section) => {
+                match token_exchange_store(section, &location, env) {
+                    Ok(store) => builder = builder.store(name, store),
+                    Err(mut more) => errors.append(&mut more),
+                }
+            }
         }
     }
 
@@ -567,6 +645,91 @@ fn memory_store(
             Err(errors)
         }
     }
+}
+
+fn token_exchange_store(
+    section: TokenExchangeSection,
+    location: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<agent_identity::identity_token_exchange::TokenExchangeStore, Vec<ConfigError>> {
+    use agent_identity::identity_token_exchange::{
+        ClientAuth, ExchangeConfig, TokenExchangeStore, TokenType,
+    };
+    let mut errors = Vec::new();
+    let mut store = TokenExchangeStore::builder()
+        .skew(Duration::from_secs(section.skew_secs))
+        .timeout(Duration::from_millis(section.timeout_ms))
+        .attempts(section.attempts);
+    for (index, slot) in section.slots.into_iter().enumerate() {
+        let field = |name: &str| format!("slots[{index}].{name}");
+        let mut config = ExchangeConfig::builder(slot.reference, slot.client_id)
+            .name(slot.name)
+            .credential_scope(slot.scope)
+            .token_endpoint(slot.token_endpoint)
+            .allow_http_loopback(slot.allow_http_loopback)
+            .client_auth(match slot.client_auth {
+                ExchangeClientAuth::ClientSecretBasic => ClientAuth::ClientSecretBasic,
+                ExchangeClientAuth::ClientSecretPost => ClientAuth::ClientSecretPost,
+                ExchangeClientAuth::None => ClientAuth::None,
+            })
+            .scopes(slot.scopes);
+        if let Some(provider) = slot.provider {
+            config = config.provider(provider);
+        }
+        if let Some(kind) = slot.kind {
+            config = config.kind(kind);
+        }
+        if let Some(variable) = &slot.client_secret_env {
+            match env(variable) {
+                Some(secret) if !secret.is_empty() => {
+                    config = config.client_secret(Secret::new(secret))
+                }
+                _ => {
+                    errors.push(ConfigError::new(
+                        location,
+                        Some(&field("client_secret_env")),
+                        format!("environment variable `{variable}` is not set"),
+                    ));
+                    continue;
+                }
+            }
+        }
+        for audience in slot.audience {
+            config = config.audience(audience);
+        }
+        for resource in slot.resource {
+            config = config.resource(resource);
+        }
+        for (name, value) in slot.extra_params {
+            config = config.extra_param(name, value);
+        }
+        for (name, value, set) in [
+            ("subject_token_type", slot.subject_token_type, true),
+            ("requested_token_type", slot.requested_token_type, false),
+        ] {
+            let Some(value) = value else { continue };
+            match TokenType::new(value) {
+                Ok(token_type) if set => config = config.subject_token_type(token_type),
+                Ok(token_type) => config = config.requested_token_type(token_type),
+                Err(_) => errors.push(ConfigError::new(
+                    location,
+                    Some(&field(name)),
+                    "is not an absolute URI",
+                )),
+            }
+        }
+        if let Some(seconds) = slot.default_lifetime_secs {
+            config = config.default_lifetime(Duration::from_secs(seconds));
+        }
+        match config.build() {
+            Ok(config) => store = store.config(config),
+            Err(err) => errors.push(err),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    store.build().map_err(|err| vec![err])
 }
 
 fn auth_settings(

@@ -332,8 +332,9 @@ impl ContextExtractor for JsonContext {
     ) -> Result<(RequestContext, Request<Body>), Response> {
         let (parts, body) = request.into_parts();
         let body = read_body(&parts, body, self.limit).await?;
-        let context = RequestContext::from_slice(&body).map_err(|err| invalid(&err))?;
+        let mut context = RequestContext::from_slice(&body).map_err(|err| invalid(&err))?;
         check_caller(&parts, &context.user_id)?;
+        context.subject_token = subject_token(&parts);
         Ok((context, Request::from_parts(parts, Body::empty())))
     }
 }
@@ -345,13 +346,14 @@ async fn migrate(State(state): State<AppState>, request: Request) -> Response {
         Ok(body) => body,
         Err(response) => return response,
     };
-    let migration = match MigrationRequest::from_slice(&body) {
+    let mut migration = match MigrationRequest::from_slice(&body) {
         Ok(migration) => migration,
         Err(err) => return invalid(&err),
     };
     if let Err(response) = check_caller(&parts, &migration.user_id) {
         return response;
     }
+    migration.subject_token = subject_token(&parts);
     match state.router.resolve_pair(&migration).await {
         Ok(pair) => no_store(
             Json(json!({
@@ -379,6 +381,14 @@ fn pair_denied(denial: &PairDenial) -> Response {
     };
     let body = json!({ "error": denial.to_string(), "code": code, "side": side });
     no_store((StatusCode::FORBIDDEN, Json(body)).into_response())
+}
+
+/// The caller's own token, when authentication found one (never from the body).
+fn subject_token(parts: &Parts) -> Option<agent_identity::SubjectToken> {
+    parts
+        .extensions
+        .get::<Caller>()
+        .and_then(|caller| caller.subject_token.clone())
 }
 
 /// The request names `user_id`; an authenticated caller bound to another user may not ask.

@@ -123,6 +123,23 @@ impl AuthorizationServer {
         answer["access_token"].as_str().unwrap().to_owned()
     }
 
+    /// A JWT access token of user `sub` with `scope` for resource server `audience`, signed with
+    /// the server's keys (published at `{issuer}/jwks`): what a caller presents to a resource
+    /// server such as the sidecar.
+    pub async fn jwt_access_token(&self, sub: &str, scope: &str, audience: &str) -> String {
+        let answer: Value = self
+            .http
+            .post(format!("{}/test/subject-token", self.issuer))
+            .form(&[("sub", sub), ("scope", scope), ("audience", audience)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["access_token"].as_str().unwrap().to_owned()
+    }
+
     /// How many token exchanges the token endpoint has handled.
     pub async fn exchanges(&self) -> u64 {
         let stats: Value = self

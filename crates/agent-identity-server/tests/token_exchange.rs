@@ -1,0 +1,190 @@
+//! End to end: a caller authenticated by a JWT resolves a credential that the sidecar obtains by
+//! exchanging that same JWT (RFC 8693) at the authorization server that issued it
+//! (oidc-provider, `fixtures/oidc-provider`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a panic in a test is a failed test"
+)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use agent_identity_server::config::load_str;
+use agent_identity_server::http::{AppState, app};
+use agent_identity_server::metrics::Metrics;
+use axum::body::Body;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use identity_test_support::{AuthorizationServer, CLIENT_SECRET};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+fn config(issuer: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:3001"
+
+[stores.exchange]
+type = "token-exchange"
+
+[[stores.exchange.slots]]
+ref = "crm-token"
+name = "CRM, as the caller"
+token_endpoint = "{issuer}/token"
+allow_http_loopback = true
+client_id = "agent-identity"
+client_secret_env = "CRM_CLIENT_SECRET"
+audience = ["https://crm.example.com"]
+scopes = ["crm:read"]
+
+[[rules]]
+id = "crm"
+credentialRef = "crm-token"
+credentialKind = "user-delegated"
+store = "exchange"
+priority = 1
+
+[auth]
+mode = "jwt"
+
+[auth.jwt]
+issuer = "{issuer}"
+audience = ["agent-identity"]
+jwks_url = "{issuer}/jwks"
+allow_http_loopback = true
+"#
+    )
+}
+
+async fn resolve(app: &axum::Router, user: &str, bearer: Option<&str>) -> (StatusCode, Value) {
+    let body = json!({"userId": user, "resourceId": "crm", "resourceKind": "shared",
+                      "provider": "openai", "model": "gpt-4o", "action": "read", "traceId": "t"});
+    let mut request = Request::post("/api/resolve")
+        .header("host", "127.0.0.1:3001")
+        .header("content-type", "application/json");
+    if let Some(token) = bearer {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test]
+async fn the_callers_jwt_is_exchanged_for_the_downstream_token() {
+    let server = AuthorizationServer::start().await;
+    let env = |name: &str| (name == "CRM_CLIENT_SECRET").then(|| CLIENT_SECRET.to_owned());
+    let loaded = load_str(
+        &config(server.issuer()),
+        Path::new("."),
+        "test".into(),
+        &env,
+        None,
+    )
+    .unwrap();
+    let state = AppState::new(
+        loaded,
+        Arc::new(Metrics::new()),
+        "127.0.0.1:3001".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let app = app(state);
+
+    let alice = server
+        .jwt_access_token("alice", "crm:read crm:write", "agent-identity")
+        .await;
+    let (status, body) = resolve(&app, "alice", Some(&alice)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["credentialId"], "crm-token");
+    assert_eq!(body["resolvedFor"], "alice");
+    assert!(body["expiresAt"].is_string(), "{body}");
+    assert!(
+        !body.to_string().contains(&alice),
+        "the caller's token is echoed"
+    );
+    assert_eq!(server.exchanges().await, 1);
+
+    // Cached for alice: no second exchange.
+    assert_eq!(resolve(&app, "alice", Some(&alice)).await.0, StatusCode::OK);
+    assert_eq!(server.exchanges().await, 1);
+
+    // Bob's token cannot resolve as alice, and makes no exchange.
+    let bob = server
+        .jwt_access_token("bob", "crm:read", "agent-identity")
+        .await;
+    let (status, body) = resolve(&app, "alice", Some(&bob)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("caller_user_mismatch"))
+    );
+    assert_eq!(server.exchanges().await, 1);
+
+    // As himself, bob gets his own exchange.
+    let (status, body) = resolve(&app, "bob", Some(&bob)).await;
+    assert_eq!(
+        (status, body["resolvedFor"].as_str()),
+        (StatusCode::OK, Some("bob"))
+    );
+    assert_eq!(server.exchanges().await, 2);
+
+    // No token: no caller, no exchange.
+    assert_eq!(
+        resolve(&app, "alice", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(server.exchanges().await, 2);
+}
+
+#[tokio::test]
+async fn a_caller_whose_token_cannot_be_exchanged_is_denied_with_the_servers_code() {
+    let server = AuthorizationServer::start().await;
+    let env = |name: &str| (name == "CRM_CLIENT_SECRET").then(|| CLIENT_SECRET.to_owned());
+    let loaded = load_str(
+        &config(server.issuer()),
+        Path::new("."),
+        "test".into(),
+        &env,
+        None,
+    )
+    .unwrap();
+    let state = AppState::new(
+        loaded,
+        Arc::new(Metrics::new()),
+        "127.0.0.1:3001".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let app = app(state);
+    // Carol holds no CRM scope: the server refuses the down-scoped exchange.
+    let carol = server
+        .jwt_access_token("carol", "erp:read", "agent-identity")
+        .await;
+    let (status, body) = resolve(&app, "carol", Some(&carol)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], "store_refused");
+    assert!(
+        body["error"].as_str().unwrap().contains("invalid_scope"),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_missing_client_secret_is_a_configuration_error() {
+    let err = load_str(
+        &config("https://issuer.example"),
+        Path::new("."),
+        "test".into(),
+        &|_| None,
+        None,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("CRM_CLIENT_SECRET"), "{err}");
+}
