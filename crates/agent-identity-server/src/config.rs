@@ -197,12 +197,21 @@ struct ExchangeSlot {
     scope: String,
     provider: Option<String>,
     kind: Option<agent_identity::CredentialKind>,
-    token_endpoint: String,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    /// The token endpoint, or:
+    token_endpoint: Option<String>,
+    /// the issuer whose metadata names it.
+    issuer: Option<String>,
     #[serde(default)]
     allow_http_loopback: bool,
     client_id: String,
     /// The environment variable holding the client secret.
     client_secret_env: Option<String>,
+    /// The environment variable holding a subject token for requests that carry none.
+    subject_token_env: Option<String>,
+    /// The environment variable holding the actor token (delegation).
+    actor_token_env: Option<String>,
     #[serde(default)]
     client_auth: ExchangeClientAuth,
     #[serde(default)]
@@ -653,7 +662,7 @@ fn token_exchange_store(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<agent_identity::identity_token_exchange::TokenExchangeStore, Vec<ConfigError>> {
     use agent_identity::identity_token_exchange::{
-        ClientAuth, ExchangeConfig, TokenExchangeStore, TokenType,
+        ClientAuth, ExchangeConfig, StaticToken, TokenExchangeStore, TokenType,
     };
     let mut errors = Vec::new();
     let mut store = TokenExchangeStore::builder()
@@ -665,7 +674,6 @@ fn token_exchange_store(
         let mut config = ExchangeConfig::builder(slot.reference, slot.client_id)
             .name(slot.name)
             .credential_scope(slot.scope)
-            .token_endpoint(slot.token_endpoint)
             .allow_http_loopback(slot.allow_http_loopback)
             .client_auth(match slot.client_auth {
                 ExchangeClientAuth::ClientSecretBasic => ClientAuth::ClientSecretBasic,
@@ -673,8 +681,38 @@ fn token_exchange_store(
                 ExchangeClientAuth::None => ClientAuth::None,
             })
             .scopes(slot.scopes);
+        if let Some(endpoint) = slot.token_endpoint {
+            config = config.token_endpoint(endpoint);
+        }
+        if let Some(issuer) = slot.issuer {
+            config = config.issuer(issuer);
+        }
+        for (key, value) in slot.tags {
+            config = config.tag(key, value);
+        }
         if let Some(provider) = slot.provider {
             config = config.provider(provider);
+        }
+        for (name, variable, actor) in [
+            ("subject_token_env", &slot.subject_token_env, false),
+            ("actor_token_env", &slot.actor_token_env, true),
+        ] {
+            let Some(variable) = variable else { continue };
+            match env(variable) {
+                Some(token) if !token.is_empty() => {
+                    let source = StaticToken::new(Secret::new(token));
+                    config = if actor {
+                        config.actor_source(source)
+                    } else {
+                        config.subject_source(source)
+                    };
+                }
+                _ => errors.push(ConfigError::new(
+                    location,
+                    Some(&field(name)),
+                    format!("environment variable `{variable}` is not set"),
+                )),
+            }
         }
         if let Some(kind) = slot.kind {
             config = config.kind(kind);

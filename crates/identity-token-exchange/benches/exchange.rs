@@ -74,7 +74,12 @@ fn bench(c: &mut Criterion) {
         })
     });
     let http = http_client();
-    let request = TokenRequest::new(&config, &Secret::new(subject.clone()), None);
+    let request = TokenRequest::new(
+        config.token_endpoint().unwrap(),
+        &config,
+        &Secret::new(subject.clone()),
+        None,
+    );
     let (url, body, authorization) = (
         request.url().clone(),
         request.body().expose_secret().to_owned(),

@@ -88,6 +88,60 @@ impl fmt::Display for TokenType {
     }
 }
 
+/// Where a slot's token endpoint is: given, or discovered from the issuer's metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    Token(Url),
+    /// The issuer as parsed, and as written: RFC 8414 §3.3 compares the metadata's `issuer` with
+    /// the one asked for character by character.
+    Issuer(Url, String),
+}
+
+/// Where a token comes from when the request does not carry it: the subject token of a slot
+/// that acts as a fixed identity, or the actor token of delegation (RFC 8693 `act`).
+///
+/// ```
+/// use identity_core::Secret;
+/// use identity_token_exchange::{StaticToken, TokenSource};
+/// fn takes(_: &dyn TokenSource) {}
+/// takes(&StaticToken::new(Secret::new("the-agents-own-token")));
+/// ```
+#[async_trait::async_trait]
+pub trait TokenSource: Send + Sync + fmt::Debug + 'static {
+    /// The token for `context`, or `None` when there is none.
+    async fn token(
+        &self,
+        context: &identity_core::RequestContext,
+    ) -> Result<Option<Secret>, identity_core::Error>;
+}
+
+/// A token fixed in configuration (the agent's own token as actor, say). `Debug` is redacted.
+#[derive(Clone)]
+pub struct StaticToken(Secret);
+
+impl StaticToken {
+    /// A source that always gives `token`.
+    pub fn new(token: Secret) -> Self {
+        Self(token)
+    }
+}
+
+impl fmt::Debug for StaticToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StaticToken([redacted])")
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenSource for StaticToken {
+    async fn token(
+        &self,
+        _: &identity_core::RequestContext,
+    ) -> Result<Option<Secret>, identity_core::Error> {
+        Ok(Some(self.0.clone()))
+    }
+}
+
 /// Parameters the protocol sets itself, which `extra_params` may not override.
 const RESERVED: &[&str] = &[
     "grant_type",
@@ -117,7 +171,11 @@ pub struct ExchangeConfig {
     pub(crate) scope: String,
     pub(crate) status: CredentialStatus,
     pub(crate) provider: Option<String>,
-    pub(crate) token_endpoint: Url,
+    pub(crate) tags: std::collections::BTreeMap<String, String>,
+    pub(crate) endpoint: Endpoint,
+    pub(crate) allow_http_loopback: bool,
+    pub(crate) subject_source: Option<std::sync::Arc<dyn TokenSource>>,
+    pub(crate) actor_source: Option<std::sync::Arc<dyn TokenSource>>,
     pub(crate) client_id: String,
     pub(crate) client_secret: Option<Secret>,
     pub(crate) client_auth: ClientAuth,
@@ -135,7 +193,7 @@ impl fmt::Debug for ExchangeConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ExchangeConfig")
             .field("reference", &self.reference)
-            .field("token_endpoint", &self.token_endpoint.as_str())
+            .field("endpoint", &self.endpoint)
             .field("client_id", &self.client_id)
             .field("client_auth", &self.client_auth)
             .field("scopes", &self.scopes)
@@ -171,8 +229,12 @@ impl ExchangeConfig {
             scope: String::new(),
             status: CredentialStatus::Active,
             provider: None,
+            tags: std::collections::BTreeMap::new(),
             token_endpoint: None,
+            issuer: None,
             allow_http_loopback: false,
+            subject_source: None,
+            actor_source: None,
             client_secret: None,
             client_auth: ClientAuth::default(),
             scopes: Vec::new(),
@@ -210,6 +272,7 @@ impl ExchangeConfig {
         credential.scope = self.scope.clone();
         credential.status = self.status;
         credential.provider = self.provider.clone();
+        credential.tags = self.tags.clone();
         credential
     }
 
@@ -218,9 +281,20 @@ impl ExchangeConfig {
         &self.reference
     }
 
-    /// The token endpoint.
-    pub fn token_endpoint(&self) -> &Url {
-        &self.token_endpoint
+    /// The token endpoint, when it is configured rather than discovered.
+    pub fn token_endpoint(&self) -> Option<&Url> {
+        match &self.endpoint {
+            Endpoint::Token(url) => Some(url),
+            Endpoint::Issuer(..) => None,
+        }
+    }
+
+    /// The issuer the token endpoint is discovered from, when it is.
+    pub fn issuer(&self) -> Option<&Url> {
+        match &self.endpoint {
+            Endpoint::Issuer(url, _) => Some(url),
+            Endpoint::Token(_) => None,
+        }
     }
 
     /// The requested scopes, in order.
@@ -259,8 +333,12 @@ pub struct ExchangeConfigBuilder {
     scope: String,
     status: CredentialStatus,
     provider: Option<String>,
+    tags: std::collections::BTreeMap<String, String>,
     token_endpoint: Option<String>,
+    issuer: Option<String>,
     allow_http_loopback: bool,
+    subject_source: Option<std::sync::Arc<dyn TokenSource>>,
+    actor_source: Option<std::sync::Arc<dyn TokenSource>>,
     client_secret: Option<Secret>,
     client_auth: ClientAuth,
     scopes: Vec<String>,
@@ -316,6 +394,31 @@ impl ExchangeConfigBuilder {
     /// The token endpoint URL (HTTPS).
     pub fn token_endpoint(mut self, value: impl Into<String>) -> Self {
         self.token_endpoint = Some(value.into());
+        self
+    }
+
+    /// Or: the issuer whose metadata (RFC 8414, then OpenID discovery) names the token endpoint.
+    pub fn issuer(mut self, value: impl Into<String>) -> Self {
+        self.issuer = Some(value.into());
+        self
+    }
+
+    /// A tag of the credential.
+    pub fn tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.tags.insert(key.into(), value.into());
+        self
+    }
+
+    /// Where the subject token comes from when the request carries none (a slot that acts as a
+    /// fixed identity). The request's own token always comes first.
+    pub fn subject_source(mut self, source: impl TokenSource) -> Self {
+        self.subject_source = Some(std::sync::Arc::new(source));
+        self
+    }
+
+    /// Where the actor token comes from, for delegation (the issued token's `act` names it).
+    pub fn actor_source(mut self, source: impl TokenSource) -> Self {
+        self.actor_source = Some(std::sync::Arc::new(source));
         self
     }
 
@@ -410,12 +513,28 @@ impl ExchangeConfigBuilder {
         if self.client_id.trim().is_empty() {
             return Err(error("clientId", "is empty"));
         }
-        let endpoint = self
-            .token_endpoint
-            .as_deref()
-            .ok_or_else(|| error("tokenEndpoint", "is missing"))?;
-        let token_endpoint = check_endpoint(endpoint, self.allow_http_loopback)
-            .map_err(|p| error("tokenEndpoint", &p))?;
+        let endpoint = match (&self.token_endpoint, &self.issuer) {
+            (Some(url), None) => Endpoint::Token(
+                check_endpoint(url, self.allow_http_loopback)
+                    .map_err(|p| error("tokenEndpoint", &p))?,
+            ),
+            (None, Some(url)) => Endpoint::Issuer(
+                check_endpoint(url, self.allow_http_loopback).map_err(|p| error("issuer", &p))?,
+                url.clone(),
+            ),
+            (Some(_), Some(_)) => {
+                return Err(error(
+                    "tokenEndpoint",
+                    "and `issuer` are both set; give one",
+                ));
+            }
+            (None, None) => {
+                return Err(error(
+                    "tokenEndpoint",
+                    "is missing (or give the `issuer` to discover it from)",
+                ));
+            }
+        };
         match (self.client_auth, &self.client_secret) {
             (ClientAuth::None, Some(_)) => {
                 return Err(error(
@@ -486,7 +605,11 @@ impl ExchangeConfigBuilder {
             scope: self.scope,
             status: self.status,
             provider: self.provider,
-            token_endpoint,
+            tags: self.tags,
+            endpoint,
+            allow_http_loopback: self.allow_http_loopback,
+            subject_source: self.subject_source,
+            actor_source: self.actor_source,
             client_id: self.client_id,
             client_secret: self.client_secret,
             client_auth: self.client_auth,
@@ -503,7 +626,7 @@ impl ExchangeConfigBuilder {
 }
 
 /// HTTPS only; plain HTTP only to a loopback address, and only when allowed.
-fn check_endpoint(endpoint: &str, allow_http_loopback: bool) -> Result<Url, String> {
+pub(crate) fn check_endpoint(endpoint: &str, allow_http_loopback: bool) -> Result<Url, String> {
     let url = Url::parse(endpoint).map_err(|err| format!("is not a URL ({err})"))?;
     if url.fragment().is_some() {
         return Err("has a fragment".into());

@@ -17,7 +17,7 @@
 //!     .audience("https://crm.example.com")
 //!     .scopes(["crm:read"])
 //!     .build()?;
-//! let request = TokenRequest::new(&config, &Secret::new("the-users-token"), None);
+//! let request = TokenRequest::new(config.token_endpoint().unwrap(), &config, &Secret::new("the-users-token"), None);
 //! assert_eq!(request.url().as_str(), "https://auth.example.com/oauth/token");
 //! assert!(!format!("{request:?}").contains("the-users-token"));
 //!
@@ -33,7 +33,9 @@ mod key;
 mod protocol;
 mod store;
 
-pub use config::{ClientAuth, ExchangeConfig, ExchangeConfigBuilder, TokenType};
+pub use config::{
+    ClientAuth, ExchangeConfig, ExchangeConfigBuilder, StaticToken, TokenSource, TokenType,
+};
 pub use key::CacheKey;
 pub use protocol::{
     ExchangeError, ExchangedToken, OAuthErrorCode, TokenRequest, read_token_response,

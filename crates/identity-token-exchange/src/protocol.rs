@@ -36,19 +36,25 @@ impl fmt::Debug for TokenRequest {
 }
 
 impl TokenRequest {
-    /// The request exchanging `subject` (and `actor`, for delegation) under `config`.
+    /// The request exchanging `subject` (and `actor`, for delegation) under `config`, to the
+    /// token endpoint `endpoint` (the configured one, or the one discovered from the issuer).
     ///
     /// ```
     /// # use identity_core::Secret;
     /// # use identity_token_exchange::{ExchangeConfig, TokenRequest, ClientAuth};
     /// let config = ExchangeConfig::builder("r", "agent").token_endpoint("https://a.example/token")
     ///     .client_auth(ClientAuth::None).audience("svc").build()?;
-    /// let request = TokenRequest::new(&config, &Secret::new("tok"), None);
+    /// let request = TokenRequest::new(config.token_endpoint().unwrap(), &config, &Secret::new("tok"), None);
     /// assert!(request.body().expose_secret().contains("audience=svc"));
     /// assert!(request.authorization().is_none());
     /// # Ok::<(), identity_core::ConfigError>(())
     /// ```
-    pub fn new(config: &ExchangeConfig, subject: &Secret, actor: Option<&Secret>) -> Self {
+    pub fn new(
+        endpoint: &Url,
+        config: &ExchangeConfig,
+        subject: &Secret,
+        actor: Option<&Secret>,
+    ) -> Self {
         let mut form = Serializer::new(String::new());
         form.append_pair("grant_type", GRANT_TYPE);
         form.append_pair("subject_token", subject.expose_secret());
@@ -97,7 +103,7 @@ impl TokenRequest {
             }
         };
         Self {
-            url: config.token_endpoint.clone(),
+            url: endpoint.clone(),
             body: Secret::new(form.finish()),
             authorization,
         }
@@ -403,6 +409,10 @@ mod tests {
         }
     }
 
+    fn endpoint() -> Url {
+        Url::parse("https://auth.example.com/token").unwrap()
+    }
+
     fn form_of(request: &TokenRequest) -> Vec<(String, String)> {
         parse(request.body().expose_secret().as_bytes())
             .into_owned()
@@ -412,6 +422,7 @@ mod tests {
     #[test]
     fn the_request_carries_every_parameter_of_rfc_8693() {
         let request = TokenRequest::new(
+            &endpoint(),
             &config(ClientAuth::ClientSecretBasic),
             &Secret::new("subj&tok=en"),
             Some(&Secret::new("act")),
@@ -443,6 +454,7 @@ mod tests {
     #[test]
     fn basic_authentication_form_encodes_id_and_secret_first() {
         let request = TokenRequest::new(
+            &endpoint(),
             &config(ClientAuth::ClientSecretBasic),
             &Secret::new("s"),
             None,
@@ -460,6 +472,7 @@ mod tests {
     #[test]
     fn post_and_public_clients_put_their_id_in_the_body() {
         let post = TokenRequest::new(
+            &endpoint(),
             &config(ClientAuth::ClientSecretPost),
             &Secret::new("s"),
             None,
@@ -468,7 +481,12 @@ mod tests {
         assert!(form.contains(&("client_id".into(), "agent:one".into())));
         assert!(form.contains(&("client_secret".into(), "p@ss:w%rd".into())));
         assert!(post.authorization().is_none());
-        let public = TokenRequest::new(&config(ClientAuth::None), &Secret::new("s"), None);
+        let public = TokenRequest::new(
+            &endpoint(),
+            &config(ClientAuth::None),
+            &Secret::new("s"),
+            None,
+        );
         let form = form_of(&public);
         assert!(form.contains(&("client_id".into(), "agent:one".into())));
         assert!(!form.iter().any(|(n, _)| n == "client_secret"));

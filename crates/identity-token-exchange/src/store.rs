@@ -12,13 +12,16 @@ use identity_core::{
 };
 use moka::Expiry;
 use moka::future::Cache;
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
+use url::Url;
 
-use crate::config::ExchangeConfig;
+use crate::config::{Endpoint, ExchangeConfig, check_endpoint};
 use crate::key::CacheKey;
 use crate::protocol::{BACKEND, ExchangeError, ExchangedToken, TokenRequest, read_token_response};
 
-/// The largest token endpoint answer read; a larger one is a protocol violation.
+/// The largest answer read from an authorization server; a larger one is refused.
 const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 
 /// An exchanged token as cached: the token, until when it lives, and whose it is.
@@ -45,23 +48,33 @@ impl Expiry<CacheKey, Arc<Cached>> for UntilExpiry {
     }
 }
 
+/// A configured slot, and its token endpoint once discovered.
+struct Slot {
+    config: ExchangeConfig,
+    endpoint: OnceCell<Url>,
+}
+
 /// A [`CredentialStore`] of exchanged tokens (RFC 8693): for each configured slot, the caller's
-/// token ([`RequestContext::subject_token`]) is exchanged at the authorization server for a
-/// token of that slot's audience, resource and scope.
+/// token ([`RequestContext::subject_token`], or the slot's subject source when the request has
+/// none) is exchanged at the authorization server for a token of that slot's audience, resource
+/// and scope.
 ///
-/// - **Per subject.** The cache key is the slot plus a SHA-256 digest of the caller's token plus
+/// - **Per subject.** The cache key is the slot plus a SHA-256 digest of the subject token plus
 ///   everything that changes the token ([`CacheKey`]): one user's token is never another's.
 /// - **One call for many.** Concurrent misses for one key make one exchange; the others wait for
 ///   it. A failure is never cached.
 /// - **Never stale.** An entry is kept until the token's expiry minus the skew (30 s by default);
 ///   the credential carries its expiry, which the router checks again.
-/// - **No caller token, no call.** A request without one is refused with
+/// - **No subject token, no call.** A request without one is refused with
 ///   [`Error::Unauthenticated`].
 /// - **Bounded retries.** A 5xx, a 429 or a failed connection is retried (3 attempts by default)
 ///   with jittered backoff, honouring `Retry-After` up to 10 s. Redirects are not followed; an
 ///   answer over 256 KiB is refused.
+/// - **Discovery.** A slot configured with an issuer finds its token endpoint in the issuer's
+///   metadata (RFC 8414, then OpenID discovery) once; the metadata's `issuer` must be the one
+///   asked for.
 pub struct TokenExchangeStore {
-    configs: HashMap<CredentialRef, Arc<ExchangeConfig>>,
+    slots: HashMap<CredentialRef, Arc<Slot>>,
     order: Vec<CredentialRef>,
     http: reqwest::Client,
     cache: Cache<CacheKey, Arc<Cached>>,
@@ -119,7 +132,7 @@ impl TokenExchangeStore {
     /// Forgets every cached token of slot `reference` (after a 401 from its service, say).
     pub fn invalidate(&self, reference: &CredentialRef) {
         let reference = reference.clone();
-        // Closures are enabled on the cache when it is built.
+        // Closures are enabled on the cache when it is built, so this cannot fail.
         let _ = self
             .cache
             .invalidate_entries_if(move |_, cached| cached.reference == reference);
@@ -138,14 +151,106 @@ impl TokenExchangeStore {
         self.cache.invalidate_all();
     }
 
+    /// The slot's token endpoint: configured, or discovered once from its issuer (a failed
+    /// discovery is tried again next time).
+    async fn endpoint(&self, slot: &Slot) -> Result<Url, ExchangeError> {
+        match &slot.config.endpoint {
+            Endpoint::Token(url) => Ok(url.clone()),
+            Endpoint::Issuer(issuer, written) => slot
+                .endpoint
+                .get_or_try_init(|| self.discover(issuer, written, slot.config.allow_http_loopback))
+                .await
+                .cloned(),
+        }
+    }
+
+    /// Reads the issuer's metadata: RFC 8414 first (the issuer's path, if any, after the
+    /// well-known segment), then OpenID discovery. The metadata's `issuer` must be the one asked
+    /// for, character by character, and its token endpoint pass the checks a configured one does.
+    async fn discover(
+        &self,
+        issuer: &Url,
+        written: &str,
+        allow_http_loopback: bool,
+    ) -> Result<Url, ExchangeError> {
+        let invalid = |problem: &str| ExchangeError::InvalidResponse {
+            status: 200,
+            problem: problem.to_owned(),
+        };
+        let mut oauth = issuer.clone();
+        let path = issuer.path().trim_end_matches('/').to_owned();
+        oauth.set_path(&format!("/.well-known/oauth-authorization-server{path}"));
+        let openid = Url::parse(&format!(
+            "{}/.well-known/openid-configuration",
+            written.trim_end_matches('/')
+        ))
+        .map_err(|_| invalid("the issuer gives no discovery address"))?;
+        let mut failure = None;
+        for candidate in [oauth, openid] {
+            match self.metadata(candidate).await {
+                Ok(Some(metadata)) => {
+                    if metadata.get("issuer").and_then(Value::as_str) != Some(written) {
+                        return Err(invalid(
+                            "the metadata names another issuer than the one asked for",
+                        ));
+                    }
+                    let endpoint = metadata
+                        .get("token_endpoint")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| invalid("the metadata has no `token_endpoint`"))?;
+                    return check_endpoint(endpoint, allow_http_loopback).map_err(|problem| {
+                        invalid(&format!("the metadata's `token_endpoint` {problem}"))
+                    });
+                }
+                Ok(None) => {}
+                Err(err) => failure = Some(err),
+            }
+        }
+        Err(failure.unwrap_or(ExchangeError::InvalidResponse {
+            status: 404,
+            problem: "the issuer publishes no metadata".into(),
+        }))
+    }
+
+    /// One metadata document, or `None` when the server has none at this address (404).
+    async fn metadata(&self, url: Url) -> Result<Option<Map<String, Value>>, ExchangeError> {
+        let response = self
+            .http
+            .get(url)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status().as_u16();
+        if status == 404 {
+            return Ok(None);
+        }
+        let body = read_capped(response, status).await?;
+        if status != 200 {
+            return Err(ExchangeError::InvalidResponse {
+                status,
+                problem: format!("the metadata answered {status}"),
+            });
+        }
+        match serde_json::from_slice(&body) {
+            Ok(Value::Object(metadata)) => Ok(Some(metadata)),
+            _ => Err(ExchangeError::InvalidResponse {
+                status,
+                problem: "metadata that is not a JSON object".into(),
+            }),
+        }
+    }
+
     async fn exchange(
         &self,
         config: &ExchangeConfig,
+        endpoint: &Url,
         subject: &Secret,
+        actor: Option<&Secret>,
     ) -> Result<ExchangedToken, ExchangeError> {
         let mut attempt = 1;
         loop {
-            match self.exchange_once(config, subject).await {
+            match self.exchange_once(config, endpoint, subject, actor).await {
                 Err(err) if err.is_retryable() && attempt < self.attempts => {
                     let server_delay = match &err {
                         ExchangeError::Retryable { retry_after, .. } => *retry_after,
@@ -169,9 +274,11 @@ impl TokenExchangeStore {
     async fn exchange_once(
         &self,
         config: &ExchangeConfig,
+        endpoint: &Url,
         subject: &Secret,
+        actor: Option<&Secret>,
     ) -> Result<ExchangedToken, ExchangeError> {
-        let request = TokenRequest::new(config, subject, None);
+        let request = TokenRequest::new(endpoint, config, subject, actor);
         let mut post = self
             .http
             .post(request.url().clone())
@@ -181,28 +288,40 @@ impl TokenExchangeStore {
         if let Some(authorization) = request.authorization() {
             post = post.header("authorization", authorization.expose_secret());
         }
-        let transport = |err: reqwest::Error| ExchangeError::Transport {
-            detail: err.without_url().to_string(),
-        };
-        let mut response = post.send().await.map_err(transport)?;
+        let response = post.send().await.map_err(transport)?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(transport)? {
-            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(ExchangeError::InvalidResponse {
-                    status,
-                    problem: "an answer larger than 256 KiB".into(),
-                });
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = read_capped(response, status).await?;
         read_token_response(config, status, retry_after.as_deref(), &body)
     }
+}
+
+fn transport(err: reqwest::Error) -> ExchangeError {
+    ExchangeError::Transport {
+        detail: err.without_url().to_string(),
+    }
+}
+
+/// A response body of at most 256 KiB.
+async fn read_capped(
+    mut response: reqwest::Response,
+    status: u16,
+) -> Result<Vec<u8>, ExchangeError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(transport)? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(ExchangeError::InvalidResponse {
+                status,
+                problem: "an answer larger than 256 KiB".into(),
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 impl TokenExchangeStoreBuilder {
@@ -218,7 +337,7 @@ impl TokenExchangeStoreBuilder {
         self
     }
 
-    /// The longest one call to the token endpoint may take (10 s by default).
+    /// The longest one call to the authorization server may take (10 s by default).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -257,14 +376,15 @@ impl TokenExchangeStoreBuilder {
                 "is zero",
             ));
         }
-        let mut configs = HashMap::new();
+        let mut slots = HashMap::new();
         let mut order = Vec::new();
         for config in self.configs {
             let reference = config.reference.clone();
-            if configs
-                .insert(reference.clone(), Arc::new(config))
-                .is_some()
-            {
+            let slot = Arc::new(Slot {
+                config,
+                endpoint: OnceCell::new(),
+            });
+            if slots.insert(reference.clone(), slot).is_some() {
                 return Err(ConfigError::new(
                     format!("token exchange `{reference}`"),
                     Some("ref"),
@@ -296,7 +416,7 @@ impl TokenExchangeStoreBuilder {
             .support_invalidation_closures()
             .build();
         Ok(TokenExchangeStore {
-            configs,
+            slots,
             order,
             http,
             cache,
@@ -318,21 +438,34 @@ impl CredentialStore for TokenExchangeStore {
         reference: &CredentialRef,
         context: &RequestContext,
     ) -> Result<Option<Credential>, Error> {
-        let Some(config) = self.configs.get(reference) else {
+        let Some(slot) = self.slots.get(reference) else {
             return Ok(None);
         };
-        let Some(subject) = &context.subject_token else {
+        let config = &slot.config;
+        // The request's own token first; the slot's source only when the request carries none.
+        let subject = match (&context.subject_token, &config.subject_source) {
+            (Some(token), _) => Some(token.secret().clone()),
+            (None, Some(source)) => source.token(context).await?,
+            (None, None) => None,
+        };
+        let Some(subject) = subject else {
             return Err(Error::Unauthenticated {
                 backend: BACKEND,
                 detail: "the request carries no token of the caller's to exchange".into(),
             });
         };
-        let subject = subject.secret();
-        let key = CacheKey::new(config, subject, None);
+        let actor = match &config.actor_source {
+            Some(source) => source.token(context).await?,
+            None => None,
+        };
+        let key = CacheKey::new(config, &subject, actor.as_ref());
         let cached = self
             .cache
             .try_get_with(key, async {
-                let token = self.exchange(config, subject).await?;
+                let endpoint = self.endpoint(slot).await?;
+                let token = self
+                    .exchange(config, &endpoint, &subject, actor.as_ref())
+                    .await?;
                 let now = OffsetDateTime::now_utc();
                 let lifetime =
                     time::Duration::try_from(token.lifetime).unwrap_or(time::Duration::MAX);
@@ -352,22 +485,21 @@ impl CredentialStore for TokenExchangeStore {
     }
 
     async fn list_active(&self) -> Result<Vec<Credential>, Error> {
-        Ok(self
-            .order
-            .iter()
-            .filter_map(|r| self.configs.get(r))
-            .map(|c| c.credential())
-            .filter(|c| c.status.is_usable())
-            .collect())
+        Ok(self.listing(|c| c.status.is_usable()))
     }
 
     async fn list_by_kind(&self, kind: CredentialKind) -> Result<Vec<Credential>, Error> {
-        Ok(self
-            .order
+        Ok(self.listing(|c| c.kind == kind))
+    }
+}
+
+impl TokenExchangeStore {
+    fn listing(&self, keep: impl Fn(&Credential) -> bool) -> Vec<Credential> {
+        self.order
             .iter()
-            .filter_map(|r| self.configs.get(r))
-            .map(|c| c.credential())
-            .filter(|c| c.kind == kind)
-            .collect())
+            .filter_map(|r| self.slots.get(r))
+            .map(|slot| slot.config.credential())
+            .filter(|c| keep(c))
+            .collect()
     }
 }

@@ -30,7 +30,12 @@ async fn exchange(
     actor: Option<&str>,
 ) -> Result<ExchangedToken, ExchangeError> {
     let actor = actor.map(Secret::new);
-    let request = TokenRequest::new(config, &Secret::new(subject), actor.as_ref());
+    let request = TokenRequest::new(
+        config.token_endpoint().unwrap(),
+        config,
+        &Secret::new(subject),
+        actor.as_ref(),
+    );
     let mut post = http_client()
         .post(request.url().clone())
         .header("content-type", "application/x-www-form-urlencoded")

@@ -253,3 +253,130 @@ async fn invalidation_by_slot_by_subject_and_in_full() {
     store.find_by_ref(&crm, &for_bob).await.unwrap();
     assert_eq!(server.exchanges().await, 6);
 }
+
+#[tokio::test]
+async fn the_token_endpoint_is_discovered_from_the_issuer() {
+    let server = AuthorizationServer::start().await;
+    let config = ExchangeConfig::builder("crm-token", CLIENT_ID)
+        .issuer(server.issuer())
+        .allow_http_loopback(true)
+        .client_secret(Secret::new(CLIENT_SECRET))
+        .audience(CRM)
+        .build()
+        .unwrap();
+    assert!(config.token_endpoint().is_none());
+    let store = TokenExchangeStore::builder()
+        .config(config)
+        .build()
+        .unwrap();
+    let alice = server.subject_token("alice", "crm:read").await;
+    let credential = store
+        .find_by_ref(
+            &CredentialRef::new("crm-token").unwrap(),
+            &context("alice", Some(&alice)),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let token = credential.secret.unwrap();
+    assert_eq!(
+        server.introspect(token.expose_secret()).await["sub"],
+        "alice"
+    );
+}
+
+#[tokio::test]
+async fn metadata_naming_another_issuer_is_refused() {
+    let server = AuthorizationServer::start().await;
+    // The same server under another name: its metadata says 127.0.0.1, not localhost.
+    let other_name = server.issuer().replace("127.0.0.1", "localhost");
+    let config = ExchangeConfig::builder("crm-token", CLIENT_ID)
+        .issuer(other_name)
+        .allow_http_loopback(true)
+        .client_secret(Secret::new(CLIENT_SECRET))
+        .audience(CRM)
+        .build()
+        .unwrap();
+    let store = TokenExchangeStore::builder()
+        .config(config)
+        .build()
+        .unwrap();
+    let alice = server.subject_token("alice", "crm:read").await;
+    let err = store
+        .find_by_ref(
+            &CredentialRef::new("crm-token").unwrap(),
+            &context("alice", Some(&alice)),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("another issuer"), "{err}");
+    assert_eq!(server.exchanges().await, 0);
+}
+
+#[tokio::test]
+async fn an_actor_source_delegates_and_a_subject_source_stands_in_for_a_missing_caller_token() {
+    let server = AuthorizationServer::start().await;
+    let agent = server.subject_token("agent-7", "crm:read").await;
+    let service = server.subject_token("svc-reporting", "crm:read").await;
+    let store = TokenExchangeStore::builder()
+        .config(
+            slot(&server, "crm-token")
+                .audience(CRM)
+                .actor_source(identity_token_exchange::StaticToken::new(Secret::new(
+                    agent,
+                )))
+                .tag("team", "sales")
+                .build()
+                .unwrap(),
+        )
+        .config(
+            slot(&server, "report-token")
+                .audience(CRM)
+                .subject_source(identity_token_exchange::StaticToken::new(Secret::new(
+                    service,
+                )))
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let bob = server.subject_token("bob", "crm:read").await;
+    let delegated = store
+        .find_by_ref(
+            &CredentialRef::new("crm-token").unwrap(),
+            &context("bob", Some(&bob)),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let seen = server
+        .introspect(delegated.secret.unwrap().expose_secret())
+        .await;
+    assert_eq!(
+        (seen["sub"].as_str(), seen["act"]["sub"].as_str()),
+        (Some("bob"), Some("agent-7"))
+    );
+
+    let reporting = store
+        .find_by_ref(
+            &CredentialRef::new("report-token").unwrap(),
+            &context("anyone", None),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        server
+            .introspect(reporting.secret.unwrap().expose_secret())
+            .await["sub"],
+        "svc-reporting"
+    );
+
+    let listed = store.list_active().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(
+        listed[0].tags.get("team").map(String::as_str),
+        Some("sales")
+    );
+    assert!(listed.iter().all(|c| c.secret.is_none()));
+}
