@@ -58,6 +58,23 @@ allow_http_loopback = true
     )
 }
 
+/// The sidecar, configured against `server`, in process.
+async fn sidecar(server: &AuthorizationServer) -> axum::Router {
+    let env = |name: &str| (name == "CRM_CLIENT_SECRET").then(|| CLIENT_SECRET.to_owned());
+    let loaded = load_str(
+        &config(server.issuer()),
+        Path::new("."),
+        "test".into(),
+        &env,
+        None,
+    )
+    .unwrap();
+    let bound = "127.0.0.1:3001".parse().unwrap();
+    app(AppState::new(loaded, Arc::new(Metrics::new()), bound)
+        .await
+        .unwrap())
+}
+
 async fn resolve(app: &axum::Router, user: &str, bearer: Option<&str>) -> (StatusCode, Value) {
     let body = json!({"userId": user, "resourceId": "crm", "resourceKind": "shared",
                       "provider": "openai", "model": "gpt-4o", "action": "read", "traceId": "t"});
@@ -80,23 +97,7 @@ async fn resolve(app: &axum::Router, user: &str, bearer: Option<&str>) -> (Statu
 #[tokio::test]
 async fn the_callers_jwt_is_exchanged_for_the_downstream_token() {
     let server = AuthorizationServer::start().await;
-    let env = |name: &str| (name == "CRM_CLIENT_SECRET").then(|| CLIENT_SECRET.to_owned());
-    let loaded = load_str(
-        &config(server.issuer()),
-        Path::new("."),
-        "test".into(),
-        &env,
-        None,
-    )
-    .unwrap();
-    let state = AppState::new(
-        loaded,
-        Arc::new(Metrics::new()),
-        "127.0.0.1:3001".parse().unwrap(),
-    )
-    .await
-    .unwrap();
-    let app = app(state);
+    let app = sidecar(&server).await;
 
     let alice = server
         .jwt_access_token("alice", "crm:read crm:write", "agent-identity")
@@ -146,23 +147,7 @@ async fn the_callers_jwt_is_exchanged_for_the_downstream_token() {
 #[tokio::test]
 async fn a_caller_whose_token_cannot_be_exchanged_is_denied_with_the_servers_code() {
     let server = AuthorizationServer::start().await;
-    let env = |name: &str| (name == "CRM_CLIENT_SECRET").then(|| CLIENT_SECRET.to_owned());
-    let loaded = load_str(
-        &config(server.issuer()),
-        Path::new("."),
-        "test".into(),
-        &env,
-        None,
-    )
-    .unwrap();
-    let state = AppState::new(
-        loaded,
-        Arc::new(Metrics::new()),
-        "127.0.0.1:3001".parse().unwrap(),
-    )
-    .await
-    .unwrap();
-    let app = app(state);
+    let app = sidecar(&server).await;
     // Carol holds no CRM scope: the server refuses the down-scoped exchange.
     let carol = server
         .jwt_access_token("carol", "erp:read", "agent-identity")

@@ -110,27 +110,22 @@ impl AuthorizationServer {
 
     /// An access token of user `sub` with `scope`, as a login would give the web application.
     pub async fn subject_token(&self, sub: &str, scope: &str) -> String {
-        let answer: Value = self
-            .http
-            .post(format!("{}/test/subject-token", self.issuer))
-            .form(&[("sub", sub), ("scope", scope)])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        answer["access_token"].as_str().unwrap().to_owned()
+        self.mint(&[("sub", sub), ("scope", scope)]).await
     }
 
     /// A JWT access token of user `sub` with `scope` for resource server `audience`, signed with
     /// the server's keys (published at `{issuer}/jwks`): what a caller presents to a resource
     /// server such as the sidecar.
     pub async fn jwt_access_token(&self, sub: &str, scope: &str, audience: &str) -> String {
+        self.mint(&[("sub", sub), ("scope", scope), ("audience", audience)])
+            .await
+    }
+
+    async fn mint(&self, form: &[(&str, &str)]) -> String {
         let answer: Value = self
             .http
             .post(format!("{}/test/subject-token", self.issuer))
-            .form(&[("sub", sub), ("scope", scope), ("audience", audience)])
+            .form(form)
             .send()
             .await
             .unwrap()
