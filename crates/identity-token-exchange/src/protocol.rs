@@ -262,10 +262,12 @@ impl ExchangeError {
 impl From<ExchangeError> for Error {
     fn from(err: ExchangeError) -> Self {
         match err {
-            ExchangeError::Refused { code, description } => Error::Protocol {
+            // The server's description is left out: a server may quote what it was sent (the
+            // caller's token), and this error reaches denials and logs. The code says enough.
+            ExchangeError::Refused { code, .. } => Error::Protocol {
                 backend: BACKEND,
                 code: code.as_str().to_owned(),
-                description,
+                description: None,
             },
             other @ (ExchangeError::Retryable { .. }
             | ExchangeError::Transport { .. }
@@ -590,6 +592,15 @@ mod tests {
         );
         let mapped: Error = err.into();
         assert!(matches!(mapped, Error::Protocol { ref code, .. } if code == "invalid_client"));
+        // A description that quotes the subject token never leaves this crate's error.
+        let quoting = read(
+            400,
+            None,
+            r#"{"error":"invalid_grant","error_description":"token subj-123 expired"}"#,
+        )
+        .unwrap_err();
+        let mapped: Error = quoting.into();
+        assert!(!mapped.to_string().contains("subj-123"), "{mapped}");
         assert!(matches!(
             read(400, None, "not json"),
             Err(ExchangeError::InvalidResponse { .. })
