@@ -57,7 +57,8 @@ impl Sidecar {
         self.address.rsplit(':').next().unwrap()
     }
 
-    async fn terminate(&mut self) -> std::process::ExitStatus {
+    /// Sends SIGTERM, as an orchestrator stopping the sidecar does.
+    fn signal_terminate(&self) {
         let pid = self.child.id().unwrap().to_string();
         assert!(
             Command::new("kill")
@@ -66,6 +67,10 @@ impl Sidecar {
                 .unwrap()
                 .success()
         );
+    }
+
+    async fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal_terminate();
         tokio::time::timeout(Duration::from_secs(20), self.child.wait())
             .await
             .expect("no exit after SIGTERM")
@@ -169,14 +174,7 @@ async fn sigterm_lets_the_request_in_flight_finish() {
     stream.write_all(head.as_bytes()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let pid = sidecar.child.id().unwrap().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sidecar.signal_terminate();
     tokio::time::sleep(Duration::from_millis(300)).await;
     // New connections are no longer accepted...
     assert!(
