@@ -182,8 +182,9 @@ impl Guard {
             .iter()
             .map(|h| h.to_ascii_lowercase())
             .collect();
-        let hosts = if bound.ip().is_loopback() || bound.ip().is_unspecified() || !hosts.is_empty()
-        {
+        // Beyond loopback (0.0.0.0 included) callers authenticate, so a rebinding page has
+        // nothing to use; any Host is accepted there unless `allowed_hosts` says otherwise.
+        let hosts = if bound.ip().is_loopback() || !hosts.is_empty() {
             let port = bound.port();
             for name in ["127.0.0.1", "localhost", "[::1]"] {
                 hosts.insert(format!("{name}:{port}"));

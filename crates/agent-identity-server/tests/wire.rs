@@ -451,6 +451,47 @@ async fn foreign_hosts_and_origins_are_refused_before_the_body_is_read() {
 }
 
 #[tokio::test]
+async fn beyond_loopback_any_host_is_accepted_unless_a_list_is_given() {
+    let env = |_: &str| Some(CANARY.to_owned());
+    let config = CONFIG.replace(
+        "listen = \"127.0.0.1:3001\"",
+        "listen = \"0.0.0.0:3001\"\nallow_unauthenticated = true",
+    );
+    for (extra, host, status) in [
+        ("", "sidecar.internal:3001", StatusCode::OK),
+        (
+            "\nallowed_hosts = [\"sidecar.internal:3001\"]",
+            "sidecar.internal:3001",
+            StatusCode::OK,
+        ),
+        (
+            "\nallowed_hosts = [\"sidecar.internal:3001\"]",
+            "evil.example:3001",
+            StatusCode::FORBIDDEN,
+        ),
+    ] {
+        let config = config.replace(
+            "body_limit_bytes = 65536",
+            &format!("body_limit_bytes = 65536{extra}"),
+        );
+        let loaded = load_str(&config, Path::new("."), "test".into(), &env, None).unwrap();
+        let bound = "0.0.0.0:3001".parse().unwrap();
+        let app = app(AppState::new(loaded, Arc::new(Metrics::new()), bound)
+            .await
+            .unwrap());
+        let request = Request::get("/health")
+            .header("host", host)
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(
+            send(&app, request).await.status,
+            status,
+            "{host} with {extra:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn metrics_count_requests_and_resolutions_by_rule() {
     let app = test_app().await;
     send(&app, post("/api/resolve", context().to_string())).await;
