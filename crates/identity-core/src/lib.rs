@@ -48,7 +48,7 @@ pub use credential::{Credential, CredentialKind, CredentialRef, CredentialStatus
 pub use error::{BoxError, ConfigError, Error};
 pub use rule::{OneOrMany, RoutingRule, parse_credentials_json, parse_rules_json};
 pub use secret::Secret;
-pub use store::{Capabilities, CredentialStore, CredentialWriter};
+pub use store::{Capabilities, CredentialStore, CredentialWriter, check_lease_arguments};
 pub use timestamp::{InvalidTimestamp, format_rfc3339, parse_rfc3339};
 
 /// Re-exported so that implementations of [`CredentialStore`] need not name the crate.

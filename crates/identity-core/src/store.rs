@@ -152,6 +152,33 @@ pub trait CredentialWriter: CredentialStore {
     async fn delete(&self, reference: &CredentialRef) -> Result<bool, Error>;
 }
 
+/// Checks the arguments of [`CredentialStore::reserve`] the way every store does: a migration id
+/// that is not blank, a TTL that is not zero.
+///
+/// ```
+/// use std::time::Duration;
+/// use identity_core::check_lease_arguments;
+///
+/// assert!(check_lease_arguments("m1", Duration::from_secs(60)).is_ok());
+/// assert!(check_lease_arguments(" ", Duration::from_secs(60)).is_err());
+/// assert!(check_lease_arguments("m1", Duration::ZERO).is_err());
+/// ```
+pub fn check_lease_arguments(migration_id: &str, ttl: Duration) -> Result<(), Error> {
+    if migration_id.trim().is_empty() {
+        return Err(Error::InvalidArgument {
+            argument: "migration id",
+            problem: "is empty".into(),
+        });
+    }
+    if ttl.is_zero() {
+        return Err(Error::InvalidArgument {
+            argument: "lease ttl",
+            problem: "is zero".into(),
+        });
+    }
+    Ok(())
+}
+
 macro_rules! forward_store {
     ($($wrapper:ident),*) => {$(
         #[async_trait]

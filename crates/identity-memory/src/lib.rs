@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use identity_core::{
     Capabilities, ConfigError, Credential, CredentialKind, CredentialRef, CredentialStore,
-    CredentialWriter, Error, RequestContext, async_trait,
+    CredentialWriter, Error, RequestContext, async_trait, check_lease_arguments,
 };
 
 /// A migration lease: who holds it and until when (monotonic clock, immune to wall-clock jumps).
@@ -271,20 +271,4 @@ impl CredentialWriter for MemoryCredentialStore {
     async fn delete(&self, reference: &CredentialRef) -> Result<bool, Error> {
         Ok(self.remove(reference).is_some())
     }
-}
-
-fn check_lease_arguments(migration_id: &str, ttl: Duration) -> Result<(), Error> {
-    if migration_id.trim().is_empty() {
-        return Err(Error::InvalidArgument {
-            argument: "migration id",
-            problem: "is empty".into(),
-        });
-    }
-    if ttl.is_zero() {
-        return Err(Error::InvalidArgument {
-            argument: "lease ttl",
-            problem: "is zero".into(),
-        });
-    }
-    Ok(())
 }

@@ -1,5 +1,8 @@
 //! Starts the real servers agent-identity's tests run against, one per test process.
 //!
+//! [`OpenBao`] is the OpenBao server (Vault's API) in dev mode, from the `bao` binary that
+//! `scripts/test.sh` installs (its path in `AGENT_IDENTITY_BAO`, else `bao` on the `PATH`).
+//!
 //! [`AuthorizationServer`] is oidc-provider (OpenID certified) with the project's own RFC 8693
 //! token exchange grant, from `fixtures/oidc-provider` (its packages are installed by
 //! `scripts/test.sh` with `npm ci`). It binds 127.0.0.1 on an ephemeral port and is stopped when
@@ -18,11 +21,11 @@
     reason = "test support: a failure is a failed test"
 )]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -181,5 +184,253 @@ impl AuthorizationServer {
 impl Drop for AuthorizationServer {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
+    }
+}
+
+/// An OpenBao dev server on 127.0.0.1 and a port of its own, with a known root token. Dev mode
+/// keeps everything in memory: a restart starts empty (mounts included).
+#[derive(Debug)]
+pub struct OpenBao {
+    child: Option<Child>,
+    port: u16,
+    http: reqwest::Client,
+    /// Where a TLS server's certificates are, if it serves TLS.
+    tls_dir: Option<PathBuf>,
+}
+
+/// The root token of every [`OpenBao`] server.
+pub const BAO_ROOT_TOKEN: &str = "root-token-for-tests";
+
+fn bao_binary() -> PathBuf {
+    std::env::var_os("AGENT_IDENTITY_BAO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("bao"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl OpenBao {
+    /// Starts a server and waits until it answers its health check.
+    pub async fn start() -> Self {
+        let mut server = Self {
+            child: None,
+            port: free_port(),
+            http: http_client(),
+            tls_dir: None,
+        };
+        server.spawn().await;
+        server
+    }
+
+    /// Starts a server that serves HTTPS with a CA and certificate of its own, written to
+    /// `dir` (the CA bundle is [`OpenBao::tls_ca`]).
+    pub async fn start_tls(dir: &Path) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut server = Self {
+            child: None,
+            port: free_port(),
+            // Only this helper's own set-up calls skip verification; the code under test gets
+            // the CA bundle.
+            http: reqwest::Client::builder()
+                .tls_danger_accept_invalid_certs(true)
+                .build()
+                .unwrap(),
+            tls_dir: Some(dir.to_owned()),
+        };
+        server.spawn().await;
+        server
+    }
+
+    /// The CA bundle of a server started with [`OpenBao::start_tls`].
+    pub fn tls_ca(&self) -> PathBuf {
+        self.tls_dir.as_ref().unwrap().join("vault-ca.pem")
+    }
+
+    async fn spawn(&mut self) {
+        let binary = bao_binary();
+        let mut args = vec![
+            "server".to_owned(),
+            "-dev".to_owned(),
+            format!("-dev-listen-address=127.0.0.1:{}", self.port),
+            format!("-dev-root-token-id={BAO_ROOT_TOKEN}"),
+            "-dev-no-store-token".to_owned(),
+        ];
+        if let Some(dir) = &self.tls_dir {
+            args.push("-dev-tls".to_owned());
+            args.push(format!("-dev-tls-cert-dir={}", dir.display()));
+        }
+        let child = Command::new(&binary)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|err| {
+                panic!(
+                    "{} does not start ({err}): run scripts/test.sh, which installs OpenBao",
+                    binary.display()
+                )
+            });
+        self.child = Some(child);
+        for _ in 0..200 {
+            let health = self
+                .http
+                .get(format!("{}/v1/sys/health", self.address()))
+                .send()
+                .await;
+            if health.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("OpenBao did not become healthy within 10 s");
+    }
+
+    /// `http://127.0.0.1:PORT` (`https` for a TLS server).
+    pub fn address(&self) -> String {
+        let scheme = if self.tls_dir.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server (the port stays this server's for [`OpenBao::restart`]).
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.unwrap();
+        }
+    }
+
+    /// Starts the server again on the same port, empty, with the same root token.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.spawn().await;
+    }
+
+    /// Calls the API as root; the answer's status and JSON body (`null` when empty).
+    pub async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self
+            .http
+            .request(method, format!("{}/v1/{path}", self.address()))
+            .header("X-Vault-Token", BAO_ROOT_TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        (status, value)
+    }
+
+    /// Calls the API as root and fails the test unless the answer is a success.
+    pub async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, value) = self.api(method, path, body).await;
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {value}"
+        );
+        value
+    }
+
+    /// Mounts a fresh KV v2 engine at `mount` and waits until it serves requests.
+    pub async fn enable_kv2(&self, mount: &str) {
+        self.ok(
+            "POST",
+            &format!("sys/mounts/{mount}"),
+            Some(json!({"type": "kv", "options": {"version": "2"}})),
+        )
+        .await;
+        // A new KV v2 mount answers errors for a moment while it sets itself up.
+        for _ in 0..100 {
+            let (status, _) = self.api("GET", &format!("{mount}/config"), None).await;
+            if status == 200 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the KV v2 mount {mount} did not become ready");
+    }
+
+    /// Writes the ACL policy `name`.
+    pub async fn write_policy(&self, name: &str, hcl: &str) {
+        self.ok(
+            "PUT",
+            &format!("sys/policies/acl/{name}"),
+            Some(json!({ "policy": hcl })),
+        )
+        .await;
+    }
+
+    /// A token with `policies`, `ttl` (e.g. `"30s"`, empty for the default) and renewable.
+    pub async fn create_token(&self, policies: &[&str], ttl: &str) -> String {
+        let mut body = json!({ "policies": policies, "renewable": true });
+        if !ttl.is_empty() {
+            body["ttl"] = json!(ttl);
+        }
+        let answer = self.ok("POST", "auth/token/create", Some(body)).await;
+        answer["auth"]["client_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Revokes `token`.
+    pub async fn revoke_token(&self, token: &str) {
+        self.ok("POST", "auth/token/revoke", Some(json!({ "token": token })))
+            .await;
+    }
+
+    /// Enables AppRole at `approle` (once) and creates role `role` with `policies` and the token
+    /// TTLs given (e.g. `"3s"`, `"6s"`); its role id and a fresh secret id.
+    pub async fn approle(
+        &self,
+        role: &str,
+        policies: &[&str],
+        token_ttl: &str,
+        token_max_ttl: &str,
+    ) -> (String, String) {
+        let (status, mounts) = self.api("GET", "sys/auth", None).await;
+        assert_eq!(status, 200);
+        if mounts["approle/"].is_null() {
+            self.ok("POST", "sys/auth/approle", Some(json!({"type": "approle"})))
+                .await;
+        }
+        self.ok(
+            "POST",
+            &format!("auth/approle/role/{role}"),
+            Some(json!({
+                "token_policies": policies,
+                "token_ttl": token_ttl,
+                "token_max_ttl": token_max_ttl,
+            })),
+        )
+        .await;
+        let role_id = self
+            .ok("GET", &format!("auth/approle/role/{role}/role-id"), None)
+            .await["data"]["role_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let secret_id = self
+            .ok("POST", &format!("auth/approle/role/{role}/secret-id"), None)
+            .await["data"]["secret_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (role_id, secret_id)
+    }
+
+    /// Revokes every token issued by AppRole logins (what an operator does after a leak).
+    pub async fn revoke_approle_tokens(&self) {
+        self.ok("PUT", "sys/leases/revoke-prefix/auth/approle/login", None)
+            .await;
     }
 }

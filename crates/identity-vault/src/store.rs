@@ -1,0 +1,939 @@
+//! `VaultCredentialStore`: credentials in a KV v2 engine, read through a cache.
+
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use identity_core::{
+    Capabilities, ConfigError, Credential, CredentialKind, CredentialRef, CredentialStore,
+    CredentialWriter, Error, OffsetDateTime, RequestContext, Secret, async_trait,
+    check_lease_arguments,
+};
+use moka::future::Cache;
+use serde_json::Value;
+use tracing::{instrument, warn};
+use vaultrs::api::kv2::requests::{ReadSecretRequest, SetSecretRequestOptions};
+use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
+use vaultrs::error::ClientError;
+
+use crate::BACKEND;
+use crate::auth::{Session, Sessions, VaultAuth};
+use crate::failure::Failure;
+use crate::path::{Layout, check_path};
+use crate::record::{Lease, decode_credential, encode_credential};
+
+/// How many times a lease call re-reads after losing a check-and-set race before it gives up.
+const LEASE_ATTEMPTS: usize = 16;
+
+/// Credentials kept in a Vault (or OpenBao) KV v2 engine.
+///
+/// Each credential is one KV entry at `<mount>/data/<prefix>/<ref>`: the credential's camelCase
+/// JSON, and its secret in the field [`SECRET_FIELD`](crate::SECRET_FIELD). Refs are checked
+/// before any request (see [`ALLOWED_PUNCTUATION`](crate::ALLOWED_PUNCTUATION)): no `..`, no
+/// `%`, `?` or `#`, nothing that a URL would read differently.
+///
+/// - **Reads** go through a cache (moka) for [`VaultStoreBuilder::cache_ttl`]; concurrent
+///   misses on one ref make one request. Absent entries are cached too, so a flood of lookups of
+///   an unknown ref does not reach Vault. Writes through the store invalidate the entry; writes
+///   made elsewhere are seen after the TTL, or at once after [`VaultCredentialStore::invalidate`].
+///   When Vault is down, cached entries are served until their TTL, never after.
+/// - **Listings** LIST the metadata under the prefix (recursively: a ref may contain `/`) and
+///   read the entries with at most [`VaultStoreBuilder::list_concurrency`] requests in flight.
+/// - **Leases** are KV entries under a separate prefix, taken and released with check-and-set
+///   writes, so that of many concurrent reservations exactly one wins, across replicas. Their
+///   expiry is read on each replica's wall clock.
+/// - **Deletes** are soft (the latest version), so an operator can undelete.
+/// - **Errors**: 403 is [`Error::PermissionDenied`] (after checking that the store's token is
+///   still valid; if not, the store logs in again and retries once); 404 and soft-deleted
+///   entries are "not found"; unreachable, sealed, 429 and 5xx are [`Error::Unavailable`],
+///   which is retryable.
+///
+/// `Debug` shows the address, the layout and the auth method; never a token.
+///
+/// ```
+/// use std::time::Duration;
+/// use identity_core::Secret;
+/// use identity_vault::{VaultAuth, VaultCredentialStore};
+///
+/// let store = VaultCredentialStore::builder("http://127.0.0.1:8200", VaultAuth::token(Secret::new("s.canary")))
+///     .mount("secret")
+///     .prefix("agent-identity")
+///     .cache_ttl(Duration::from_secs(30))
+///     .build()?;
+/// assert!(!format!("{store:?}").contains("canary"));
+/// # Ok::<(), identity_core::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct VaultCredentialStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    sessions: Sessions,
+    layout: Layout,
+    cache: Option<Cache<CredentialRef, Option<Credential>>>,
+    list_concurrency: usize,
+    address: String,
+    namespace: Option<String>,
+}
+
+impl fmt::Debug for VaultCredentialStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
+        f.debug_struct("VaultCredentialStore")
+            .field("address", &inner.address)
+            .field("namespace", &inner.namespace)
+            .field("mount", &inner.layout.mount)
+            .field("prefix", &inner.layout.prefix)
+            .field("lease_prefix", &inner.layout.lease_prefix)
+            .field("auth", &inner.sessions.method())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`VaultCredentialStore`]. Nothing is sent to Vault until the first call: a store
+/// built while Vault is down works once Vault is back.
+///
+/// ```
+/// use identity_core::Secret;
+/// use identity_vault::{VaultAuth, VaultCredentialStore};
+///
+/// let err = VaultCredentialStore::builder("http://127.0.0.1:8200", VaultAuth::token(Secret::new("t")))
+///     .prefix("../escape")
+///     .build()
+///     .unwrap_err();
+/// assert!(err.to_string().contains("vault prefix"));
+/// ```
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct VaultStoreBuilder {
+    address: String,
+    auth: VaultAuth,
+    mount: String,
+    prefix: String,
+    lease_prefix: Option<String>,
+    namespace: Option<String>,
+    ca_bundle: Option<PathBuf>,
+    client_certificate: Option<(PathBuf, PathBuf)>,
+    timeout: Duration,
+    cache_ttl: Duration,
+    cache_capacity: u64,
+    list_concurrency: usize,
+}
+
+impl fmt::Debug for VaultStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VaultStoreBuilder")
+            .field("address", &self.address)
+            .field("auth", &self.auth)
+            .field("mount", &self.mount)
+            .field("prefix", &self.prefix)
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default KV v2 mount.
+pub const DEFAULT_MOUNT: &str = "secret";
+/// The default prefix of credential entries.
+pub const DEFAULT_PREFIX: &str = "agent-identity";
+/// The default longest time of one request to Vault.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The default time a read stays cached.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(30);
+
+impl VaultCredentialStore {
+    /// A builder for the Vault at `address` (`https://vault.internal:8200`), authenticating with
+    /// `auth`. Defaults: mount [`DEFAULT_MOUNT`], prefix [`DEFAULT_PREFIX`], leases under
+    /// `<prefix>-leases`, timeout [`DEFAULT_TIMEOUT`], cache TTL [`DEFAULT_CACHE_TTL`] for at
+    /// most 10,000 refs, 16 reads in flight for a listing.
+    ///
+    /// ```
+    /// # use identity_core::Secret;
+    /// # use identity_vault::{VaultAuth, VaultCredentialStore};
+    /// let builder = VaultCredentialStore::builder("http://127.0.0.1:8200", VaultAuth::token(Secret::new("t")));
+    /// assert!(builder.build().is_ok());
+    /// ```
+    pub fn builder(address: impl Into<String>, auth: VaultAuth) -> VaultStoreBuilder {
+        VaultStoreBuilder {
+            address: address.into(),
+            auth,
+            mount: DEFAULT_MOUNT.into(),
+            prefix: DEFAULT_PREFIX.into(),
+            lease_prefix: None,
+            namespace: None,
+            ca_bundle: None,
+            client_certificate: None,
+            timeout: DEFAULT_TIMEOUT,
+            cache_ttl: DEFAULT_CACHE_TTL,
+            cache_capacity: 10_000,
+            list_concurrency: 16,
+        }
+    }
+
+    /// A builder from the process environment; see [`VaultCredentialStore::from_env_with`].
+    ///
+    /// ```no_run
+    /// let store = identity_vault::VaultCredentialStore::from_env()?.build()?;
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub fn from_env() -> Result<VaultStoreBuilder, Error> {
+        Self::from_env_with(&|name| std::env::var(name).ok())
+    }
+
+    /// A builder from environment variables looked up with `env`:
+    ///
+    /// | variable | meaning |
+    /// |---|---|
+    /// | `VAULT_ADDR` | the address (required) |
+    /// | `VAULT_TOKEN` | token authentication |
+    /// | `VAULT_ROLE_ID`, `VAULT_SECRET_ID` | AppRole, when there is no token |
+    /// | `VAULT_APPROLE_MOUNT` | its mount (`approle`) |
+    /// | `VAULT_K8S_ROLE` | Kubernetes, when there is neither |
+    /// | `VAULT_K8S_JWT_PATH`, `VAULT_K8S_MOUNT` | its JWT file and mount |
+    /// | `VAULT_NAMESPACE` | the Enterprise namespace |
+    /// | `VAULT_CACERT` | a PEM bundle of CAs to trust |
+    /// | `VAULT_CLIENT_CERT`, `VAULT_CLIENT_KEY` | a client certificate (both or neither) |
+    /// | `AGENT_IDENTITY_VAULT_MOUNT`, `AGENT_IDENTITY_VAULT_PREFIX` | the KV layout |
+    ///
+    /// ```
+    /// let env = |name: &str| match name {
+    ///     "VAULT_ADDR" => Some("http://127.0.0.1:8200".to_owned()),
+    ///     "VAULT_ROLE_ID" => Some("role".to_owned()),
+    ///     "VAULT_SECRET_ID" => Some("secret".to_owned()),
+    ///     _ => None,
+    /// };
+    /// let builder = identity_vault::VaultCredentialStore::from_env_with(&env)?;
+    /// assert!(format!("{builder:?}").contains("AppRole"));
+    /// let none = identity_vault::VaultCredentialStore::from_env_with(&|_| None).unwrap_err();
+    /// assert!(none.to_string().contains("VAULT_ADDR"));
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub fn from_env_with(env: &dyn Fn(&str) -> Option<String>) -> Result<VaultStoreBuilder, Error> {
+        let get = |name: &str| env(name).filter(|value| !value.trim().is_empty());
+        let missing = |what: &str| ConfigError::new("environment", Some(what), "is not set");
+        let address = get("VAULT_ADDR").ok_or_else(|| missing("VAULT_ADDR"))?;
+        let auth = if let Some(token) = get("VAULT_TOKEN") {
+            VaultAuth::token(Secret::new(token))
+        } else if let Some(role_id) = get("VAULT_ROLE_ID") {
+            let secret_id = get("VAULT_SECRET_ID").ok_or_else(|| missing("VAULT_SECRET_ID"))?;
+            let auth = VaultAuth::app_role(role_id, Secret::new(secret_id));
+            match get("VAULT_APPROLE_MOUNT") {
+                Some(mount) => auth.with_mount(mount),
+                None => auth,
+            }
+        } else if let Some(role) = get("VAULT_K8S_ROLE") {
+            let mut auth = VaultAuth::kubernetes(role);
+            if let Some(path) = get("VAULT_K8S_JWT_PATH") {
+                auth = auth.with_jwt_path(path);
+            }
+            match get("VAULT_K8S_MOUNT") {
+                Some(mount) => auth.with_mount(mount),
+                None => auth,
+            }
+        } else {
+            return Err(ConfigError::new(
+                "environment",
+                None,
+                "no Vault authentication: set VAULT_TOKEN, VAULT_ROLE_ID and VAULT_SECRET_ID, or VAULT_K8S_ROLE",
+            )
+            .into());
+        };
+        let mut builder = Self::builder(address, auth);
+        if let Some(mount) = get("AGENT_IDENTITY_VAULT_MOUNT") {
+            builder = builder.mount(mount);
+        }
+        if let Some(prefix) = get("AGENT_IDENTITY_VAULT_PREFIX") {
+            builder = builder.prefix(prefix);
+        }
+        if let Some(namespace) = get("VAULT_NAMESPACE") {
+            builder = builder.namespace(namespace);
+        }
+        if let Some(path) = get("VAULT_CACERT") {
+            builder = builder.ca_bundle(path);
+        }
+        match (get("VAULT_CLIENT_CERT"), get("VAULT_CLIENT_KEY")) {
+            (Some(cert), Some(key)) => builder = builder.client_certificate(cert, key),
+            (None, None) => {}
+            _ => {
+                return Err(ConfigError::new(
+                    "environment",
+                    Some("VAULT_CLIENT_CERT"),
+                    "VAULT_CLIENT_CERT and VAULT_CLIENT_KEY go together",
+                )
+                .into());
+            }
+        }
+        Ok(builder)
+    }
+
+    /// Drops the cached read of `reference`, so that the next read reaches Vault (after a
+    /// rotation made outside this store).
+    ///
+    /// ```
+    /// # use identity_core::{CredentialRef, Secret};
+    /// # use identity_vault::{VaultAuth, VaultCredentialStore};
+    /// # let store = VaultCredentialStore::builder("http://127.0.0.1:8200", VaultAuth::token(Secret::new("t"))).build()?;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// store.invalidate(&CredentialRef::new("openai-prod")?).await;
+    /// # Ok::<(), identity_core::Error>(()) })?;
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub async fn invalidate(&self, reference: &CredentialRef) {
+        if let Some(cache) = &self.inner.cache {
+            cache.invalidate(reference).await;
+        }
+    }
+
+    /// Drops every cached read.
+    ///
+    /// ```
+    /// # use identity_core::Secret;
+    /// # use identity_vault::{VaultAuth, VaultCredentialStore};
+    /// # let store = VaultCredentialStore::builder("http://127.0.0.1:8200", VaultAuth::token(Secret::new("t"))).build()?;
+    /// store.invalidate_all();
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub fn invalidate_all(&self) {
+        if let Some(cache) = &self.inner.cache {
+            cache.invalidate_all();
+        }
+    }
+}
+
+impl VaultStoreBuilder {
+    /// The KV v2 mount (`secret`).
+    ///
+    /// ```
+    /// # use identity_core::Secret;
+    /// # use identity_vault::{VaultAuth, VaultCredentialStore};
+    /// let store = VaultCredentialStore::builder("http://127.0.0.1:8200", VaultAuth::token(Secret::new("t")))
+    ///     .mount("kv-agents").build()?;
+    /// assert!(format!("{store:?}").contains("kv-agents"));
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub fn mount(mut self, mount: impl Into<String>) -> Self {
+        self.mount = mount.into();
+        self
+    }
+
+    /// The prefix under the mount where credentials are kept (`agent-identity`).
+    ///
+    /// ```
+    /// # use identity_core::Secret;
+    /// # use identity_vault::{VaultAuth, VaultCredentialStore};
+    /// let store = VaultCredentialStore::builder("http://127.0.0.1:8200", VaultAuth::token(Secret::new("t")))
+    ///     .prefix("teams/data/credentials").build()?;
+    /// assert!(format!("{store:?}").contains("teams/data/credentials-leases"));
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The prefix where migration leases are kept (`<prefix>-leases`); it must not overlap the
+    /// credentials' prefix.
+    ///
+    /// ```
+    /// # use identity_core::Secret;
+    /// # use identity_vault::{VaultAuth, VaultCredentialStore};
+    /// let err = VaultCredentialStore::builder("http://127.0.0.1:8200", VaultAuth::token(Secret::new("t")))
+    ///     .prefix("ai").lease_prefix("ai/leases").build().unwrap_err();
+    /// assert!(err.to_string().contains("lease prefix"));
+    /// ```
+    pub fn lease_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.lease_prefix = Some(prefix.into());
+        self
+    }
+
+    /// The Vault Enterprise namespace, sent as `X-Vault-Namespace`.
+    ///
+    /// ```
+    /// # use identity_core::Secret;
+    /// # use identity_vault::{VaultAuth, VaultCredentialStore};
+    /// let store = VaultCredentialStore::builder("http://127.0.0.1:8200", VaultAuth::token(Secret::new("t")))
+    ///     .namespace("team-a/agents").build()?;
+    /// assert!(format!("{store:?}").contains("team-a/agents"));
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// A PEM file of CA certificates to trust besides the system's, for an `https` address.
+    ///
+    /// ```
+    /// # use identity_core::Secret;
+    /// # use identity_vault::{VaultAuth, VaultCredentialStore};
+    /// let err = VaultCredentialStore::builder("https://vault.internal:8200", VaultAuth::token(Secret::new("t")))
+    ///     .ca_bundle("/nonexistent/ca.pem").build().unwrap_err();
+    /// assert!(err.to_string().contains("ca_bundle"));
+    /// ```
+    pub fn ca_bundle(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_bundle = Some(path.into());
+        self
+    }
+
+    /// A client certificate and its private key, both PEM files, for mutual TLS.
+    ///
+    /// ```
+    /// # use identity_core::Secret;
+    /// # use identity_vault::{VaultAuth, VaultCredentialStore};
+    /// let err = VaultCredentialStore::builder("https://vault.internal:8200", VaultAuth::token(Secret::new("t")))
+    ///     .client_certificate("/nonexistent/cert.pem", "/nonexistent/key.pem").build().unwrap_err();
+    /// assert!(err.to_string().contains("client_certificate"));
+    /// ```
+    pub fn client_certificate(
+        mut self,
+        certificate: impl Into<PathBuf>,
+        key: impl Into<PathBuf>,
+    ) -> Self {
+        self.client_certificate = Some((certificate.into(), key.into()));
+        self
+    }
+
+    /// The longest one request to Vault may take ([`DEFAULT_TIMEOUT`]).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use identity_core::Secret;
+    /// # use identity_vault::{VaultAuth, VaultCredentialStore};
+    /// let err = VaultCredentialStore::builder("http://127.0.0.1:8200", VaultAuth::token(Secret::new("t")))
+    ///     .timeout(Duration::ZERO).build().unwrap_err();
+    /// assert!(err.to_string().contains("timeout"));
+    /// ```
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How long a read stays cached ([`DEFAULT_CACHE_TTL`]); zero turns the cache off.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use identity_core::Secret;
+    /// # use identity_vault::{VaultAuth, VaultCredentialStore};
+    /// let store = VaultCredentialStore::builder("http://127.0.0.1:8200", VaultAuth::token(Secret::new("t")))
+    ///     .cache_ttl(Duration::ZERO).build()?;
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self
+    }
+
+    /// How many refs the cache holds at most (10,000).
+    ///
+    /// ```
+    /// # use identity_core::Secret;
+    /// # use identity_vault::{VaultAuth, VaultCredentialStore};
+    /// let store = VaultCredentialStore::builder("http://127.0.0.1:8200", VaultAuth::token(Secret::new("t")))
+    ///     .cache_capacity(100).build()?;
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub fn cache_capacity(mut self, capacity: u64) -> Self {
+        self.cache_capacity = capacity;
+        self
+    }
+
+    /// How many entry reads a listing keeps in flight at most (16).
+    ///
+    /// ```
+    /// # use identity_core::Secret;
+    /// # use identity_vault::{VaultAuth, VaultCredentialStore};
+    /// let err = VaultCredentialStore::builder("http://127.0.0.1:8200", VaultAuth::token(Secret::new("t")))
+    ///     .list_concurrency(0).build().unwrap_err();
+    /// assert!(err.to_string().contains("list_concurrency"));
+    /// ```
+    pub fn list_concurrency(mut self, concurrency: usize) -> Self {
+        self.list_concurrency = concurrency;
+        self
+    }
+
+    /// Checks the settings and builds the store, without contacting Vault.
+    ///
+    /// ```
+    /// # use identity_core::Secret;
+    /// # use identity_vault::{VaultAuth, VaultCredentialStore};
+    /// let err = VaultCredentialStore::builder("ftp://vault", VaultAuth::token(Secret::new("t"))).build().unwrap_err();
+    /// assert!(err.to_string().contains("address"));
+    /// ```
+    pub fn build(self) -> Result<VaultCredentialStore, Error> {
+        let located = |field: &str, problem: String| -> Error {
+            ConfigError::new("vault store", Some(field), problem).into()
+        };
+        let address = url::Url::parse(&self.address)
+            .map_err(|err| located("address", format!("is not a URL: {err}")))?;
+        if !matches!(address.scheme(), "http" | "https") || address.host_str().is_none() {
+            return Err(located(
+                "address",
+                "must be an http or https URL with a host".into(),
+            ));
+        }
+        let lease_prefix = self
+            .lease_prefix
+            .clone()
+            .unwrap_or_else(|| format!("{}-leases", self.prefix));
+        let layout = Layout::new(&self.mount, &self.prefix, &lease_prefix)?;
+        if let Some(namespace) = &self.namespace {
+            check_path(namespace, "vault namespace")?;
+        }
+        if let VaultAuth::Token(token) = &self.auth {
+            crate::auth::check_token(token.expose_secret()).map_err(|_| {
+                located(
+                    "token",
+                    "is empty or has characters a header cannot carry".into(),
+                )
+            })?;
+        }
+        if let VaultAuth::AppRole { mount, .. } | VaultAuth::Kubernetes { mount, .. } = &self.auth {
+            check_path(mount, "vault auth mount")?;
+        }
+        if self.timeout.is_zero() {
+            return Err(located("timeout", "must be more than zero".into()));
+        }
+        if self.list_concurrency == 0 {
+            return Err(located("list_concurrency", "must be at least 1".into()));
+        }
+        let mut ca_certs = Vec::new();
+        if let Some(path) = &self.ca_bundle {
+            let text = std::fs::read(path).map_err(|err| {
+                located(
+                    "ca_bundle",
+                    format!("{} cannot be read: {}", path.display(), err.kind()),
+                )
+            })?;
+            reqwest::Certificate::from_pem_bundle(&text).map_err(|_| {
+                located(
+                    "ca_bundle",
+                    format!("{} is not a PEM bundle", path.display()),
+                )
+            })?;
+            ca_certs.push(path.display().to_string());
+        }
+        let identity = match &self.client_certificate {
+            None => None,
+            Some((cert, key)) => {
+                let mut pem = Vec::new();
+                for path in [cert, key] {
+                    let mut bytes = std::fs::read(path).map_err(|err| {
+                        located(
+                            "client_certificate",
+                            format!("{} cannot be read: {}", path.display(), err.kind()),
+                        )
+                    })?;
+                    pem.append(&mut bytes);
+                    pem.push(b'\n');
+                }
+                Some(reqwest::Identity::from_pem(&pem).map_err(|_| {
+                    located(
+                        "client_certificate",
+                        "is not a PEM certificate with its private key".into(),
+                    )
+                })?)
+            }
+        };
+        // reqwest is built without a bundled TLS provider; fails only when one is installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        // Every field is set, so vaultrs reads nothing from the environment on its own.
+        let settings = VaultClientSettingsBuilder::default()
+            .address(address.as_str())
+            .ca_certs(ca_certs)
+            .identity(identity)
+            .timeout(Some(self.timeout))
+            .token(String::new())
+            .verify(true)
+            .namespace(self.namespace.clone())
+            .build()
+            .map_err(|err| located("address", err.to_string()))?;
+        let base = VaultClient::new(settings)
+            .map_err(|_| located("address", "the HTTP client could not be built".into()))?;
+        let cache = (!self.cache_ttl.is_zero()).then(|| {
+            Cache::builder()
+                .max_capacity(self.cache_capacity)
+                .time_to_live(self.cache_ttl)
+                .build()
+        });
+        Ok(VaultCredentialStore {
+            inner: Arc::new(Inner {
+                sessions: Sessions::new(base, self.auth),
+                layout,
+                cache,
+                list_concurrency: self.list_concurrency,
+                address: self.address,
+                namespace: self.namespace,
+            }),
+        })
+    }
+}
+
+impl Inner {
+    /// Runs `call` with the current session. On a 403 it asks Vault whether the token itself is
+    /// still valid: if it is, the 403 is a policy denial; if not, the store logs in again (when
+    /// it can) and runs `call` once more.
+    async fn call<T, F, Fut>(&self, call: F) -> Result<T, Failure>
+    where
+        F: Fn(Arc<Session>) -> Fut,
+        Fut: Future<Output = Result<T, ClientError>>,
+    {
+        let session = self.sessions.get().await?;
+        let denied = match call(session.clone()).await {
+            Ok(value) => return Ok(value),
+            Err(error) => match Failure::from_client(&error) {
+                Failure::Denied => Failure::Denied,
+                other => return Err(other),
+            },
+        };
+        match vaultrs::token::lookup_self(&session.client).await {
+            Ok(_) => Err(denied),
+            Err(error) => match Failure::from_client(&error) {
+                Failure::Denied | Failure::Unauthenticated(_) => {
+                    self.sessions.invalidate(session.generation()).await;
+                    if !self.sessions.can_log_in() {
+                        return Err(Failure::Unauthenticated(
+                            "the store's Vault token is no longer valid".into(),
+                        ));
+                    }
+                    warn!("the store's Vault token was refused; logged in again");
+                    let session = self.sessions.get().await?;
+                    call(session).await.map_err(|e| Failure::from_client(&e))
+                }
+                other => Err(other),
+            },
+        }
+    }
+
+    /// The KV data at `path` and its version; `None` when there is none (or it is soft-deleted).
+    async fn read_entry(&self, path: &str) -> Result<Option<(Value, u64)>, Failure> {
+        let mount = &self.layout.mount;
+        let read = self
+            .call(|session| async move {
+                let request = ReadSecretRequest::builder()
+                    .mount(mount.as_str())
+                    .path(path)
+                    .build()
+                    .map_err(|_| ClientError::InvalidUpdateParameter)?;
+                vaultrs::api::exec_with_result(&session.client, request).await
+            })
+            .await;
+        match read {
+            Ok(found) => Ok(Some((found.data, found.metadata.version))),
+            Err(Failure::NotFound) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The current version at `path` if its latest version is gone (soft-deleted or destroyed)
+    /// or it was never written (0); `None` if a live version appeared since the caller's read.
+    async fn version_of_absent(&self, path: &str) -> Result<Option<u64>, Failure> {
+        let mount = &self.layout.mount;
+        let metadata = self
+            .call(|session| async move {
+                vaultrs::kv2::read_metadata(&session.client, mount, path).await
+            })
+            .await;
+        match metadata {
+            Ok(metadata) => {
+                let version = metadata.current_version;
+                let gone = version == 0
+                    || metadata
+                        .versions
+                        .get(&version.to_string())
+                        .is_some_and(|v| v.destroyed || !v.deletion_time.is_empty());
+                Ok(gone.then_some(version))
+            }
+            Err(Failure::NotFound) => Ok(Some(0)),
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn write(&self, path: &str, data: &Value, cas: Option<u64>) -> Result<(), Failure> {
+        let mount = &self.layout.mount;
+        let cas = cas
+            .map(|version| {
+                u32::try_from(version)
+                    .map_err(|_| Failure::Malformed(format!("version {version} is out of range")))
+            })
+            .transpose()?;
+        self.call(|session| async move {
+            match cas {
+                Some(cas) => {
+                    vaultrs::kv2::set_with_options(
+                        &session.client,
+                        mount,
+                        path,
+                        data,
+                        SetSecretRequestOptions { cas },
+                    )
+                    .await
+                }
+                None => vaultrs::kv2::set(&session.client, mount, path, data).await,
+            }
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn read_credential(
+        &self,
+        reference: &CredentialRef,
+        path: &str,
+    ) -> Result<Option<Credential>, Failure> {
+        match self.read_entry(path).await? {
+            None => Ok(None),
+            Some((data, _)) => decode_credential(reference, data).map(Some),
+        }
+    }
+
+    /// Every ref under the prefix, walking folders (a ref may contain `/`).
+    async fn refs(&self) -> Result<Vec<CredentialRef>, Failure> {
+        let mount = &self.layout.mount;
+        let mut folders = vec![String::new()];
+        let mut refs = Vec::new();
+        while let Some(folder) = folders.pop() {
+            let path = format!("{}/{folder}", self.layout.prefix);
+            let path = path.trim_end_matches('/');
+            let keys = self
+                .call(
+                    |session| async move { vaultrs::kv2::list(&session.client, mount, path).await },
+                )
+                .await;
+            let keys = match keys {
+                Ok(keys) => keys,
+                Err(Failure::NotFound) => continue,
+                Err(other) => return Err(other),
+            };
+            for key in keys {
+                if key.ends_with('/') {
+                    folders.push(format!("{folder}{key}"));
+                    continue;
+                }
+                let name = format!("{folder}{key}");
+                match CredentialRef::new(name.as_str()) {
+                    Ok(reference) if check_path(&name, "credential ref").is_ok() => {
+                        refs.push(reference)
+                    }
+                    _ => {
+                        warn!(key = %name.escape_debug(), "skipping a Vault key that is not a usable credential ref")
+                    }
+                }
+            }
+        }
+        refs.sort();
+        Ok(refs)
+    }
+
+    /// Every credential under the prefix that `keep` accepts, without secrets.
+    async fn listing(&self, keep: impl Fn(&Credential) -> bool) -> Result<Vec<Credential>, Error> {
+        let refs = self
+            .refs()
+            .await
+            .map_err(|f| f.into_error(&format!("listing of `{}`", self.layout.prefix)))?;
+        let reads = futures::stream::iter(refs)
+            .map(|reference| async move {
+                let path = format!("{}/{}", self.layout.prefix, reference.as_str());
+                self.read_credential(&reference, &path)
+                    .await
+                    .map_err(|f| f.into_error(&format!("read of `{path}`")))
+            })
+            .buffered(self.list_concurrency);
+        let mut listed = Vec::new();
+        let mut reads = std::pin::pin!(reads);
+        while let Some(read) = reads.next().await {
+            if let Some(credential) = read?
+                && keep(&credential)
+            {
+                listed.push(credential.without_secret());
+            }
+        }
+        Ok(listed)
+    }
+}
+
+#[async_trait]
+impl CredentialStore for VaultCredentialStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::with_leases()
+    }
+
+    /// Looks the store's own token up: it proves Vault is reachable and unsealed and that the
+    /// token works, on Vault and OpenBao alike (vaultrs's own health call fails on OpenBao).
+    #[instrument(skip_all)]
+    async fn health(&self) -> Result<(), Error> {
+        self.inner
+            .call(|session| async move { vaultrs::token::lookup_self(&session.client).await })
+            .await
+            .map(drop)
+            .map_err(|f| f.into_error("token lookup"))
+    }
+
+    #[instrument(skip_all, fields(reference = %reference))]
+    async fn find_by_ref(
+        &self,
+        reference: &CredentialRef,
+        _context: &RequestContext,
+    ) -> Result<Option<Credential>, Error> {
+        let inner = &self.inner;
+        let path = inner.layout.credential(reference)?;
+        let found = match &inner.cache {
+            Some(cache) => cache
+                .try_get_with_by_ref(reference, inner.read_credential(reference, &path))
+                .await
+                .map_err(|failure| (*failure).clone()),
+            None => inner.read_credential(reference, &path).await,
+        };
+        found.map_err(|f| f.into_error(&format!("read of `{path}`")))
+    }
+
+    #[instrument(skip_all)]
+    async fn list_active(&self) -> Result<Vec<Credential>, Error> {
+        self.inner.listing(|c| c.status.is_usable()).await
+    }
+
+    #[instrument(skip_all)]
+    async fn list_by_kind(&self, kind: CredentialKind) -> Result<Vec<Credential>, Error> {
+        self.inner.listing(|c| c.kind == kind).await
+    }
+
+    #[instrument(skip_all, fields(reference = %reference))]
+    async fn reserve(
+        &self,
+        reference: &CredentialRef,
+        migration_id: &str,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        check_lease_arguments(migration_id, ttl)?;
+        let inner = &self.inner;
+        let path = inner.layout.lease(reference)?;
+        let what = || format!("lease at `{path}`");
+        let ttl = time::Duration::try_from(ttl).map_err(|_| Error::InvalidArgument {
+            argument: "lease ttl",
+            problem: "is too long".into(),
+        })?;
+        for _ in 0..LEASE_ATTEMPTS {
+            let Some((current, version)) = inner
+                .lease(&path)
+                .await
+                .map_err(|f| f.into_error(&what()))?
+            else {
+                continue;
+            };
+            let now = OffsetDateTime::now_utc();
+            if let Some(holder) = current.as_ref().and_then(|l| l.holder_at(now))
+                && holder != migration_id
+            {
+                return Ok(false);
+            }
+            let expires_at = now.checked_add(ttl).ok_or_else(|| Error::InvalidArgument {
+                argument: "lease ttl",
+                problem: "is too long".into(),
+            })?;
+            let lease = Lease::held(migration_id, expires_at).encode();
+            match inner.write(&path, &lease, Some(version)).await {
+                Ok(()) => return Ok(true),
+                // Another replica or task wrote first: read again and see who holds it.
+                Err(Failure::CasMismatch) => continue,
+                Err(other) => return Err(other.into_error(&what())),
+            }
+        }
+        Err(Failure::CasMismatch.into_error(&what()))
+    }
+
+    #[instrument(skip_all, fields(reference = %reference))]
+    async fn release(&self, reference: &CredentialRef, migration_id: &str) -> Result<(), Error> {
+        let inner = &self.inner;
+        let path = inner.layout.lease(reference)?;
+        let what = || format!("lease at `{path}`");
+        for _ in 0..LEASE_ATTEMPTS {
+            let Some((current, version)) = inner
+                .lease(&path)
+                .await
+                .map_err(|f| f.into_error(&what()))?
+            else {
+                continue;
+            };
+            let now = OffsetDateTime::now_utc();
+            match current.as_ref().and_then(|l| l.holder_at(now)) {
+                None => return Ok(()),
+                Some(holder) if holder != migration_id => {
+                    return Err(Error::LeaseHeld {
+                        reference: reference.to_string(),
+                    });
+                }
+                Some(_) => {}
+            }
+            match inner
+                .write(&path, &Lease::released(now).encode(), Some(version))
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(Failure::CasMismatch) => continue,
+                Err(other) => return Err(other.into_error(&what())),
+            }
+        }
+        Err(Failure::CasMismatch.into_error(&what()))
+    }
+}
+
+impl Inner {
+    /// The lease at `path` and the version a check-and-set write must name, both from one
+    /// consistent view; `None` when the entry changed between two reads (read again).
+    async fn lease(&self, path: &str) -> Result<Option<(Option<Lease>, u64)>, Failure> {
+        match self.read_entry(path).await? {
+            Some((data, version)) => Ok(Some((Some(Lease::decode(&data)?), version))),
+            // Absent, or soft-deleted by an operator: the write must name the version the
+            // metadata holds. A version written after the read above is live, not absent, and
+            // deciding on the earlier read would let two writers win.
+            None => Ok(self
+                .version_of_absent(path)
+                .await?
+                .map(|version| (None, version))),
+        }
+    }
+}
+
+#[async_trait]
+impl CredentialWriter for VaultCredentialStore {
+    #[instrument(skip_all, fields(reference = %credential.reference))]
+    async fn put(&self, credential: Credential) -> Result<(), Error> {
+        let inner = &self.inner;
+        let path = inner.layout.credential(&credential.reference)?;
+        let what = || format!("write of `{path}`");
+        let entry = encode_credential(&credential).map_err(|f| f.into_error(&what()))?;
+        let result = inner.write(&path, &Value::Object(entry), None).await;
+        self.invalidate(&credential.reference).await;
+        result.map_err(|f| f.into_error(&what()))
+    }
+
+    #[instrument(skip_all, fields(reference = %reference))]
+    async fn delete(&self, reference: &CredentialRef) -> Result<bool, Error> {
+        let inner = &self.inner;
+        let path = inner.layout.credential(reference)?;
+        let what = || format!("delete of `{path}`");
+        let existed = inner
+            .read_entry(&path)
+            .await
+            .map_err(|f| f.into_error(&what()))?
+            .is_some();
+        if existed {
+            let mount = &inner.layout.mount;
+            let path = path.as_str();
+            inner
+                .call(|session| async move {
+                    vaultrs::kv2::delete_latest(&session.client, mount, path).await
+                })
+                .await
+                .map_err(|f| f.into_error(&what()))?;
+        }
+        self.invalidate(reference).await;
+        Ok(existed)
+    }
+}
