@@ -25,8 +25,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent_identity::{
-    ConfigError, Credential, CredentialRef, MemoryCredentialStore, ResolutionObserver, Router,
-    RoutingRule, Secret, parse_credentials_json, parse_rules_json,
+    ConfigError, Credential, CredentialRef, CredentialWriter, MemoryCredentialStore,
+    ResolutionObserver, Router, RoutingRule, Secret, parse_credentials_json, parse_rules_json,
 };
 use serde::Deserialize;
 
@@ -41,6 +41,8 @@ pub struct Loaded {
     pub auth: AuthSettings,
     /// Credentials loaded into memory stores, by store name (for `check`).
     pub memory_credentials: BTreeMap<String, Vec<Credential>>,
+    /// The stores whose writes persist (Vault), by name (for `import`).
+    pub writers: BTreeMap<String, Arc<dyn CredentialWriter>>,
     /// Where the configuration came from, for logs.
     pub source: String,
 }
@@ -154,6 +156,106 @@ impl Default for RouterSection {
 enum StoreSection {
     Memory(MemoryStoreSection),
     TokenExchange(TokenExchangeSection),
+    Vault(Box<VaultSection>),
+}
+
+/// A `[stores.<name>]` of `type = "vault"`: credentials in a Vault (or OpenBao) KV v2 engine.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VaultSection {
+    /// The address, or:
+    address: Option<String>,
+    /// the environment variable holding it (`VAULT_ADDR`).
+    address_env: Option<String>,
+    #[serde(default = "default_vault_mount")]
+    mount: String,
+    #[serde(default = "default_vault_prefix")]
+    prefix: String,
+    lease_prefix: Option<String>,
+    namespace: Option<String>,
+    /// A PEM bundle of CAs to trust, relative to the configuration file.
+    ca_bundle: Option<PathBuf>,
+    /// A client certificate and its key (PEM), for mutual TLS.
+    client_cert: Option<PathBuf>,
+    client_key: Option<PathBuf>,
+    #[serde(default = "default_vault_timeout")]
+    timeout_ms: u64,
+    #[serde(default = "default_vault_cache_ttl")]
+    cache_ttl_secs: u64,
+    #[serde(default = "default_vault_cache_capacity")]
+    cache_capacity: u64,
+    #[serde(default = "default_vault_list_concurrency")]
+    list_concurrency: usize,
+    auth: VaultAuthSection,
+}
+
+fn default_vault_mount() -> String {
+    agent_identity::identity_vault::DEFAULT_MOUNT.into()
+}
+
+fn default_vault_prefix() -> String {
+    agent_identity::identity_vault::DEFAULT_PREFIX.into()
+}
+
+fn default_vault_timeout() -> u64 {
+    5_000
+}
+
+fn default_vault_cache_ttl() -> u64 {
+    30
+}
+
+fn default_vault_cache_capacity() -> u64 {
+    10_000
+}
+
+fn default_vault_list_concurrency() -> usize {
+    16
+}
+
+/// `[stores.<name>.auth]` of a Vault store. Secrets are named by environment variable.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "method", rename_all = "kebab-case", deny_unknown_fields)]
+enum VaultAuthSection {
+    /// A fixed token.
+    Token {
+        #[serde(default = "default_vault_token_env")]
+        token_env: String,
+    },
+    /// AppRole.
+    Approle {
+        #[serde(default = "default_approle_mount")]
+        mount: String,
+        /// The role id, or:
+        role_id: Option<String>,
+        /// the environment variable holding it.
+        role_id_env: Option<String>,
+        #[serde(default = "default_secret_id_env")]
+        secret_id_env: String,
+    },
+    /// Kubernetes.
+    Kubernetes {
+        #[serde(default = "default_kubernetes_mount")]
+        mount: String,
+        role: String,
+        jwt_path: Option<PathBuf>,
+    },
+}
+
+fn default_vault_token_env() -> String {
+    "VAULT_TOKEN".into()
+}
+
+fn default_approle_mount() -> String {
+    "approle".into()
+}
+
+fn default_secret_id_env() -> String {
+    "VAULT_SECRET_ID".into()
+}
+
+fn default_kubernetes_mount() -> String {
+    "kubernetes".into()
 }
 
 /// A `[stores.<name>]` of `type = "token-exchange"`: slots whose credential is the caller's
@@ -517,6 +619,7 @@ fn build(
         builder = builder.observer(observer);
     }
     let mut memory_credentials = BTreeMap::new();
+    let mut writers: BTreeMap<String, Arc<dyn CredentialWriter>> = BTreeMap::new();
     for (name, store) in file.stores {
         let location = format!("stores.{name}");
         match store {
@@ -526,6 +629,14 @@ fn build(
                     memory_credentials.insert(name, credentials);
                 }
                 Err(mut more) => errors.append(&mut more),
+            },
+            StoreSection::Vault(section) => match vault_store(*section, base, &location, env) {
+                Ok(store) => {
+                    let store = Arc::new(store);
+                    builder = builder.store(name.clone(), store.clone());
+                    writers.insert(name, store);
+                }
+                Err(error) => errors.push(error),
             },
             StoreSection::TokenExchange(section) => {
                 match token_exchange_store(section, &location, env) {
@@ -575,6 +686,7 @@ fn build(
             server,
             auth,
             memory_credentials,
+            writers,
             source,
         }),
         _ => Err(LoadError { errors }),
@@ -654,6 +766,102 @@ fn memory_store(
             Err(errors)
         }
     }
+}
+
+fn vault_store(
+    section: VaultSection,
+    base: &Path,
+    location: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<agent_identity::identity_vault::VaultCredentialStore, ConfigError> {
+    use agent_identity::identity_vault::{VaultAuth, VaultCredentialStore};
+    let located = |field: &str, problem: String| ConfigError::new(location, Some(field), problem);
+    let from_env = |field: &str, variable: &str| match env(variable) {
+        Some(value) if !value.trim().is_empty() => Ok(value),
+        _ => Err(located(
+            field,
+            format!("environment variable `{variable}` is not set"),
+        )),
+    };
+    let address = match (section.address, section.address_env) {
+        (Some(address), None) => address,
+        (None, Some(variable)) => from_env("address_env", &variable)?,
+        _ => {
+            return Err(located(
+                "address",
+                "needs exactly one of `address` and `address_env`".into(),
+            ));
+        }
+    };
+    let auth = match section.auth {
+        VaultAuthSection::Token { token_env } => {
+            VaultAuth::token(Secret::new(from_env("auth.token_env", &token_env)?))
+        }
+        VaultAuthSection::Approle {
+            mount,
+            role_id,
+            role_id_env,
+            secret_id_env,
+        } => {
+            let role_id = match (role_id, role_id_env) {
+                (Some(role_id), None) => role_id,
+                (None, Some(variable)) => from_env("auth.role_id_env", &variable)?,
+                _ => {
+                    return Err(located(
+                        "auth.role_id",
+                        "needs exactly one of `role_id` and `role_id_env`".into(),
+                    ));
+                }
+            };
+            let secret_id = from_env("auth.secret_id_env", &secret_id_env)?;
+            VaultAuth::app_role(role_id, Secret::new(secret_id)).with_mount(mount)
+        }
+        VaultAuthSection::Kubernetes {
+            mount,
+            role,
+            jwt_path,
+        } => {
+            let auth = VaultAuth::kubernetes(role).with_mount(mount);
+            match jwt_path {
+                Some(path) => auth.with_jwt_path(base.join(path)),
+                None => auth,
+            }
+        }
+    };
+    let mut builder = VaultCredentialStore::builder(address, auth)
+        .mount(section.mount)
+        .prefix(section.prefix)
+        .timeout(Duration::from_millis(section.timeout_ms))
+        .cache_ttl(Duration::from_secs(section.cache_ttl_secs))
+        .cache_capacity(section.cache_capacity)
+        .list_concurrency(section.list_concurrency);
+    if let Some(prefix) = section.lease_prefix {
+        builder = builder.lease_prefix(prefix);
+    }
+    if let Some(namespace) = section.namespace {
+        builder = builder.namespace(namespace);
+    }
+    if let Some(path) = section.ca_bundle {
+        builder = builder.ca_bundle(base.join(path));
+    }
+    match (section.client_cert, section.client_key) {
+        (Some(cert), Some(key)) => {
+            builder = builder.client_certificate(base.join(cert), base.join(key))
+        }
+        (None, None) => {}
+        _ => {
+            return Err(located(
+                "client_cert",
+                "`client_cert` and `client_key` go together".into(),
+            ));
+        }
+    }
+    builder.build().map_err(|err| match err {
+        agent_identity::Error::InvalidConfig(inner) => {
+            located(inner.field.as_deref().unwrap_or("vault"), inner.problem)
+        }
+        other => ConfigError::new(location, None, other.to_string()),
+    })
 }
 
 fn token_exchange_store(

@@ -1,6 +1,6 @@
 //! The agent-identity sidecar: resolves credentials over HTTP for backends and agents.
 //!
-//! The binary is `agent-identity` (`serve`, `check`, `resolve`); this library holds its parts so
+//! The binary is `agent-identity` (`serve`, `check`, `resolve`, `import`); this library holds its parts so
 //! that tests and embedders can drive them. The HTTP contract is that of the reference sidecar,
 //! so its Python clients work unchanged: `GET /health` and `GET /api/health`,
 //! `POST /api/resolve`, `POST /api/migrate/resolve`; plus `GET /metrics`.
@@ -22,6 +22,7 @@ pub mod auth;
 pub mod config;
 pub mod health;
 pub mod http;
+pub mod import;
 pub mod lint;
 pub mod logging;
 pub mod metrics;
@@ -41,7 +42,7 @@ pub fn install_crypto_provider() {
 }
 
 /// Sends logs to standard error, as text or JSON lines, filtered by `RUST_LOG` (default
-/// `default_level`). Lines are written by a background thread, so that a request never waits on
+/// `default_level`, with vaultrs's own request logs off). Lines are written by a background thread, so that a request never waits on
 /// the terminal or a pipe; none is dropped (a full buffer makes the writer wait). Keep the
 /// returned guard alive until exit: dropping it flushes what is buffered.
 pub fn init_logging(
@@ -58,8 +59,10 @@ pub fn init_logging(
             64 * 1024,
             std::io::stderr(),
         ));
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    // vaultrs logs each failed request (the 404 of an unknown ref included) at ERROR; the
+    // store's own errors say what matters, so its chatter is off unless RUST_LOG asks for it.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},vaultrs=off,rustify=off")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);

@@ -9,7 +9,7 @@ use agent_identity::{ExplainedOutcome, RequestContext};
 use agent_identity_server::config::{self, LoadError, Loaded, LogFormat};
 use agent_identity_server::metrics::{Metrics, MetricsObserver};
 use agent_identity_server::serve::{Server, shutdown_signal};
-use agent_identity_server::{init_logging, lint};
+use agent_identity_server::{import, init_logging, lint};
 use clap::{Parser, Subcommand};
 
 /// Decides which credential an AI agent's request gets.
@@ -46,6 +46,28 @@ enum Command {
         /// Treat warnings as errors.
         #[arg(long)]
         deny_warnings: bool,
+    },
+    /// Writes the reference's credentials JSON into a configured store that persists (Vault).
+    ///
+    /// Secrets come from environment variables named with --secret REF=VARIABLE; a credential
+    /// given no secret keeps the one the store already holds for its ref. Exits 0 when every
+    /// credential was written, 1 when any failed (each is reported), 2 on bad input.
+    Import {
+        /// The configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The credentials JSON (an array of credentials, camelCase).
+        #[arg(long)]
+        from: PathBuf,
+        /// The store to write to.
+        #[arg(long, default_value = agent_identity::DEFAULT_STORE)]
+        store: String,
+        /// REF=VARIABLE: the secret of credential REF is in environment variable VARIABLE.
+        #[arg(long = "secret", value_name = "REF=VARIABLE")]
+        secrets: Vec<String>,
+        /// Check everything and say what would be written, without writing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Explains how one request context resolves: every rule with why it matched or not, and the
     /// outcome. Exits 0 when granted, 1 when denied, 2 on bad input.
@@ -88,6 +110,22 @@ fn main() -> ExitCode {
                 deny_warnings,
             } => check(&config, deny_warnings),
             Command::Resolve { config, context } => resolve(&config, &context).await,
+            Command::Import {
+                config,
+                from,
+                store,
+                secrets,
+                dry_run,
+            } => {
+                let request = import::Request {
+                    config,
+                    from,
+                    store,
+                    secrets,
+                    dry_run,
+                };
+                import::run(&request, &|name| std::env::var(name).ok()).await
+            }
         }
     })
 }

@@ -230,7 +230,7 @@ fn version_and_help() {
     );
     let (code, stdout, _) = run(&["--help"]);
     assert_eq!(code, 0);
-    for verb in ["serve", "check", "resolve"] {
+    for verb in ["serve", "check", "resolve", "import"] {
         assert!(stdout.contains(verb), "{stdout}");
     }
 }

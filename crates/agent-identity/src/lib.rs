@@ -14,7 +14,7 @@
 //! |---|---|---|
 //! | `memory` | yes | [`MemoryCredentialStore`] |
 //! | `axum` | no | [`layer`]: a tower layer and an axum extractor that resolve per request |
-//! | `vault` | no | reserved for the Vault / OpenBao store |
+//! | `vault` | no | [`identity_vault`]: `VaultCredentialStore`, credentials in Vault's (or OpenBao's) KV v2 engine |
 //! | `aws` | no | reserved for the AWS Secrets Manager store |
 //! | `token-exchange` | no | [`identity_token_exchange`]: `TokenExchangeStore`, narrowly scoped tokens per caller by RFC 8693 |
 //! | `dcr` | no | reserved for dynamic client registration |
@@ -73,6 +73,10 @@ pub use identity_router;
 /// The RFC 8693 token exchange crate.
 #[cfg(feature = "token-exchange")]
 pub use identity_token_exchange;
+
+/// The Vault / OpenBao store.
+#[cfg(feature = "vault")]
+pub use identity_vault;
 
 /// The README's Rust example, run as a doc test so that it stays true.
 #[doc = include_str!("../../../README.md")]
