@@ -12,6 +12,7 @@
 //!
 //! ```hcl
 //! path "secret/data/agent-identity/*"            { capabilities = ["create", "read", "update", "delete"] }
+//! path "secret/metadata/agent-identity"          { capabilities = ["list"] }
 //! path "secret/metadata/agent-identity/*"        { capabilities = ["list", "read"] }
 //! path "secret/data/agent-identity-leases/*"     { capabilities = ["create", "read", "update"] }
 //! path "secret/metadata/agent-identity-leases/*" { capabilities = ["read"] }
