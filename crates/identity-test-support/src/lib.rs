@@ -318,11 +318,25 @@ impl OpenBao {
 
     /// Calls the API as root; the answer's status and JSON body (`null` when empty).
     pub async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.api_in(None, method, path, body).await
+    }
+
+    /// [`OpenBao::api`] in `namespace` (sent as `X-Vault-Namespace`).
+    pub async fn api_in(
+        &self,
+        namespace: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut request = self
             .http
             .request(method, format!("{}/v1/{path}", self.address()))
             .header("X-Vault-Token", BAO_ROOT_TOKEN);
+        if let Some(namespace) = namespace {
+            request = request.header("X-Vault-Namespace", namespace);
+        }
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -335,7 +349,18 @@ impl OpenBao {
 
     /// Calls the API as root and fails the test unless the answer is a success.
     pub async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let (status, value) = self.api(method, path, body).await;
+        self.ok_in(None, method, path, body).await
+    }
+
+    /// [`OpenBao::ok`] in `namespace`.
+    pub async fn ok_in(
+        &self,
+        namespace: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let (status, value) = self.api_in(namespace, method, path, body).await;
         assert!(
             (200..300).contains(&status),
             "{method} {path}: {status} {value}"
@@ -343,9 +368,21 @@ impl OpenBao {
         value
     }
 
+    /// Creates the namespace `name` (OpenBao has namespaces, as Vault Enterprise does).
+    pub async fn create_namespace(&self, name: &str) {
+        self.ok("POST", &format!("sys/namespaces/{name}"), None)
+            .await;
+    }
+
     /// Mounts a fresh KV v2 engine at `mount` and waits until it serves requests.
     pub async fn enable_kv2(&self, mount: &str) {
-        self.ok(
+        self.enable_kv2_in(None, mount).await;
+    }
+
+    /// [`OpenBao::enable_kv2`] in `namespace`.
+    pub async fn enable_kv2_in(&self, namespace: Option<&str>, mount: &str) {
+        self.ok_in(
+            namespace,
             "POST",
             &format!("sys/mounts/{mount}"),
             Some(json!({"type": "kv", "options": {"version": "2"}})),
@@ -353,7 +390,9 @@ impl OpenBao {
         .await;
         // A new KV v2 mount answers errors for a moment while it sets itself up.
         for _ in 0..100 {
-            let (status, _) = self.api("GET", &format!("{mount}/config"), None).await;
+            let (status, _) = self
+                .api_in(namespace, "GET", &format!("{mount}/config"), None)
+                .await;
             if status == 200 {
                 return;
             }
@@ -428,9 +467,14 @@ impl OpenBao {
         (role_id, secret_id)
     }
 
-    /// Revokes every token issued by AppRole logins (what an operator does after a leak).
-    pub async fn revoke_approle_tokens(&self) {
-        self.ok("PUT", "sys/leases/revoke-prefix/auth/approle/login", None)
-            .await;
+    /// Revokes every token issued by logins at auth mount `mount` (what an operator does after
+    /// a leak).
+    pub async fn revoke_login_tokens(&self, mount: &str) {
+        self.ok(
+            "PUT",
+            &format!("sys/leases/revoke-prefix/auth/{mount}/login"),
+            None,
+        )
+        .await;
     }
 }

@@ -15,6 +15,8 @@ use crate::BACKEND;
 pub(crate) enum Failure {
     /// 404, or a soft-deleted or destroyed version.
     NotFound,
+    /// 404 for the path itself: no engine is mounted there (a wrong mount or namespace).
+    NoMount,
     /// 403: the token's policies do not allow the call, or the token is no longer valid.
     Denied,
     /// A KV v2 check-and-set write lost against a newer version.
@@ -69,6 +71,7 @@ impl Failure {
     fn from_status(status: u16, errors: &[String]) -> Self {
         let said = || errors.join("; ");
         match status {
+            404 if errors.iter().any(|e| e.contains("no handler for route")) => Self::NoMount,
             404 => Self::NotFound,
             403 => Self::Denied,
             401 => Self::Unauthenticated("Vault refused the store's credentials".into()),
@@ -92,6 +95,11 @@ impl Failure {
             Self::NotFound => Error::NotFound {
                 what: what.to_owned(),
             },
+            Self::NoMount => Error::InvalidConfig(identity_core::ConfigError::new(
+                "vault store",
+                Some("mount"),
+                format!("no secrets engine answers for the {what} (a wrong mount or namespace?)"),
+            )),
             Self::Denied => Error::PermissionDenied {
                 backend: BACKEND,
                 detail: format!("{what} was refused by the store's Vault policy"),
@@ -143,6 +151,13 @@ mod tests {
     #[test]
     fn statuses_map_by_meaning() {
         assert_eq!(api(404, &[]), Failure::NotFound);
+        assert_eq!(
+            api(
+                404,
+                &["no handler for route \"kv/data/x\". route entry not found."]
+            ),
+            Failure::NoMount
+        );
         assert_eq!(api(403, &["permission denied"]), Failure::Denied);
         assert_eq!(
             api(

@@ -290,7 +290,7 @@ async fn a_revoked_approle_token_is_replaced_by_a_fresh_login() {
     .build()
     .unwrap();
     assert!(find(&store, "openai").await.unwrap().is_some());
-    bao.revoke_approle_tokens().await;
+    bao.revoke_login_tokens("approle").await;
     assert!(find(&store, "openai").await.unwrap().is_some());
     store.health().await.unwrap();
 }
@@ -509,4 +509,41 @@ async fn tls_needs_the_ca_bundle() {
         .unwrap_err();
     assert!(not_pem.to_string().contains("ca_bundle"), "{not_pem}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_is_sent_and_confines_the_store_to_it() {
+    let bao = OpenBao::start().await;
+    bao.create_namespace("team-a").await;
+    bao.enable_kv2_in(Some("team-a"), "kv").await;
+    bao.ok_in(
+        Some("team-a"),
+        "POST",
+        "kv/data/agents/openai",
+        Some(
+            json!({"data": {"id": "team-a-openai", "kind": "fixed", "status": "active",
+            "ref": "openai", "secret": "sk-team-a"}}),
+        ),
+    )
+    .await;
+    let in_namespace = root_store(&bao, "kv").namespace("team-a").build().unwrap();
+    let found = find(&in_namespace, "openai").await.unwrap().unwrap();
+    assert_eq!(found.id, "team-a-openai");
+    in_namespace
+        .put(credential("written", "sk-w"))
+        .await
+        .unwrap();
+    let (status, _) = bao
+        .api_in(Some("team-a"), "GET", "kv/data/agents/written", None)
+        .await;
+    assert_eq!(status, 200);
+
+    // The root namespace has no `kv` mount: a clear configuration error, not "no credential".
+    let outside = root_store(&bao, "kv").build().unwrap();
+    let err = find(&outside, "openai").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidConfig(e) if e.field.as_deref() == Some("mount")),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("agents/openai"), "{err}");
 }
