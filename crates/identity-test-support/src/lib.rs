@@ -21,7 +21,7 @@
     reason = "test support: a failure is a failed test"
 )]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -194,8 +194,16 @@ pub struct OpenBao {
     child: Option<Child>,
     port: u16,
     http: reqwest::Client,
-    /// Where a TLS server's certificates are, if it serves TLS.
-    tls_dir: Option<PathBuf>,
+    /// The port of a second listener that requires a client certificate, if there is one.
+    mutual_tls_port: Option<u16>,
+}
+
+/// The project's test TLS material (`fixtures/tls`): a CA, a server certificate for 127.0.0.1
+/// and a client certificate it signed.
+pub fn tls_fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/tls")
+        .join(name)
 }
 
 /// The root token of every [`OpenBao`] server.
@@ -222,34 +230,29 @@ impl OpenBao {
             child: None,
             port: free_port(),
             http: http_client(),
-            tls_dir: None,
+            mutual_tls_port: None,
         };
         server.spawn().await;
         server
     }
 
-    /// Starts a server that serves HTTPS with a CA and certificate of its own, written to
-    /// `dir` (the CA bundle is [`OpenBao::tls_ca`]).
-    pub async fn start_tls(dir: &Path) -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+    /// Starts a server that also listens with mutual TLS ([`OpenBao::mutual_tls_address`]):
+    /// the fixture's server certificate, and a client certificate signed by the fixture's CA
+    /// required. [`OpenBao::address`] stays plain HTTP, for set-up.
+    pub async fn start_mutual_tls() -> Self {
         let mut server = Self {
             child: None,
             port: free_port(),
-            // Only this helper's own set-up calls skip verification; the code under test gets
-            // the CA bundle.
-            http: reqwest::Client::builder()
-                .tls_danger_accept_invalid_certs(true)
-                .build()
-                .unwrap(),
-            tls_dir: Some(dir.to_owned()),
+            http: http_client(),
+            mutual_tls_port: Some(free_port()),
         };
         server.spawn().await;
         server
     }
 
-    /// The CA bundle of a server started with [`OpenBao::start_tls`].
-    pub fn tls_ca(&self) -> PathBuf {
-        self.tls_dir.as_ref().unwrap().join("vault-ca.pem")
+    /// `https://127.0.0.1:PORT` of the mutual-TLS listener.
+    pub fn mutual_tls_address(&self) -> String {
+        format!("https://127.0.0.1:{}", self.mutual_tls_port.unwrap())
     }
 
     async fn spawn(&mut self) {
@@ -261,9 +264,21 @@ impl OpenBao {
             format!("-dev-root-token-id={BAO_ROOT_TOKEN}"),
             "-dev-no-store-token".to_owned(),
         ];
-        if let Some(dir) = &self.tls_dir {
-            args.push("-dev-tls".to_owned());
-            args.push(format!("-dev-tls-cert-dir={}", dir.display()));
+        if let Some(port) = self.mutual_tls_port {
+            let listener = format!(
+                "listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_cert_file = {:?}\n  \
+                 tls_key_file = {:?}\n  tls_client_ca_file = {:?}\n  \
+                 tls_require_and_verify_client_cert = true\n}}\n",
+                tls_fixture("server.pem"),
+                tls_fixture("server-key.pem"),
+                tls_fixture("ca.pem"),
+            );
+            let path = std::env::temp_dir().join(format!(
+                "agent-identity-bao-mtls-{}-{port}.hcl",
+                std::process::id()
+            ));
+            std::fs::write(&path, listener).unwrap();
+            args.push(format!("-config={}", path.display()));
         }
         let child = Command::new(&binary)
             .args(&args)
@@ -293,14 +308,9 @@ impl OpenBao {
         panic!("OpenBao did not become healthy within 10 s");
     }
 
-    /// `http://127.0.0.1:PORT` (`https` for a TLS server).
+    /// `http://127.0.0.1:PORT`.
     pub fn address(&self) -> String {
-        let scheme = if self.tls_dir.is_some() {
-            "https"
-        } else {
-            "http"
-        };
-        format!("{scheme}://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.port)
     }
 
     /// Stops the server (the port stays this server's for [`OpenBao::restart`]).

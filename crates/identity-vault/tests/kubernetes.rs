@@ -177,7 +177,7 @@ async fn kubernetes_login_reads_the_service_account_token_at_each_login() {
     let slot = CredentialRef::new("openai").unwrap();
     let found = store.find_by_ref(&slot, &context()).await.unwrap().unwrap();
     assert_eq!(found.secret.unwrap().expose_secret(), "sk-k8s");
-    assert_eq!(reviews.lock().unwrap().seen, [first.clone()]);
+    assert_eq!(reviews.lock().unwrap().seen, [first]);
 
     // The kubelet rotates the token; the old one stops being accepted and the store's Vault
     // token is revoked. The next call logs in again with the token now in the file.

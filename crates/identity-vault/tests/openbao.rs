@@ -14,7 +14,7 @@ use identity_core::{
     Credential, CredentialKind, CredentialRef, CredentialStore, CredentialWriter, Error,
     RequestContext, ResourceKind, Secret,
 };
-use identity_test_support::{BAO_ROOT_TOKEN, OpenBao};
+use identity_test_support::{BAO_ROOT_TOKEN, OpenBao, tls_fixture};
 use identity_vault::{VaultAuth, VaultCredentialStore, VaultStoreBuilder};
 use serde_json::json;
 
@@ -491,27 +491,6 @@ async fn unsafe_refs_are_refused_before_any_request() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_needs_the_ca_bundle() {
-    let dir = std::env::temp_dir().join(format!("agent-identity-bao-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let bao = OpenBao::start_tls(&dir).await;
-    let trusted = root_store(&bao, "secret")
-        .ca_bundle(bao.tls_ca())
-        .build()
-        .unwrap();
-    trusted.health().await.unwrap();
-    let untrusted = root_store(&bao, "secret").build().unwrap();
-    let err = untrusted.health().await.unwrap_err();
-    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
-    let not_pem = root_store(&bao, "secret")
-        .ca_bundle(dir.join("missing.pem"))
-        .build()
-        .unwrap_err();
-    assert!(not_pem.to_string().contains("ca_bundle"), "{not_pem}");
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_namespace_is_sent_and_confines_the_store_to_it() {
     let bao = OpenBao::start().await;
     bao.create_namespace("team-a").await;
@@ -546,4 +525,44 @@ async fn a_namespace_is_sent_and_confines_the_store_to_it() {
         "{err:?}"
     );
     assert!(err.to_string().contains("agents/openai"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_presents_the_client_certificate() {
+    let bao = OpenBao::start_mutual_tls().await;
+    let builder = || {
+        VaultCredentialStore::builder(
+            bao.mutual_tls_address(),
+            VaultAuth::token(Secret::new(BAO_ROOT_TOKEN)),
+        )
+        .ca_bundle(tls_fixture("ca.pem"))
+    };
+    let with_certificate = builder()
+        .client_certificate(tls_fixture("client.pem"), tls_fixture("client-key.pem"))
+        .build()
+        .unwrap();
+    with_certificate.health().await.unwrap();
+    let without = builder().build().unwrap();
+    let err = without.health().await.unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    // Without the CA bundle the server's certificate is not trusted.
+    let untrusted = VaultCredentialStore::builder(
+        bao.mutual_tls_address(),
+        VaultAuth::token(Secret::new(BAO_ROOT_TOKEN)),
+    )
+    .client_certificate(tls_fixture("client.pem"), tls_fixture("client-key.pem"))
+    .build()
+    .unwrap();
+    assert!(untrusted.health().await.unwrap_err().is_retryable());
+    let missing = builder()
+        .ca_bundle(tls_fixture("missing.pem"))
+        .build()
+        .unwrap_err();
+    assert!(missing.to_string().contains("ca_bundle"), "{missing}");
+    // A "key" file holding no private key is refused when the store is built.
+    let err = builder()
+        .client_certificate(tls_fixture("client.pem"), tls_fixture("ca.pem"))
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("client_certificate"), "{err}");
 }
