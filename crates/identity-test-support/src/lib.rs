@@ -62,6 +62,20 @@ pub fn http_client() -> reqwest::Client {
         .unwrap()
 }
 
+/// A valid request context: user `alice` reads shared resource `docs` with OpenAI's `gpt-4o`.
+pub fn request_context() -> identity_core::RequestContext {
+    identity_core::RequestContext::builder()
+        .user_id("alice")
+        .resource_id("docs")
+        .resource_kind(identity_core::ResourceKind::Shared)
+        .provider("openai")
+        .model("gpt-4o")
+        .action("read")
+        .trace_id("t1")
+        .build()
+        .unwrap()
+}
+
 fn fixture_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/oidc-provider")
 }

@@ -11,11 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use identity_core::{
-    Credential, CredentialKind, CredentialWriter, RequestContext, ResourceKind, RoutingRule, Secret,
-};
+use identity_core::{Credential, CredentialKind, CredentialWriter, RoutingRule, Secret};
 use identity_router::Router;
-use identity_test_support::{BAO_ROOT_TOKEN, OpenBao};
+use identity_test_support::{BAO_ROOT_TOKEN, OpenBao, request_context};
 use identity_vault::{VaultAuth, VaultCredentialStore};
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 
@@ -55,16 +53,7 @@ fn bench(c: &mut Criterion) {
             .unwrap()
     };
     let (cached_router, uncached_router) = (router(cached), router(uncached));
-    let ctx = RequestContext::builder()
-        .user_id("alice")
-        .resource_id("docs")
-        .resource_kind(ResourceKind::Shared)
-        .provider("openai")
-        .model("gpt-4o")
-        .action("read")
-        .trace_id("t")
-        .build()
-        .unwrap();
+    let ctx = request_context();
 
     // Check that both resolve before measuring (and warm the cache).
     for router in [&cached_router, &uncached_router] {

@@ -811,79 +811,81 @@ impl CredentialStore for VaultCredentialStore {
         ttl: Duration,
     ) -> Result<bool, Error> {
         check_lease_arguments(migration_id, ttl)?;
-        let inner = &self.inner;
-        let path = inner.layout.lease(reference)?;
-        let what = || format!("lease at `{path}`");
-        let ttl = time::Duration::try_from(ttl).map_err(|_| Error::InvalidArgument {
+        let path = self.inner.layout.lease(reference)?;
+        let too_long = || Error::InvalidArgument {
             argument: "lease ttl",
             problem: "is too long".into(),
-        })?;
-        for _ in 0..LEASE_ATTEMPTS {
-            let Some((current, version)) = inner
-                .lease(&path)
-                .await
-                .map_err(|f| f.into_error(&what()))?
-            else {
-                continue;
-            };
-            let now = OffsetDateTime::now_utc();
-            if let Some(holder) = current.as_ref().and_then(|l| l.holder_at(now))
-                && holder != migration_id
-            {
-                return Ok(false);
-            }
-            let expires_at = now.checked_add(ttl).ok_or_else(|| Error::InvalidArgument {
-                argument: "lease ttl",
-                problem: "is too long".into(),
-            })?;
-            let lease = Lease::held(migration_id, expires_at).encode();
-            match inner.write(&path, &lease, Some(version)).await {
-                Ok(()) => return Ok(true),
-                // Another replica or task wrote first: read again and see who holds it.
-                Err(Failure::CasMismatch) => continue,
-                Err(other) => return Err(other.into_error(&what())),
-            }
-        }
-        Err(Failure::CasMismatch.into_error(&what()))
+        };
+        let ttl = time::Duration::try_from(ttl).map_err(|_| too_long())?;
+        self.inner
+            .change_lease(&path, |holder, now| match holder {
+                Some(holder) if holder != migration_id => Ok(LeaseStep::Answer(false)),
+                // Free, lapsed, or this migration's own: take or renew it.
+                _ => {
+                    let expires_at = now.checked_add(ttl).ok_or_else(too_long)?;
+                    Ok(LeaseStep::Write(
+                        Lease::held(migration_id, expires_at),
+                        true,
+                    ))
+                }
+            })
+            .await
     }
 
     #[instrument(skip_all, fields(reference = %reference))]
     async fn release(&self, reference: &CredentialRef, migration_id: &str) -> Result<(), Error> {
-        let inner = &self.inner;
-        let path = inner.layout.lease(reference)?;
+        let path = self.inner.layout.lease(reference)?;
+        self.inner
+            .change_lease(&path, |holder, now| match holder {
+                None => Ok(LeaseStep::Answer(())),
+                Some(holder) if holder != migration_id => Err(Error::LeaseHeld {
+                    reference: reference.to_string(),
+                }),
+                Some(_) => Ok(LeaseStep::Write(Lease::released(now), ())),
+            })
+            .await
+    }
+}
+
+/// What a lease change decided, given the current holder.
+enum LeaseStep<T> {
+    /// Nothing to write: answer this.
+    Answer(T),
+    /// Write this lease (check-and-set on the version read), then answer.
+    Write(Lease, T),
+}
+
+impl Inner {
+    /// Reads the lease at `path`, lets `decide` choose from its current holder, and writes what
+    /// it chose with check-and-set on the version read. A lost race reads again, so of many
+    /// concurrent writers exactly one succeeds and the others decide on what it wrote.
+    async fn change_lease<T>(
+        &self,
+        path: &str,
+        mut decide: impl FnMut(Option<&str>, OffsetDateTime) -> Result<LeaseStep<T>, Error>,
+    ) -> Result<T, Error> {
         let what = || format!("lease at `{path}`");
         for _ in 0..LEASE_ATTEMPTS {
-            let Some((current, version)) = inner
-                .lease(&path)
-                .await
-                .map_err(|f| f.into_error(&what()))?
+            let Some((current, version)) =
+                self.lease(path).await.map_err(|f| f.into_error(&what()))?
             else {
                 continue;
             };
             let now = OffsetDateTime::now_utc();
-            match current.as_ref().and_then(|l| l.holder_at(now)) {
-                None => return Ok(()),
-                Some(holder) if holder != migration_id => {
-                    return Err(Error::LeaseHeld {
-                        reference: reference.to_string(),
-                    });
+            match decide(current.as_ref().and_then(|l| l.holder_at(now)), now)? {
+                LeaseStep::Answer(answer) => return Ok(answer),
+                LeaseStep::Write(lease, answer) => {
+                    match self.write(path, &lease.encode(), Some(version)).await {
+                        Ok(()) => return Ok(answer),
+                        Err(Failure::CasMismatch) => continue,
+                        Err(other) => return Err(other.into_error(&what())),
+                    }
                 }
-                Some(_) => {}
-            }
-            match inner
-                .write(&path, &Lease::released(now).encode(), Some(version))
-                .await
-            {
-                Ok(()) => return Ok(()),
-                Err(Failure::CasMismatch) => continue,
-                Err(other) => return Err(other.into_error(&what())),
             }
         }
         Err(Failure::CasMismatch.into_error(&what()))
     }
-}
 
-impl Inner {
     /// The lease at `path` and the version a check-and-set write must name, both from one
     /// consistent view; `None` when the entry changed between two reads (read again).
     async fn lease(&self, path: &str) -> Result<Option<(Option<Lease>, u64)>, Failure> {

@@ -20,10 +20,9 @@ use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use identity_core::{
-    Credential, CredentialKind, CredentialRef, CredentialStore, CredentialWriter, Error,
-    RequestContext, ResourceKind, Secret,
+    Credential, CredentialKind, CredentialRef, CredentialStore, CredentialWriter, Error, Secret,
 };
-use identity_test_support::{BAO_ROOT_TOKEN, OpenBao};
+use identity_test_support::{BAO_ROOT_TOKEN, OpenBao, request_context};
 use identity_vault::{VaultAuth, VaultCredentialStore};
 use serde_json::{Value, json};
 
@@ -80,19 +79,6 @@ fn service_account_jwt(serial: u32) -> String {
     )
 }
 
-fn context() -> RequestContext {
-    RequestContext::builder()
-        .user_id("alice")
-        .resource_id("docs")
-        .resource_kind(ResourceKind::Shared)
-        .provider("openai")
-        .model("gpt-4o")
-        .action("read")
-        .trace_id("t1")
-        .build()
-        .unwrap()
-}
-
 async fn kubernetes_api(reviews: Shared) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
@@ -106,21 +92,11 @@ async fn kubernetes_api(reviews: Shared) -> String {
     address
 }
 
-fn jwt_file(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("agent-identity-k8s-{name}-{}", std::process::id()))
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubernetes_login_reads_the_service_account_token_at_each_login() {
-    let reviews: Shared = Arc::default();
-    let kubernetes = kubernetes_api(reviews.clone()).await;
+/// An OpenBao server whose Kubernetes auth asks the stand-in behind `reviews`, with role
+/// `agent-identity` bound to service account `default/agent-identity` and given `policies`.
+async fn with_kubernetes_auth(reviews: Shared, policies: &[&str]) -> OpenBao {
+    let kubernetes = kubernetes_api(reviews).await;
     let bao = OpenBao::start().await;
-    bao.enable_kv2("kv").await;
-    bao.write_policy(
-        "agents",
-        r#"path "kv/data/agents/*" { capabilities = ["read"] }"#,
-    )
-    .await;
     bao.ok(
         "POST",
         "sys/auth/kubernetes",
@@ -142,9 +118,26 @@ async fn kubernetes_login_reads_the_service_account_token_at_each_login() {
         Some(json!({
             "bound_service_account_names": ["agent-identity"],
             "bound_service_account_namespaces": ["default"],
-            "token_policies": ["agents"],
+            "token_policies": policies,
             "token_ttl": "1h",
         })),
+    )
+    .await;
+    bao
+}
+
+fn jwt_file(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("agent-identity-k8s-{name}-{}", std::process::id()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_login_reads_the_service_account_token_at_each_login() {
+    let reviews: Shared = Arc::default();
+    let bao = with_kubernetes_auth(reviews.clone(), &["agents"]).await;
+    bao.enable_kv2("kv").await;
+    bao.write_policy(
+        "agents",
+        r#"path "kv/data/agents/*" { capabilities = ["read"] }"#,
     )
     .await;
     let root =
@@ -175,7 +168,11 @@ async fn kubernetes_login_reads_the_service_account_token_at_each_login() {
     .build()
     .unwrap();
     let slot = CredentialRef::new("openai").unwrap();
-    let found = store.find_by_ref(&slot, &context()).await.unwrap().unwrap();
+    let found = store
+        .find_by_ref(&slot, &request_context())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found.secret.unwrap().expose_secret(), "sk-k8s");
     assert_eq!(reviews.lock().unwrap().seen, [first]);
 
@@ -191,7 +188,7 @@ async fn kubernetes_login_reads_the_service_account_token_at_each_login() {
     bao.revoke_login_tokens("kubernetes").await;
     assert!(
         store
-            .find_by_ref(&slot, &context())
+            .find_by_ref(&slot, &request_context())
             .await
             .unwrap()
             .is_some()
@@ -203,32 +200,7 @@ async fn kubernetes_login_reads_the_service_account_token_at_each_login() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_or_refused_service_account_token_is_unauthenticated() {
     let reviews: Shared = Arc::default();
-    let kubernetes = kubernetes_api(reviews.clone()).await;
-    let bao = OpenBao::start().await;
-    bao.ok(
-        "POST",
-        "sys/auth/kubernetes",
-        Some(json!({"type": "kubernetes"})),
-    )
-    .await;
-    bao.ok(
-        "POST",
-        "auth/kubernetes/config",
-        Some(
-            json!({"kubernetes_host": kubernetes, "disable_local_ca_jwt": true,
-            "kubernetes_ca_cert": KUBERNETES_CA}),
-        ),
-    )
-    .await;
-    bao.ok(
-        "POST",
-        "auth/kubernetes/role/agent-identity",
-        Some(json!({
-            "bound_service_account_names": ["agent-identity"],
-            "bound_service_account_namespaces": ["default"],
-        })),
-    )
-    .await;
+    let bao = with_kubernetes_auth(reviews, &[]).await;
     let missing = jwt_file("missing");
     let store = VaultCredentialStore::builder(
         bao.address(),

@@ -11,25 +11,11 @@ use std::time::Duration;
 
 use identity_core::testing::run_conformance;
 use identity_core::{
-    Credential, CredentialKind, CredentialRef, CredentialStore, CredentialWriter, Error,
-    RequestContext, ResourceKind, Secret,
+    Credential, CredentialKind, CredentialRef, CredentialStore, CredentialWriter, Error, Secret,
 };
-use identity_test_support::{BAO_ROOT_TOKEN, OpenBao, tls_fixture};
+use identity_test_support::{BAO_ROOT_TOKEN, OpenBao, request_context, tls_fixture};
 use identity_vault::{VaultAuth, VaultCredentialStore, VaultStoreBuilder};
 use serde_json::json;
-
-fn context() -> RequestContext {
-    RequestContext::builder()
-        .user_id("alice")
-        .resource_id("docs")
-        .resource_kind(ResourceKind::Shared)
-        .provider("openai")
-        .model("gpt-4o")
-        .action("read")
-        .trace_id("t1")
-        .build()
-        .unwrap()
-}
 
 fn reference(text: &str) -> CredentialRef {
     CredentialRef::new(text).unwrap()
@@ -49,7 +35,7 @@ fn credential(reference: &str, secret: &str) -> Credential {
 }
 
 async fn find(store: &VaultCredentialStore, r: &str) -> Result<Option<Credential>, Error> {
-    store.find_by_ref(&reference(r), &context()).await
+    store.find_by_ref(&reference(r), &request_context()).await
 }
 
 /// The policy of a store confined to `kv/…/agents`.
@@ -61,11 +47,33 @@ path "kv/data/agents-leases/*"     { capabilities = ["create", "read", "update"]
 path "kv/metadata/agents-leases/*" { capabilities = ["read"] }
 "#;
 
+/// A server with the `agents` policy and one credential, `openai`, under `kv/…/agents`.
 async fn with_agents_policy() -> OpenBao {
     let bao = OpenBao::start().await;
     bao.enable_kv2("kv").await;
     bao.write_policy("agents", AGENTS_POLICY).await;
+    let root = root_store(&bao, "kv").build().unwrap();
+    root.put(credential("openai", "sk-openai")).await.unwrap();
     bao
+}
+
+/// A store under `kv/…/agents` authenticating with `auth`, without a cache, so that every read
+/// reaches the server with the store's current token.
+fn agents_store(bao: &OpenBao, auth: VaultAuth) -> VaultCredentialStore {
+    VaultCredentialStore::builder(bao.address(), auth)
+        .mount("kv")
+        .prefix("agents")
+        .cache_ttl(Duration::ZERO)
+        .build()
+        .unwrap()
+}
+
+/// Reads `openai` every half second for `seconds`: each read must succeed.
+async fn keep_reading(store: &VaultCredentialStore, seconds: u32) {
+    for _ in 0..seconds * 2 {
+        assert!(find(store, "openai").await.unwrap().is_some());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,8 +202,6 @@ async fn soft_deleted_entries_read_as_absent_and_leave_listings() {
 async fn approle_reads_its_prefix_and_is_denied_elsewhere() {
     let bao = with_agents_policy().await;
     let (role_id, secret_id) = bao.approle("agents", &["agents"], "1h", "4h").await;
-    let root = root_store(&bao, "kv").build().unwrap();
-    root.put(credential("openai", "sk-openai")).await.unwrap();
     let elsewhere = root_store(&bao, "kv").prefix("payroll").build().unwrap();
     elsewhere.put(credential("bank", "sk-bank")).await.unwrap();
 
@@ -236,59 +242,26 @@ async fn approle_reads_its_prefix_and_is_denied_elsewhere() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fixed_token_is_renewed_before_it_expires() {
     let bao = with_agents_policy().await;
-    let root = root_store(&bao, "kv").build().unwrap();
-    root.put(credential("openai", "sk-openai")).await.unwrap();
     // Renewable, 3 s: without renewal it is dead after 3 s.
     let token = bao.create_token(&["agents"], "3s").await;
-    let store = VaultCredentialStore::builder(bao.address(), VaultAuth::token(Secret::new(token)))
-        .mount("kv")
-        .prefix("agents")
-        .cache_ttl(Duration::ZERO)
-        .build()
-        .unwrap();
-    for _ in 0..16 {
-        assert!(find(&store, "openai").await.unwrap().is_some());
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let store = agents_store(&bao, VaultAuth::token(Secret::new(token)));
+    keep_reading(&store, 8).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approle_logs_in_again_past_the_maximum_ttl() {
     let bao = with_agents_policy().await;
-    let root = root_store(&bao, "kv").build().unwrap();
-    root.put(credential("openai", "sk-openai")).await.unwrap();
     // Renewal alone cannot keep a token past 4 s; the reads go on for 8.
     let (role_id, secret_id) = bao.approle("short", &["agents"], "2s", "4s").await;
-    let store = VaultCredentialStore::builder(
-        bao.address(),
-        VaultAuth::app_role(role_id, Secret::new(secret_id)),
-    )
-    .mount("kv")
-    .prefix("agents")
-    .cache_ttl(Duration::ZERO)
-    .build()
-    .unwrap();
-    for _ in 0..16 {
-        assert!(find(&store, "openai").await.unwrap().is_some());
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let store = agents_store(&bao, VaultAuth::app_role(role_id, Secret::new(secret_id)));
+    keep_reading(&store, 8).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_approle_token_is_replaced_by_a_fresh_login() {
     let bao = with_agents_policy().await;
-    let root = root_store(&bao, "kv").build().unwrap();
-    root.put(credential("openai", "sk-openai")).await.unwrap();
     let (role_id, secret_id) = bao.approle("agents", &["agents"], "1h", "4h").await;
-    let store = VaultCredentialStore::builder(
-        bao.address(),
-        VaultAuth::app_role(role_id, Secret::new(secret_id)),
-    )
-    .mount("kv")
-    .prefix("agents")
-    .cache_ttl(Duration::ZERO)
-    .build()
-    .unwrap();
+    let store = agents_store(&bao, VaultAuth::app_role(role_id, Secret::new(secret_id)));
     assert!(find(&store, "openai").await.unwrap().is_some());
     bao.revoke_login_tokens("approle").await;
     assert!(find(&store, "openai").await.unwrap().is_some());
@@ -298,16 +271,8 @@ async fn a_revoked_approle_token_is_replaced_by_a_fresh_login() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_fixed_token_is_unauthenticated_not_denied() {
     let bao = with_agents_policy().await;
-    let root = root_store(&bao, "kv").build().unwrap();
-    root.put(credential("openai", "sk-openai")).await.unwrap();
     let token = bao.create_token(&["agents"], "1h").await;
-    let store =
-        VaultCredentialStore::builder(bao.address(), VaultAuth::token(Secret::new(token.clone())))
-            .mount("kv")
-            .prefix("agents")
-            .cache_ttl(Duration::ZERO)
-            .build()
-            .unwrap();
+    let store = agents_store(&bao, VaultAuth::token(Secret::new(token.clone())));
     assert!(find(&store, "openai").await.unwrap().is_some());
     bao.revoke_token(&token).await;
     let err = find(&store, "openai").await.unwrap_err();
