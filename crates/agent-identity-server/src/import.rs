@@ -161,8 +161,13 @@ pub async fn run(request: &Request, env: &dyn Fn(&str) -> Option<String>) -> Exi
     for (reference, err) in &report.failed {
         println!("failed `{reference}`: {err}");
     }
+    let done = if request.dry_run {
+        "would be written"
+    } else {
+        "written"
+    };
     println!(
-        "{} credential(s) {verb} to store `{}`, {} failed",
+        "{} credential(s) {done} to store `{}`, {} failed",
         report.written.len(),
         request.store,
         report.failed.len()

@@ -200,8 +200,7 @@ async fn import_writes_the_reference_json_and_never_wipes_a_stored_secret() {
         }
     };
 
-    // A dry run checks everything and writes nothing.
-    let (code, stdout, stderr) = import(&[
+    let with_secret = [
         "--config",
         config,
         "--from",
@@ -210,25 +209,17 @@ async fn import_writes_the_reference_json_and_never_wipes_a_stored_secret() {
         "vault",
         "--secret",
         "openai-prod=OPENAI_KEY",
-        "--dry-run",
-    ]);
+    ];
+    // A dry run checks everything and writes nothing.
+    let (code, stdout, stderr) = import(&[&with_secret[..], &["--dry-run"]].concat());
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(stdout.contains("would write `openai-prod`"), "{stdout}");
     assert_eq!(entry("openai-prod").await.0, 404);
 
-    let (code, stdout, stderr) = import(&[
-        "--config",
-        config,
-        "--from",
-        credentials,
-        "--store",
-        "vault",
-        "--secret",
-        "openai-prod=OPENAI_KEY",
-    ]);
+    let (code, stdout, stderr) = import(&with_secret);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(
-        stdout.contains("2 credential(s) wrote to store `vault`, 0 failed"),
+        stdout.contains("2 credential(s) written to store `vault`, 0 failed"),
         "{stdout}"
     );
     assert!(!stdout.contains("canary") && !stderr.contains("canary"));
