@@ -8,46 +8,16 @@
 
 mod common;
 
-use std::io;
-use std::sync::{Arc, Mutex};
-
 use common::*;
 use identity_core::{
     Credential, CredentialKind, CredentialStatus, MigrationRequest, RoutingRule, Secret,
     parse_rfc3339,
 };
 use identity_router::Router;
+use identity_test_support::CapturedLogs;
 use serde_json::json;
-use tracing_subscriber::fmt::MakeWriter;
 
 const CANARY: &str = "sk-canary-4be1f0d2-must-never-leak";
-
-/// Collects everything the subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
 
 fn canary(id: &str, reference: &str) -> Credential {
     Credential::new(id, CredentialKind::Fixed, reference)
@@ -100,12 +70,8 @@ fn router() -> Router {
 
 #[test]
 fn no_resolution_outcome_shows_the_canary() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(captured.clone())
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .finish();
+    let captured = CapturedLogs::default();
+    let subscriber = captured.subscriber();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();

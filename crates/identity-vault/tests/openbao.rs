@@ -13,7 +13,7 @@ use identity_core::testing::run_conformance;
 use identity_core::{
     Credential, CredentialKind, CredentialRef, CredentialStore, CredentialWriter, Error, Secret,
 };
-use identity_test_support::{BAO_ROOT_TOKEN, OpenBao, request_context, tls_fixture};
+use identity_test_support::{BAO_ROOT_TOKEN, CapturedLogs, OpenBao, request_context, tls_fixture};
 use identity_vault::{VaultAuth, VaultCredentialStore, VaultStoreBuilder};
 use serde_json::json;
 
@@ -530,4 +530,54 @@ async fn mutual_tls_presents_the_client_certificate() {
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("client_certificate"), "{err}");
+}
+
+/// Nothing secret reaches the logs, even at `TRACE` with vaultrs's and reqwest's own targets on:
+/// not the credential's secret, the AppRole secret id, nor the store's Vault token.
+#[test]
+fn no_secret_reaches_the_logs_at_any_level() {
+    const SECRET: &str = "sk-canary-vault-6d1e";
+    let logs = CapturedLogs::default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (token, secret_id) = tracing::subscriber::with_default(logs.subscriber(), || {
+        runtime.block_on(async {
+            let bao = with_agents_policy().await;
+            let (role_id, secret_id) = bao.approle("agents", &["agents"], "1h", "4h").await;
+            let store = agents_store(
+                &bao,
+                VaultAuth::app_role(role_id, Secret::new(secret_id.clone())),
+            );
+            store.put(credential("canary", SECRET)).await.unwrap();
+            let found = find(&store, "canary").await.unwrap().unwrap();
+            assert_eq!(found.secret.unwrap().expose_secret(), SECRET);
+            assert!(find(&store, "never-written").await.unwrap().is_none());
+            store.list_active().await.unwrap();
+            store
+                .reserve(&reference("canary"), "m1", Duration::from_secs(5))
+                .await
+                .unwrap();
+            // A store with a fixed token: its token must stay out of the logs as well.
+            let token = bao.create_token(&["agents"], "1h").await;
+            let by_token = agents_store(&bao, VaultAuth::token(Secret::new(token.clone())));
+            assert!(find(&by_token, "canary").await.unwrap().is_some());
+            (token, secret_id)
+        })
+    });
+    let text = logs.text();
+    assert!(
+        text.contains("logged in to Vault"),
+        "the capture works: {text}"
+    );
+    assert!(
+        !text.contains(SECRET),
+        "the credential's secret is in the logs"
+    );
+    assert!(
+        !text.contains(&secret_id),
+        "the AppRole secret id is in the logs"
+    );
+    assert!(!text.contains(&token), "the store's token is in the logs");
 }
