@@ -3,7 +3,7 @@
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use agent_identity::{CredentialKind, OffsetDateTime, Router};
+use agent_identity::{OffsetDateTime, Router};
 
 /// What the last check found.
 #[derive(Debug, Clone)]
@@ -63,12 +63,7 @@ async fn check(router: &Router) -> Snapshot {
     for (name, store) in router.stores() {
         let counted = async {
             store.health().await?;
-            let fixed = store.list_by_kind(CredentialKind::Fixed).await?.len();
-            let delegated = store
-                .list_by_kind(CredentialKind::UserDelegated)
-                .await?
-                .len();
-            Ok::<usize, agent_identity::Error>(fixed + delegated)
+            store.count().await
         };
         match tokio::time::timeout(Duration::from_secs(5), counted).await {
             Ok(Ok(count)) => credential_count += count,

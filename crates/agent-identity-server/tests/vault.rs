@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use agent_identity_server::config::load_str;
 use agent_identity_server::http::{AppState, app};
@@ -109,6 +110,44 @@ async fn a_vault_store_serves_resolutions_over_http_without_the_secret() {
     let answer: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(answer["credentialId"], "cred-openai");
     assert!(!text.contains("sk-vault-canary"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_turns_503_while_vault_is_down_and_back_when_it_returns() {
+    let mut bao = vault_with_openai().await;
+    let loaded = load_str(
+        &vault_config(&bao.address()),
+        Path::new("."),
+        "test".into(),
+        &env,
+        None,
+    )
+    .unwrap();
+    let bound = "127.0.0.1:3001".parse().unwrap();
+    let state = AppState::new(loaded, Arc::new(Metrics::new()), bound)
+        .await
+        .unwrap();
+    let monitoring = tokio::spawn(state.health.clone().run(Duration::from_millis(100)));
+    let app = app(state);
+    let health = || call(&app, "GET", "/health", None);
+    assert_eq!(health().await.0, StatusCode::OK);
+
+    bao.stop().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, text) = health().await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["unavailableStores"], json!(["vault"]));
+
+    // Back, but empty (dev mode): without its mount the store is still not usable.
+    bao.restart().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(health().await.0, StatusCode::SERVICE_UNAVAILABLE);
+    bao.enable_kv2("kv").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, text) = health().await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    monitoring.abort();
 }
 
 #[test]

@@ -110,6 +110,18 @@ pub trait CredentialStore: Send + Sync + Debug + 'static {
     /// Every credential of `kind`, whatever its status, without secrets.
     async fn list_by_kind(&self, kind: CredentialKind) -> Result<Vec<Credential>, Error>;
 
+    /// How many credentials the store holds, whatever their status: what a health report
+    /// shows. The default counts the two listings; a store whose listings read every entry from
+    /// a remote backend answers from its index instead, and says how it counts.
+    async fn count(&self) -> Result<usize, Error> {
+        let fixed = self.list_by_kind(CredentialKind::Fixed).await?.len();
+        let delegated = self
+            .list_by_kind(CredentialKind::UserDelegated)
+            .await?
+            .len();
+        Ok(fixed + delegated)
+    }
+
     /// Reserves `reference` for `migration_id` for `ttl`. `Ok(true)` when the lease is held by
     /// `migration_id` afterwards (taken, or renewed by the same migration), `Ok(false)` when
     /// another migration holds it. Exactly one of many concurrent callers wins.
@@ -204,6 +216,9 @@ macro_rules! forward_store {
             }
             async fn list_by_kind(&self, kind: CredentialKind) -> Result<Vec<Credential>, Error> {
                 (**self).list_by_kind(kind).await
+            }
+            async fn count(&self) -> Result<usize, Error> {
+                (**self).count().await
             }
             async fn reserve(
                 &self,

@@ -106,6 +106,7 @@ pub async fn run_conformance(store: &dyn CredentialWriter, namespace: &str) {
     find_returns_every_status(store, namespace).await;
     listings_filter_and_omit_secrets(store, namespace).await;
     put_replaces(store, namespace).await;
+    count_follows_writes(store, namespace).await;
     delete_removes(store, namespace).await;
     concurrent_reads_and_writes(store, namespace).await;
     secrets_stay_out_of_debug_and_errors(store, namespace).await;
@@ -276,6 +277,28 @@ pub async fn put_replaces(store: &dyn CredentialWriter, namespace: &str) {
         format!("{CANARY}-rotated-2"),
         "{check}: the new secret is served"
     );
+}
+
+/// Writing a credential under a new ref adds one to the count; rewriting it adds none.
+pub async fn count_follows_writes(store: &dyn CredentialWriter, namespace: &str) {
+    let check = "count_follows_writes";
+    let before = store.count().await.or_fail(check, "count");
+    let c = credential(
+        namespace,
+        "counted",
+        CredentialKind::Fixed,
+        CredentialStatus::Revoked,
+    );
+    store.put(c.clone()).await.or_fail(check, "put");
+    let after = store.count().await.or_fail(check, "count");
+    assert_eq!(
+        after,
+        before + 1,
+        "{check}: a new credential was not counted"
+    );
+    store.put(c).await.or_fail(check, "put again");
+    let again = store.count().await.or_fail(check, "count");
+    assert_eq!(again, after, "{check}: a rewrite was counted twice");
 }
 
 /// A deleted credential is gone; deleting it again says there was none.

@@ -793,6 +793,19 @@ impl CredentialStore for VaultCredentialStore {
         found.map_err(|f| f.into_error(&format!("read of `{path}`")))
     }
 
+    /// The number of keys under the prefix: LIST requests only, no entry read, so that a
+    /// health report costs a few requests whatever the number of credentials. A soft-deleted
+    /// entry is counted until its metadata is deleted.
+    #[instrument(skip_all)]
+    async fn count(&self) -> Result<usize, Error> {
+        let inner = &self.inner;
+        inner
+            .refs()
+            .await
+            .map(|refs| refs.len())
+            .map_err(|f| f.into_error(&format!("listing of `{}`", inner.layout.prefix)))
+    }
+
     #[instrument(skip_all)]
     async fn list_active(&self) -> Result<Vec<Credential>, Error> {
         self.inner.listing(|c| c.status.is_usable()).await

@@ -237,6 +237,19 @@ async fn approle_reads_its_prefix_and_is_denied_elsewhere() {
         outside.put(credential("bank", "sk-forged")).await,
         Err(Error::PermissionDenied { .. })
     ));
+
+    // A wrong secret id is a refused login, not a denial of the read.
+    let (role_id, _) = bao.approle("agents", &["agents"], "1h", "4h").await;
+    let wrong = agents_store(
+        &bao,
+        VaultAuth::app_role(role_id, Secret::new("not-the-secret-id")),
+    );
+    let err = find(&wrong, "openai").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Unauthenticated { detail, .. } if detail.contains("AppRole")),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains("not-the-secret-id"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
