@@ -7,7 +7,7 @@
 //! in again by itself, caches reads, lists with bounded parallelism and takes migration leases
 //! with check-and-set writes.
 //!
-//! It does **not** issue dynamic secrets (database, cloud) or use any engine but KV v2, and it
+//! The crate has no features. It does **not** issue dynamic secrets (database, cloud) or use any engine but KV v2, and it
 //! does not create mounts or policies: the operator does, with a policy such as
 //!
 //! ```hcl
