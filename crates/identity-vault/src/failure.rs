@@ -21,6 +21,8 @@ pub(crate) enum Failure {
     Denied,
     /// A KV v2 check-and-set write lost against a newer version.
     CasMismatch,
+    /// A plain write to a mount configured with `cas_required`.
+    CasRequired,
     /// The store holds no valid token and cannot get one.
     Unauthenticated(String),
     /// Unreachable, timed out, sealed, standby, throttled, a 5xx, an unreadable answer.
@@ -75,7 +77,18 @@ impl Failure {
             404 => Self::NotFound,
             403 => Self::Denied,
             401 => Self::Unauthenticated("Vault refused the store's credentials".into()),
-            400 if errors.iter().any(|e| e.contains("check-and-set")) => Self::CasMismatch,
+            400 if errors
+                .iter()
+                .any(|e| e.contains("check-and-set parameter did not match")) =>
+            {
+                Self::CasMismatch
+            }
+            400 if errors
+                .iter()
+                .any(|e| e.contains("check-and-set parameter required")) =>
+            {
+                Self::CasRequired
+            }
             429 => Self::Unavailable("Vault is throttling requests (429)".into()),
             503 if errors.iter().any(|e| e.contains("sealed")) => {
                 Self::Unavailable("Vault is sealed".into())
@@ -108,6 +121,11 @@ impl Failure {
                 BACKEND,
                 format!("{what} lost a check-and-set race; try again"),
             ),
+            Self::CasRequired => Error::Protocol {
+                backend: BACKEND,
+                code: "400".into(),
+                description: Some(format!("{what}: the mount requires check-and-set writes")),
+            },
             Self::Unauthenticated(detail) => Error::Unauthenticated {
                 backend: BACKEND,
                 detail,
@@ -165,6 +183,10 @@ mod tests {
                 &["check-and-set parameter did not match the current version"]
             ),
             Failure::CasMismatch
+        );
+        assert_eq!(
+            api(400, &["check-and-set parameter required for this call"]),
+            Failure::CasRequired
         );
         assert!(
             matches!(api(503, &["Vault is sealed"]), Failure::Unavailable(d) if d.contains("sealed"))

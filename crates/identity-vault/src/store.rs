@@ -598,7 +598,7 @@ impl Inner {
                             "the store's Vault token is no longer valid".into(),
                         ));
                     }
-                    warn!("the store's Vault token was refused; logged in again");
+                    warn!("the store's Vault token was refused; logging in again");
                     let session = self.sessions.get().await?;
                     call(session).await.map_err(|e| Failure::from_client(&e))
                 }
@@ -623,6 +623,21 @@ impl Inner {
         match read {
             Ok(found) => Ok(Some((found.data, found.metadata.version))),
             Err(Failure::NotFound) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The current version at `path`, 0 when nothing was ever written there.
+    async fn latest_version(&self, path: &str) -> Result<u64, Failure> {
+        let mount = &self.layout.mount;
+        let metadata = self
+            .call(|session| async move {
+                vaultrs::kv2::read_metadata(&session.client, mount, path).await
+            })
+            .await;
+        match metadata {
+            Ok(metadata) => Ok(metadata.current_version),
+            Err(Failure::NotFound) => Ok(0),
             Err(other) => Err(other),
         }
     }
@@ -922,8 +937,17 @@ impl CredentialWriter for VaultCredentialStore {
         let inner = &self.inner;
         let path = inner.layout.credential(&credential.reference)?;
         let what = || format!("write of `{path}`");
-        let entry = encode_credential(&credential).map_err(|f| f.into_error(&what()))?;
-        let result = inner.write(&path, &Value::Object(entry), None).await;
+        let entry =
+            Value::Object(encode_credential(&credential).map_err(|f| f.into_error(&what()))?);
+        let result = match inner.write(&path, &entry, None).await {
+            // A mount configured with `cas_required` takes only check-and-set writes: replace
+            // the version there is now.
+            Err(Failure::CasRequired) => match inner.latest_version(&path).await {
+                Ok(version) => inner.write(&path, &entry, Some(version)).await,
+                Err(failure) => Err(failure),
+            },
+            other => other,
+        };
         self.invalidate(&credential.reference).await;
         result.map_err(|f| f.into_error(&what()))
     }

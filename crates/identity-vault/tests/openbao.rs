@@ -136,6 +136,27 @@ async fn the_entry_layout_is_the_credential_json_with_the_secret_beside_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mount_that_requires_check_and_set_still_takes_writes() {
+    let bao = OpenBao::start().await;
+    bao.enable_kv2("kv").await;
+    bao.ok("POST", "kv/config", Some(json!({"cas_required": true})))
+        .await;
+    let store = root_store(&bao, "kv").build().unwrap();
+    store.put(credential("openai", "sk-1")).await.unwrap();
+    store.put(credential("openai", "sk-2")).await.unwrap();
+    let found = find(&store, "openai").await.unwrap().unwrap();
+    assert_eq!(found.secret.unwrap().expose_secret(), "sk-2");
+    let (_, metadata) = bao.api("GET", "kv/metadata/agents/openai", None).await;
+    assert_eq!(metadata["data"]["current_version"], 2);
+    assert!(
+        store
+            .reserve(&reference("openai"), "m1", Duration::from_secs(5))
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_that_are_not_credentials_are_refused_by_name() {
     let bao = OpenBao::start().await;
     bao.enable_kv2("kv").await;
