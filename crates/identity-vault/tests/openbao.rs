@@ -615,3 +615,22 @@ fn no_secret_reaches_the_logs_at_any_level() {
     );
     assert!(!text.contains(&token), "the store's token is in the logs");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_server_is_unavailable_and_retryable() {
+    let bao = OpenBao::start().await;
+    bao.enable_kv2("kv").await;
+    let store = root_store(&bao, "kv")
+        .cache_ttl(Duration::ZERO)
+        .build()
+        .unwrap();
+    store.put(credential("openai", "sk-openai")).await.unwrap();
+    bao.ok("PUT", "sys/seal", None).await;
+    let err = find(&store, "openai").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Unavailable { detail, .. } if detail.contains("sealed")),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+    assert!(store.health().await.unwrap_err().is_retryable());
+}
