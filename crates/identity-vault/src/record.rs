@@ -1,65 +1,10 @@
-//! The KV v2 entries this store writes: a credential with its secret, and a migration lease.
+//! The migration lease entries this store writes (credentials use `identity_core`'s stored form).
 
-use identity_core::{Credential, CredentialRef, Secret, format_rfc3339, parse_rfc3339};
-use serde_json::{Map, Value};
+use identity_core::{format_rfc3339, parse_rfc3339};
+use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::failure::Failure;
-
-/// The field of a credential's entry that holds the secret material. Every other field is the
-/// credential's own camelCase JSON, so `bao kv get` shows the metadata as the reference writes it.
-pub const SECRET_FIELD: &str = "secret";
-
-/// The entry written for `credential`: its JSON, plus [`SECRET_FIELD`] when it has a secret.
-pub(crate) fn encode_credential(credential: &Credential) -> Result<Map<String, Value>, Failure> {
-    let Value::Object(mut fields) = serde_json::to_value(credential)
-        .map_err(|_| Failure::Malformed("the credential could not be turned into JSON".into()))?
-    else {
-        return Err(Failure::Malformed(
-            "a credential is not a JSON object".into(),
-        ));
-    };
-    if let Some(secret) = &credential.secret {
-        fields.insert(
-            SECRET_FIELD.into(),
-            Value::String(secret.expose_secret().to_owned()),
-        );
-    }
-    Ok(fields)
-}
-
-/// The credential in the entry read at slot `reference`.
-///
-/// The entry must name the same ref as its path: an entry copied or moved under another name is
-/// refused rather than served for a slot it was not written for.
-pub(crate) fn decode_credential(
-    reference: &CredentialRef,
-    data: Value,
-) -> Result<Credential, Failure> {
-    let Value::Object(mut fields) = data else {
-        return Err(Failure::Malformed("the entry is not a JSON object".into()));
-    };
-    let secret = match fields.remove(SECRET_FIELD) {
-        None | Some(Value::Null) => None,
-        Some(Value::String(text)) => Some(Secret::new(text)),
-        Some(_) => {
-            return Err(Failure::Malformed(format!(
-                "field `{SECRET_FIELD}` is not a string"
-            )));
-        }
-    };
-    // The secret is out of `fields` before parsing, so no parse error can quote it.
-    let mut credential: Credential = serde_json::from_value(Value::Object(fields))
-        .map_err(|err| Failure::Malformed(format!("not a credential: {err}")))?;
-    if &credential.reference != reference {
-        return Err(Failure::Malformed(format!(
-            "the entry names ref `{}`, not its own slot",
-            credential.reference
-        )));
-    }
-    credential.secret = secret;
-    Ok(credential)
-}
 
 /// A migration lease as stored: who holds it until when. A released lease has no holder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,42 +63,6 @@ impl Lease {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use identity_core::CredentialKind;
-
-    fn reference(text: &str) -> CredentialRef {
-        CredentialRef::new(text).unwrap()
-    }
-
-    #[test]
-    fn a_credential_round_trips_with_its_secret_in_its_own_field() {
-        let credential = Credential::new("c1", CredentialKind::Fixed, "openai")
-            .unwrap()
-            .with_scope("read")
-            .with_secret(Secret::new("sk-canary"));
-        let entry = encode_credential(&credential).unwrap();
-        assert_eq!(entry["secret"], "sk-canary");
-        assert_eq!(entry["ref"], "openai");
-        assert_eq!(entry["status"], "active");
-        let back = decode_credential(&reference("openai"), Value::Object(entry)).unwrap();
-        assert_eq!(back.scope, "read");
-        assert_eq!(back.secret.unwrap().expose_secret(), "sk-canary");
-    }
-
-    #[test]
-    fn bad_entries_are_refused_without_quoting_the_secret() {
-        let wrong_slot = serde_json::json!({"id":"c","kind":"fixed","status":"active","ref":"other","secret":"sk-canary"});
-        let err = decode_credential(&reference("openai"), wrong_slot).unwrap_err();
-        assert!(
-            matches!(&err, Failure::Malformed(d) if d.contains("`other`")),
-            "{err:?}"
-        );
-        let bad_field = serde_json::json!({"id":"c","kind":"fixed","status":"bogus","ref":"openai","secret":"sk-canary"});
-        let err = decode_credential(&reference("openai"), bad_field).unwrap_err();
-        assert!(!format!("{err:?}").contains("sk-canary"));
-        let secret_not_text = serde_json::json!({"id":"c","kind":"fixed","status":"active","ref":"openai","secret":7});
-        assert!(decode_credential(&reference("openai"), secret_not_text).is_err());
-        assert!(decode_credential(&reference("openai"), serde_json::json!("text")).is_err());
-    }
 
     #[test]
     fn leases_lapse_and_round_trip() {

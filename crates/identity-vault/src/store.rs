@@ -10,7 +10,7 @@ use futures::StreamExt;
 use identity_core::{
     Capabilities, ConfigError, Credential, CredentialKind, CredentialRef, CredentialStore,
     CredentialWriter, Error, OffsetDateTime, RequestContext, Secret, async_trait,
-    check_lease_arguments,
+    check_lease_arguments, decode_stored, encode_stored,
 };
 use moka::future::Cache;
 use serde_json::Value;
@@ -23,7 +23,7 @@ use crate::BACKEND;
 use crate::auth::{Session, Sessions, VaultAuth};
 use crate::failure::Failure;
 use crate::path::{Layout, check_path};
-use crate::record::{Lease, decode_credential, encode_credential};
+use crate::record::Lease;
 
 /// How many times a lease call re-reads after losing a check-and-set race before it gives up.
 const LEASE_ATTEMPTS: usize = 16;
@@ -31,7 +31,7 @@ const LEASE_ATTEMPTS: usize = 16;
 /// Credentials kept in a Vault (or OpenBao) KV v2 engine.
 ///
 /// Each credential is one KV entry at `<mount>/data/<prefix>/<ref>`: the credential's camelCase
-/// JSON, and its secret in the field [`SECRET_FIELD`](crate::SECRET_FIELD). Refs are checked
+/// JSON, and its secret in the field [`SECRET_FIELD`](identity_core::SECRET_FIELD). Refs are checked
 /// before any request (see [`ALLOWED_PUNCTUATION`](crate::ALLOWED_PUNCTUATION)): no `..`, no
 /// `%`, `?` or `#`, nothing that a URL would read differently.
 ///
@@ -700,7 +700,9 @@ impl Inner {
     ) -> Result<Option<Credential>, Failure> {
         match self.read_entry(path).await? {
             None => Ok(None),
-            Some((data, _)) => decode_credential(reference, data).map(Some),
+            Some((data, _)) => decode_stored(reference, data)
+                .map(Some)
+                .map_err(|err| Failure::Malformed(err.to_string())),
         }
     }
 
@@ -937,8 +939,7 @@ impl CredentialWriter for VaultCredentialStore {
         let inner = &self.inner;
         let path = inner.layout.credential(&credential.reference)?;
         let what = || format!("write of `{path}`");
-        let entry =
-            Value::Object(encode_credential(&credential).map_err(|f| f.into_error(&what()))?);
+        let entry = Value::Object(encode_stored(&credential));
         let result = match inner.write(&path, &entry, None).await {
             // A mount configured with `cas_required` takes only check-and-set writes: replace
             // the version there is now.
