@@ -2,6 +2,8 @@
 //!
 //! [`OpenBao`] is the OpenBao server (Vault's API) in dev mode, from the `bao` binary that
 //! `scripts/test.sh` installs (its path in `AGENT_IDENTITY_BAO`, else `bao` on the `PATH`).
+//! [`Moto`] is moto's server (AWS APIs, Secrets Manager among them), from `AGENT_IDENTITY_MOTO`,
+//! else `moto_server` on the `PATH`.
 //!
 //! [`AuthorizationServer`] is oidc-provider (OpenID certified) with the project's own RFC 8693
 //! token exchange grant, from `fixtures/oidc-provider` (its packages are installed by
@@ -543,5 +545,84 @@ impl OpenBao {
             None,
         )
         .await;
+    }
+}
+
+/// A moto server (AWS APIs) on 127.0.0.1 and a port of its own; stopped when dropped. State is
+/// in memory: a restart starts empty.
+#[derive(Debug)]
+pub struct Moto {
+    child: Option<Child>,
+    port: u16,
+    http: reqwest::Client,
+}
+
+/// The region every test uses against [`Moto`].
+pub const MOTO_REGION: &str = "us-east-1";
+/// The access key id moto accepts (any is accepted; tests use this one).
+pub const MOTO_ACCESS_KEY_ID: &str = "testing";
+/// Its secret access key.
+pub const MOTO_SECRET_ACCESS_KEY: &str = "testing";
+
+impl Moto {
+    /// Starts a server and waits until it answers.
+    pub async fn start() -> Self {
+        let mut server = Self {
+            child: None,
+            port: free_port(),
+            http: http_client(),
+        };
+        server.spawn().await;
+        server
+    }
+
+    async fn spawn(&mut self) {
+        let binary = std::env::var_os("AGENT_IDENTITY_MOTO")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("moto_server"));
+        let child = Command::new(&binary)
+            .args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|err| {
+                panic!(
+                    "{} does not start ({err}): run scripts/test.sh, which installs moto",
+                    binary.display()
+                )
+            });
+        self.child = Some(child);
+        for _ in 0..400 {
+            let answer = self
+                .http
+                .get(format!("{}/moto-api/", self.endpoint()))
+                .send()
+                .await;
+            if answer.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("moto did not answer within 20 s");
+    }
+
+    /// `http://127.0.0.1:PORT`, the endpoint override for the AWS SDK.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.unwrap();
+        }
+    }
+
+    /// Starts the server again on the same port, empty.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.spawn().await;
     }
 }
