@@ -88,7 +88,7 @@ step "cargo deny check bans licenses sources"
 "$tools/bin/cargo-deny" --all-features check bans licenses sources
 
 # ---- Feature hygiene --------------------------------------------------------------------------
-step "the facade's default build pulls neither the AWS SDK nor vaultrs"
+step "the facade's default build pulls neither the AWS SDK nor vaultrs; each backend only its own"
 for features in "" "--no-default-features"; do
     # shellcheck disable=SC2086 # $features is one flag or none
     deps=$(cargo tree --locked -p agent-identity $features -e normal --prefix none --format '{p}')
@@ -97,6 +97,15 @@ for features in "" "--no-default-features"; do
         exit 1
     fi
 done
+# A backend crate pulls no other backend's SDK.
+if cargo tree --locked -p identity-vault -e normal --prefix none --format '{p}' | grep -E '^aws-'; then
+    echo "identity-vault pulls the AWS SDK (above)" >&2
+    exit 1
+fi
+if cargo tree --locked -p identity-aws -e normal --prefix none --format '{p}' | grep -E '^vaultrs '; then
+    echo "identity-aws pulls vaultrs (above)" >&2
+    exit 1
+fi
 echo "ok"
 
 step "each facade feature builds on its own"

@@ -41,7 +41,7 @@ pub struct Loaded {
     pub auth: AuthSettings,
     /// Credentials loaded into memory stores, by store name (for `check`).
     pub memory_credentials: BTreeMap<String, Vec<Credential>>,
-    /// The stores whose writes persist (Vault), by name (for `import`).
+    /// The stores whose writes persist (Vault, AWS), by name (for `import`).
     pub writers: BTreeMap<String, Arc<dyn CredentialWriter>>,
     /// Where the configuration came from, for logs.
     pub source: String,
@@ -157,6 +157,46 @@ enum StoreSection {
     Memory(MemoryStoreSection),
     TokenExchange(TokenExchangeSection),
     Vault(Box<VaultSection>),
+    Aws(AwsSection),
+}
+
+/// A `[stores.<name>]` of `type = "aws"`: credentials in AWS Secrets Manager. AWS credentials
+/// come from the SDK's default chain (environment, profile, web identity, instance role).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AwsSection {
+    /// The region; without it, the SDK's region chain (`AWS_REGION`, profile, ...).
+    region: Option<String>,
+    /// Another endpoint than AWS's (a VPC endpoint, an emulator).
+    endpoint: Option<String>,
+    #[serde(default = "default_aws_prefix")]
+    prefix: String,
+    #[serde(default = "default_aws_timeout")]
+    timeout_ms: u64,
+    #[serde(default = "default_aws_attempts")]
+    attempts: u32,
+    #[serde(default = "default_vault_cache_ttl")]
+    cache_ttl_secs: u64,
+    #[serde(default = "default_vault_cache_capacity")]
+    cache_capacity: u64,
+    #[serde(default = "default_aws_recovery_window")]
+    recovery_window_days: i64,
+}
+
+fn default_aws_prefix() -> String {
+    agent_identity::identity_aws::DEFAULT_PREFIX.into()
+}
+
+fn default_aws_timeout() -> u64 {
+    5_000
+}
+
+fn default_aws_attempts() -> u32 {
+    3
+}
+
+fn default_aws_recovery_window() -> i64 {
+    30
 }
 
 /// A `[stores.<name>]` of `type = "vault"`: credentials in a Vault (or OpenBao) KV v2 engine.
@@ -630,6 +670,14 @@ fn build(
                 }
                 Err(mut more) => errors.append(&mut more),
             },
+            StoreSection::Aws(section) => match aws_store(section, &location) {
+                Ok(store) => {
+                    let store = Arc::new(store);
+                    builder = builder.store(name.clone(), store.clone());
+                    writers.insert(name, store);
+                }
+                Err(error) => errors.push(error),
+            },
             StoreSection::Vault(section) => match vault_store(*section, base, &location, env) {
                 Ok(store) => {
                     let store = Arc::new(store);
@@ -768,6 +816,40 @@ fn memory_store(
     }
 }
 
+fn aws_store(
+    section: AwsSection,
+    location: &str,
+) -> Result<agent_identity::identity_aws::AwsSecretsManagerStore, ConfigError> {
+    let mut builder = agent_identity::identity_aws::AwsSecretsManagerStore::builder()
+        .prefix(section.prefix)
+        .timeout(Duration::from_millis(section.timeout_ms))
+        .attempts(section.attempts)
+        .cache_ttl(Duration::from_secs(section.cache_ttl_secs))
+        .cache_capacity(section.cache_capacity)
+        .recovery_window_days(Some(section.recovery_window_days));
+    if let Some(region) = section.region {
+        builder = builder.region(region);
+    }
+    if let Some(endpoint) = section.endpoint {
+        builder = builder.endpoint(endpoint);
+    }
+    builder
+        .build()
+        .map_err(|err| located_store_error(location, err))
+}
+
+/// A store builder's error, placed at the store's section.
+fn located_store_error(location: &str, err: agent_identity::Error) -> ConfigError {
+    match err {
+        agent_identity::Error::InvalidConfig(inner) => ConfigError::new(
+            location,
+            Some(inner.field.as_deref().unwrap_or("type")),
+            inner.problem,
+        ),
+        other => ConfigError::new(location, None, other.to_string()),
+    }
+}
+
 fn vault_store(
     section: VaultSection,
     base: &Path,
@@ -856,12 +938,9 @@ fn vault_store(
             ));
         }
     }
-    builder.build().map_err(|err| match err {
-        agent_identity::Error::InvalidConfig(inner) => {
-            located(inner.field.as_deref().unwrap_or("vault"), inner.problem)
-        }
-        other => ConfigError::new(location, None, other.to_string()),
-    })
+    builder
+        .build()
+        .map_err(|err| located_store_error(location, err))
 }
 
 fn token_exchange_store(

@@ -1,4 +1,5 @@
-//! `agent-identity import`: writes the reference's credentials JSON into a store that persists.
+//! `agent-identity import`: writes the reference's credentials JSON into a store that persists
+//! (Vault, AWS Secrets Manager).
 //!
 //! ```no_run
 //! # async fn example() {
@@ -198,7 +199,7 @@ fn prepare(
             "store `{}` is not a store that persists writes; configured: {}",
             request.store,
             if writable.is_empty() {
-                "none (import writes to `vault` stores)".to_owned()
+                "none (import writes to `vault` and `aws` stores)".to_owned()
             } else {
                 writable.join(", ")
             }

@@ -47,7 +47,7 @@ enum Command {
         #[arg(long)]
         deny_warnings: bool,
     },
-    /// Writes the reference's credentials JSON into a configured store that persists (Vault).
+    /// Writes the reference's credentials JSON into a configured store that persists (Vault, AWS).
     ///
     /// Secrets come from environment variables named with --secret REF=VARIABLE; a credential
     /// given no secret keeps the one the store already holds for its ref. Exits 0 when every

@@ -15,7 +15,7 @@
 //! | `memory` | yes | [`MemoryCredentialStore`] |
 //! | `axum` | no | [`layer`]: a tower layer and an axum extractor that resolve per request |
 //! | `vault` | no | [`identity_vault`]: `VaultCredentialStore`, credentials in Vault's (or OpenBao's) KV v2 engine |
-//! | `aws` | no | reserved for the AWS Secrets Manager store |
+//! | `aws` | no | [`identity_aws`]: `AwsSecretsManagerStore`, credentials in AWS Secrets Manager |
 //! | `token-exchange` | no | [`identity_token_exchange`]: `TokenExchangeStore`, narrowly scoped tokens per caller by RFC 8693 |
 //! | `dcr` | no | reserved for dynamic client registration |
 //! | `oauth` | no | reserved for OAuth 2.1 flows and delegated tokens |
@@ -77,6 +77,10 @@ pub use identity_token_exchange;
 /// The Vault / OpenBao store.
 #[cfg(feature = "vault")]
 pub use identity_vault;
+
+/// The AWS Secrets Manager store.
+#[cfg(feature = "aws")]
+pub use identity_aws;
 
 /// The README's Rust example, run as a doc test so that it stays true.
 #[doc = include_str!("../../../README.md")]
