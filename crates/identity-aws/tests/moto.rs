@@ -17,7 +17,7 @@ use identity_core::{
     Error, Secret,
 };
 use identity_test_support::{
-    MOTO_ACCESS_KEY_ID, MOTO_REGION, MOTO_SECRET_ACCESS_KEY, Moto, request_context,
+    CapturedLogs, MOTO_ACCESS_KEY_ID, MOTO_REGION, MOTO_SECRET_ACCESS_KEY, Moto, request_context,
 };
 
 fn builder(endpoint: &str, prefix: &str) -> AwsStoreBuilder {
@@ -355,4 +355,49 @@ async fn secrets_that_are_not_credentials_are_refused_by_name() {
         );
         assert!(text.contains(slot) && !text.contains("canary"), "{text}");
     }
+}
+
+/// Nothing secret reaches the logs, even at `TRACE` with the SDK's own targets on: neither the
+/// credential's secret nor the AWS secret access key.
+#[test]
+fn no_secret_reaches_the_logs_at_any_level() {
+    const SECRET: &str = "sk-canary-aws-3f9b";
+    const ACCESS_SECRET: &str = "aws-secret-access-key-canary";
+    let logs = CapturedLogs::default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(logs.subscriber(), || {
+        runtime.block_on(async {
+            let moto = Moto::start().await;
+            let store = AwsSecretsManagerStore::builder()
+                .region(MOTO_REGION)
+                .endpoint(moto.endpoint())
+                .static_credentials(MOTO_ACCESS_KEY_ID, Secret::new(ACCESS_SECRET))
+                .prefix("agents/")
+                .cache_ttl(Duration::ZERO)
+                .build()
+                .unwrap();
+            store.put(credential("canary", SECRET)).await.unwrap();
+            let found = find(&store, "canary").await.unwrap().unwrap();
+            assert_eq!(found.secret.unwrap().expose_secret(), SECRET);
+            store.list_active().await.unwrap();
+            store
+                .rotate(&reference("canary"), Secret::new(SECRET))
+                .await
+                .unwrap();
+            store.find_previous(&reference("canary")).await.unwrap();
+        })
+    });
+    let text = logs.text();
+    assert!(text.contains("GetSecretValue"), "the capture works: {text}");
+    assert!(
+        !text.contains(SECRET),
+        "the credential's secret is in the logs"
+    );
+    assert!(
+        !text.contains(ACCESS_SECRET),
+        "the AWS secret key is in the logs"
+    );
 }
