@@ -1,5 +1,6 @@
 //! What went wrong with a call to Secrets Manager, by meaning.
 
+use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use identity_core::Error;
 
@@ -30,7 +31,7 @@ pub(crate) enum Failure {
 
 impl Failure {
     /// Classifies an SDK error.
-    pub(crate) fn from_sdk<E, R>(error: &SdkError<E, R>) -> Self
+    pub(crate) fn from_sdk<E>(error: &SdkError<E, HttpResponse>) -> Self
     where
         E: ProvideErrorMetadata,
     {
@@ -53,10 +54,25 @@ impl Failure {
                 "the request could not be built (are AWS credentials and a region available?)"
                     .into(),
             ),
-            SdkError::ServiceError(service) => {
-                Self::from_code(service.err().code(), service.err().message())
-            }
+            SdkError::ServiceError(service) => match service.err().code() {
+                Some(code) => Self::from_code(Some(code), service.err().message()),
+                // No code could be read (an answer that is not the service's JSON, from a proxy
+                // or a gateway): the HTTP status still says what kind of failure it is.
+                None => Self::from_status(service.raw().status().as_u16()),
+            },
             _ => Self::Unavailable("the SDK failed".into()),
+        }
+    }
+
+    fn from_status(status: u16) -> Self {
+        match status {
+            403 => Self::Denied(format!("HTTP {status}")),
+            401 => Self::Unauthenticated(format!("AWS answered HTTP {status}")),
+            429 | 500..=599 => Self::Unavailable(format!("AWS answered HTTP {status}")),
+            _ => Self::Rejected {
+                code: status.to_string(),
+                message: String::new(),
+            },
         }
     }
 
@@ -163,6 +179,21 @@ mod tests {
         assert!(matches!(
             from("InternalServiceError", ""),
             Failure::Unavailable(_)
+        ));
+    }
+
+    #[test]
+    fn answers_without_a_code_map_by_status() {
+        assert!(matches!(Failure::from_status(403), Failure::Denied(_)));
+        assert!(matches!(
+            Failure::from_status(401),
+            Failure::Unauthenticated(_)
+        ));
+        assert!(matches!(Failure::from_status(503), Failure::Unavailable(_)));
+        assert!(matches!(Failure::from_status(429), Failure::Unavailable(_)));
+        assert!(matches!(
+            Failure::from_status(400),
+            Failure::Rejected { .. }
         ));
     }
 

@@ -401,3 +401,79 @@ fn no_secret_reaches_the_logs_at_any_level() {
         "the AWS secret key is in the logs"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_iam_policy_that_allows_only_reads_gives_permission_denied_for_the_rest() {
+    // Four requests without credentials set up a user who may only read secrets, and one
+    // secret; from then on moto checks signatures and policies as AWS does.
+    let moto = Moto::start_enforcing_iam(4).await;
+    let iam = |params: Vec<(&'static str, String)>| {
+        let moto = &moto;
+        async move {
+            let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            moto.unsigned_query("iam", &params).await
+        }
+    };
+    iam(vec![
+        ("Action", "CreateUser".into()),
+        ("UserName", "reader".into()),
+        ("Version", "2010-05-08".into()),
+    ])
+    .await;
+    let keys = iam(vec![
+        ("Action", "CreateAccessKey".into()),
+        ("UserName", "reader".into()),
+        ("Version", "2010-05-08".into()),
+    ])
+    .await;
+    let between = |open: &str, close: &str| {
+        let start = keys.find(open).unwrap() + open.len();
+        keys[start..start + keys[start..].find(close).unwrap()].to_owned()
+    };
+    let (key_id, secret_key) = (
+        between("<AccessKeyId>", "</AccessKeyId>"),
+        between("<SecretAccessKey>", "</SecretAccessKey>"),
+    );
+    let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": "*"}]});
+    iam(vec![
+        ("Action", "PutUserPolicy".into()),
+        ("UserName", "reader".into()),
+        ("PolicyName", "read-only".into()),
+        ("PolicyDocument", policy.to_string()),
+        ("Version", "2010-05-08".into()),
+    ])
+    .await;
+    let mut entry = serde_json::to_value(credential("openai", "sk-openai")).unwrap();
+    entry["secret"] = "sk-openai".into();
+    moto.unsigned_json(
+        "secretsmanager",
+        "secretsmanager.CreateSecret",
+        serde_json::json!({"Name": "agents/openai", "SecretString": entry.to_string()}),
+    )
+    .await;
+
+    let reader = AwsSecretsManagerStore::builder()
+        .region(MOTO_REGION)
+        .endpoint(moto.endpoint())
+        .static_credentials(key_id, Secret::new(secret_key))
+        .prefix("agents/")
+        .build()
+        .unwrap();
+    let found = find(&reader, "openai").await.unwrap().unwrap();
+    assert_eq!(found.secret.unwrap().expose_secret(), "sk-openai");
+    let denied = reader
+        .put(credential("openai", "sk-forged"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(denied, Error::PermissionDenied { backend: "aws", .. }),
+        "{denied:?}"
+    );
+    assert!(!denied.is_retryable());
+    let listing = reader.list_active().await.unwrap_err();
+    assert!(
+        matches!(listing, Error::PermissionDenied { .. }),
+        "{listing:?}"
+    );
+}

@@ -555,6 +555,7 @@ pub struct Moto {
     child: Option<Child>,
     port: u16,
     http: reqwest::Client,
+    free_actions: Option<u32>,
 }
 
 /// The region every test uses against [`Moto`].
@@ -567,10 +568,21 @@ pub const MOTO_SECRET_ACCESS_KEY: &str = "testing";
 impl Moto {
     /// Starts a server and waits until it answers.
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// Starts a server that enforces IAM (signatures and policies) after its first
+    /// `free_actions` requests, which set the users and policies up without credentials.
+    pub async fn start_enforcing_iam(free_actions: u32) -> Self {
+        Self::start_with(Some(free_actions)).await
+    }
+
+    async fn start_with(free_actions: Option<u32>) -> Self {
         let mut server = Self {
             child: None,
             port: free_port(),
             http: http_client(),
+            free_actions,
         };
         server.spawn().await;
         server
@@ -580,7 +592,11 @@ impl Moto {
         let binary = std::env::var_os("AGENT_IDENTITY_MOTO")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("moto_server"));
-        let child = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        if let Some(free) = self.free_actions {
+            command.env("INITIAL_NO_AUTH_ACTION_COUNT", free.to_string());
+        }
+        let child = command
             .args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -613,6 +629,46 @@ impl Moto {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Calls an AWS query API (IAM) without credentials, as the free actions of
+    /// [`Moto::start_enforcing_iam`] allow; the answer's XML.
+    pub async fn unsigned_query(&self, service: &str, params: &[(&str, &str)]) -> String {
+        let response = self
+            .http
+            .post(self.endpoint())
+            .header("authorization", unsigned_authorization(service))
+            .form(params)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "{params:?}: {}",
+            response.status()
+        );
+        response.text().await.unwrap()
+    }
+
+    /// Calls an AWS JSON API (`target` such as `secretsmanager.CreateSecret`) without
+    /// credentials; the answer's JSON.
+    pub async fn unsigned_json(&self, service: &str, target: &str, body: Value) -> Value {
+        let response = self
+            .http
+            .post(self.endpoint())
+            .header("authorization", unsigned_authorization(service))
+            .header("x-amz-target", target)
+            .header("content-type", "application/x-amz-json-1.1")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "{target}: {}",
+            response.status()
+        );
+        response.json().await.unwrap()
+    }
+
     /// Stops the server.
     pub async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -625,4 +681,12 @@ impl Moto {
         self.stop().await;
         self.spawn().await;
     }
+}
+
+/// An `Authorization` header that names `service` (moto routes on it) and signs nothing.
+fn unsigned_authorization(service: &str) -> String {
+    format!(
+        "AWS4-HMAC-SHA256 Credential={MOTO_ACCESS_KEY_ID}/20260101/{MOTO_REGION}/{service}/aws4_request, \
+         SignedHeaders=host, Signature=0"
+    )
 }
