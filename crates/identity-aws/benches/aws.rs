@@ -16,6 +16,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use identity_aws::AwsSecretsManagerStore;
 use identity_core::{Credential, CredentialKind, CredentialWriter, RoutingRule, Secret};
 use identity_router::Router;
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use identity_test_support::{
     MOTO_ACCESS_KEY_ID, MOTO_REGION, MOTO_SECRET_ACCESS_KEY, Moto, request_context,
 };
@@ -58,27 +61,7 @@ fn bench(c: &mut Criterion) {
         assert!(runtime.block_on(router.resolve(&ctx)).is_ok());
     }
 
-    let sdk = runtime.block_on(async {
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(http)
-            .region(aws_sdk_secretsmanager::config::Region::new(MOTO_REGION))
-            .endpoint_url(moto.endpoint())
-            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-                MOTO_ACCESS_KEY_ID,
-                MOTO_SECRET_ACCESS_KEY,
-                None,
-                None,
-                "bench",
-            ))
-            .load()
-            .await;
-        aws_sdk_secretsmanager::Client::new(&config)
-    });
+    let sdk = runtime.block_on(common::sdk(&moto));
 
     let mut group = c.benchmark_group("aws");
     group.measurement_time(Duration::from_secs(5));

@@ -6,7 +6,7 @@
 )]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -18,7 +18,11 @@ use identity_core::{
 };
 use identity_test_support::{
     CapturedLogs, MOTO_ACCESS_KEY_ID, MOTO_REGION, MOTO_SECRET_ACCESS_KEY, Moto, request_context,
+    silent_listener,
 };
+
+mod common;
+use common::sdk;
 
 fn builder(endpoint: &str, prefix: &str) -> AwsStoreBuilder {
     AwsSecretsManagerStore::builder()
@@ -41,29 +45,6 @@ fn reference(text: &str) -> CredentialRef {
 
 async fn find(store: &AwsSecretsManagerStore, r: &str) -> Result<Option<Credential>, Error> {
     store.find_by_ref(&reference(r), &request_context()).await
-}
-
-/// A plain SDK client on the same server, for what the store does not do itself.
-async fn sdk(moto: &Moto) -> aws_sdk_secretsmanager::Client {
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http)
-        .region(aws_sdk_secretsmanager::config::Region::new(MOTO_REGION))
-        .endpoint_url(moto.endpoint())
-        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-            MOTO_ACCESS_KEY_ID,
-            MOTO_SECRET_ACCESS_KEY,
-            None,
-            None,
-            "test",
-        ))
-        .load()
-        .await;
-    aws_sdk_secretsmanager::Client::new(&config)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,14 +246,7 @@ async fn a_stopped_server_gives_typed_unavailable_errors_within_the_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_never_answers_is_cut_off_at_the_timeout() {
     // A hang is what moto cannot be made to do: a listener that accepts and never answers.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
+    let (endpoint, _) = silent_listener().await;
     let store = builder(&endpoint, "agents/")
         .timeout(Duration::from_secs(1))
         .build()
@@ -289,15 +263,7 @@ async fn a_server_that_never_answers_is_cut_off_at_the_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refs_secrets_manager_cannot_name_are_refused_before_any_request() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let connections = Arc::new(AtomicUsize::new(0));
-    let counted = connections.clone();
-    tokio::spawn(async move {
-        while let Ok((_socket, _)) = listener.accept().await {
-            counted.fetch_add(1, Ordering::SeqCst);
-        }
-    });
+    let (endpoint, connections) = silent_listener().await;
     let store = builder(&endpoint, "agents/").build().unwrap();
     for bad in ["vault:openai/alice", "a b", "a?b", "%2e%2e", "café"] {
         let r = reference(bad);

@@ -274,6 +274,53 @@ fn bao_binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("bao"))
 }
 
+/// Spawns `command` (stopped when its `Child` is dropped) and waits until `ready` answers a GET
+/// with a success, for at most 20 s.
+async fn spawn_until_ready(command: &mut Command, ready: &str, what: &str) -> Child {
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|err| {
+            panic!(
+                "{what} ({}) does not start ({err}): run scripts/test.sh, which installs it",
+                command.as_std().get_program().to_string_lossy()
+            )
+        });
+    let http = http_client();
+    for _ in 0..400 {
+        if http
+            .get(ready)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what} did not answer {ready} within 20 s");
+}
+
+/// A listener on 127.0.0.1 that accepts connections, counts them and never answers: proof that
+/// a call made no request, or a server that hangs. Its address (`http://…`) and the count.
+pub async fn silent_listener() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    (address, connections)
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -339,32 +386,9 @@ impl OpenBao {
             std::fs::write(&path, listener).unwrap();
             args.push(format!("-config={}", path.display()));
         }
-        let child = Command::new(&binary)
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|err| {
-                panic!(
-                    "{} does not start ({err}): run scripts/test.sh, which installs OpenBao",
-                    binary.display()
-                )
-            });
-        self.child = Some(child);
-        for _ in 0..200 {
-            let health = self
-                .http
-                .get(format!("{}/v1/sys/health", self.address()))
-                .send()
-                .await;
-            if health.is_ok_and(|r| r.status().is_success()) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("OpenBao did not become healthy within 10 s");
+        let ready = format!("{}/v1/sys/health", self.address());
+        self.child =
+            Some(spawn_until_ready(Command::new(&binary).args(&args), &ready, "OpenBao").await);
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -596,32 +620,9 @@ impl Moto {
         if let Some(free) = self.free_actions {
             command.env("INITIAL_NO_AUTH_ACTION_COUNT", free.to_string());
         }
-        let child = command
-            .args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|err| {
-                panic!(
-                    "{} does not start ({err}): run scripts/test.sh, which installs moto",
-                    binary.display()
-                )
-            });
-        self.child = Some(child);
-        for _ in 0..400 {
-            let answer = self
-                .http
-                .get(format!("{}/moto-api/", self.endpoint()))
-                .send()
-                .await;
-            if answer.is_ok_and(|r| r.status().is_success()) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("moto did not answer within 20 s");
+        command.args(["-H", "127.0.0.1", "-p", &self.port.to_string()]);
+        let ready = format!("{}/moto-api/", self.endpoint());
+        self.child = Some(spawn_until_ready(&mut command, &ready, "moto").await);
     }
 
     /// `http://127.0.0.1:PORT`, the endpoint override for the AWS SDK.

@@ -6,14 +6,16 @@
 )]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use identity_core::testing::run_conformance;
 use identity_core::{
     Credential, CredentialKind, CredentialRef, CredentialStore, CredentialWriter, Error, Secret,
 };
-use identity_test_support::{BAO_ROOT_TOKEN, CapturedLogs, OpenBao, request_context, tls_fixture};
+use identity_test_support::{
+    BAO_ROOT_TOKEN, CapturedLogs, OpenBao, request_context, silent_listener, tls_fixture,
+};
 use identity_vault::{VaultAuth, VaultCredentialStore, VaultStoreBuilder};
 use serde_json::json;
 
@@ -438,15 +440,7 @@ async fn a_stopped_server_gives_unavailable_serves_the_cache_until_its_ttl_then_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsafe_refs_are_refused_before_any_request() {
     // A listener that only counts connections: no real server is needed to prove none is made.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    let connections = Arc::new(AtomicUsize::new(0));
-    let counted = connections.clone();
-    tokio::spawn(async move {
-        while let Ok((_socket, _)) = listener.accept().await {
-            counted.fetch_add(1, Ordering::SeqCst);
-        }
-    });
+    let (address, connections) = silent_listener().await;
     let store = VaultCredentialStore::builder(address, VaultAuth::token(Secret::new("s.token")))
         .build()
         .unwrap();
