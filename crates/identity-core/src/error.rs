@@ -119,6 +119,55 @@ impl Error {
         }
     }
 
+    /// A copy of this error, to hand one failure to several callers that waited on it: the same
+    /// variant and fields. The source, which cannot be cloned, is left out; its message is
+    /// already part of the detail where it matters.
+    ///
+    /// ```
+    /// let err = identity_core::Error::unavailable("vault", "sealed");
+    /// let copy = err.duplicate();
+    /// assert_eq!(copy.to_string(), err.to_string());
+    /// assert!(copy.is_retryable());
+    /// ```
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Self::NotFound { what } => Self::NotFound { what: what.clone() },
+            Self::PermissionDenied { backend, detail } => Self::PermissionDenied {
+                backend,
+                detail: detail.clone(),
+            },
+            Self::Unauthenticated { backend, detail } => Self::Unauthenticated {
+                backend,
+                detail: detail.clone(),
+            },
+            Self::Unavailable {
+                backend, detail, ..
+            } => Self::Unavailable {
+                backend,
+                detail: detail.clone(),
+                source: None,
+            },
+            Self::InvalidConfig(config) => Self::InvalidConfig(config.clone()),
+            Self::InvalidArgument { argument, problem } => Self::InvalidArgument {
+                argument,
+                problem: problem.clone(),
+            },
+            Self::Protocol {
+                backend,
+                code,
+                description,
+            } => Self::Protocol {
+                backend,
+                code: code.clone(),
+                description: description.clone(),
+            },
+            Self::NotSupported { operation, backend } => Self::NotSupported { operation, backend },
+            Self::LeaseHeld { reference } => Self::LeaseHeld {
+                reference: reference.clone(),
+            },
+        }
+    }
+
     /// True when the same call may succeed later without any change (the backend was down,
     /// throttled or answered with a server error).
     ///

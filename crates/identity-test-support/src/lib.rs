@@ -128,6 +128,12 @@ fn fixture_dir() -> PathBuf {
 impl AuthorizationServer {
     /// Starts a server and waits until it has printed its issuer.
     pub async fn start() -> Self {
+        Self::start_with_env(&[]).await
+    }
+
+    /// Starts a server with extra environment variables (`FIXTURE_INITIAL_ACCESS_TOKEN` makes
+    /// registration demand that initial access token).
+    pub async fn start_with_env(env: &[(&str, &str)]) -> Self {
         let dir = fixture_dir();
         assert!(
             dir.join("node_modules/oidc-provider").is_dir(),
@@ -136,6 +142,7 @@ impl AuthorizationServer {
         );
         let mut child = Command::new("node")
             .arg("server.mjs")
+            .envs(env.iter().copied())
             .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -1,0 +1,290 @@
+//! The clients this process registered, one per (issuer, client profile), kept behind a
+//! persistence trait.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use identity_core::{Error, OffsetDateTime, Secret};
+use tracing::info;
+
+use crate::registration::{ClientMetadata, RegisteredClient};
+use crate::{BACKEND, Dcr};
+
+/// What a registry keys a client by: the issuer that registered it and the name of the client
+/// profile (one process may be several clients of one server).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientKey {
+    /// The authorization server's issuer.
+    pub issuer: String,
+    /// The profile's name.
+    pub profile: String,
+}
+
+/// Where registered clients are kept between calls (and, for a file or a shared store, between
+/// restarts and replicas).
+///
+/// ```
+/// # use identity_dcr::{ClientPersistence, MemoryPersistence};
+/// fn takes(_: &dyn ClientPersistence) {}
+/// takes(&MemoryPersistence::default());
+/// ```
+#[async_trait]
+pub trait ClientPersistence: Send + Sync + fmt::Debug + 'static {
+    /// The client kept for `key`.
+    async fn load(&self, key: &ClientKey) -> Result<Option<RegisteredClient>, Error>;
+    /// Keeps `client` for `key`, replacing any.
+    async fn save(&self, key: &ClientKey, client: &RegisteredClient) -> Result<(), Error>;
+    /// Forgets the client of `key`.
+    async fn remove(&self, key: &ClientKey) -> Result<(), Error>;
+    /// Forgets every client.
+    async fn clear(&self) -> Result<(), Error>;
+}
+
+/// Clients kept in memory: lost at exit.
+#[derive(Debug, Default)]
+pub struct MemoryPersistence(Mutex<HashMap<ClientKey, RegisteredClient>>);
+
+#[async_trait]
+impl ClientPersistence for MemoryPersistence {
+    async fn load(&self, key: &ClientKey) -> Result<Option<RegisteredClient>, Error> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned())
+    }
+    async fn save(&self, key: &ClientKey, client: &RegisteredClient) -> Result<(), Error> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.clone(), client.clone());
+        Ok(())
+    }
+    async fn remove(&self, key: &ClientKey) -> Result<(), Error> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+        Ok(())
+    }
+    async fn clear(&self) -> Result<(), Error> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        Ok(())
+    }
+}
+
+/// A profile: the name a registry keys it by, and the metadata it registers with.
+#[derive(Debug, Clone)]
+pub struct ClientProfile {
+    /// The profile's name.
+    pub name: String,
+    /// What to register.
+    pub metadata: ClientMetadata,
+    /// An initial access token, for registration endpoints that demand one.
+    pub initial_access_token: Option<Secret>,
+}
+
+impl ClientProfile {
+    /// A profile named `name` registering `metadata`.
+    ///
+    /// ```
+    /// let profile = identity_dcr::ClientProfile::new("crm", identity_dcr::ClientMetadata::service("agent", "crm:read"));
+    /// assert_eq!(profile.name, "crm");
+    /// ```
+    pub fn new(name: impl Into<String>, metadata: ClientMetadata) -> Self {
+        Self {
+            name: name.into(),
+            metadata,
+            initial_access_token: None,
+        }
+    }
+
+    /// With an initial access token.
+    ///
+    /// ```
+    /// # use identity_dcr::{ClientMetadata, ClientProfile};
+    /// let p = ClientProfile::new("crm", ClientMetadata::default()).with_initial_access_token(identity_core::Secret::new("iat"));
+    /// assert!(p.initial_access_token.is_some());
+    /// ```
+    pub fn with_initial_access_token(mut self, token: Secret) -> Self {
+        self.initial_access_token = Some(token);
+        self
+    }
+}
+
+/// Registered clients, obtained once per (issuer, profile): concurrent callers of
+/// [`ClientRegistry::get_or_create`] share one registration.
+#[derive(Debug)]
+pub struct ClientRegistry {
+    dcr: Dcr,
+    persistence: Arc<dyn ClientPersistence>,
+    /// One lock per key, so that registrations for different keys run in parallel.
+    locks: Mutex<HashMap<ClientKey, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl ClientRegistry {
+    /// A registry that registers with `dcr` and keeps clients in `persistence`.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use identity_dcr::{ClientRegistry, Dcr, FetchPolicy, MemoryPersistence};
+    /// let registry = ClientRegistry::new(Dcr::new(FetchPolicy::default())?, Arc::new(MemoryPersistence::default()));
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub fn new(dcr: Dcr, persistence: Arc<dyn ClientPersistence>) -> Self {
+        Self {
+            dcr,
+            persistence,
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The discovery and registration client this registry uses.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use identity_dcr::{ClientRegistry, Dcr, FetchPolicy, MemoryPersistence};
+    /// # let registry = ClientRegistry::new(Dcr::new(FetchPolicy::default())?, Arc::new(MemoryPersistence::default()));
+    /// let dcr = registry.dcr();
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub fn dcr(&self) -> &Dcr {
+        &self.dcr
+    }
+
+    fn lock_for(&self, key: &ClientKey) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key.clone())
+            .or_default()
+            .clone()
+    }
+
+    /// The client of `profile` at `issuer`: the one kept, or a new registration when there is
+    /// none or its secret has expired. Idempotent, and one registration however many callers
+    /// ask at once.
+    ///
+    /// ```no_run
+    /// # async fn example(registry: identity_dcr::ClientRegistry, profile: identity_dcr::ClientProfile) -> Result<(), identity_core::Error> {
+    /// let client = registry.get_or_create("https://as.example.com", &profile).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_or_create(
+        &self,
+        issuer: &str,
+        profile: &ClientProfile,
+    ) -> Result<RegisteredClient, Error> {
+        let key = ClientKey {
+            issuer: issuer.to_owned(),
+            profile: profile.name.clone(),
+        };
+        let lock = self.lock_for(&key);
+        let _held = lock.lock().await;
+        if let Some(client) = self.persistence.load(&key).await?
+            && client.issuer == issuer
+            && !client.secret_expired_at(OffsetDateTime::now_utc())
+        {
+            return Ok(client);
+        }
+        let server = self.dcr.discover(issuer).await?;
+        if !server.supports_registration() {
+            return Err(Error::NotSupported {
+                operation: "dynamic client registration (no registration_endpoint)",
+                backend: BACKEND,
+            });
+        }
+        let client = self
+            .dcr
+            .register(
+                &server,
+                &profile.metadata,
+                profile.initial_access_token.as_ref(),
+            )
+            .await?;
+        info!(issuer, profile = %profile.name, client_id = %client.client_id, "registered a client");
+        self.persistence.save(&key, &client).await?;
+        Ok(client)
+    }
+
+    /// The client kept for `profile` at `issuer`, without registering.
+    ///
+    /// ```no_run
+    /// # async fn example(registry: identity_dcr::ClientRegistry) -> Result<(), identity_core::Error> {
+    /// let kept = registry.load("https://as.example.com", "crm").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn load(
+        &self,
+        issuer: &str,
+        profile: &str,
+    ) -> Result<Option<RegisteredClient>, Error> {
+        self.persistence
+            .load(&ClientKey {
+                issuer: issuer.to_owned(),
+                profile: profile.to_owned(),
+            })
+            .await
+    }
+
+    /// Keeps `client` for `profile` (its issuer is the client's own).
+    ///
+    /// ```no_run
+    /// # async fn example(registry: identity_dcr::ClientRegistry, client: identity_dcr::RegisteredClient) -> Result<(), identity_core::Error> {
+    /// registry.save("crm", &client).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn save(&self, profile: &str, client: &RegisteredClient) -> Result<(), Error> {
+        let key = ClientKey {
+            issuer: client.issuer.clone(),
+            profile: profile.to_owned(),
+        };
+        self.persistence.save(&key, client).await
+    }
+
+    /// Forgets the client of `profile` at `issuer` (after the server answered `invalid_client`,
+    /// so that the next [`ClientRegistry::get_or_create`] registers again).
+    ///
+    /// ```no_run
+    /// # async fn example(registry: identity_dcr::ClientRegistry) -> Result<(), identity_core::Error> {
+    /// registry.remove("https://as.example.com", "crm").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn remove(&self, issuer: &str, profile: &str) -> Result<(), Error> {
+        let key = ClientKey {
+            issuer: issuer.to_owned(),
+            profile: profile.to_owned(),
+        };
+        let lock = self.lock_for(&key);
+        let _held = lock.lock().await;
+        self.persistence.remove(&key).await
+    }
+
+    /// Forgets every client.
+    ///
+    /// ```no_run
+    /// # async fn example(registry: identity_dcr::ClientRegistry) -> Result<(), identity_core::Error> {
+    /// registry.clear().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn clear(&self) -> Result<(), Error> {
+        self.persistence.clear().await
+    }
+
+    /// True when `issuer`'s metadata has a registration endpoint.
+    ///
+    /// ```no_run
+    /// # async fn example(registry: identity_dcr::ClientRegistry) -> Result<(), identity_core::Error> {
+    /// let can = registry.supports_dcr("https://as.example.com").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn supports_dcr(&self, issuer: &str) -> Result<bool, Error> {
+        Ok(self.dcr.discover(issuer).await?.supports_registration())
+    }
+}
