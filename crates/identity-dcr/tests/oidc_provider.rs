@@ -223,3 +223,105 @@ async fn a_client_deleted_at_the_server_is_registered_again_transparently() {
         .unwrap();
     assert_ne!(replacement.client_id, deleted.client_id);
 }
+
+/// A protected resource (an MCP server, say) that answers 401 with an RFC 9728 challenge and
+/// serves its metadata naming `issuer`. RFC 9728 metadata is the resource server's, not the
+/// authorization server's, so the test serves it itself.
+async fn protected_resource(issuer: String) -> String {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let resource = format!("{base}/mcp");
+    let metadata_url = format!("{base}/.well-known/oauth-protected-resource/mcp");
+    let challenge = format!(r#"Bearer error="invalid_token", resource_metadata="{metadata_url}""#);
+    let document = serde_json::json!({
+        "resource": resource,
+        "authorization_servers": [issuer],
+        "scopes_supported": ["crm:read"],
+    });
+    let app = axum::Router::new()
+        .route(
+            "/mcp",
+            get(move || {
+                let challenge = challenge.clone();
+                async move {
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        [(header::WWW_AUTHENTICATE, challenge)],
+                    )
+                        .into_response()
+                }
+            }),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp",
+            get(move || {
+                let document = document.clone();
+                async move { axum::Json(document) }
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    resource
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_chain_resource_to_authorization_server_to_registration_to_token() {
+    let server = AuthorizationServer::start().await;
+    let resource = protected_resource(server.issuer().to_owned()).await;
+
+    // An agent calls the resource without a token and reads the challenge.
+    let answer = identity_test_support::http_client()
+        .get(&resource)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 401);
+    let challenge = answer.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let metadata_url = identity_dcr::resource_metadata_from_challenge(&challenge).unwrap();
+    let dcr = dcr();
+    let metadata = dcr
+        .discover_resource(&resource, Some(&metadata_url))
+        .await
+        .unwrap();
+    assert_eq!(metadata.authorization_servers, [server.issuer()]);
+    // The well-known location gives the same answer.
+    let well_known = dcr.discover_resource(&resource, None).await.unwrap();
+    assert_eq!(
+        well_known.authorization_servers,
+        metadata.authorization_servers
+    );
+
+    // A slot configured with the resource alone: discovery, registration and a token.
+    let registry = Arc::new(ClientRegistry::new(
+        dcr,
+        Arc::new(MemoryPersistence::default()),
+    ));
+    let store = DcrCredentialStore::new(
+        registry.clone(),
+        vec![DcrSlot {
+            reference: CredentialRef::new("mcp").unwrap(),
+            target: Target::Resource(resource.clone()),
+            scopes: vec!["crm:read".into()],
+            profile: profile(),
+        }],
+    );
+    let credential = store
+        .find_by_ref(&CredentialRef::new("mcp").unwrap(), &request_context())
+        .await
+        .unwrap()
+        .unwrap();
+    let token = credential.secret.unwrap().expose_secret().to_owned();
+    assert_eq!(server.introspect(&token).await["active"], true);
+    assert!(
+        registry
+            .load(server.issuer(), "crm")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
