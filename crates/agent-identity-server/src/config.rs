@@ -158,6 +158,53 @@ enum StoreSection {
     TokenExchange(TokenExchangeSection),
     Vault(Box<VaultSection>),
     Aws(AwsSection),
+    Dcr(DcrSection),
+}
+
+/// A `[stores.<name>]` of `type = "dcr"`: slots whose credential is an access token obtained
+/// with `client_credentials` by a client registered at run time (RFC 7591).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DcrSection {
+    /// Allow plain http to loopback authorization servers (local servers, tests).
+    #[serde(default)]
+    allow_http_loopback: bool,
+    /// Allow private and link-local addresses (an authorization server inside the network).
+    #[serde(default)]
+    allow_private: bool,
+    #[serde(default = "default_dcr_timeout")]
+    timeout_ms: u64,
+    #[serde(default = "default_dcr_max_body")]
+    max_body_bytes: usize,
+    slots: Vec<DcrSlotSection>,
+}
+
+fn default_dcr_timeout() -> u64 {
+    10_000
+}
+
+fn default_dcr_max_body() -> usize {
+    1024 * 1024
+}
+
+/// One `[[stores.<name>.slots]]` of a DCR store.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DcrSlotSection {
+    #[serde(rename = "ref")]
+    reference: String,
+    /// The authorization server's issuer, or:
+    issuer: Option<String>,
+    /// the protected resource whose RFC 9728 metadata names it.
+    resource: Option<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    /// The client name registered (`agent-identity`).
+    client_name: Option<String>,
+    /// The client profile (one registration per issuer and profile); the ref by default.
+    profile: Option<String>,
+    /// The environment variable holding an initial access token, for servers that demand one.
+    initial_access_token_env: Option<String>,
 }
 
 /// A `[stores.<name>]` of `type = "aws"`: credentials in AWS Secrets Manager. AWS credentials
@@ -670,6 +717,10 @@ fn build(
                 }
                 Err(mut more) => errors.append(&mut more),
             },
+            StoreSection::Dcr(section) => match dcr_store(section, &location, env) {
+                Ok(store) => builder = builder.store(name, store),
+                Err(mut more) => errors.append(&mut more),
+            },
             StoreSection::Aws(section) => match aws_store(section, &location) {
                 Ok(store) => {
                     let store = Arc::new(store);
@@ -814,6 +865,103 @@ fn memory_store(
             Err(errors)
         }
     }
+}
+
+fn dcr_store(
+    section: DcrSection,
+    location: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<agent_identity::identity_dcr::DcrCredentialStore, Vec<ConfigError>> {
+    use agent_identity::identity_dcr::{
+        ClientMetadata, ClientProfile, ClientRegistry, Dcr, DcrCredentialStore, DcrSlot,
+        FetchPolicy, MemoryPersistence, Target,
+    };
+    let mut errors = Vec::new();
+    let policy = FetchPolicy::default()
+        .allow_http_loopback(section.allow_http_loopback)
+        .allow_private(section.allow_private)
+        .timeout(Duration::from_millis(section.timeout_ms))
+        .max_body(section.max_body_bytes);
+    let mut slots = Vec::new();
+    for (index, slot) in section.slots.into_iter().enumerate() {
+        let field = |name: &str| format!("slots[{index}].{name}");
+        let reference = match CredentialRef::new(slot.reference) {
+            Ok(reference) => reference,
+            Err(err) => {
+                errors.push(ConfigError::new(
+                    location,
+                    Some(&field("ref")),
+                    err.to_string(),
+                ));
+                continue;
+            }
+        };
+        let target = match (slot.issuer, slot.resource) {
+            (Some(issuer), None) => policy
+                .check_url(&issuer, "issuer")
+                .map(|_| Target::Issuer(issuer)),
+            (None, Some(resource)) => policy
+                .check_url(&resource, "resource")
+                .map(|_| Target::Resource(resource)),
+            _ => {
+                errors.push(ConfigError::new(
+                    location,
+                    Some(&field("issuer")),
+                    "needs exactly one of `issuer` and `resource`",
+                ));
+                continue;
+            }
+        };
+        let target = match target {
+            Ok(target) => target,
+            Err(err) => {
+                errors.push(ConfigError::new(
+                    location,
+                    Some(&field("issuer")),
+                    err.to_string(),
+                ));
+                continue;
+            }
+        };
+        let metadata = ClientMetadata::service(
+            slot.client_name.unwrap_or_else(|| "agent-identity".into()),
+            slot.scopes.join(" "),
+        );
+        let mut profile = ClientProfile::new(
+            slot.profile.unwrap_or_else(|| reference.to_string()),
+            metadata,
+        );
+        if let Some(variable) = &slot.initial_access_token_env {
+            match env(variable) {
+                Some(token) if !token.is_empty() => {
+                    profile = profile.with_initial_access_token(Secret::new(token));
+                }
+                _ => errors.push(ConfigError::new(
+                    location,
+                    Some(&field("initial_access_token_env")),
+                    format!("environment variable `{variable}` is not set"),
+                )),
+            }
+        }
+        slots.push(DcrSlot {
+            reference,
+            target,
+            scopes: slot.scopes,
+            profile,
+        });
+    }
+    let dcr = match Dcr::new(policy) {
+        Ok(dcr) => dcr,
+        Err(err) => {
+            errors.push(ConfigError::new(location, None, err.to_string()));
+            return Err(errors);
+        }
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let registry = ClientRegistry::new(dcr, Arc::new(MemoryPersistence::default()));
+    Ok(DcrCredentialStore::new(Arc::new(registry), slots))
 }
 
 fn aws_store(

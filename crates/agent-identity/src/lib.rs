@@ -17,7 +17,7 @@
 //! | `vault` | no | [`identity_vault`]: `VaultCredentialStore`, credentials in Vault's (or OpenBao's) KV v2 engine |
 //! | `aws` | no | [`identity_aws`]: `AwsSecretsManagerStore`, credentials in AWS Secrets Manager |
 //! | `token-exchange` | no | [`identity_token_exchange`]: `TokenExchangeStore`, narrowly scoped tokens per caller by RFC 8693 |
-//! | `dcr` | no | reserved for dynamic client registration |
+//! | `dcr` | no | [`identity_dcr`]: discovery (RFC 8414, RFC 9728), dynamic client registration (RFC 7591/7592), `DcrCredentialStore` |
 //! | `oauth` | no | reserved for OAuth 2.1 flows and delegated tokens |
 //!
 //! The default build pulls neither the AWS SDK nor vaultrs.
@@ -81,6 +81,10 @@ pub use identity_vault;
 /// The AWS Secrets Manager store.
 #[cfg(feature = "aws")]
 pub use identity_aws;
+
+/// Discovery and dynamic client registration.
+#[cfg(feature = "dcr")]
+pub use identity_dcr;
 
 /// The README's Rust example, run as a doc test so that it stays true.
 #[doc = include_str!("../../../README.md")]

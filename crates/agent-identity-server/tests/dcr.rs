@@ -1,0 +1,104 @@
+//! The sidecar with a DCR store, against a real authorization server (oidc-provider): a slot's
+//! credential is a token of a client the sidecar registered itself.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a panic in a test is a failed test"
+)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use agent_identity_server::config::load_str;
+use agent_identity_server::http::{AppState, app};
+use agent_identity_server::metrics::Metrics;
+use axum::body::Body;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use identity_test_support::AuthorizationServer;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+fn dcr_config(issuer: &str) -> String {
+    format!(
+        r#"
+[stores.mcp]
+type = "dcr"
+allow_http_loopback = true
+
+[[stores.mcp.slots]]
+ref = "crm-service"
+issuer = "{issuer}"
+scopes = ["crm:read"]
+client_name = "sidecar-agent"
+
+[[rules]]
+id = "crm"
+credentialRef = "crm-service"
+credentialKind = "fixed"
+store = "mcp"
+priority = 1
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dcr_slot_resolves_over_http_with_a_client_registered_at_run_time() {
+    let server = AuthorizationServer::start().await;
+    let loaded = load_str(
+        &dcr_config(server.issuer()),
+        Path::new("."),
+        "test".into(),
+        &|_| None,
+        None,
+    )
+    .unwrap();
+    let bound = "127.0.0.1:3001".parse().unwrap();
+    let app = app(AppState::new(loaded, Arc::new(Metrics::new()), bound)
+        .await
+        .unwrap());
+    let body = json!({"userId": "alice", "resourceId": "crm", "resourceKind": "shared",
+        "provider": "openai", "model": "gpt-4o", "action": "read", "traceId": "t1"});
+    let request = Request::builder()
+        .method("POST")
+        .uri("/api/resolve")
+        .header("host", "127.0.0.1:3001")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let answer: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["credentialId"], "dcr:crm-service");
+    assert!(answer["expiresAt"].is_string(), "{answer}");
+}
+
+#[test]
+fn dcr_sections_are_checked_with_the_slot_and_field_named() {
+    let load = |text: &str| {
+        load_str(text, Path::new("."), "test".into(), &|_| None, None)
+            .unwrap_err()
+            .to_string()
+    };
+    let base = dcr_config("http://127.0.0.1:9");
+    let no_loopback = load(&base.replace("allow_http_loopback = true", ""));
+    assert!(
+        no_loopback.contains("slots[0].issuer") && no_loopback.contains("http"),
+        "{no_loopback}"
+    );
+    let both = load(&base.replace(
+        "scopes = [\"crm:read\"]",
+        "scopes = [\"crm:read\"]\nresource = \"https://mcp.example.com/mcp\"",
+    ));
+    assert!(
+        both.contains("exactly one of `issuer` and `resource`"),
+        "{both}"
+    );
+    let iat = load(&base.replace(
+        "client_name = \"sidecar-agent\"",
+        "initial_access_token_env = \"UNSET_IAT\"",
+    ));
+    assert!(iat.contains("UNSET_IAT"), "{iat}");
+}
