@@ -18,8 +18,10 @@
 //! every resolved address), no redirects, bounded answers and time, no endpoint with another
 //! scheme. A hostile server can make a call fail, and nothing else.
 //!
-//! The crate has no features. It does not (yet) use Client ID Metadata Documents, nor keep
-//! clients in a file.
+//! Clients are kept in memory ([`MemoryPersistence`]) or in a file whose secrets are sealed with
+//! AES-256-GCM under a rotating [`Keyring`] ([`FilePersistence`]).
+//!
+//! The crate has no features. It does not (yet) use Client ID Metadata Documents.
 //!
 //! ```
 //! use identity_dcr::{Dcr, FetchPolicy};
@@ -36,6 +38,7 @@
 
 mod discovery;
 mod fetch;
+mod file;
 mod registration;
 mod registry;
 mod store;
@@ -46,6 +49,7 @@ pub use discovery::{
     AuthorizationServerMetadata, ProtectedResourceMetadata, resource_metadata_from_challenge,
 };
 pub use fetch::FetchPolicy;
+pub use file::{FilePersistence, Keyring};
 pub use registration::{ClientMetadata, RegisteredClient};
 pub use registry::{
     ClientKey, ClientPersistence, ClientProfile, ClientRegistry, MemoryPersistence,

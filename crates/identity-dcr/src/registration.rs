@@ -122,6 +122,21 @@ impl RegisteredClient {
         self.client_secret_expires_at.is_some_and(|at| at <= now)
     }
 
+    /// A client from a registration answer (RFC 7591 §3.2.1) of `issuer`'s server: what a
+    /// [`ClientPersistence`](crate::ClientPersistence) of another kind, or a pre-registered
+    /// client, starts from. The answer is checked as a registration's is.
+    ///
+    /// ```
+    /// let answer = serde_json::json!({"client_id": "c1", "client_secret": "s", "client_secret_expires_at": 0});
+    /// let client = identity_dcr::RegisteredClient::from_registration_answer("https://as.example.com", answer)?;
+    /// assert_eq!(client.client_id, "c1");
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub fn from_registration_answer(issuer: &str, answer: Value) -> Result<Self, Error> {
+        let http = SafeHttp::new(crate::FetchPolicy::default())?;
+        Self::from_answer(issuer, answer, &http, None)
+    }
+
     /// Reads a registration answer from `issuer`'s server, checking what RFC 7591 requires.
     pub(crate) fn from_answer(
         issuer: &str,

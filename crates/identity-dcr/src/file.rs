@@ -1,0 +1,416 @@
+//! Registered clients kept in a file, their secrets sealed with AES-256-GCM.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::{Aead, Generate, KeyInit, Nonce, Payload};
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use identity_core::{ConfigError, Error, OffsetDateTime, Secret};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+use url::Url;
+
+use crate::registration::{ClientMetadata, RegisteredClient};
+use crate::registry::{ClientKey, ClientPersistence};
+
+/// Keys that seal the secrets of a [`FilePersistence`], by key id. New records are sealed with
+/// the current key; records sealed with an older key still open while that key is in the ring,
+/// and are sealed again with the current key at the next save. So a key rotates by adding a new
+/// current key, and retires once every record was saved since.
+///
+/// ```
+/// let ring = identity_dcr::Keyring::new("k2", [2u8; 32]).with_old_key("k1", [1u8; 32]);
+/// assert_eq!(ring.current_id(), "k2");
+/// assert!(!format!("{ring:?}").contains("[2"));
+/// ```
+#[derive(Clone)]
+pub struct Keyring {
+    current: String,
+    keys: BTreeMap<String, [u8; 32]>,
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyring")
+            .field("current", &self.current)
+            .field("key_ids", &self.keys.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Keyring {
+    /// A ring whose current key is `key`, named `id`.
+    ///
+    /// ```
+    /// let ring = identity_dcr::Keyring::new("2026-11", [7u8; 32]);
+    /// ```
+    pub fn new(id: impl Into<String>, key: [u8; 32]) -> Self {
+        let current = id.into();
+        Self {
+            keys: BTreeMap::from([(current.clone(), key)]),
+            current,
+        }
+    }
+
+    /// A ring whose current key is the base64 text `key` (32 bytes once decoded), named `id`:
+    /// what a configuration gives (from an environment variable).
+    ///
+    /// ```
+    /// let ring = identity_dcr::Keyring::from_base64("k1", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")?;
+    /// assert!(identity_dcr::Keyring::from_base64("k1", "short").is_err());
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub fn from_base64(id: impl Into<String>, key: &str) -> Result<Self, Error> {
+        Ok(Self::new(id, decode_key(key)?))
+    }
+
+    /// The same ring with an older key that still opens records sealed with it.
+    ///
+    /// ```
+    /// let ring = identity_dcr::Keyring::new("k2", [2u8; 32]).with_old_key("k1", [1u8; 32]);
+    /// ```
+    pub fn with_old_key(mut self, id: impl Into<String>, key: [u8; 32]) -> Self {
+        self.keys.entry(id.into()).or_insert(key);
+        self
+    }
+
+    /// The id of the key new records are sealed with.
+    ///
+    /// ```
+    /// assert_eq!(identity_dcr::Keyring::new("k1", [0u8; 32]).current_id(), "k1");
+    /// ```
+    pub fn current_id(&self) -> &str {
+        &self.current
+    }
+
+    fn cipher(&self, id: &str) -> Option<Aes256Gcm> {
+        self.keys
+            .get(id)
+            .and_then(|key| Aes256Gcm::new_from_slice(key).ok())
+    }
+}
+
+fn decode_key(text: &str) -> Result<[u8; 32], Error> {
+    STANDARD
+        .decode(text.trim())
+        .ok()
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes.as_slice()).ok())
+        .ok_or_else(|| {
+            ConfigError::new(
+                "client file key",
+                None,
+                "is not 32 bytes of base64 (generate one with `openssl rand -base64 32`)",
+            )
+            .into()
+        })
+}
+
+/// The file's form.
+#[derive(Serialize, Deserialize, Default)]
+struct FileContent {
+    version: u32,
+    clients: Vec<Record>,
+}
+
+/// One client: what is not secret in clear, the secrets sealed.
+#[derive(Serialize, Deserialize, Clone)]
+struct Record {
+    issuer: String,
+    profile: String,
+    client_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_secret_expires_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    registration_client_uri: Option<String>,
+    metadata: ClientMetadata,
+    sealed: Sealed,
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+struct Sealed {
+    key_id: String,
+    nonce: String,
+    ciphertext: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Secrets {
+    client_secret: Option<String>,
+    registration_access_token: Option<String>,
+}
+
+/// What the seal is bound to: a sealed blob moved to another record does not open.
+fn associated_data(issuer: &str, profile: &str, client_id: &str) -> Vec<u8> {
+    serde_json::to_vec(&[issuer, profile, client_id]).unwrap_or_default()
+}
+
+/// Registered clients kept in a JSON file, their client secrets and registration access tokens
+/// sealed with AES-256-GCM under a [`Keyring`] (a fresh nonce per record and save, the record's
+/// issuer, profile and client id as associated data).
+///
+/// Writes are atomic (a temporary file in the same directory, flushed, then renamed over the
+/// file), and the file is created readable by its owner only. One process owns a file; replicas
+/// that must share registrations need a shared store.
+///
+/// ```no_run
+/// # async fn example() -> Result<(), identity_core::Error> {
+/// let ring = identity_dcr::Keyring::from_base64("k1", &std::env::var("DCR_KEY").unwrap())?;
+/// let file = identity_dcr::FilePersistence::open("/var/lib/agent-identity/clients.json", ring).await?;
+/// # Ok(()) }
+/// ```
+pub struct FilePersistence {
+    path: PathBuf,
+    keyring: Keyring,
+    records: Mutex<Vec<Record>>,
+}
+
+impl fmt::Debug for FilePersistence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FilePersistence")
+            .field("path", &self.path)
+            .field("keyring", &self.keyring)
+            .finish_non_exhaustive()
+    }
+}
+
+fn file_error(path: &Path, problem: impl fmt::Display) -> Error {
+    ConfigError::new(path.display().to_string(), None, problem.to_string()).into()
+}
+
+impl FilePersistence {
+    /// Opens (or, when absent, starts) the file at `path`. A file that cannot be read or is not
+    /// this format is an error, never silently replaced.
+    ///
+    /// ```no_run
+    /// # async fn example(ring: identity_dcr::Keyring) -> Result<(), identity_core::Error> {
+    /// let file = identity_dcr::FilePersistence::open("clients.json", ring).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn open(path: impl Into<PathBuf>, keyring: Keyring) -> Result<Self, Error> {
+        let path = path.into();
+        let records = match tokio::fs::read(&path).await {
+            Ok(bytes) => {
+                let content: FileContent = serde_json::from_slice(&bytes)
+                    .map_err(|err| file_error(&path, format!("is not a client file: {err}")))?;
+                if content.version != 1 {
+                    return Err(file_error(
+                        &path,
+                        format!("has version {}, this build reads 1", content.version),
+                    ));
+                }
+                content.clients
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(err) => return Err(file_error(&path, format!("cannot be read: {}", err.kind()))),
+        };
+        Ok(Self {
+            path,
+            keyring,
+            records: Mutex::new(records),
+        })
+    }
+
+    fn seal(&self, key: &ClientKey, client: &RegisteredClient) -> Result<Record, Error> {
+        let cipher = self
+            .keyring
+            .cipher(&self.keyring.current)
+            .ok_or_else(|| file_error(&self.path, "the current key is not usable"))?;
+        let secrets = Secrets {
+            client_secret: client
+                .client_secret
+                .as_ref()
+                .map(|s| s.expose_secret().to_owned()),
+            registration_access_token: client
+                .registration_access_token
+                .as_ref()
+                .map(|s| s.expose_secret().to_owned()),
+        };
+        let plaintext = serde_json::to_vec(&secrets).unwrap_or_default();
+        let nonce = Nonce::<Aes256Gcm>::generate();
+        let aad = associated_data(&key.issuer, &key.profile, &client.client_id);
+        let ciphertext = cipher
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: &plaintext,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| file_error(&self.path, "sealing failed"))?;
+        Ok(Record {
+            issuer: key.issuer.clone(),
+            profile: key.profile.clone(),
+            client_id: client.client_id.clone(),
+            client_secret_expires_at: client
+                .client_secret_expires_at
+                .map(OffsetDateTime::unix_timestamp),
+            registration_client_uri: client
+                .registration_client_uri
+                .as_ref()
+                .map(|u| u.to_string()),
+            metadata: client.metadata.clone(),
+            sealed: Sealed {
+                key_id: self.keyring.current.clone(),
+                nonce: STANDARD.encode(nonce.as_slice()),
+                ciphertext: STANDARD.encode(ciphertext),
+            },
+        })
+    }
+
+    fn open_record(&self, record: &Record) -> Result<RegisteredClient, Error> {
+        let what = format!(
+            "the record of `{}` at `{}`",
+            record.client_id, record.issuer
+        );
+        let cipher = self.keyring.cipher(&record.sealed.key_id).ok_or_else(|| {
+            file_error(
+                &self.path,
+                format!(
+                    "{what} is sealed with key `{}`, which the keyring lacks",
+                    record.sealed.key_id
+                ),
+            )
+        })?;
+        let nonce_bytes = STANDARD
+            .decode(&record.sealed.nonce)
+            .map_err(|_| file_error(&self.path, format!("{what} has a bad nonce")))?;
+        let nonce = Nonce::<Aes256Gcm>::try_from(nonce_bytes.as_slice())
+            .map_err(|_| file_error(&self.path, format!("{what} has a bad nonce")))?;
+        let ciphertext = STANDARD
+            .decode(&record.sealed.ciphertext)
+            .map_err(|_| file_error(&self.path, format!("{what} has bad ciphertext")))?;
+        let aad = associated_data(&record.issuer, &record.profile, &record.client_id);
+        let plaintext = cipher
+            .decrypt(
+                &nonce,
+                Payload {
+                    msg: &ciphertext,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| {
+                file_error(
+                    &self.path,
+                    format!("{what} does not open: a wrong key, or tampered"),
+                )
+            })?;
+        let secrets: Secrets = serde_json::from_slice(&plaintext)
+            .map_err(|_| file_error(&self.path, format!("{what} holds no secrets")))?;
+        let registration_client_uri = record
+            .registration_client_uri
+            .as_deref()
+            .map(Url::parse)
+            .transpose()
+            .map_err(|_| {
+                file_error(
+                    &self.path,
+                    format!("{what} has a bad registration_client_uri"),
+                )
+            })?;
+        Ok(RegisteredClient {
+            issuer: record.issuer.clone(),
+            client_id: record.client_id.clone(),
+            client_secret: secrets.client_secret.map(Secret::new),
+            client_secret_expires_at: record
+                .client_secret_expires_at
+                .and_then(|at| OffsetDateTime::from_unix_timestamp(at).ok()),
+            registration_access_token: secrets.registration_access_token.map(Secret::new),
+            registration_client_uri,
+            metadata: record.metadata.clone(),
+        })
+    }
+
+    /// Writes `records` atomically: a temporary file beside the target, flushed, renamed.
+    async fn write(&self, records: &[Record]) -> Result<(), Error> {
+        let content = FileContent {
+            version: 1,
+            clients: records.to_vec(),
+        };
+        let bytes = serde_json::to_vec_pretty(&content).unwrap_or_default();
+        let directory = self.path.parent().unwrap_or(Path::new("."));
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "clients".into());
+        let temporary = directory.join(format!(".{name}.{}.tmp", std::process::id()));
+        let io = |err: std::io::Error| {
+            file_error(&self.path, format!("cannot be written: {}", err.kind()))
+        };
+        let mut options = tokio::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        options.mode(0o600);
+        let mut file = options.open(&temporary).await.map_err(io)?;
+        tokio::io::AsyncWriteExt::write_all(&mut file, &bytes)
+            .await
+            .map_err(io)?;
+        file.sync_all().await.map_err(io)?;
+        drop(file);
+        tokio::fs::rename(&temporary, &self.path)
+            .await
+            .map_err(io)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ClientPersistence for FilePersistence {
+    async fn load(&self, key: &ClientKey) -> Result<Option<RegisteredClient>, Error> {
+        let records = self.records.lock().await;
+        records
+            .iter()
+            .find(|r| r.issuer == key.issuer && r.profile == key.profile)
+            .map(|record| self.open_record(record))
+            .transpose()
+    }
+
+    async fn save(&self, key: &ClientKey, client: &RegisteredClient) -> Result<(), Error> {
+        let sealed = self.seal(key, client)?;
+        let mut records = self.records.lock().await;
+        let mut next: Vec<Record> = Vec::with_capacity(records.len() + 1);
+        for record in records.iter() {
+            if record.issuer == key.issuer && record.profile == key.profile {
+                continue;
+            }
+            // Records sealed with an older key move to the current one.
+            if record.sealed.key_id == self.keyring.current {
+                next.push(record.clone());
+            } else {
+                let opened = self.open_record(record)?;
+                let record_key = ClientKey {
+                    issuer: record.issuer.clone(),
+                    profile: record.profile.clone(),
+                };
+                next.push(self.seal(&record_key, &opened)?);
+            }
+        }
+        next.push(sealed);
+        self.write(&next).await?;
+        *records = next;
+        Ok(())
+    }
+
+    async fn remove(&self, key: &ClientKey) -> Result<(), Error> {
+        let mut records = self.records.lock().await;
+        let next: Vec<Record> = records
+            .iter()
+            .filter(|r| !(r.issuer == key.issuer && r.profile == key.profile))
+            .cloned()
+            .collect();
+        self.write(&next).await?;
+        *records = next;
+        Ok(())
+    }
+
+    async fn clear(&self) -> Result<(), Error> {
+        let mut records = self.records.lock().await;
+        self.write(&[]).await?;
+        records.clear();
+        Ok(())
+    }
+}
