@@ -21,7 +21,11 @@
 //! Clients are kept in memory ([`MemoryPersistence`]) or in a file whose secrets are sealed with
 //! AES-256-GCM under a rotating [`Keyring`] ([`FilePersistence`]).
 //!
-//! The crate has no features. It does not (yet) use Client ID Metadata Documents.
+//! How a client comes to be at a server follows the MCP authorization specification
+//! (2026-07-28): a client registered in advance for that issuer, else a Client ID Metadata
+//! Document where the server accepts them, else dynamic registration ([`ClientProfile`]).
+//!
+//! The crate has no features.
 //!
 //! ```
 //! use identity_dcr::{Dcr, FetchPolicy};

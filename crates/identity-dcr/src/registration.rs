@@ -137,6 +137,30 @@ impl RegisteredClient {
         Self::from_answer(issuer, answer, &http, None)
     }
 
+    /// The client whose id is the URL of its metadata document (Client ID Metadata Documents):
+    /// nothing is registered, the server reads the document itself. It has no secret.
+    pub(crate) fn from_metadata_document(
+        issuer: &str,
+        document: &Url,
+        metadata: &ClientMetadata,
+    ) -> Result<Self, Error> {
+        if document.scheme() != "https" || document.host().is_none() || document.path() == "/" {
+            return Err(Error::InvalidArgument {
+                argument: "client metadata document",
+                problem: "must be an https URL with a path".into(),
+            });
+        }
+        Ok(Self {
+            issuer: issuer.to_owned(),
+            client_id: document.to_string(),
+            client_secret: None,
+            client_secret_expires_at: None,
+            registration_access_token: None,
+            registration_client_uri: None,
+            metadata: metadata.clone(),
+        })
+    }
+
     /// Reads a registration answer from `issuer`'s server, checking what RFC 7591 requires.
     pub(crate) fn from_answer(
         issuer: &str,

@@ -79,7 +79,10 @@ impl ClientPersistence for MemoryPersistence {
     }
 }
 
-/// A profile: the name a registry keys it by, and the metadata it registers with.
+/// A profile: the name a registry keys it by, and how the client comes to be at each server,
+/// in the order the MCP authorization specification (2026-07-28) gives: a client registered in
+/// advance for that issuer; else a Client ID Metadata Document, when the server accepts them
+/// and the profile has one; else dynamic registration with `metadata`.
 #[derive(Debug, Clone)]
 pub struct ClientProfile {
     /// The profile's name.
@@ -88,6 +91,11 @@ pub struct ClientProfile {
     pub metadata: ClientMetadata,
     /// An initial access token, for registration endpoints that demand one.
     pub initial_access_token: Option<Secret>,
+    /// Clients registered in advance, by issuer.
+    pub pre_registered: HashMap<String, RegisteredClient>,
+    /// The HTTPS URL serving this client's metadata document: its client id where the server
+    /// supports Client ID Metadata Documents.
+    pub metadata_document: Option<url::Url>,
 }
 
 impl ClientProfile {
@@ -102,7 +110,37 @@ impl ClientProfile {
             name: name.into(),
             metadata,
             initial_access_token: None,
+            pre_registered: HashMap::new(),
+            metadata_document: None,
         }
+    }
+
+    /// With a client registered in advance at its issuer: used there, before anything else.
+    ///
+    /// ```
+    /// # use identity_dcr::{ClientMetadata, ClientProfile, RegisteredClient};
+    /// let client = RegisteredClient::from_registration_answer(
+    ///     "https://as.example.com", serde_json::json!({"client_id": "agent", "client_secret": "s"}))?;
+    /// let p = ClientProfile::new("crm", ClientMetadata::default()).with_pre_registered(client);
+    /// assert!(p.pre_registered.contains_key("https://as.example.com"));
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub fn with_pre_registered(mut self, client: RegisteredClient) -> Self {
+        self.pre_registered.insert(client.issuer.clone(), client);
+        self
+    }
+
+    /// With the URL of this client's metadata document (an `https` URL the client serves).
+    ///
+    /// ```
+    /// # use identity_dcr::{ClientMetadata, ClientProfile};
+    /// let url = url::Url::parse("https://agent.example.com/oauth/client.json").unwrap();
+    /// let p = ClientProfile::new("crm", ClientMetadata::default()).with_metadata_document(url);
+    /// assert!(p.metadata_document.is_some());
+    /// ```
+    pub fn with_metadata_document(mut self, url: url::Url) -> Self {
+        self.metadata_document = Some(url);
+        self
     }
 
     /// With an initial access token.
@@ -185,6 +223,9 @@ impl ClientRegistry {
             issuer: issuer.to_owned(),
             profile: profile.name.clone(),
         };
+        if let Some(client) = profile.pre_registered.get(issuer) {
+            return Ok(client.clone());
+        }
         let lock = self.lock_for(&key);
         let _held = lock.lock().await;
         if let Some(client) = self.persistence.load(&key).await?
@@ -194,6 +235,14 @@ impl ClientRegistry {
             return Ok(client);
         }
         let server = self.dcr.discover(issuer).await?;
+        if server.client_id_metadata_document_supported
+            && let Some(document) = &profile.metadata_document
+        {
+            let client =
+                RegisteredClient::from_metadata_document(issuer, document, &profile.metadata)?;
+            self.persistence.save(&key, &client).await?;
+            return Ok(client);
+        }
         if !server.supports_registration() {
             return Err(Error::NotSupported {
                 operation: "dynamic client registration (no registration_endpoint)",

@@ -196,20 +196,28 @@ impl DcrCredentialStore {
             form.finish()
         };
         let encode = |text: &str| byte_serialize(text.as_bytes()).collect::<String>();
-        let secret = client
-            .client_secret
-            .as_ref()
-            .map_or("", Secret::expose_secret);
-        // RFC 6749 §2.3.1: id and secret are form-encoded before they are joined.
-        let basic = STANDARD.encode(format!("{}:{}", encode(&client.client_id), encode(secret)));
-        let request = self
+        let mut request = self
             .registry
             .dcr()
             .http
             .request(reqwest::Method::POST, endpoint)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("authorization", format!("Basic {basic}"))
-            .body(form);
+            .header("content-type", "application/x-www-form-urlencoded");
+        let form = match &client.client_secret {
+            Some(secret) => {
+                // RFC 6749 §2.3.1: id and secret are form-encoded before they are joined.
+                let pair = format!(
+                    "{}:{}",
+                    encode(&client.client_id),
+                    encode(secret.expose_secret())
+                );
+                request =
+                    request.header("authorization", format!("Basic {}", STANDARD.encode(pair)));
+                form
+            }
+            // A client without a secret (a metadata-document client) names itself in the form.
+            None => format!("{form}&client_id={}", encode(&client.client_id)),
+        };
+        let request = request.body(form);
         let answer = self.registry.dcr().http.send(request, &what).await?;
         if answer.status != 200 {
             return Err(match oauth_error(&what, answer.status, &answer.body) {

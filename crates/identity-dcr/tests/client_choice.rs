@@ -1,0 +1,141 @@
+//! How a client comes to be at a server: registered in advance, else a Client ID Metadata
+//! Document, else dynamic registration; one record per issuer. oidc-provider has no metadata
+//! documents, so a small fake authorization server stands in: it only serves metadata and
+//! counts registrations.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a panic in a test is a failed test"
+)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use identity_dcr::{
+    ClientMetadata, ClientProfile, ClientRegistry, Dcr, FetchPolicy, MemoryPersistence,
+    RegisteredClient,
+};
+use serde_json::json;
+
+#[derive(Clone)]
+struct Fake {
+    base: String,
+    registrations: Arc<AtomicUsize>,
+}
+
+async fn metadata(State(fake): State<Fake>, Path(name): Path<String>) -> impl IntoResponse {
+    let issuer = format!("{}/{name}", fake.base);
+    axum::Json(json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{}/token", fake.base),
+        "registration_endpoint": format!("{}/reg", fake.base),
+        "client_id_metadata_document_supported": name == "cimd",
+    }))
+}
+
+async fn register(State(fake): State<Fake>) -> impl IntoResponse {
+    let n = fake.registrations.fetch_add(1, Ordering::SeqCst);
+    (
+        StatusCode::CREATED,
+        axum::Json(
+            json!({"client_id": format!("registered-{n}"), "client_secret": "s", "client_secret_expires_at": 0}),
+        ),
+    )
+}
+
+async fn fake_server() -> Fake {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let fake = Fake {
+        base: format!("http://{}", listener.local_addr().unwrap()),
+        registrations: Arc::default(),
+    };
+    let app = Router::new()
+        .route(
+            "/.well-known/oauth-authorization-server/{name}",
+            get(metadata),
+        )
+        .route("/reg", post(register))
+        .with_state(fake.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    fake
+}
+
+fn registry() -> ClientRegistry {
+    ClientRegistry::new(
+        Dcr::new(FetchPolicy::default().allow_http_loopback(true)).unwrap(),
+        Arc::new(MemoryPersistence::default()),
+    )
+}
+
+fn document() -> url::Url {
+    url::Url::parse("https://agent.example.com/oauth/client-metadata.json").unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metadata_document_is_used_where_the_server_accepts_one_and_registration_elsewhere() {
+    let fake = fake_server().await;
+    let registry = registry();
+    let profile = ClientProfile::new("agent", ClientMetadata::service("agent", "read"))
+        .with_metadata_document(document());
+
+    let cimd = registry
+        .get_or_create(&format!("{}/cimd", fake.base), &profile)
+        .await
+        .unwrap();
+    assert_eq!(cimd.client_id, document().as_str());
+    assert!(cimd.client_secret.is_none());
+    assert_eq!(fake.registrations.load(Ordering::SeqCst), 0);
+
+    let dcr = registry
+        .get_or_create(&format!("{}/dcr-only", fake.base), &profile)
+        .await
+        .unwrap();
+    assert_eq!(dcr.client_id, "registered-0");
+    assert_eq!(fake.registrations.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_registered_in_advance_comes_first() {
+    let fake = fake_server().await;
+    let issuer = format!("{}/cimd", fake.base);
+    let known = RegisteredClient::from_registration_answer(
+        &issuer,
+        json!({"client_id": "configured-agent", "client_secret": "configured-secret"}),
+    )
+    .unwrap();
+    let profile = ClientProfile::new("agent", ClientMetadata::service("agent", "read"))
+        .with_metadata_document(document())
+        .with_pre_registered(known);
+    let client = registry().get_or_create(&issuer, &profile).await.unwrap();
+    assert_eq!(client.client_id, "configured-agent");
+    assert_eq!(fake.registrations.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_issuer_gets_its_own_registration() {
+    let fake = fake_server().await;
+    let registry = registry();
+    let profile = ClientProfile::new("agent", ClientMetadata::service("agent", "read"));
+    let first = registry
+        .get_or_create(&format!("{}/a", fake.base), &profile)
+        .await
+        .unwrap();
+    let second = registry
+        .get_or_create(&format!("{}/b", fake.base), &profile)
+        .await
+        .unwrap();
+    assert_ne!(first.client_id, second.client_id);
+    assert_eq!(second.issuer, format!("{}/b", fake.base));
+    // Asked again, each issuer keeps its own.
+    let again = registry
+        .get_or_create(&format!("{}/a", fake.base), &profile)
+        .await
+        .unwrap();
+    assert_eq!(again.client_id, first.client_id);
+    assert_eq!(fake.registrations.load(Ordering::SeqCst), 2);
+}
