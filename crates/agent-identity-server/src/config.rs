@@ -176,7 +176,22 @@ struct DcrSection {
     timeout_ms: u64,
     #[serde(default = "default_dcr_max_body")]
     max_body_bytes: usize,
+    /// Where registered clients are kept (relative to the configuration file); in memory when
+    /// absent, so a restart registers again.
+    clients_file: Option<PathBuf>,
+    /// The environment variable holding the current key of the clients file (32 bytes,
+    /// base64), and the id it is recorded under.
+    clients_key_env: Option<String>,
+    #[serde(default = "default_clients_key_id")]
+    clients_key_id: String,
+    /// Older keys still accepted, by id: the environment variables holding them.
+    #[serde(default)]
+    clients_old_keys: BTreeMap<String, String>,
     slots: Vec<DcrSlotSection>,
+}
+
+fn default_clients_key_id() -> String {
+    "default".into()
 }
 
 fn default_dcr_timeout() -> u64 {
@@ -717,7 +732,7 @@ fn build(
                 }
                 Err(mut more) => errors.append(&mut more),
             },
-            StoreSection::Dcr(section) => match dcr_store(section, &location, env) {
+            StoreSection::Dcr(section) => match dcr_store(section, base, &location, env) {
                 Ok(store) => builder = builder.store(name, store),
                 Err(mut more) => errors.append(&mut more),
             },
@@ -869,14 +884,65 @@ fn memory_store(
 
 fn dcr_store(
     section: DcrSection,
+    base: &Path,
     location: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<agent_identity::identity_dcr::DcrCredentialStore, Vec<ConfigError>> {
     use agent_identity::identity_dcr::{
-        ClientMetadata, ClientProfile, ClientRegistry, Dcr, DcrCredentialStore, DcrSlot,
-        FetchPolicy, MemoryPersistence, Target,
+        ClientMetadata, ClientPersistence, ClientProfile, ClientRegistry, Dcr, DcrCredentialStore,
+        DcrSlot, FetchPolicy, FilePersistence, Keyring, MemoryPersistence, Target,
     };
     let mut errors = Vec::new();
+    let key = |field: &str, variable: &str| -> Result<String, ConfigError> {
+        match env(variable) {
+            Some(value) if !value.is_empty() => Ok(value),
+            _ => Err(ConfigError::new(
+                location,
+                Some(field),
+                format!("environment variable `{variable}` is not set"),
+            )),
+        }
+    };
+    let persistence: Arc<dyn ClientPersistence> =
+        match (&section.clients_file, &section.clients_key_env) {
+            (None, None) => Arc::new(MemoryPersistence::default()),
+            (Some(file), Some(variable)) => {
+                let mut ring = key("clients_key_env", variable).and_then(|text| {
+                    Keyring::from_base64(section.clients_key_id.clone(), &text).map_err(|err| {
+                        ConfigError::new(location, Some("clients_key_env"), err.to_string())
+                    })
+                });
+                for (id, old_variable) in &section.clients_old_keys {
+                    let old = key("clients_old_keys", old_variable).and_then(|text| {
+                        Keyring::from_base64(id.clone(), &text).map_err(|err| {
+                            ConfigError::new(location, Some("clients_old_keys"), err.to_string())
+                        })
+                    });
+                    ring = ring.and_then(|ring| old.map(|old| ring.with_keys_of(&old)));
+                }
+                let path = base.join(file);
+                // The configuration is loaded without a runtime: the file is read synchronously.
+                match ring.and_then(|ring| {
+                    FilePersistence::open_blocking(&path, ring).map_err(|err| {
+                        ConfigError::new(location, Some("clients_file"), err.to_string())
+                    })
+                }) {
+                    Ok(file) => Arc::new(file),
+                    Err(err) => {
+                        errors.push(err);
+                        Arc::new(MemoryPersistence::default())
+                    }
+                }
+            }
+            _ => {
+                errors.push(ConfigError::new(
+                location,
+                Some("clients_file"),
+                "`clients_file` and `clients_key_env` go together (the file's secrets are sealed)",
+            ));
+                Arc::new(MemoryPersistence::default())
+            }
+        };
     let policy = FetchPolicy::default()
         .allow_http_loopback(section.allow_http_loopback)
         .allow_private(section.allow_private)
@@ -960,7 +1026,7 @@ fn dcr_store(
     if !errors.is_empty() {
         return Err(errors);
     }
-    let registry = ClientRegistry::new(dcr, Arc::new(MemoryPersistence::default()));
+    let registry = ClientRegistry::new(dcr, persistence);
     Ok(DcrCredentialStore::new(Arc::new(registry), slots))
 }
 

@@ -75,6 +75,62 @@ async fn a_dcr_slot_resolves_over_http_with_a_client_registered_at_run_time() {
     assert!(answer["expiresAt"].is_string(), "{answer}");
 }
 
+async fn resolve_once(config: &str, env: &dyn Fn(&str) -> Option<String>) -> Value {
+    let loaded = load_str(config, Path::new("."), "test".into(), env, None).unwrap();
+    let bound = "127.0.0.1:3001".parse().unwrap();
+    let app = app(AppState::new(loaded, Arc::new(Metrics::new()), bound)
+        .await
+        .unwrap());
+    let body = json!({"userId": "alice", "resourceId": "crm", "resourceKind": "shared",
+        "provider": "openai", "model": "gpt-4o", "action": "read", "traceId": "t1"});
+    let request = Request::builder()
+        .method("POST")
+        .uri("/api/resolve")
+        .header("host", "127.0.0.1:3001")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registered_clients_survive_a_restart_in_a_sealed_file() {
+    let server = AuthorizationServer::start().await;
+    let dir =
+        std::env::temp_dir().join(format!("agent-identity-dcr-sidecar-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("clients.json");
+    let config = dcr_config(server.issuer()).replace(
+        "allow_http_loopback = true",
+        &format!(
+            "allow_http_loopback = true\nclients_file = {:?}\nclients_key_env = \"DCR_KEY\"",
+            file.display().to_string()
+        ),
+    );
+    let env = |name: &str| {
+        (name == "DCR_KEY").then(|| "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_owned())
+    };
+    resolve_once(&config, &env).await;
+    let first: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let client_id = first["clients"][0]["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(first["clients"][0]["sealed"]["ciphertext"].is_string());
+    // A second sidecar with the same file uses the same client.
+    resolve_once(&config, &env).await;
+    let second: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(second["clients"].as_array().unwrap().len(), 1);
+    assert_eq!(second["clients"][0]["client_id"], client_id.as_str());
+    let missing_key =
+        load_str(&config, Path::new("."), "test".into(), &|_| None, None).unwrap_err();
+    assert!(missing_key.to_string().contains("DCR_KEY"), "{missing_key}");
+}
+
 #[test]
 fn dcr_sections_are_checked_with_the_slot_and_field_named() {
     let load = |text: &str| {

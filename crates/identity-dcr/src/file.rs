@@ -78,6 +78,19 @@ impl Keyring {
         self
     }
 
+    /// The same ring with every key of `other` added as an older key.
+    ///
+    /// ```
+    /// let ring = identity_dcr::Keyring::new("k2", [2u8; 32]).with_keys_of(&identity_dcr::Keyring::new("k1", [1u8; 32]));
+    /// assert_eq!(ring.current_id(), "k2");
+    /// ```
+    pub fn with_keys_of(mut self, other: &Keyring) -> Self {
+        for (id, key) in &other.keys {
+            self.keys.entry(id.clone()).or_insert(*key);
+        }
+        self
+    }
+
     /// The id of the key new records are sealed with.
     ///
     /// ```
@@ -192,7 +205,29 @@ impl FilePersistence {
     /// ```
     pub async fn open(path: impl Into<PathBuf>, keyring: Keyring) -> Result<Self, Error> {
         let path = path.into();
-        let records = match tokio::fs::read(&path).await {
+        let read = tokio::fs::read(&path).await;
+        Self::from_read(path, read, keyring)
+    }
+
+    /// [`FilePersistence::open`] for callers without a runtime (a configuration loader).
+    ///
+    /// ```no_run
+    /// # fn example(ring: identity_dcr::Keyring) -> Result<(), identity_core::Error> {
+    /// let file = identity_dcr::FilePersistence::open_blocking("clients.json", ring)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn open_blocking(path: impl Into<PathBuf>, keyring: Keyring) -> Result<Self, Error> {
+        let path = path.into();
+        let read = std::fs::read(&path);
+        Self::from_read(path, read, keyring)
+    }
+
+    fn from_read(
+        path: PathBuf,
+        read: std::io::Result<Vec<u8>>,
+        keyring: Keyring,
+    ) -> Result<Self, Error> {
+        let records = match read {
             Ok(bytes) => {
                 let content: FileContent = serde_json::from_slice(&bytes)
                     .map_err(|err| file_error(&path, format!("is not a client file: {err}")))?;

@@ -30,10 +30,15 @@ struct Fake {
 
 async fn metadata(State(fake): State<Fake>, Path(name): Path<String>) -> impl IntoResponse {
     let issuer = format!("{}/{name}", fake.base);
+    let registration = if name == "expiring" {
+        "reg-expiring"
+    } else {
+        "reg"
+    };
     axum::Json(json!({
         "issuer": issuer,
         "token_endpoint": format!("{}/token", fake.base),
-        "registration_endpoint": format!("{}/reg", fake.base),
+        "registration_endpoint": format!("{}/{registration}", fake.base),
         "client_id_metadata_document_supported": name == "cimd",
     }))
 }
@@ -44,6 +49,22 @@ async fn register(State(fake): State<Fake>) -> impl IntoResponse {
         StatusCode::CREATED,
         axum::Json(
             json!({"client_id": format!("registered-{n}"), "client_secret": "s", "client_secret_expires_at": 0}),
+        ),
+    )
+}
+
+/// A registration whose secret expires a second after it is issued.
+async fn register_expiring(State(fake): State<Fake>) -> impl IntoResponse {
+    let n = fake.registrations.fetch_add(1, Ordering::SeqCst);
+    let expires = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    (
+        StatusCode::CREATED,
+        axum::Json(
+            json!({"client_id": format!("expiring-{n}"), "client_secret": "s", "client_secret_expires_at": expires}),
         ),
     )
 }
@@ -60,6 +81,7 @@ async fn fake_server() -> Fake {
             get(metadata),
         )
         .route("/reg", post(register))
+        .route("/reg-expiring", post(register_expiring))
         .with_state(fake.clone());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     fake
@@ -137,5 +159,27 @@ async fn every_issuer_gets_its_own_registration() {
         .await
         .unwrap();
     assert_eq!(again.client_id, first.client_id);
+    assert_eq!(fake.registrations.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_whose_secret_expired_is_registered_again() {
+    let fake = fake_server().await;
+    let registry = registry();
+    let issuer = format!("{}/expiring", fake.base);
+    let profile = ClientProfile::new("agent", ClientMetadata::service("agent", "read"));
+    let first = registry.get_or_create(&issuer, &profile).await.unwrap();
+    assert!(first.client_secret_expires_at.is_some());
+    assert_eq!(
+        registry
+            .get_or_create(&issuer, &profile)
+            .await
+            .unwrap()
+            .client_id,
+        first.client_id
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let second = registry.get_or_create(&issuer, &profile).await.unwrap();
+    assert_ne!(second.client_id, first.client_id);
     assert_eq!(fake.registrations.load(Ordering::SeqCst), 2);
 }
