@@ -28,12 +28,24 @@ struct Fake {
     registrations: Arc<AtomicUsize>,
 }
 
-async fn metadata(State(fake): State<Fake>, Path(name): Path<String>) -> impl IntoResponse {
+async fn metadata(State(fake): State<Fake>, Path(name): Path<String>) -> axum::response::Response {
+    if name == "openid-only" {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    metadata_of(&fake, &name).into_response()
+}
+
+/// OpenID discovery, at `{issuer}/.well-known/openid-configuration`.
+async fn openid(State(fake): State<Fake>, Path(name): Path<String>) -> impl IntoResponse {
+    metadata_of(&fake, &name)
+}
+
+fn metadata_of(fake: &Fake, name: &str) -> axum::Json<serde_json::Value> {
     let issuer = format!("{}/{name}", fake.base);
-    let registration = if name == "expiring" {
-        "reg-expiring"
-    } else {
-        "reg"
+    let registration = match name {
+        "expiring" => "reg-expiring",
+        "bad-registration" => "reg-bad",
+        _ => "reg",
     };
     axum::Json(json!({
         "issuer": issuer,
@@ -69,6 +81,19 @@ async fn register_expiring(State(fake): State<Fake>) -> impl IntoResponse {
     )
 }
 
+/// A registration answer that RFC 7591 does not allow: 200 instead of 201, no `client_id`.
+async fn register_badly() -> impl IntoResponse {
+    axum::Json(json!({"client_secret": "s"}))
+}
+
+/// The same without the status problem: 201, still no `client_id`.
+async fn register_without_id() -> impl IntoResponse {
+    (
+        StatusCode::CREATED,
+        axum::Json(json!({"client_secret": "s"})),
+    )
+}
+
 async fn fake_server() -> Fake {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let fake = Fake {
@@ -82,6 +107,9 @@ async fn fake_server() -> Fake {
         )
         .route("/reg", post(register))
         .route("/reg-expiring", post(register_expiring))
+        .route("/reg-bad", post(register_badly))
+        .route("/reg-no-id", post(register_without_id))
+        .route("/{name}/.well-known/openid-configuration", get(openid))
         .with_state(fake.clone());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     fake
@@ -182,4 +210,31 @@ async fn a_client_whose_secret_expired_is_registered_again() {
     let second = registry.get_or_create(&issuer, &profile).await.unwrap();
     assert_ne!(second.client_id, first.client_id);
     assert_eq!(fake.registrations.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_discovery_is_the_fallback() {
+    let fake = fake_server().await;
+    let issuer = format!("{}/openid-only", fake.base);
+    let dcr = Dcr::new(FetchPolicy::default().allow_http_loopback(true)).unwrap();
+    let metadata = dcr.discover(&issuer).await.unwrap();
+    assert_eq!(metadata.issuer, issuer);
+    assert!(metadata.supports_registration());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_answers_rfc_7591_does_not_allow_are_refused() {
+    let fake = fake_server().await;
+    let dcr = Dcr::new(FetchPolicy::default().allow_http_loopback(true)).unwrap();
+    let mut server = dcr
+        .discover(&format!("{}/bad-registration", fake.base))
+        .await
+        .unwrap();
+    let metadata = ClientMetadata::service("agent", "read");
+    let not_created = dcr.register(&server, &metadata, None).await.unwrap_err();
+    assert!(not_created.to_string().contains("200"), "{not_created}");
+    server.registration_endpoint =
+        Some(url::Url::parse(&format!("{}/reg-no-id", fake.base)).unwrap());
+    let no_id = dcr.register(&server, &metadata, None).await.unwrap_err();
+    assert!(no_id.to_string().contains("client_id"), "{no_id}");
 }
