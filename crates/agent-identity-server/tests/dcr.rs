@@ -45,32 +45,7 @@ priority = 1
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dcr_slot_resolves_over_http_with_a_client_registered_at_run_time() {
     let server = AuthorizationServer::start().await;
-    let loaded = load_str(
-        &dcr_config(server.issuer()),
-        Path::new("."),
-        "test".into(),
-        &|_| None,
-        None,
-    )
-    .unwrap();
-    let bound = "127.0.0.1:3001".parse().unwrap();
-    let app = app(AppState::new(loaded, Arc::new(Metrics::new()), bound)
-        .await
-        .unwrap());
-    let body = json!({"userId": "alice", "resourceId": "crm", "resourceKind": "shared",
-        "provider": "openai", "model": "gpt-4o", "action": "read", "traceId": "t1"});
-    let request = Request::builder()
-        .method("POST")
-        .uri("/api/resolve")
-        .header("host", "127.0.0.1:3001")
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let response = app.oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let answer: Value = serde_json::from_slice(&bytes).unwrap();
-    assert_eq!(status, StatusCode::OK, "{answer}");
+    let answer = resolve_once(&dcr_config(server.issuer()), &|_| None).await;
     assert_eq!(answer["credentialId"], "dcr:crm-service");
     assert!(answer["expiresAt"].is_string(), "{answer}");
 }
