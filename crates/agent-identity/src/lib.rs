@@ -18,7 +18,7 @@
 //! | `aws` | no | [`identity_aws`]: `AwsSecretsManagerStore`, credentials in AWS Secrets Manager |
 //! | `token-exchange` | no | [`identity_token_exchange`]: `TokenExchangeStore`, narrowly scoped tokens per caller by RFC 8693 |
 //! | `dcr` | no | [`identity_dcr`]: discovery (RFC 8414, RFC 9728), dynamic client registration (RFC 7591/7592), `DcrCredentialStore` |
-//! | `oauth` | no | reserved for OAuth 2.1 flows and delegated tokens |
+//! | `oauth` | no | [`identity_oauth`]: OAuth 2.1 client flows (PKCE, authorization code, refresh, revocation, client credentials); enables `dcr` |
 //!
 //! The default build pulls neither the AWS SDK nor vaultrs.
 //!
@@ -85,6 +85,10 @@ pub use identity_aws;
 /// Discovery and dynamic client registration.
 #[cfg(feature = "dcr")]
 pub use identity_dcr;
+
+/// OAuth 2.1 client flows.
+#[cfg(feature = "oauth")]
+pub use identity_oauth;
 
 /// The README's Rust example, run as a doc test so that it stays true.
 #[doc = include_str!("../../../README.md")]

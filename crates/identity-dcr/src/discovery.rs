@@ -39,6 +39,10 @@ pub struct AuthorizationServerMetadata {
     pub grant_types_supported: Vec<String>,
     /// How clients may authenticate at the token endpoint.
     pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// The PKCE methods the server checks (`S256`).
+    pub code_challenge_methods_supported: Vec<String>,
+    /// Where to read claims about the user (OpenID Connect).
+    pub userinfo_endpoint: Option<Url>,
     /// Whether the server accepts client ids that are URLs of metadata documents (CIMD).
     pub client_id_metadata_document_supported: bool,
 }
@@ -56,6 +60,9 @@ struct RawMetadata {
     grant_types_supported: Vec<String>,
     #[serde(default)]
     token_endpoint_auth_methods_supported: Vec<String>,
+    #[serde(default)]
+    code_challenge_methods_supported: Vec<String>,
+    userinfo_endpoint: Option<String>,
     #[serde(default)]
     client_id_metadata_document_supported: bool,
 }
@@ -104,6 +111,8 @@ impl AuthorizationServerMetadata {
             scopes_supported: raw.scopes_supported,
             grant_types_supported: raw.grant_types_supported,
             token_endpoint_auth_methods_supported: raw.token_endpoint_auth_methods_supported,
+            code_challenge_methods_supported: raw.code_challenge_methods_supported,
+            userinfo_endpoint: endpoint(raw.userinfo_endpoint, "userinfo_endpoint")?,
             client_id_metadata_document_supported: raw.client_id_metadata_document_supported,
         })
     }

@@ -160,6 +160,8 @@ impl AuthorizationServer {
             .as_str()
             .unwrap()
             .to_owned();
+        // Keep reading: a server whose stdout is closed dies of EPIPE at its next log line.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Self {
             child,
             issuer,

@@ -1,0 +1,42 @@
+//! OAuth 2.1 client flows for agent-identity.
+//!
+//! - [`Pkce`] (`S256` only) and [`AuthorizationRequest`]: the authorize URL with `state`,
+//!   `nonce`, scopes, `prompt`, `login_hint`, RFC 8707 resources and extra parameters, refused for
+//!   a server that does not list `S256`; [`PendingAuthorization`] is what to keep for the
+//!   callback.
+//! - [`check_callback`]: the callback's `state` (compared in constant time) and RFC 9207 `iss`,
+//!   before any code is exchanged.
+//! - [`OAuthClient`]: code exchange with the exact `redirect_uri` and the verifier; refresh that
+//!   keeps the old refresh token when the answer has none and turns a refused refresh token into
+//!   "connect again"; revocation (refresh token, then access token); userinfo; client
+//!   credentials with a cache and single flight.
+//! - [`TokenSet`]: tokens with an absolute expiry and status helpers.
+//!
+//! Server metadata comes from `identity_dcr` discovery, which checks every endpoint URL.
+//!
+//! The crate has no features. Provider presets, the delegated-token store and the sidecar's
+//! connect endpoints are not in it yet.
+//!
+//! ```
+//! use identity_dcr::{AuthorizationServerMetadata, FetchPolicy};
+//! use identity_oauth::{AuthorizationRequest, check_callback};
+//!
+//! let server = AuthorizationServerMetadata::from_json(serde_json::json!({
+//!     "issuer": "https://as.example.com",
+//!     "authorization_endpoint": "https://as.example.com/authorize",
+//!     "code_challenge_methods_supported": ["S256"]}), "https://as.example.com", &FetchPolicy::default())?;
+//! let (url, pending) = AuthorizationRequest::new("agent", "https://app.example.com/cb").build(&server)?;
+//! // ... the user comes back to the redirect URI with `code` and `state` ...
+//! let forged = check_callback(&pending, &[("code", "c"), ("state", "guessed")]);
+//! assert!(forged.is_err());
+//! # Ok::<(), identity_core::Error>(())
+//! ```
+
+mod flow;
+mod tokens;
+
+pub use flow::{AuthorizationRequest, PendingAuthorization, Pkce, check_callback};
+pub use tokens::{OAuthClient, TokenSet};
+
+/// The backend name in errors.
+const BACKEND: &str = "oauth";

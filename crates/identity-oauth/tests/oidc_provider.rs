@@ -1,0 +1,137 @@
+//! The client flows against a real authorization server (oidc-provider, `fixtures/oidc-provider`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a panic in a test is a failed test"
+)]
+
+use identity_core::{Error, Secret};
+use identity_dcr::{ClientMetadata, Dcr, FetchPolicy};
+use identity_oauth::{AuthorizationRequest, OAuthClient, PendingAuthorization, TokenSet};
+use identity_test_support::AuthorizationServer;
+
+async fn web_app(server: &AuthorizationServer) -> OAuthClient {
+    let dcr = Dcr::new(FetchPolicy::default().allow_http_loopback(true)).unwrap();
+    let metadata = dcr.discover(server.issuer()).await.unwrap();
+    OAuthClient::new(metadata, "web-app", Some(Secret::new("web-app-secret"))).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_credentials_are_cached_and_shared_by_concurrent_callers() {
+    let server = AuthorizationServer::start().await;
+    let client = web_app(&server).await;
+    let calls = (0..20).map(|_| client.client_credentials(&["crm:read"], None));
+    let results = futures::future::join_all(calls).await;
+    let first = results[0]
+        .as_ref()
+        .unwrap()
+        .access_token
+        .expose_secret()
+        .to_owned();
+    // One request: every caller holds the same token.
+    assert!(
+        results
+            .iter()
+            .all(|r| r.as_ref().unwrap().access_token.expose_secret() == first)
+    );
+    let again = client
+        .client_credentials(&["crm:read"], None)
+        .await
+        .unwrap();
+    assert_eq!(again.access_token.expose_secret(), first);
+    let introspected = server.introspect(&first).await;
+    assert_eq!(introspected["active"], true, "{introspected}");
+    assert_eq!(introspected["client_id"], "web-app");
+    assert!(again.expires_at.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_makes_introspection_say_inactive() {
+    let server = AuthorizationServer::start().await;
+    let client = web_app(&server).await;
+    let tokens = client
+        .client_credentials(&["crm:read"], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        server.introspect(tokens.access_token.expose_secret()).await["active"],
+        true
+    );
+    client.revoke(&tokens).await.unwrap();
+    let after = server.introspect(tokens.access_token.expose_secret()).await;
+    assert_eq!(after["active"], false, "{after}");
+}
+
+/// A client of the authorization code flow, registered for the test.
+async fn code_client(server: &AuthorizationServer) -> OAuthClient {
+    let dcr = Dcr::new(FetchPolicy::default().allow_http_loopback(true)).unwrap();
+    let metadata = dcr.discover(server.issuer()).await.unwrap();
+    let mut wanted = ClientMetadata::default();
+    wanted.client_name = Some("code-flow".into());
+    wanted.redirect_uris = vec!["http://127.0.0.1:1/callback".into()];
+    wanted.grant_types = vec!["authorization_code".into(), "refresh_token".into()];
+    wanted.response_types = vec!["code".into()];
+    wanted.token_endpoint_auth_method = Some("client_secret_basic".into());
+    let registered = dcr.register(&metadata, &wanted, None).await.unwrap();
+    OAuthClient::new(metadata, registered.client_id, registered.client_secret).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flows_start_only_with_pkce_and_codes_from_elsewhere_are_refused() {
+    let server = AuthorizationServer::start().await;
+    let client = code_client(&server).await;
+    let metadata = client.server().clone();
+    assert!(
+        metadata
+            .code_challenge_methods_supported
+            .iter()
+            .any(|m| m == "S256")
+    );
+    let (url, pending) = AuthorizationRequest::new("code-flow", "http://127.0.0.1:1/callback")
+        .scopes(["openid"])
+        .prompt("consent")
+        .build(&metadata)
+        .unwrap();
+    assert!(
+        url.as_str()
+            .starts_with(&format!("{}/auth?", server.issuer()))
+    );
+    assert!(
+        url.query_pairs()
+            .any(|(k, v)| k == "code_challenge" && v == pending.pkce.challenge())
+    );
+
+    // A code the server never issued is refused, as a replayed one is.
+    let err = client
+        .exchange_code(&pending, &Secret::new("not-a-code"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Protocol { code, .. } if code == "invalid_grant"),
+        "{err:?}"
+    );
+
+    // A flow started with another server cannot finish here.
+    let foreign = PendingAuthorization {
+        issuer: "https://other.example.com".into(),
+        ..pending
+    };
+    let err = client
+        .exchange_code(&foreign, &Secret::new("c"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Protocol { code, .. } if code == "invalid_issuer"),
+        "{err:?}"
+    );
+
+    // A refresh token the server does not know means "connect again", not a retry loop.
+    let mut stale = TokenSet::bearer(Secret::new("a"), None);
+    stale.refresh_token = Some(Secret::new("unknown-refresh-token"));
+    let err = client.refresh(&stale, &[]).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Unauthenticated { detail, .. } if detail.contains("connect again")),
+        "{err:?}"
+    );
+    assert!(!err.is_retryable());
+}
