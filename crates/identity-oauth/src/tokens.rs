@@ -209,6 +209,19 @@ impl OAuthClient {
         })
     }
 
+    /// The client id.
+    ///
+    /// ```
+    /// # use identity_dcr::{AuthorizationServerMetadata, FetchPolicy};
+    /// # let server = AuthorizationServerMetadata::from_json(serde_json::json!({"issuer": "https://as.example.com"}), "https://as.example.com", &FetchPolicy::default())?;
+    /// let client = identity_oauth::OAuthClient::new(server, "agent", None)?;
+    /// assert_eq!(client.client_id(), "agent");
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
     /// The server's metadata.
     ///
     /// ```

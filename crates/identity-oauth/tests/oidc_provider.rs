@@ -70,6 +70,7 @@ async fn code_client(server: &AuthorizationServer) -> OAuthClient {
     wanted.client_name = Some("code-flow".into());
     wanted.redirect_uris = vec!["http://127.0.0.1:1/callback".into()];
     wanted.grant_types = vec!["authorization_code".into(), "refresh_token".into()];
+    wanted.scope = Some("openid offline_access".into());
     wanted.response_types = vec!["code".into()];
     wanted.token_endpoint_auth_method = Some("client_secret_basic".into());
     let registered = dcr.register(&metadata, &wanted, None).await.unwrap();
@@ -134,4 +135,148 @@ async fn flows_start_only_with_pkce_and_codes_from_elsewhere_are_refused() {
         "{err:?}"
     );
     assert!(!err.is_retryable());
+}
+
+const REDIRECT: &str = "http://127.0.0.1:1/callback";
+
+/// Runs the authorization code flow with PKCE for `user` up to the callback: the pending
+/// authorization and the callback's query.
+async fn authorize(
+    server: &AuthorizationServer,
+    client: &OAuthClient,
+    user: &str,
+) -> (PendingAuthorization, Vec<(String, String)>) {
+    let (url, pending) = AuthorizationRequest::new(client.client_id(), REDIRECT)
+        .scopes(["openid", "offline_access"])
+        .prompt("consent")
+        .login_hint(user)
+        .build(client.server())
+        .unwrap();
+    let callback = server.follow_authorization(url.as_str(), REDIRECT).await;
+    let query = url::Url::parse(&callback)
+        .unwrap()
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    (pending, query)
+}
+
+fn pairs(query: &[(String, String)]) -> Vec<(&str, &str)> {
+    query
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_code_flow_with_pkce_then_refresh_with_rotation_then_revocation() {
+    let server = AuthorizationServer::start().await;
+    let client = code_client(&server).await;
+    let (pending, query) = authorize(&server, &client, "alice").await;
+    // RFC 9207: the server names itself in the callback.
+    assert!(
+        query
+            .iter()
+            .any(|(k, v)| k == "iss" && v == server.issuer()),
+        "{query:?}"
+    );
+    let code = identity_oauth::check_callback(&pending, &pairs(&query)).unwrap();
+    let tokens = client.exchange_code(&pending, &code).await.unwrap();
+    assert!(tokens.refresh_token.is_some() && tokens.id_token.is_some());
+    assert!(tokens.expires_at.is_some());
+    let claims = client.userinfo(&tokens.access_token).await.unwrap();
+    assert_eq!(claims["sub"], "alice");
+
+    // Refresh rotates the refresh token; the old one, spent, means "connect again".
+    let refreshed = client.refresh(&tokens, &[]).await.unwrap();
+    let old = tokens.refresh_token.as_ref().unwrap().expose_secret();
+    let new = refreshed
+        .refresh_token
+        .as_ref()
+        .unwrap()
+        .expose_secret()
+        .to_owned();
+    assert_ne!(old, new);
+    assert_ne!(
+        refreshed.access_token.expose_secret(),
+        tokens.access_token.expose_secret()
+    );
+    let reuse = client.refresh(&tokens, &[]).await.unwrap_err();
+    assert!(matches!(reuse, Error::Unauthenticated { .. }), "{reuse:?}");
+
+    // A replayed code is refused, and the server withdraws what the code gave.
+    let (pending, query) = authorize(&server, &client, "carol").await;
+    let code = identity_oauth::check_callback(&pending, &pairs(&query)).unwrap();
+    let tokens = client.exchange_code(&pending, &code).await.unwrap();
+    let replay = client.exchange_code(&pending, &code).await.unwrap_err();
+    assert!(
+        matches!(&replay, Error::Protocol { code, .. } if code == "invalid_grant"),
+        "{replay:?}"
+    );
+    let withdrawn = client.refresh(&tokens, &[]).await.unwrap_err();
+    assert!(
+        matches!(withdrawn, Error::Unauthenticated { .. }),
+        "{withdrawn:?}"
+    );
+
+    // A fresh grant, revoked: introspection says inactive for both tokens.
+    let (pending, query) = authorize(&server, &client, "bob").await;
+    let code = identity_oauth::check_callback(&pending, &pairs(&query)).unwrap();
+    let tokens = client.exchange_code(&pending, &code).await.unwrap();
+    client.revoke(&tokens).await.unwrap();
+    let refresh = tokens.refresh_token.as_ref().unwrap().expose_secret();
+    assert_eq!(server.introspect(refresh).await["active"], false);
+    assert_eq!(
+        server.introspect(tokens.access_token.expose_secret()).await["active"],
+        false
+    );
+    let after = client.refresh(&tokens, &[]).await.unwrap_err();
+    assert!(matches!(after, Error::Unauthenticated { .. }), "{after:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_state_a_wrong_issuer_and_a_wrong_or_missing_verifier_are_refused() {
+    let server = AuthorizationServer::start().await;
+    let client = code_client(&server).await;
+    let (pending, query) = authorize(&server, &client, "alice").await;
+
+    let mut forged_state = query.clone();
+    for (k, v) in &mut forged_state {
+        if k == "state" {
+            *v = "forged".into();
+        }
+    }
+    assert!(identity_oauth::check_callback(&pending, &pairs(&forged_state)).is_err());
+    let mut mixed_up = query.clone();
+    for (k, v) in &mut mixed_up {
+        if k == "iss" {
+            *v = "https://evil.example.com".into();
+        }
+    }
+    assert!(identity_oauth::check_callback(&pending, &pairs(&mixed_up)).is_err());
+
+    let code = identity_oauth::check_callback(&pending, &pairs(&query)).unwrap();
+    // The code without its verifier (an intercepted code), sent as an attacker would.
+    let stolen = identity_test_support::http_client()
+        .post(server.token_endpoint())
+        .basic_auth(client.client_id(), Some("wrong-or-absent"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.expose_secret()),
+            ("redirect_uri", REDIRECT),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stolen.status(), 401);
+    // With the client's own credentials but another verifier.
+    let other = PendingAuthorization {
+        pkce: identity_oauth::Pkce::generate().unwrap(),
+        ..pending.clone()
+    };
+    let err = client.exchange_code(&other, &code).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Protocol { code, .. } if code == "invalid_grant"),
+        "{err:?}"
+    );
 }

@@ -206,6 +206,54 @@ impl AuthorizationServer {
         answer["access_token"].as_str().unwrap().to_owned()
     }
 
+    /// Follows an authorize URL as a browser would, with a cookie jar, through the server's
+    /// headless login (the `login_hint` user) and consent, until it redirects to
+    /// `redirect_uri`; that callback URL.
+    pub async fn follow_authorization(&self, authorize: &str, redirect_uri: &str) -> String {
+        let mut cookies: Vec<(String, String)> = Vec::new();
+        let mut next = authorize.to_owned();
+        for _ in 0..20 {
+            let cookie = cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let response = self
+                .http
+                .get(&next)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap();
+            for value in response.headers().get_all("set-cookie") {
+                let pair = value.to_str().unwrap().split(';').next().unwrap();
+                if let Some((name, value)) = pair.split_once('=') {
+                    cookies.retain(|(k, _)| k != name);
+                    cookies.push((name.to_owned(), value.to_owned()));
+                }
+            }
+            let location = response
+                .headers()
+                .get("location")
+                .unwrap_or_else(|| {
+                    panic!("{next} answered {} without a redirect", response.status())
+                })
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let absolute = reqwest::Url::parse(&next)
+                .unwrap()
+                .join(&location)
+                .unwrap()
+                .to_string();
+            if absolute.starts_with(redirect_uri) {
+                return absolute;
+            }
+            next = absolute;
+        }
+        panic!("the authorization did not come back to {redirect_uri} within 20 redirects");
+    }
+
     /// How many token exchanges the token endpoint has handled.
     pub async fn exchanges(&self) -> u64 {
         let stats: Value = self
