@@ -26,7 +26,7 @@ pub(crate) fn random_token(count: usize) -> Result<String, Error> {
 ///
 /// ```
 /// // RFC 7636, appendix B.
-/// let pkce = identity_oauth::Pkce::from_verifier("dBjftJeZ4CVP-mJ92K9ZRJT5bXS7d6ZbrNoP6hIaFQw")?;
+/// let pkce = identity_oauth::Pkce::from_verifier("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk")?;
 /// assert_eq!(pkce.challenge(), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
 /// # Ok::<(), identity_core::Error>(())
 /// ```
