@@ -11,11 +11,15 @@
 //!   "connect again"; revocation (refresh token, then access token); userinfo; client
 //!   credentials with a cache and single flight.
 //! - [`TokenSet`]: tokens with an absolute expiry and status helpers.
+//! - [`DelegatedTokenStore`]: each user's tokens per provider as `user-delegated` credentials,
+//!   refreshed on read under a per-connection lock and a refresh lease, saved (compare-and-set)
+//!   before use; "connect again" when the refresh token is refused; disconnect revokes, then
+//!   forgets.
 //!
 //! Server metadata comes from `identity_dcr` discovery, which checks every endpoint URL.
 //!
-//! The crate has no features. Provider presets, the delegated-token store and the sidecar's
-//! connect endpoints are not in it yet.
+//! The crate has no features. Provider presets, encryption at rest of the delegated tokens and
+//! the sidecar's connect endpoints are not in it yet.
 //!
 //! ```
 //! use identity_dcr::{AuthorizationServerMetadata, FetchPolicy};
@@ -32,9 +36,13 @@
 //! # Ok::<(), identity_core::Error>(())
 //! ```
 
+mod delegated;
 mod flow;
 mod tokens;
 
+pub use delegated::{
+    Connection, DelegatedProvider, DelegatedTokenStore, MemoryTokens, TokenPersistence, Versioned,
+};
 pub use flow::{AuthorizationRequest, PendingAuthorization, Pkce, check_callback};
 pub use tokens::{OAuthClient, TokenSet};
 

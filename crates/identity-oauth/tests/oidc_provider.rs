@@ -280,3 +280,102 @@ async fn a_wrong_state_a_wrong_issuer_and_a_wrong_or_missing_verifier_are_refuse
         "{err:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delegated_tokens_refresh_on_read_one_at_a_time_and_need_reconnecting_when_refused() {
+    use identity_core::{CredentialRef, CredentialStore, RequestContext, ResourceKind};
+    use identity_oauth::{DelegatedProvider, DelegatedTokenStore, MemoryTokens};
+    use std::sync::Arc;
+
+    let server = AuthorizationServer::start().await;
+    let client = code_client(&server).await;
+    let (pending, query) = authorize(&server, &client, "alice").await;
+    let code = identity_oauth::check_callback(&pending, &pairs(&query)).unwrap();
+    let connected = client.exchange_code(&pending, &code).await.unwrap();
+
+    // Tokens live 600 s here; a one-hour window makes every read refresh.
+    let store = DelegatedTokenStore::new(Arc::new(MemoryTokens::default()))
+        .refresh_window(std::time::Duration::from_secs(3600))
+        .provider(
+            CredentialRef::new("user-idp").unwrap(),
+            DelegatedProvider {
+                name: "idp".into(),
+                client: client.clone(),
+                resources: Vec::new(),
+            },
+        );
+    store.connect("alice", "idp", &connected).await.unwrap();
+    let alice = RequestContext::builder()
+        .user_id("alice")
+        .resource_id("repo")
+        .resource_kind(ResourceKind::Personal)
+        .provider("idp")
+        .model("m")
+        .action("read")
+        .trace_id("t")
+        .build()
+        .unwrap();
+    let slot = CredentialRef::new("user-idp").unwrap();
+    let reads = (0..10).map(|_| store.find_by_ref(&slot, &alice));
+    let results = futures::future::join_all(reads).await;
+    let tokens: Vec<String> = results
+        .iter()
+        .map(|r| {
+            r.as_ref()
+                .unwrap()
+                .as_ref()
+                .unwrap()
+                .secret
+                .as_ref()
+                .unwrap()
+                .expose_secret()
+                .to_owned()
+        })
+        .collect();
+    assert_ne!(
+        tokens[0],
+        connected.access_token.expose_secret(),
+        "refreshed on read"
+    );
+    // Ten concurrent readers, each within the window: the refreshes ran one at a time, each on
+    // the refresh token the previous one saved. Had two spent the same rotating refresh token,
+    // the server's reuse detection would have revoked the grant and the later ones failed.
+    assert!(tokens.iter().all(|t| !t.is_empty()));
+    let last = tokens.last().unwrap();
+    assert_eq!(server.introspect(last).await["active"], true);
+    let credential = results[0].as_ref().unwrap().as_ref().unwrap();
+    assert_eq!(
+        credential.kind,
+        identity_core::CredentialKind::UserDelegated
+    );
+    assert!(credential.expires_at.is_some());
+
+    // Bob never connected: no credential.
+    let bob = RequestContext::builder()
+        .user_id("bob")
+        .resource_id("repo")
+        .resource_kind(ResourceKind::Personal)
+        .provider("idp")
+        .model("m")
+        .action("read")
+        .trace_id("t")
+        .build()
+        .unwrap();
+    assert!(store.find_by_ref(&slot, &bob).await.unwrap().is_none());
+
+    // The grant is revoked at the provider: the next refresh is refused, "connect again".
+    let (pending, query) = authorize(&server, &client, "alice").await;
+    let code = identity_oauth::check_callback(&pending, &pairs(&query)).unwrap();
+    let second = client.exchange_code(&pending, &code).await.unwrap();
+    store.connect("alice", "idp", &second).await.unwrap();
+    client.revoke(&second).await.unwrap();
+    let err = store.find_by_ref(&slot, &alice).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Unauthenticated { detail, .. } if detail.contains("must be made again")),
+        "{err:?}"
+    );
+
+    // Disconnecting forgets the connection.
+    store.disconnect("alice", "idp").await.unwrap();
+    assert!(store.find_by_ref(&slot, &alice).await.unwrap().is_none());
+}

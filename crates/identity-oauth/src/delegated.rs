@@ -1,0 +1,461 @@
+//! `DelegatedTokenStore`: each user's own tokens per provider, refreshed on read.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use identity_core::{
+    Credential, CredentialKind, CredentialRef, CredentialStore, Error, OffsetDateTime,
+    RequestContext,
+};
+use tracing::{info, instrument};
+
+use crate::BACKEND;
+use crate::tokens::{OAuthClient, TokenSet};
+
+/// Whose tokens: a user and a provider.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Connection {
+    /// The user (the request context's `userId`).
+    pub user: String,
+    /// The provider's name (`github`, `google`, ...).
+    pub provider: String,
+}
+
+/// A stored connection and its version, for compare-and-set. `Debug` shows no token.
+#[derive(Debug, Clone)]
+pub struct Versioned {
+    /// The tokens.
+    pub tokens: TokenSet,
+    /// Changes with every save.
+    pub version: u64,
+}
+
+/// Where connections are kept, with what makes a refresh safe across replicas: a save that
+/// succeeds only on the version read, and a refresh lease.
+///
+/// ```
+/// fn takes(_: &dyn identity_oauth::TokenPersistence) {}
+/// takes(&identity_oauth::MemoryTokens::default());
+/// ```
+#[async_trait]
+pub trait TokenPersistence: Send + Sync + fmt::Debug + 'static {
+    /// The connection's tokens and version.
+    async fn load(&self, connection: &Connection) -> Result<Option<Versioned>, Error>;
+    /// Saves `tokens` if the stored version is still `expected` (`None`: absent); the new
+    /// version, or `None` when another writer came first.
+    async fn save_if(
+        &self,
+        connection: &Connection,
+        tokens: &TokenSet,
+        expected: Option<u64>,
+    ) -> Result<Option<u64>, Error>;
+    /// Forgets the connection.
+    async fn remove(&self, connection: &Connection) -> Result<(), Error>;
+    /// Takes the refresh lease of `connection` for `holder` until `ttl` has passed: `true` when
+    /// taken. Only the holder refreshes, so a rotating refresh token is never spent twice.
+    async fn try_lease(
+        &self,
+        connection: &Connection,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, Error>;
+    /// Gives the lease back.
+    async fn release(&self, connection: &Connection, holder: &str) -> Result<(), Error>;
+}
+
+/// Connections kept in memory (one process: its in-process lock already serialises refreshes).
+#[derive(Debug, Default)]
+pub struct MemoryTokens {
+    state: Mutex<MemoryState>,
+}
+
+#[derive(Default)]
+struct MemoryState {
+    records: HashMap<Connection, Versioned>,
+    leases: HashMap<Connection, (String, tokio::time::Instant)>,
+    next_version: u64,
+}
+
+impl fmt::Debug for MemoryState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryState")
+            .field("connections", &self.records.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl TokenPersistence for MemoryTokens {
+    async fn load(&self, connection: &Connection) -> Result<Option<Versioned>, Error> {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(state.records.get(connection).cloned())
+    }
+
+    async fn save_if(
+        &self,
+        connection: &Connection,
+        tokens: &TokenSet,
+        expected: Option<u64>,
+    ) -> Result<Option<u64>, Error> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = state.records.get(connection).map(|r| r.version);
+        if current != expected {
+            return Ok(None);
+        }
+        state.next_version += 1;
+        let version = state.next_version;
+        state.records.insert(
+            connection.clone(),
+            Versioned {
+                tokens: tokens.clone(),
+                version,
+            },
+        );
+        Ok(Some(version))
+    }
+
+    async fn remove(&self, connection: &Connection) -> Result<(), Error> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.records.remove(connection);
+        Ok(())
+    }
+
+    async fn try_lease(
+        &self,
+        connection: &Connection,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = tokio::time::Instant::now();
+        match state.leases.get(connection) {
+            Some((other, until)) if other != holder && *until > now => Ok(false),
+            _ => {
+                state
+                    .leases
+                    .insert(connection.clone(), (holder.to_owned(), now + ttl));
+                Ok(true)
+            }
+        }
+    }
+
+    async fn release(&self, connection: &Connection, holder: &str) -> Result<(), Error> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state
+            .leases
+            .get(connection)
+            .is_some_and(|(h, _)| h == holder)
+        {
+            state.leases.remove(connection);
+        }
+        Ok(())
+    }
+}
+
+/// A provider the store serves: its client and what to ask for on refresh.
+#[derive(Debug, Clone)]
+pub struct DelegatedProvider {
+    /// The provider's name, as connections and slots name it.
+    pub name: String,
+    /// Its OAuth client.
+    pub client: OAuthClient,
+    /// RFC 8707 resources sent with every refresh.
+    pub resources: Vec<String>,
+}
+
+/// Each user's own tokens per provider (a user's GitHub, a user's Google), as credentials of
+/// kind `user-delegated`: a slot names a provider, and a resolution for user `u` yields `u`'s
+/// access token.
+///
+/// - Tokens are refreshed on read when they expire within the refresh window (60 s by default).
+///   One refresh per connection at a time: in this process by a lock, and across replicas by a
+///   refresh lease taken through the [`TokenPersistence`] before the refresh token is spent. The
+///   new tokens are saved (compare-and-set) before the access token is handed out.
+/// - A refresh token the server refuses is a clear denial ([`Error::Unauthenticated`], "connect
+///   again"); the connection is kept until the user connects again or disconnects.
+/// - [`DelegatedTokenStore::disconnect`] revokes at the server, then forgets.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use identity_oauth::{DelegatedTokenStore, MemoryTokens};
+/// let store = DelegatedTokenStore::new(Arc::new(MemoryTokens::default()));
+/// assert!(format!("{store:?}").contains("DelegatedTokenStore"));
+/// ```
+pub struct DelegatedTokenStore {
+    persistence: Arc<dyn TokenPersistence>,
+    providers: HashMap<String, DelegatedProvider>,
+    slots: HashMap<CredentialRef, String>,
+    locks: Mutex<HashMap<Connection, Arc<tokio::sync::Mutex<()>>>>,
+    refresh_window: Duration,
+    holder: String,
+}
+
+impl fmt::Debug for DelegatedTokenStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut providers: Vec<&str> = self.providers.keys().map(String::as_str).collect();
+        providers.sort_unstable();
+        f.debug_struct("DelegatedTokenStore")
+            .field("providers", &providers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DelegatedTokenStore {
+    /// A store keeping connections in `persistence`, with no provider yet.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// let store = identity_oauth::DelegatedTokenStore::new(Arc::new(identity_oauth::MemoryTokens::default()));
+    /// ```
+    pub fn new(persistence: Arc<dyn TokenPersistence>) -> Self {
+        Self {
+            persistence,
+            providers: HashMap::new(),
+            slots: HashMap::new(),
+            locks: Mutex::new(HashMap::new()),
+            refresh_window: Duration::from_secs(60),
+            // Random enough to tell replicas apart in leases; not a secret.
+            holder: crate::flow::random_token(12).unwrap_or_else(|_| "replica".into()),
+        }
+    }
+
+    /// Serves `provider`, whose tokens slot `reference` yields.
+    ///
+    /// ```no_run
+    /// # fn example(store: identity_oauth::DelegatedTokenStore, github: identity_oauth::DelegatedProvider) -> Result<(), identity_core::Error> {
+    /// let store = store.provider(identity_core::CredentialRef::new("user-github")?, github);
+    /// # Ok(()) }
+    /// ```
+    pub fn provider(mut self, reference: CredentialRef, provider: DelegatedProvider) -> Self {
+        self.slots.insert(reference, provider.name.clone());
+        self.providers.insert(provider.name.clone(), provider);
+        self
+    }
+
+    /// Refresh when the access token expires within `window` (60 s).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// let store = identity_oauth::DelegatedTokenStore::new(Arc::new(identity_oauth::MemoryTokens::default()))
+    ///     .refresh_window(std::time::Duration::from_secs(120));
+    /// ```
+    pub fn refresh_window(mut self, window: Duration) -> Self {
+        self.refresh_window = window;
+        self
+    }
+
+    /// Keeps `tokens` as `user`'s connection to `provider` (after the code exchange).
+    ///
+    /// ```no_run
+    /// # async fn example(store: identity_oauth::DelegatedTokenStore, tokens: identity_oauth::TokenSet) -> Result<(), identity_core::Error> {
+    /// store.connect("alice", "github", &tokens).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(
+        &self,
+        user: &str,
+        provider: &str,
+        tokens: &TokenSet,
+    ) -> Result<(), Error> {
+        let connection = Connection {
+            user: user.to_owned(),
+            provider: provider.to_owned(),
+        };
+        // Replace whatever there was, whatever its version.
+        loop {
+            let expected = self.persistence.load(&connection).await?.map(|v| v.version);
+            if self
+                .persistence
+                .save_if(&connection, tokens, expected)
+                .await?
+                .is_some()
+            {
+                info!(user, provider, "connected");
+                return Ok(());
+            }
+        }
+    }
+
+    /// Revokes `user`'s tokens at `provider` (refresh token first), then forgets them. A
+    /// revocation that fails leaves the connection in place and reports why: forgetting is not
+    /// revoking.
+    ///
+    /// ```no_run
+    /// # async fn example(store: identity_oauth::DelegatedTokenStore) -> Result<(), identity_core::Error> {
+    /// store.disconnect("alice", "github").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn disconnect(&self, user: &str, provider: &str) -> Result<(), Error> {
+        let connection = Connection {
+            user: user.to_owned(),
+            provider: provider.to_owned(),
+        };
+        let Some(stored) = self.persistence.load(&connection).await? else {
+            return Ok(());
+        };
+        if let Some(settings) = self.providers.get(provider) {
+            match settings.client.revoke(&stored.tokens).await {
+                Ok(()) | Err(Error::NotSupported { .. }) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        self.persistence.remove(&connection).await
+    }
+
+    fn lock_for(&self, connection: &Connection) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(connection.clone())
+            .or_default()
+            .clone()
+    }
+
+    /// The connection's tokens, refreshed first when they are near expiry.
+    async fn fresh_tokens(&self, connection: &Connection) -> Result<Option<TokenSet>, Error> {
+        let Some(stored) = self.persistence.load(connection).await? else {
+            return Ok(None);
+        };
+        if !stored
+            .tokens
+            .expires_within(OffsetDateTime::now_utc(), self.refresh_window)
+        {
+            return Ok(Some(stored.tokens));
+        }
+        let lock = self.lock_for(connection);
+        let _held = lock.lock().await;
+        for _ in 0..50 {
+            // Another task or replica may have refreshed while this one waited.
+            let Some(stored) = self.persistence.load(connection).await? else {
+                return Ok(None);
+            };
+            if !stored
+                .tokens
+                .expires_within(OffsetDateTime::now_utc(), self.refresh_window)
+            {
+                return Ok(Some(stored.tokens));
+            }
+            let lease_ttl = Duration::from_secs(30);
+            if !self
+                .persistence
+                .try_lease(connection, &self.holder, lease_ttl)
+                .await?
+            {
+                // Another replica is refreshing: wait for its result.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            let result = self.refresh(connection, &stored).await;
+            self.persistence.release(connection, &self.holder).await?;
+            return result.map(Some);
+        }
+        Err(Error::unavailable(
+            BACKEND,
+            "another replica held the refresh lease too long",
+        ))
+    }
+
+    async fn refresh(
+        &self,
+        connection: &Connection,
+        stored: &Versioned,
+    ) -> Result<TokenSet, Error> {
+        let provider =
+            self.providers
+                .get(&connection.provider)
+                .ok_or_else(|| Error::NotSupported {
+                    operation: "refresh for a provider this store does not serve",
+                    backend: BACKEND,
+                })?;
+        let fresh = provider
+            .client
+            .refresh(&stored.tokens, &provider.resources)
+            .await
+            .map_err(|err| match err {
+                Error::Unauthenticated { .. } => Error::Unauthenticated {
+                    backend: BACKEND,
+                    detail: format!(
+                        "{}'s connection to {} must be made again",
+                        connection.user, connection.provider
+                    ),
+                },
+                other => other,
+            })?;
+        // Saved before the access token is used: a rotated refresh token must not be lost.
+        match self
+            .persistence
+            .save_if(connection, &fresh, Some(stored.version))
+            .await?
+        {
+            Some(_) => Ok(fresh),
+            None => Err(Error::unavailable(
+                BACKEND,
+                "the connection changed while it was refreshed; try again",
+            )),
+        }
+    }
+}
+
+#[async_trait]
+impl CredentialStore for DelegatedTokenStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    #[instrument(skip_all, fields(reference = %reference))]
+    async fn find_by_ref(
+        &self,
+        reference: &CredentialRef,
+        context: &RequestContext,
+    ) -> Result<Option<Credential>, Error> {
+        let Some(provider) = self.slots.get(reference) else {
+            return Ok(None);
+        };
+        let connection = Connection {
+            user: context.user_id.clone(),
+            provider: provider.clone(),
+        };
+        let Some(tokens) = self.fresh_tokens(&connection).await? else {
+            return Ok(None);
+        };
+        let mut credential = Credential::new(
+            format!("oauth:{}:{}", connection.provider, connection.user),
+            CredentialKind::UserDelegated,
+            reference.as_str(),
+        )?
+        .with_provider(connection.provider.clone())
+        .with_secret(tokens.access_token);
+        credential.expires_at = tokens.expires_at;
+        credential.scope = tokens.scope.unwrap_or_default();
+        Ok(Some(credential))
+    }
+
+    /// One credential per slot (its metadata; each user's tokens are behind it).
+    async fn list_active(&self) -> Result<Vec<Credential>, Error> {
+        let mut listed = Vec::new();
+        for (reference, provider) in &self.slots {
+            listed.push(
+                Credential::new(
+                    format!("oauth:{provider}"),
+                    CredentialKind::UserDelegated,
+                    reference.as_str(),
+                )?
+                .with_provider(provider.clone()),
+            );
+        }
+        listed.sort_by(|a, b| a.reference.cmp(&b.reference));
+        Ok(listed)
+    }
+
+    async fn list_by_kind(&self, kind: CredentialKind) -> Result<Vec<Credential>, Error> {
+        Ok(self
+            .list_active()
+            .await?
+            .into_iter()
+            .filter(|c| c.kind == kind)
+            .collect())
+    }
+}
