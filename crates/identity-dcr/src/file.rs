@@ -100,6 +100,85 @@ impl Keyring {
         &self.current
     }
 
+    /// Seals `plaintext` with the current key, bound to `associated` (data that must be the
+    /// same to open it: what the sealed bytes belong to).
+    ///
+    /// ```
+    /// let ring = identity_dcr::Keyring::new("k1", [3u8; 32]);
+    /// let sealed = ring.seal(b"alice/github", b"token")?;
+    /// assert_eq!(ring.open(&sealed, b"alice/github")?, b"token");
+    /// assert!(ring.open(&sealed, b"bob/github").is_err());
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub fn seal(&self, associated: &[u8], plaintext: &[u8]) -> Result<SealedBox, Error> {
+        let sealing_failed = || Error::from(ConfigError::new("keyring", None, "sealing failed"));
+        let cipher = self.cipher(&self.current).ok_or_else(sealing_failed)?;
+        let nonce = Nonce::<Aes256Gcm>::generate();
+        let ciphertext = cipher
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad: associated,
+                },
+            )
+            .map_err(|_| sealing_failed())?;
+        Ok(SealedBox {
+            key_id: self.current.clone(),
+            nonce: STANDARD.encode(nonce.as_slice()),
+            ciphertext: STANDARD.encode(ciphertext),
+        })
+    }
+
+    /// Opens `sealed`, which must have been sealed with a key of this ring and the same
+    /// `associated` data. The error says which: an unknown key id, or a box that does not open
+    /// (a wrong key, or tampered).
+    ///
+    /// ```
+    /// let ring = identity_dcr::Keyring::new("k1", [3u8; 32]);
+    /// let sealed = ring.seal(b"a", b"secret")?;
+    /// let err = identity_dcr::Keyring::new("k2", [4u8; 32]).open(&sealed, b"a").unwrap_err();
+    /// assert!(err.to_string().contains("`k1`"));
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub fn open(&self, sealed: &SealedBox, associated: &[u8]) -> Result<Vec<u8>, Error> {
+        let refuse = |problem: String| Error::from(ConfigError::new("keyring", None, problem));
+        let cipher = self.cipher(&sealed.key_id).ok_or_else(|| {
+            refuse(format!(
+                "sealed with key `{}`, which the keyring lacks",
+                sealed.key_id
+            ))
+        })?;
+        let nonce = STANDARD
+            .decode(&sealed.nonce)
+            .ok()
+            .and_then(|bytes| Nonce::<Aes256Gcm>::try_from(bytes.as_slice()).ok())
+            .ok_or_else(|| refuse("a bad nonce".into()))?;
+        let ciphertext = STANDARD
+            .decode(&sealed.ciphertext)
+            .map_err(|_| refuse("bad ciphertext".into()))?;
+        cipher
+            .decrypt(
+                &nonce,
+                Payload {
+                    msg: &ciphertext,
+                    aad: associated,
+                },
+            )
+            .map_err(|_| refuse("does not open: a wrong key, or tampered".into()))
+    }
+
+    /// True when `sealed` was sealed with the current key.
+    ///
+    /// ```
+    /// let ring = identity_dcr::Keyring::new("k1", [3u8; 32]);
+    /// assert!(ring.is_current(&ring.seal(b"", b"x")?));
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub fn is_current(&self, sealed: &SealedBox) -> bool {
+        sealed.key_id == self.current
+    }
+
     fn cipher(&self, id: &str) -> Option<Aes256Gcm> {
         self.keys
             .get(id)
@@ -140,14 +219,19 @@ struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     registration_client_uri: Option<String>,
     metadata: ClientMetadata,
-    sealed: Sealed,
+    sealed: SealedBox,
 }
 
-#[derive(Serialize, Deserialize, Clone)]
-struct Sealed {
-    key_id: String,
-    nonce: String,
-    ciphertext: String,
+/// Bytes sealed with AES-256-GCM by a [`Keyring`]: the key id, the nonce and the ciphertext
+/// (base64), as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedBox {
+    /// The id of the key that sealed it.
+    pub key_id: String,
+    /// The nonce, base64.
+    pub nonce: String,
+    /// The ciphertext with its tag, base64.
+    pub ciphertext: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -250,10 +334,6 @@ impl FilePersistence {
     }
 
     fn seal(&self, key: &ClientKey, client: &RegisteredClient) -> Result<Record, Error> {
-        let cipher = self
-            .keyring
-            .cipher(&self.keyring.current)
-            .ok_or_else(|| file_error(&self.path, "the current key is not usable"))?;
         let secrets = Secrets {
             client_secret: client
                 .client_secret
@@ -265,17 +345,11 @@ impl FilePersistence {
                 .map(|s| s.expose_secret().to_owned()),
         };
         let plaintext = serde_json::to_vec(&secrets).unwrap_or_default();
-        let nonce = Nonce::<Aes256Gcm>::generate();
         let aad = associated_data(&key.issuer, &key.profile, &client.client_id);
-        let ciphertext = cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: &plaintext,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| file_error(&self.path, "sealing failed"))?;
+        let sealed = self
+            .keyring
+            .seal(&aad, &plaintext)
+            .map_err(|err| file_error(&self.path, err))?;
         Ok(Record {
             issuer: key.issuer.clone(),
             profile: key.profile.clone(),
@@ -288,11 +362,7 @@ impl FilePersistence {
                 .as_ref()
                 .map(|u| u.to_string()),
             metadata: client.metadata.clone(),
-            sealed: Sealed {
-                key_id: self.keyring.current.clone(),
-                nonce: STANDARD.encode(nonce.as_slice()),
-                ciphertext: STANDARD.encode(ciphertext),
-            },
+            sealed,
         })
     }
 
@@ -301,38 +371,11 @@ impl FilePersistence {
             "the record of `{}` at `{}`",
             record.client_id, record.issuer
         );
-        let cipher = self.keyring.cipher(&record.sealed.key_id).ok_or_else(|| {
-            file_error(
-                &self.path,
-                format!(
-                    "{what} is sealed with key `{}`, which the keyring lacks",
-                    record.sealed.key_id
-                ),
-            )
-        })?;
-        let nonce_bytes = STANDARD
-            .decode(&record.sealed.nonce)
-            .map_err(|_| file_error(&self.path, format!("{what} has a bad nonce")))?;
-        let nonce = Nonce::<Aes256Gcm>::try_from(nonce_bytes.as_slice())
-            .map_err(|_| file_error(&self.path, format!("{what} has a bad nonce")))?;
-        let ciphertext = STANDARD
-            .decode(&record.sealed.ciphertext)
-            .map_err(|_| file_error(&self.path, format!("{what} has bad ciphertext")))?;
         let aad = associated_data(&record.issuer, &record.profile, &record.client_id);
-        let plaintext = cipher
-            .decrypt(
-                &nonce,
-                Payload {
-                    msg: &ciphertext,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| {
-                file_error(
-                    &self.path,
-                    format!("{what} does not open: a wrong key, or tampered"),
-                )
-            })?;
+        let plaintext = self
+            .keyring
+            .open(&record.sealed, &aad)
+            .map_err(|err| file_error(&self.path, format!("{what}: {}", problem_of(&err))))?;
         let secrets: Secrets = serde_json::from_slice(&plaintext)
             .map_err(|_| file_error(&self.path, format!("{what} holds no secrets")))?;
         let registration_client_uri = record
@@ -359,37 +402,53 @@ impl FilePersistence {
         })
     }
 
-    /// Writes `records` atomically: a temporary file beside the target, flushed, renamed.
+    /// Writes `records` atomically.
     async fn write(&self, records: &[Record]) -> Result<(), Error> {
         let content = FileContent {
             version: 1,
             clients: records.to_vec(),
         };
         let bytes = serde_json::to_vec_pretty(&content).unwrap_or_default();
-        let directory = self.path.parent().unwrap_or(Path::new("."));
-        let name = self
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "clients".into());
-        let temporary = directory.join(format!(".{name}.{}.tmp", std::process::id()));
-        let io = |err: std::io::Error| {
-            file_error(&self.path, format!("cannot be written: {}", err.kind()))
-        };
-        let mut options = tokio::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        options.mode(0o600);
-        let mut file = options.open(&temporary).await.map_err(io)?;
-        tokio::io::AsyncWriteExt::write_all(&mut file, &bytes)
-            .await
-            .map_err(io)?;
-        file.sync_all().await.map_err(io)?;
-        drop(file);
-        tokio::fs::rename(&temporary, &self.path)
-            .await
-            .map_err(io)?;
-        Ok(())
+        write_private_file(&self.path, &bytes).await
+    }
+}
+
+/// Writes `bytes` to `path` atomically, readable by its owner only: a temporary file beside it,
+/// flushed, then renamed over it, so that a reader sees the old content or the new, never a
+/// part.
+///
+/// ```no_run
+/// # async fn example() -> Result<(), identity_core::Error> {
+/// identity_dcr::write_private_file("state.json".as_ref(), b"{}").await?;
+/// # Ok(()) }
+/// ```
+pub async fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let directory = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".into());
+    let temporary = directory.join(format!(".{name}.{}.tmp", std::process::id()));
+    let io = |err: std::io::Error| file_error(path, format!("cannot be written: {}", err.kind()));
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(&temporary).await.map_err(io)?;
+    tokio::io::AsyncWriteExt::write_all(&mut file, bytes)
+        .await
+        .map_err(io)?;
+    file.sync_all().await.map_err(io)?;
+    drop(file);
+    tokio::fs::rename(&temporary, path).await.map_err(io)?;
+    Ok(())
+}
+
+/// The problem an error states, without its location (the caller adds its own).
+fn problem_of(err: &Error) -> String {
+    match err {
+        Error::InvalidConfig(config) => config.problem.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -413,7 +472,7 @@ impl ClientPersistence for FilePersistence {
                 continue;
             }
             // Records sealed with an older key move to the current one.
-            if record.sealed.key_id == self.keyring.current {
+            if self.keyring.is_current(&record.sealed) {
                 next.push(record.clone());
             } else {
                 let opened = self.open_record(record)?;
