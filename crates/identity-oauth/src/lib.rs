@@ -18,8 +18,11 @@
 //!
 //! Server metadata comes from `identity_dcr` discovery, which checks every endpoint URL.
 //!
-//! The crate has no features. Provider presets, encryption at rest of the delegated tokens and
-//! the sidecar's connect endpoints are not in it yet.
+//! Connections are kept in memory ([`MemoryTokens`]) or in a file whose tokens are sealed with
+//! AES-256-GCM under a rotating keyring ([`FileTokens`]).
+//!
+//! The crate has no features. Provider presets and the sidecar's connect endpoints are not in it
+//! yet.
 //!
 //! ```
 //! use identity_dcr::{AuthorizationServerMetadata, FetchPolicy};
@@ -37,12 +40,14 @@
 //! ```
 
 mod delegated;
+mod file;
 mod flow;
 mod tokens;
 
 pub use delegated::{
     Connection, DelegatedProvider, DelegatedTokenStore, MemoryTokens, TokenPersistence, Versioned,
 };
+pub use file::FileTokens;
 pub use flow::{AuthorizationRequest, PendingAuthorization, Pkce, check_callback};
 pub use tokens::{OAuthClient, TokenSet};
 
