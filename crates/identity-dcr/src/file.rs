@@ -193,7 +193,7 @@ fn decode_key(text: &str) -> Result<[u8; 32], Error> {
         .and_then(|bytes| <[u8; 32]>::try_from(bytes.as_slice()).ok())
         .ok_or_else(|| {
             ConfigError::new(
-                "client file key",
+                "keyring key",
                 None,
                 "is not 32 bytes of base64 (generate one with `openssl rand -base64 32`)",
             )
@@ -311,21 +311,9 @@ impl FilePersistence {
         read: std::io::Result<Vec<u8>>,
         keyring: Keyring,
     ) -> Result<Self, Error> {
-        let records = match read {
-            Ok(bytes) => {
-                let content: FileContent = serde_json::from_slice(&bytes)
-                    .map_err(|err| file_error(&path, format!("is not a client file: {err}")))?;
-                if content.version != 1 {
-                    return Err(file_error(
-                        &path,
-                        format!("has version {}, this build reads 1", content.version),
-                    ));
-                }
-                content.clients
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(err) => return Err(file_error(&path, format!("cannot be read: {}", err.kind()))),
-        };
+        let records = read_private_file::<FileContent>(&path, read, "client file")?
+            .map(|content| content.clients)
+            .unwrap_or_default();
         Ok(Self {
             path,
             keyring,
@@ -442,6 +430,47 @@ pub async fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), Error> 
     drop(file);
     tokio::fs::rename(&temporary, path).await.map_err(io)?;
     Ok(())
+}
+
+/// The JSON document `read` gave for `path` (a file of kind `kind`, such as "client file"),
+/// which must carry `"version": 1`; `None` when the file does not exist yet. A file that cannot
+/// be read or is not that document is an error naming the path, never silently replaced.
+///
+/// ```
+/// #[derive(Debug, serde::Deserialize)]
+/// struct Content { version: u32 }
+/// let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+/// let read = identity_dcr::read_private_file::<Content>("state.json".as_ref(), Err(missing), "state file")?;
+/// assert!(read.is_none());
+/// let wrong = identity_dcr::read_private_file::<Content>("state.json".as_ref(), Ok(br#"{"version": 2}"#.to_vec()), "state file");
+/// assert!(wrong.unwrap_err().to_string().contains("version 2"));
+/// # Ok::<(), identity_core::Error>(())
+/// ```
+pub fn read_private_file<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    read: std::io::Result<Vec<u8>>,
+    kind: &str,
+) -> Result<Option<T>, Error> {
+    let bytes = match read {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(file_error(path, format!("cannot be read: {}", err.kind()))),
+    };
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|err| file_error(path, format!("is not a {kind}: {err}")))?;
+    match value.get("version").and_then(serde_json::Value::as_u64) {
+        Some(1) => {}
+        Some(other) => {
+            return Err(file_error(
+                path,
+                format!("has version {other}, this build reads 1"),
+            ));
+        }
+        None => return Err(file_error(path, format!("is not a {kind}: no version"))),
+    }
+    serde_json::from_value(value)
+        .map(Some)
+        .map_err(|err| file_error(path, format!("is not a {kind}: {err}")))
 }
 
 /// The problem an error states, without its location (the caller adds its own).

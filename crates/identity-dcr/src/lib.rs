@@ -53,7 +53,7 @@ pub use discovery::{
     AuthorizationServerMetadata, ProtectedResourceMetadata, resource_metadata_from_challenge,
 };
 pub use fetch::FetchPolicy;
-pub use file::{FilePersistence, Keyring, SealedBox, write_private_file};
+pub use file::{FilePersistence, Keyring, SealedBox, read_private_file, write_private_file};
 pub use registration::{ClientMetadata, RegisteredClient};
 pub use registry::{
     ClientKey, ClientPersistence, ClientProfile, ClientRegistry, MemoryPersistence,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use identity_core::{ConfigError, Error, OffsetDateTime, Secret};
-use identity_dcr::{Keyring, SealedBox, write_private_file};
+use identity_dcr::{Keyring, SealedBox, read_private_file, write_private_file};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
@@ -84,22 +84,10 @@ impl FileTokens {
     /// ```
     pub async fn open(path: impl Into<PathBuf>, keyring: Keyring) -> Result<Self, Error> {
         let path = path.into();
-        let records = match tokio::fs::read(&path).await {
-            Ok(bytes) => {
-                let content: Content = serde_json::from_slice(&bytes).map_err(|err| {
-                    file_error(&path, format!("is not a connections file: {err}"))
-                })?;
-                if content.version != 1 {
-                    return Err(file_error(
-                        &path,
-                        format!("has version {}", content.version),
-                    ));
-                }
-                content.connections
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(err) => return Err(file_error(&path, format!("cannot be read: {}", err.kind()))),
-        };
+        let read = tokio::fs::read(&path).await;
+        let records = read_private_file::<Content>(&path, read, "connections file")?
+            .map(|content| content.connections)
+            .unwrap_or_default();
         Ok(Self {
             path,
             keyring,
