@@ -43,6 +43,8 @@ pub struct Loaded {
     pub memory_credentials: BTreeMap<String, Vec<Credential>>,
     /// The stores whose writes persist (Vault, AWS), by name (for `import`).
     pub writers: BTreeMap<String, Arc<dyn CredentialWriter>>,
+    /// The OAuth connect endpoints, when a store of `type = "oauth"` is configured.
+    pub oauth: Option<Arc<crate::oauth::OAuthEndpoints>>,
     /// Where the configuration came from, for logs.
     pub source: String,
 }
@@ -159,6 +161,88 @@ enum StoreSection {
     Vault(Box<VaultSection>),
     Aws(AwsSection),
     Dcr(DcrSection),
+    Oauth(OAuthSection),
+}
+
+/// A `[stores.<name>]` of `type = "oauth"`: users' own accounts (GitHub, Google, any OpenID
+/// provider, a DCR client, Kaggle-style API tokens), connected through the sidecar's `/oauth/`
+/// endpoints; each provider's slot yields the requesting user's token.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OAuthSection {
+    /// The address users' browsers reach this sidecar at: callbacks are
+    /// `<public_url>/oauth/<provider>/callback`.
+    public_url: String,
+    /// Where browsers go after a callback, with `provider`, `status` (and `error`) added.
+    return_url: Option<String>,
+    /// Allow plain http to loopback servers (local providers, tests).
+    #[serde(default)]
+    allow_http_loopback: bool,
+    /// Allow private and link-local addresses (a provider inside the network).
+    #[serde(default)]
+    allow_private: bool,
+    #[serde(default = "default_dcr_timeout")]
+    timeout_ms: u64,
+    /// Refresh access tokens expiring within this many seconds.
+    #[serde(default = "default_refresh_window")]
+    refresh_window_secs: u64,
+    /// Where connections are kept (relative to the configuration file); in memory when absent.
+    connections_file: Option<PathBuf>,
+    /// The environment variable holding the current key (32 bytes, base64) that seals the
+    /// connections file and the flow cookies, and the id it is recorded under.
+    connections_key_env: Option<String>,
+    #[serde(default = "default_clients_key_id")]
+    connections_key_id: String,
+    /// Older keys still accepted, by id: the environment variables holding them.
+    #[serde(default)]
+    connections_old_keys: BTreeMap<String, String>,
+    /// Where clients registered for `preset = "dcr"` providers are kept (sealed with the same
+    /// key); in memory when absent.
+    clients_file: Option<PathBuf>,
+    providers: BTreeMap<String, ProviderSection>,
+}
+
+fn default_refresh_window() -> u64 {
+    60
+}
+
+/// Which preset a provider follows.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum Preset {
+    Github,
+    Google,
+    Openid,
+    Dcr,
+    Kaggle,
+    ApiToken,
+}
+
+/// One `[stores.<name>.providers.<provider>]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProviderSection {
+    preset: Preset,
+    /// The ref whose credential is the requesting user's token.
+    #[serde(rename = "ref")]
+    reference: String,
+    client_id: Option<String>,
+    /// The environment variable holding the client secret.
+    client_secret_env: Option<String>,
+    /// The issuer (`openid`, `dcr`).
+    issuer: Option<String>,
+    /// An RFC 8707 resource; for `dcr`, the protected resource whose metadata names the issuer.
+    resource: Option<String>,
+    /// Scopes, replacing the preset's.
+    scopes: Option<Vec<String>>,
+    prompt: Option<String>,
+    /// More authorization parameters.
+    #[serde(default)]
+    extra: BTreeMap<String, String>,
+    /// Where users make an API token (`api-token`).
+    token_page: Option<String>,
+    /// The environment variable holding an initial access token for registration (`dcr`).
+    initial_access_token_env: Option<String>,
 }
 
 /// A `[stores.<name>]` of `type = "dcr"`: slots whose credential is an access token obtained
@@ -722,6 +806,7 @@ fn build(
     }
     let mut memory_credentials = BTreeMap::new();
     let mut writers: BTreeMap<String, Arc<dyn CredentialWriter>> = BTreeMap::new();
+    let mut oauth = None;
     for (name, store) in file.stores {
         let location = format!("stores.{name}");
         match store {
@@ -734,6 +819,18 @@ fn build(
             },
             StoreSection::Dcr(section) => match dcr_store(section, base, &location, env) {
                 Ok(store) => builder = builder.store(name, store),
+                Err(mut more) => errors.append(&mut more),
+            },
+            StoreSection::Oauth(section) => match oauth_store(section, base, &location, env) {
+                Ok(_) if oauth.is_some() => errors.push(ConfigError::new(
+                    &location,
+                    None,
+                    "only one store of type \"oauth\" may be configured (its providers share the /oauth/ endpoints)",
+                )),
+                Ok(endpoints) => {
+                    builder = builder.store(name, endpoints.store.clone());
+                    oauth = Some(Arc::new(endpoints));
+                }
                 Err(mut more) => errors.append(&mut more),
             },
             StoreSection::Aws(section) => match aws_store(section, &location) {
@@ -801,6 +898,7 @@ fn build(
             auth,
             memory_credentials,
             writers,
+            oauth,
             source,
         }),
         _ => Err(LoadError { errors }),
@@ -882,6 +980,44 @@ fn memory_store(
     }
 }
 
+/// The value of environment variable `variable`, named by `field` of `location`.
+fn env_value(
+    location: &str,
+    field: &str,
+    variable: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
+    match env(variable) {
+        Some(value) if !value.is_empty() => Ok(value),
+        _ => Err(ConfigError::new(
+            location,
+            Some(field),
+            format!("environment variable `{variable}` is not set"),
+        )),
+    }
+}
+
+/// A keyring whose current key is in environment variable `current.1` (id `current.2`), with
+/// the older keys `old.1` (id → variable).
+fn keyring(
+    location: &str,
+    current: (&str, &str, &str),
+    old: (&str, &BTreeMap<String, String>),
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<agent_identity::identity_dcr::Keyring, ConfigError> {
+    use agent_identity::identity_dcr::Keyring;
+    let (field, variable, id) = current;
+    let mut ring = Keyring::from_base64(id, &env_value(location, field, variable, env)?)
+        .map_err(|err| ConfigError::new(location, Some(field), err.to_string()))?;
+    let (old_field, old_keys) = old;
+    for (id, variable) in old_keys {
+        let key = Keyring::from_base64(id.clone(), &env_value(location, old_field, variable, env)?)
+            .map_err(|err| ConfigError::new(location, Some(old_field), err.to_string()))?;
+        ring = ring.with_keys_of(&key);
+    }
+    Ok(ring)
+}
+
 fn dcr_store(
     section: DcrSection,
     base: &Path,
@@ -890,39 +1026,22 @@ fn dcr_store(
 ) -> Result<agent_identity::identity_dcr::DcrCredentialStore, Vec<ConfigError>> {
     use agent_identity::identity_dcr::{
         ClientMetadata, ClientPersistence, ClientProfile, ClientRegistry, Dcr, DcrCredentialStore,
-        DcrSlot, FetchPolicy, FilePersistence, Keyring, MemoryPersistence, Target,
+        DcrSlot, FetchPolicy, FilePersistence, MemoryPersistence, Target,
     };
     let mut errors = Vec::new();
-    let key = |field: &str, variable: &str| -> Result<String, ConfigError> {
-        match env(variable) {
-            Some(value) if !value.is_empty() => Ok(value),
-            _ => Err(ConfigError::new(
-                location,
-                Some(field),
-                format!("environment variable `{variable}` is not set"),
-            )),
-        }
-    };
     let persistence: Arc<dyn ClientPersistence> =
         match (&section.clients_file, &section.clients_key_env) {
             (None, None) => Arc::new(MemoryPersistence::default()),
             (Some(file), Some(variable)) => {
-                let mut ring = key("clients_key_env", variable).and_then(|text| {
-                    Keyring::from_base64(section.clients_key_id.clone(), &text).map_err(|err| {
-                        ConfigError::new(location, Some("clients_key_env"), err.to_string())
-                    })
-                });
-                for (id, old_variable) in &section.clients_old_keys {
-                    let old = key("clients_old_keys", old_variable).and_then(|text| {
-                        Keyring::from_base64(id.clone(), &text).map_err(|err| {
-                            ConfigError::new(location, Some("clients_old_keys"), err.to_string())
-                        })
-                    });
-                    ring = ring.and_then(|ring| old.map(|old| ring.with_keys_of(&old)));
-                }
                 let path = base.join(file);
                 // The configuration is loaded without a runtime: the file is read synchronously.
-                match ring.and_then(|ring| {
+                match keyring(
+                    location,
+                    ("clients_key_env", variable, &section.clients_key_id),
+                    ("clients_old_keys", &section.clients_old_keys),
+                    env,
+                )
+                .and_then(|ring| {
                     FilePersistence::open_blocking(&path, ring).map_err(|err| {
                         ConfigError::new(location, Some("clients_file"), err.to_string())
                     })
@@ -1028,6 +1147,344 @@ fn dcr_store(
     }
     let registry = ClientRegistry::new(dcr, persistence);
     Ok(DcrCredentialStore::new(Arc::new(registry), slots))
+}
+
+/// True for a provider name usable in a path and a cookie name.
+fn is_provider_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn oauth_store(
+    section: OAuthSection,
+    base: &Path,
+    location: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<crate::oauth::OAuthEndpoints, Vec<ConfigError>> {
+    use agent_identity::identity_dcr::{
+        ClientMetadata, ClientPersistence, ClientProfile, ClientRegistry, Dcr, FetchPolicy,
+        FilePersistence, Keyring, MemoryPersistence, Target,
+    };
+    use agent_identity::identity_oauth::{
+        DelegatedTokenStore, FileTokens, MemoryTokens, Provider, TokenPersistence,
+    };
+    let mut errors = Vec::new();
+    let policy = FetchPolicy::default()
+        .allow_http_loopback(section.allow_http_loopback)
+        .allow_private(section.allow_private)
+        .timeout(Duration::from_millis(section.timeout_ms));
+    let public_url = match url::Url::parse(&section.public_url) {
+        Ok(url) if url.query().is_some() || url.fragment().is_some() => {
+            errors.push(ConfigError::new(
+                location,
+                Some("public_url"),
+                "must have no query and no fragment",
+            ));
+            None
+        }
+        Ok(url)
+            if url.scheme() == "https"
+                || (url.scheme() == "http"
+                    && section.allow_http_loopback
+                    && crate::auth::check_jwks_url(url.as_str(), true).is_ok()) =>
+        {
+            Some(url)
+        }
+        Ok(_) => {
+            errors.push(ConfigError::new(
+                location,
+                Some("public_url"),
+                "must be https (plain http only on a loopback address with allow_http_loopback = true)",
+            ));
+            None
+        }
+        Err(err) => {
+            errors.push(ConfigError::new(
+                location,
+                Some("public_url"),
+                format!("is not a URL: {err}"),
+            ));
+            None
+        }
+    };
+    let return_url = match section.return_url.as_deref().map(url::Url::parse) {
+        None => None,
+        Some(Ok(url)) if matches!(url.scheme(), "https" | "http") => Some(url),
+        Some(_) => {
+            errors.push(ConfigError::new(
+                location,
+                Some("return_url"),
+                "must be an http(s) URL",
+            ));
+            None
+        }
+    };
+    // One key seals the connections file, the clients file and the flow cookies. Without a
+    // configured key, a key made at start seals the cookies: flows then finish only on the
+    // replica that started them, which is also the only one holding the connections.
+    let ring = match &section.connections_key_env {
+        Some(variable) => match keyring(
+            location,
+            ("connections_key_env", variable, &section.connections_key_id),
+            ("connections_old_keys", &section.connections_old_keys),
+            env,
+        ) {
+            Ok(ring) => Some(ring),
+            Err(err) => {
+                errors.push(err);
+                None
+            }
+        },
+        None => None,
+    };
+    let needs_key = |field: &str, errors: &mut Vec<ConfigError>| {
+        errors.push(ConfigError::new(
+            location,
+            Some(field),
+            "needs `connections_key_env` (the file's tokens are sealed)",
+        ));
+    };
+    let persistence: Arc<dyn TokenPersistence> = match (&section.connections_file, &ring) {
+        (None, _) => Arc::new(MemoryTokens::default()),
+        (Some(file), Some(ring)) => {
+            match FileTokens::open_blocking(base.join(file), ring.clone()) {
+                Ok(file) => Arc::new(file),
+                Err(err) => {
+                    errors.push(ConfigError::new(
+                        location,
+                        Some("connections_file"),
+                        err.to_string(),
+                    ));
+                    Arc::new(MemoryTokens::default())
+                }
+            }
+        }
+        (Some(_), None) => {
+            needs_key("connections_file", &mut errors);
+            Arc::new(MemoryTokens::default())
+        }
+    };
+    let clients: Arc<dyn ClientPersistence> = match (&section.clients_file, &ring) {
+        (None, _) => Arc::new(MemoryPersistence::default()),
+        (Some(file), Some(ring)) => {
+            match FilePersistence::open_blocking(base.join(file), ring.clone()) {
+                Ok(file) => Arc::new(file),
+                Err(err) => {
+                    errors.push(ConfigError::new(
+                        location,
+                        Some("clients_file"),
+                        err.to_string(),
+                    ));
+                    Arc::new(MemoryPersistence::default())
+                }
+            }
+        }
+        (Some(_), None) => {
+            needs_key("clients_file", &mut errors);
+            Arc::new(MemoryPersistence::default())
+        }
+    };
+    let registry = match Dcr::new(policy.clone()) {
+        Ok(dcr) => Some(Arc::new(ClientRegistry::new(dcr, clients))),
+        Err(err) => {
+            errors.push(ConfigError::new(location, None, err.to_string()));
+            None
+        }
+    };
+    let mut store = DelegatedTokenStore::new(persistence)
+        .refresh_window(Duration::from_secs(section.refresh_window_secs));
+    if section.providers.is_empty() {
+        errors.push(ConfigError::new(
+            location,
+            Some("providers"),
+            "names no provider",
+        ));
+    }
+    for (name, provider) in section.providers {
+        let field = |f: &str| format!("providers.{name}.{f}");
+        if !is_provider_name(&name) {
+            errors.push(ConfigError::new(
+                location,
+                Some(&format!("providers.{name}")),
+                "a provider name is 1 to 64 of a-z, 0-9, `-` and `_`",
+            ));
+            continue;
+        }
+        let reference = match CredentialRef::new(provider.reference.clone()) {
+            Ok(reference) => reference,
+            Err(err) => {
+                errors.push(ConfigError::new(
+                    location,
+                    Some(&field("ref")),
+                    err.to_string(),
+                ));
+                continue;
+            }
+        };
+        let mut problem = |f: &str, text: String| {
+            errors.push(ConfigError::new(location, Some(&field(f)), text));
+        };
+        let secret = match &provider.client_secret_env {
+            Some(variable) => match env(variable) {
+                Some(value) if !value.is_empty() => Some(Secret::new(value)),
+                _ => {
+                    problem(
+                        "client_secret_env",
+                        format!("environment variable `{variable}` is not set"),
+                    );
+                    continue;
+                }
+            },
+            None => None,
+        };
+        let oauth = !matches!(provider.preset, Preset::Kaggle | Preset::ApiToken);
+        let client_id = provider.client_id.clone();
+        if oauth && provider.preset != Preset::Dcr && client_id.is_none() {
+            problem("client_id", "is required by this preset".into());
+            continue;
+        }
+        let client_id = client_id.unwrap_or_default();
+        let redirect_uri = public_url.as_ref().map(|url| {
+            format!(
+                "{}/oauth/{name}/callback",
+                url.as_str().trim_end_matches('/')
+            )
+        });
+        let built = match provider.preset {
+            Preset::Github => match secret {
+                Some(secret) => Provider::github(client_id, secret),
+                None => {
+                    problem(
+                        "client_secret_env",
+                        "GitHub demands the client secret at its token endpoint".into(),
+                    );
+                    continue;
+                }
+            },
+            Preset::Google => Provider::google(client_id, secret),
+            Preset::Openid => match &provider.issuer {
+                Some(issuer) => Provider::openid(
+                    name.clone(),
+                    issuer.clone(),
+                    client_id,
+                    secret,
+                    policy.clone(),
+                ),
+                None => {
+                    problem("issuer", "is required by preset \"openid\"".into());
+                    continue;
+                }
+            },
+            Preset::Dcr => {
+                let target = match (&provider.issuer, &provider.resource) {
+                    (Some(issuer), None) => Target::Issuer(issuer.clone()),
+                    (None, Some(resource)) => Target::Resource(resource.clone()),
+                    _ => {
+                        problem(
+                            "issuer",
+                            "preset \"dcr\" needs exactly one of `issuer` and `resource`".into(),
+                        );
+                        continue;
+                    }
+                };
+                let (Some(registry), Some(redirect_uri)) = (&registry, &redirect_uri) else {
+                    continue;
+                };
+                let scopes = provider.scopes.clone().unwrap_or_default().join(" ");
+                let mut profile = ClientProfile::new(
+                    format!("oauth-{name}"),
+                    ClientMetadata::web_app("agent-identity", redirect_uri.clone(), scopes),
+                );
+                if let Some(variable) = &provider.initial_access_token_env {
+                    match env(variable) {
+                        Some(token) if !token.is_empty() => {
+                            profile = profile.with_initial_access_token(Secret::new(token));
+                        }
+                        _ => {
+                            problem(
+                                "initial_access_token_env",
+                                format!("environment variable `{variable}` is not set"),
+                            );
+                            continue;
+                        }
+                    }
+                }
+                Ok(Provider::registered(
+                    name.clone(),
+                    registry.clone(),
+                    target,
+                    profile,
+                ))
+            }
+            Preset::Kaggle => Ok(Provider::kaggle()),
+            Preset::ApiToken => Ok(Provider::api_token(
+                name.clone(),
+                provider.token_page.clone(),
+            )),
+        };
+        let mut built = match built {
+            Ok(built) => built,
+            Err(err) => {
+                problem("preset", err.to_string());
+                continue;
+            }
+        };
+        if built.name() != name {
+            problem(
+                "preset",
+                format!(
+                    "preset {:?} serves provider `{}`: name the section `{}`",
+                    provider.preset,
+                    built.name(),
+                    built.name()
+                ),
+            );
+            continue;
+        }
+        if oauth {
+            if let Some(scopes) = provider.scopes {
+                built = built.scopes(scopes);
+            }
+            if let Some(prompt) = provider.prompt {
+                built = built.prompt(prompt);
+            }
+            if provider.preset != Preset::Dcr
+                && let Some(resource) = provider.resource
+            {
+                built = built.resource(resource);
+            }
+            for (key, value) in provider.extra {
+                built = built.extra(key, value);
+            }
+        }
+        store = store.provider(reference, built);
+    }
+    let (Some(public_url), true) = (public_url, errors.is_empty()) else {
+        return Err(errors);
+    };
+    let cookie_keys = match ring {
+        Some(ring) => ring,
+        None => {
+            let mut key = [0u8; 32];
+            if getrandom::fill(&mut key).is_err() {
+                return Err(vec![ConfigError::new(
+                    location,
+                    None,
+                    "the system's random source failed",
+                )]);
+            }
+            Keyring::new("process", key)
+        }
+    };
+    Ok(crate::oauth::OAuthEndpoints::new(
+        Arc::new(store),
+        public_url,
+        return_url,
+        cookie_keys,
+    ))
 }
 
 fn aws_store(

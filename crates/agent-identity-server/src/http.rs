@@ -46,6 +46,8 @@ pub struct AppState {
     pub authenticator: Arc<Authenticator>,
     /// The address actually bound (its port is part of the accepted `Host` values).
     pub bound: SocketAddr,
+    /// The `/oauth/` endpoints, when an `oauth` store is configured.
+    pub oauth: crate::oauth::OAuthState,
 }
 
 impl AppState {
@@ -57,6 +59,7 @@ impl AppState {
         bound: SocketAddr,
     ) -> Result<Self, String> {
         let authenticator = Arc::new(Authenticator::new(loaded.auth).await?);
+        let oauth = loaded.oauth;
         let router = Arc::new(loaded.router);
         let health = HealthMonitor::start(router.clone()).await;
         Ok(Self {
@@ -66,6 +69,7 @@ impl AppState {
             settings: Arc::new(loaded.server),
             authenticator,
             bound,
+            oauth,
         })
     }
 }
@@ -82,15 +86,27 @@ pub fn app(state: AppState) -> axum::Router {
             )),
         )
         .route("/api/migrate/resolve", post(migrate));
+    // Users manage their connections as themselves; the callback is authenticated by its
+    // sealed flow cookie instead (a browser coming back from a provider carries no token).
+    let oauth = axum::Router::new()
+        .route("/oauth/connections", get(crate::oauth::connections))
+        .route("/oauth/{provider}/connect", get(crate::oauth::connect))
+        .route(
+            "/oauth/{provider}/disconnect",
+            post(crate::oauth::disconnect),
+        )
+        .route("/oauth/{provider}/token", post(crate::oauth::api_token));
+    let callback = axum::Router::new()
+        .route("/oauth/{provider}/callback", get(crate::oauth::callback))
+        .with_state(state.oauth.clone());
     // With no authentication configured every caller is anonymous: no middleware to run.
-    let api = if matches!(*state.authenticator, Authenticator::None) {
-        api
+    let (api, oauth) = if matches!(*state.authenticator, Authenticator::None) {
+        (api, oauth)
     } else {
-        api.route_layer(from_fn_with_state(
-            state.authenticator.clone(),
-            crate::auth::authenticate,
-        ))
+        let layer = from_fn_with_state(state.authenticator.clone(), crate::auth::authenticate);
+        (api.route_layer(layer.clone()), oauth.route_layer(layer))
     };
+    let oauth = oauth.with_state(state.oauth.clone()).merge(callback);
     let guard = Arc::new(Guard::new(&state.settings, state.bound));
     let in_flight = Arc::new(Semaphore::new(state.settings.max_in_flight));
     let timeout = tower_http::timeout::TimeoutLayer::with_status_code(
@@ -103,6 +119,7 @@ pub fn app(state: AppState) -> axum::Router {
         .route("/api/health", get(health))
         .route("/metrics", get(metrics_text))
         .merge(api)
+        .merge(oauth)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -143,6 +160,14 @@ fn route_of(path: &str) -> &'static str {
         "/api/resolve" => "/api/resolve",
         "/api/migrate/resolve" => "/api/migrate/resolve",
         "/metrics" => "/metrics",
+        "/oauth/connections" => "/oauth/connections",
+        _ if path.starts_with("/oauth/") => match path.rsplit('/').next() {
+            Some("connect") => "/oauth/{provider}/connect",
+            Some("callback") => "/oauth/{provider}/callback",
+            Some("disconnect") => "/oauth/{provider}/disconnect",
+            Some("token") => "/oauth/{provider}/token",
+            _ => "unmatched",
+        },
         _ => "unmatched",
     }
 }
@@ -332,7 +357,7 @@ impl ContextExtractor for JsonContext {
         request: Request<Body>,
     ) -> Result<(RequestContext, Request<Body>), Response> {
         let (parts, body) = request.into_parts();
-        let body = read_body(&parts, body, self.limit).await?;
+        let body = read_json_body(&parts, body, self.limit).await?;
         let mut context = RequestContext::from_slice(&body).map_err(|err| invalid(&err))?;
         check_caller(&parts, &context.user_id)?;
         context.subject_token = subject_token(&parts);
@@ -343,7 +368,7 @@ impl ContextExtractor for JsonContext {
 /// `POST /api/migrate/resolve`.
 async fn migrate(State(state): State<AppState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let body = match read_body(&parts, body, state.settings.body_limit_bytes).await {
+    let body = match read_json_body(&parts, body, state.settings.body_limit_bytes).await {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -438,7 +463,11 @@ fn is_json(content_type: &str) -> bool {
 }
 
 /// Reads a JSON body of at most `limit` bytes (parsing it is the caller's part).
-async fn read_body(parts: &Parts, body: Body, limit: usize) -> Result<Bytes, Response> {
+pub(crate) async fn read_json_body(
+    parts: &Parts,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, Response> {
     if let Some(content_type) = parts.headers.get(header::CONTENT_TYPE)
         && !is_json(content_type.to_str().unwrap_or(""))
     {

@@ -3,7 +3,8 @@
 //! The binary is `agent-identity` (`serve`, `check`, `resolve`, `import`); this library holds its parts so
 //! that tests and embedders can drive them. The HTTP contract is that of the reference sidecar,
 //! so its Python clients work unchanged: `GET /health` and `GET /api/health`,
-//! `POST /api/resolve`, `POST /api/migrate/resolve`; plus `GET /metrics`.
+//! `POST /api/resolve`, `POST /api/migrate/resolve`; plus `GET /metrics`, and with an `oauth`
+//! store the [`oauth`] endpoints through which users connect their own accounts.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,6 +27,7 @@ pub mod import;
 pub mod lint;
 pub mod logging;
 pub mod metrics;
+pub mod oauth;
 pub mod serve;
 
 use std::sync::Once;

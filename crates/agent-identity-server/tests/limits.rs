@@ -74,6 +74,7 @@ async fn slow_app(
         settings: Arc::new(settings),
         authenticator: Arc::new(Authenticator::None),
         bound,
+        oauth: None,
     };
     (app(state), bound)
 }

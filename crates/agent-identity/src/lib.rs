@@ -18,7 +18,7 @@
 //! | `aws` | no | [`identity_aws`]: `AwsSecretsManagerStore`, credentials in AWS Secrets Manager |
 //! | `token-exchange` | no | [`identity_token_exchange`]: `TokenExchangeStore`, narrowly scoped tokens per caller by RFC 8693 |
 //! | `dcr` | no | [`identity_dcr`]: discovery (RFC 8414, RFC 9728), dynamic client registration (RFC 7591/7592), `DcrCredentialStore` |
-//! | `oauth` | no | [`identity_oauth`]: OAuth 2.1 client flows (PKCE, authorization code, refresh, revocation, client credentials); enables `dcr` |
+//! | `oauth` | no | [`identity_oauth`]: OAuth 2.1 client flows (PKCE, authorization code, refresh, revocation, client credentials), provider presets (GitHub, Google, OpenID, DCR, Kaggle), `DelegatedTokenStore`; enables `dcr` |
 //!
 //! The default build pulls neither the AWS SDK nor vaultrs.
 //!
@@ -86,7 +86,7 @@ pub use identity_aws;
 #[cfg(feature = "dcr")]
 pub use identity_dcr;
 
-/// OAuth 2.1 client flows.
+/// OAuth 2.1 client flows, provider presets and the delegated-token store.
 #[cfg(feature = "oauth")]
 pub use identity_oauth;
 

@@ -74,6 +74,35 @@ impl ClientMetadata {
     }
 }
 
+impl ClientMetadata {
+    /// A confidential web client of the authorization code flow: `authorization_code` and
+    /// `refresh_token`, one `redirect_uri`, `client_secret_basic`, `scope`.
+    ///
+    /// ```
+    /// let m = identity_dcr::ClientMetadata::web_app("agent", "https://app.example.com/cb", "openid");
+    /// assert_eq!(m.redirect_uris, ["https://app.example.com/cb"]);
+    /// assert!(m.grant_types.contains(&"refresh_token".to_owned()));
+    /// ```
+    pub fn web_app(
+        client_name: impl Into<String>,
+        redirect_uri: impl Into<String>,
+        scope: impl Into<String>,
+    ) -> Self {
+        let scope = scope.into();
+        Self {
+            client_name: Some(client_name.into()),
+            redirect_uris: vec![redirect_uri.into()],
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            response_types: vec!["code".into()],
+            token_endpoint_auth_method: Some("client_secret_basic".into()),
+            scope: (!scope.is_empty()).then_some(scope),
+            software_id: Some("agent-identity".into()),
+            software_version: Some(env!("CARGO_PKG_VERSION").into()),
+            ..Self::default()
+        }
+    }
+}
+
 /// A client an authorization server registered: what it answered (RFC 7591 §3.2.1), kept with
 /// the issuer it belongs to. `Debug` shows no secret and no registration access token.
 #[derive(Clone)]

@@ -13,7 +13,8 @@ use identity_core::{
 use tracing::{info, instrument};
 
 use crate::BACKEND;
-use crate::tokens::{OAuthClient, TokenSet};
+use crate::provider::Provider;
+use crate::tokens::TokenSet;
 
 /// Whose tokens: a user and a provider.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -155,17 +156,6 @@ impl TokenPersistence for MemoryTokens {
     }
 }
 
-/// A provider the store serves: its client and what to ask for on refresh.
-#[derive(Debug, Clone)]
-pub struct DelegatedProvider {
-    /// The provider's name, as connections and slots name it.
-    pub name: String,
-    /// Its OAuth client.
-    pub client: OAuthClient,
-    /// RFC 8707 resources sent with every refresh.
-    pub resources: Vec<String>,
-}
-
 /// Each user's own tokens per provider (a user's GitHub, a user's Google), as credentials of
 /// kind `user-delegated`: a slot names a provider, and a resolution for user `u` yields `u`'s
 /// access token.
@@ -186,7 +176,7 @@ pub struct DelegatedProvider {
 /// ```
 pub struct DelegatedTokenStore {
     persistence: Arc<dyn TokenPersistence>,
-    providers: HashMap<String, DelegatedProvider>,
+    providers: HashMap<String, Arc<Provider>>,
     slots: HashMap<CredentialRef, String>,
     locks: Mutex<HashMap<Connection, Arc<tokio::sync::Mutex<()>>>>,
     refresh_window: Duration,
@@ -224,15 +214,70 @@ impl DelegatedTokenStore {
 
     /// Serves `provider`, whose tokens slot `reference` yields.
     ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// use identity_core::CredentialRef;
+    /// use identity_oauth::{DelegatedTokenStore, MemoryTokens, Provider};
+    /// let store = DelegatedTokenStore::new(Arc::new(MemoryTokens::default()))
+    ///     .provider(CredentialRef::new("user-kaggle")?, Provider::kaggle());
+    /// assert!(store.provider_named("kaggle").is_some());
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub fn provider(mut self, reference: CredentialRef, provider: Provider) -> Self {
+        let name = provider.name().to_owned();
+        self.slots.insert(reference, name.clone());
+        self.providers.insert(name, Arc::new(provider));
+        self
+    }
+
+    /// The provider named `name`, if this store serves it.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// let store = identity_oauth::DelegatedTokenStore::new(Arc::new(identity_oauth::MemoryTokens::default()));
+    /// assert!(store.provider_named("github").is_none());
+    /// ```
+    pub fn provider_named(&self, name: &str) -> Option<&Arc<Provider>> {
+        self.providers.get(name)
+    }
+
+    /// The providers served, each with the slot that yields its tokens, sorted by name.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use identity_oauth::{DelegatedTokenStore, MemoryTokens, Provider};
+    /// let store = DelegatedTokenStore::new(Arc::new(MemoryTokens::default()))
+    ///     .provider(identity_core::CredentialRef::new("user-kaggle")?, Provider::kaggle());
+    /// let served: Vec<_> = store.served().map(|(r, p)| (r.as_str(), p.name())).collect();
+    /// assert_eq!(served, [("user-kaggle", "kaggle")]);
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub fn served(&self) -> impl Iterator<Item = (&CredentialRef, &Arc<Provider>)> {
+        let mut served: Vec<_> = self
+            .slots
+            .iter()
+            .filter_map(|(reference, name)| Some((reference, self.providers.get(name)?)))
+            .collect();
+        served.sort_by(|a, b| a.1.name().cmp(b.1.name()));
+        served.into_iter()
+    }
+
+    /// `user`'s stored tokens for `provider`, as they are (not refreshed): for showing a
+    /// connection's status.
+    ///
     /// ```no_run
-    /// # fn example(store: identity_oauth::DelegatedTokenStore, github: identity_oauth::DelegatedProvider) -> Result<(), identity_core::Error> {
-    /// let store = store.provider(identity_core::CredentialRef::new("user-github")?, github);
+    /// # async fn example(store: identity_oauth::DelegatedTokenStore) -> Result<(), identity_core::Error> {
+    /// if let Some(tokens) = store.stored("alice", "github").await? {
+    ///     println!("{}", tokens.status_at(identity_core::OffsetDateTime::now_utc()));
+    /// }
     /// # Ok(()) }
     /// ```
-    pub fn provider(mut self, reference: CredentialRef, provider: DelegatedProvider) -> Self {
-        self.slots.insert(reference, provider.name.clone());
-        self.providers.insert(provider.name.clone(), provider);
-        self
+    pub async fn stored(&self, user: &str, provider: &str) -> Result<Option<TokenSet>, Error> {
+        let connection = Connection {
+            user: user.to_owned(),
+            provider: provider.to_owned(),
+        };
+        Ok(self.persistence.load(&connection).await?.map(|v| v.tokens))
     }
 
     /// Refresh when the access token expires within `window` (60 s).
@@ -279,30 +324,32 @@ impl DelegatedTokenStore {
         }
     }
 
-    /// Revokes `user`'s tokens at `provider` (refresh token first), then forgets them. A
-    /// revocation that fails leaves the connection in place and reports why: forgetting is not
-    /// revoking.
+    /// Revokes `user`'s tokens at `provider` (refresh token first), then forgets them: `true`
+    /// when they were revoked at the provider, `false` when the provider offers no revocation
+    /// (an API token, which its owner revokes on the provider's site) or there was no
+    /// connection. A revocation that fails leaves the connection in place and reports why:
+    /// forgetting is not revoking.
     ///
     /// ```no_run
     /// # async fn example(store: identity_oauth::DelegatedTokenStore) -> Result<(), identity_core::Error> {
-    /// store.disconnect("alice", "github").await?;
+    /// let revoked = store.disconnect("alice", "github").await?;
     /// # Ok(()) }
     /// ```
-    pub async fn disconnect(&self, user: &str, provider: &str) -> Result<(), Error> {
+    pub async fn disconnect(&self, user: &str, provider: &str) -> Result<bool, Error> {
         let connection = Connection {
             user: user.to_owned(),
             provider: provider.to_owned(),
         };
         let Some(stored) = self.persistence.load(&connection).await? else {
-            return Ok(());
+            return Ok(false);
         };
-        if let Some(settings) = self.providers.get(provider) {
-            match settings.client.revoke(&stored.tokens).await {
-                Ok(()) | Err(Error::NotSupported { .. }) => {}
-                Err(other) => return Err(other),
-            }
-        }
-        self.persistence.remove(&connection).await
+        let revoked = match self.providers.get(provider) {
+            Some(settings) => settings.revoke(&stored.tokens).await?,
+            None => false,
+        };
+        self.persistence.remove(&connection).await?;
+        info!(user, provider, revoked, "disconnected");
+        Ok(revoked)
     }
 
     fn lock_for(&self, connection: &Connection) -> Arc<tokio::sync::Mutex<()>> {
@@ -371,8 +418,7 @@ impl DelegatedTokenStore {
                     backend: BACKEND,
                 })?;
         let fresh = provider
-            .client
-            .refresh(&stored.tokens, &provider.resources)
+            .refresh(&stored.tokens)
             .await
             .map_err(|err| match err {
                 Error::Unauthenticated { .. } => Error::Unauthenticated {

@@ -85,6 +85,27 @@ impl FileTokens {
     pub async fn open(path: impl Into<PathBuf>, keyring: Keyring) -> Result<Self, Error> {
         let path = path.into();
         let read = tokio::fs::read(&path).await;
+        Self::from_read(path, read, keyring)
+    }
+
+    /// [`FileTokens::open`] for callers without a runtime (a configuration loader).
+    ///
+    /// ```no_run
+    /// # fn example(ring: identity_dcr::Keyring) -> Result<(), identity_core::Error> {
+    /// let tokens = identity_oauth::FileTokens::open_blocking("connections.json", ring)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn open_blocking(path: impl Into<PathBuf>, keyring: Keyring) -> Result<Self, Error> {
+        let path = path.into();
+        let read = std::fs::read(&path);
+        Self::from_read(path, read, keyring)
+    }
+
+    fn from_read(
+        path: PathBuf,
+        read: std::io::Result<Vec<u8>>,
+        keyring: Keyring,
+    ) -> Result<Self, Error> {
         let records = read_private_file::<Content>(&path, read, "connections file")?
             .map(|content| content.connections)
             .unwrap_or_default();

@@ -11,6 +11,8 @@
 //!   "connect again"; revocation (refresh token, then access token); userinfo; client
 //!   credentials with a cache and single flight.
 //! - [`TokenSet`]: tokens with an absolute expiry and status helpers.
+//! - [`Provider`]: an account users connect, with its client, scopes and quirks; [`Account`]:
+//!   who the user is there.
 //! - [`DelegatedTokenStore`]: each user's tokens per provider as `user-delegated` credentials,
 //!   refreshed on read under a per-connection lock and a refresh lease, saved (compare-and-set)
 //!   before use; "connect again" when the refresh token is refused; disconnect revokes, then
@@ -21,8 +23,10 @@
 //! Connections are kept in memory ([`MemoryTokens`]) or in a file whose tokens are sealed with
 //! AES-256-GCM under a rotating keyring ([`FileTokens`]).
 //!
-//! The crate has no features. Provider presets and the sidecar's connect endpoints are not in it
-//! yet.
+//! [`Provider`] presets: GitHub, Google, any OpenID provider from its discovery document, a
+//! client registered at run time (DCR), and Kaggle-style personal API tokens.
+//!
+//! The crate has no features.
 //!
 //! ```
 //! use identity_dcr::{AuthorizationServerMetadata, FetchPolicy};
@@ -42,13 +46,13 @@
 mod delegated;
 mod file;
 mod flow;
+mod provider;
 mod tokens;
 
-pub use delegated::{
-    Connection, DelegatedProvider, DelegatedTokenStore, MemoryTokens, TokenPersistence, Versioned,
-};
+pub use delegated::{Connection, DelegatedTokenStore, MemoryTokens, TokenPersistence, Versioned};
 pub use file::FileTokens;
 pub use flow::{AuthorizationRequest, PendingAuthorization, Pkce, check_callback};
+pub use provider::{Account, Provider};
 pub use tokens::{OAuthClient, TokenSet};
 
 /// The backend name in errors.

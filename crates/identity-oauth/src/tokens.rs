@@ -222,6 +222,16 @@ impl OAuthClient {
         &self.client_id
     }
 
+    /// The HTTP client (no redirects, a timeout), for a provider's own endpoints.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The client secret, for a provider's own endpoints that authenticate the client.
+    pub(crate) fn client_secret(&self) -> Option<&Secret> {
+        self.client_secret.as_ref()
+    }
+
     /// The server's metadata.
     ///
     /// ```
@@ -243,7 +253,11 @@ impl OAuthClient {
         mut form: Vec<(&str, String)>,
         what: &str,
     ) -> Result<(u16, Map<String, Value>), Error> {
-        let mut request = self.http.post(endpoint.clone());
+        // GitHub answers in form encoding unless JSON is asked for; others ignore the header.
+        let mut request = self
+            .http
+            .post(endpoint.clone())
+            .header("accept", "application/json");
         match &self.client_secret {
             Some(secret) => {
                 let encode = |text: &str| byte_serialize(text.as_bytes()).collect::<String>();
@@ -306,11 +320,14 @@ impl OAuthClient {
     ) -> Result<TokenSet, Error> {
         let endpoint = self.token_endpoint()?.clone();
         let (status, object) = self.post(&endpoint, form, what).await?;
-        if status != 200 {
-            let code = object
-                .get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("invalid_response");
+        // GitHub reports a refused code or refresh token with a 200 and an `error` field.
+        if status != 200 || object.contains_key("error") {
+            let code = match object.get("error").and_then(Value::as_str) {
+                // GitHub's names for a code or refresh token it does not accept.
+                Some("bad_verification_code" | "bad_refresh_token") => "invalid_grant",
+                Some(code) => code,
+                None => "invalid_response",
+            };
             return Err(match status {
                 429 | 500..=599 => {
                     Error::unavailable(BACKEND, format!("{what}: answered {status}"))

@@ -284,7 +284,7 @@ async fn a_wrong_state_a_wrong_issuer_and_a_wrong_or_missing_verifier_are_refuse
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delegated_tokens_refresh_on_read_one_at_a_time_and_need_reconnecting_when_refused() {
     use identity_core::{CredentialRef, CredentialStore, RequestContext, ResourceKind};
-    use identity_oauth::{DelegatedProvider, DelegatedTokenStore, MemoryTokens};
+    use identity_oauth::{DelegatedTokenStore, MemoryTokens, Provider};
     use std::sync::Arc;
 
     let server = AuthorizationServer::start().await;
@@ -298,11 +298,7 @@ async fn delegated_tokens_refresh_on_read_one_at_a_time_and_need_reconnecting_wh
         .refresh_window(std::time::Duration::from_secs(3600))
         .provider(
             CredentialRef::new("user-idp").unwrap(),
-            DelegatedProvider {
-                name: "idp".into(),
-                client: client.clone(),
-                resources: Vec::new(),
-            },
+            Provider::with_client("idp", client.clone()),
         );
     store.connect("alice", "idp", &connected).await.unwrap();
     let alice = RequestContext::builder()
@@ -375,7 +371,7 @@ async fn delegated_tokens_refresh_on_read_one_at_a_time_and_need_reconnecting_wh
         "{err:?}"
     );
 
-    // Disconnecting forgets the connection.
-    store.disconnect("alice", "idp").await.unwrap();
+    // Disconnecting revokes (the server has a revocation endpoint), then forgets.
+    assert!(store.disconnect("alice", "idp").await.unwrap());
     assert!(store.find_by_ref(&slot, &alice).await.unwrap().is_none());
 }
