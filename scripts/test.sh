@@ -102,6 +102,10 @@ if cargo tree --locked -p identity-vault -e normal --prefix none --format '{p}' 
     echo "identity-vault pulls the AWS SDK (above)" >&2
     exit 1
 fi
+if cargo tree --locked -p identity-oauth -e normal --prefix none --format '{p}' | grep -E '^(vaultrs |aws-)'; then
+    echo "identity-oauth without its vault feature pulls a backend SDK (above)" >&2
+    exit 1
+fi
 if cargo tree --locked -p identity-aws -e normal --prefix none --format '{p}' | grep -E '^vaultrs '; then
     echo "identity-aws pulls vaultrs (above)" >&2
     exit 1
@@ -110,7 +114,7 @@ echo "ok"
 
 step "each facade feature builds on its own"
 cargo check --locked -q -p agent-identity --no-default-features
-for feature in memory vault aws token-exchange dcr oauth; do
+for feature in memory vault aws token-exchange dcr oauth oauth-vault; do
     cargo check --locked -q -p agent-identity --no-default-features --features "$feature"
 done
 echo "ok"

@@ -188,6 +188,11 @@ struct OAuthSection {
     refresh_window_secs: u64,
     /// Where connections are kept (relative to the configuration file); in memory when absent.
     connections_file: Option<PathBuf>,
+    /// Or: the `vault` store whose KV mount keeps them, shared by every replica.
+    connections_vault: Option<String>,
+    /// Where in that mount.
+    #[serde(default = "default_connections_vault_prefix")]
+    connections_vault_prefix: String,
     /// The environment variable holding the current key (32 bytes, base64) that seals the
     /// connections file and the flow cookies, and the id it is recorded under.
     connections_key_env: Option<String>,
@@ -200,6 +205,10 @@ struct OAuthSection {
     /// key); in memory when absent.
     clients_file: Option<PathBuf>,
     providers: BTreeMap<String, ProviderSection>,
+}
+
+fn default_connections_vault_prefix() -> String {
+    "agent-identity-connections".into()
 }
 
 fn default_refresh_window() -> u64 {
@@ -807,6 +816,8 @@ fn build(
     let mut memory_credentials = BTreeMap::new();
     let mut writers: BTreeMap<String, Arc<dyn CredentialWriter>> = BTreeMap::new();
     let mut oauth = None;
+    let mut oauth_sections = Vec::new();
+    let mut vaults = BTreeMap::new();
     for (name, store) in file.stores {
         let location = format!("stores.{name}");
         match store {
@@ -821,18 +832,8 @@ fn build(
                 Ok(store) => builder = builder.store(name, store),
                 Err(mut more) => errors.append(&mut more),
             },
-            StoreSection::Oauth(section) => match oauth_store(section, base, &location, env) {
-                Ok(_) if oauth.is_some() => errors.push(ConfigError::new(
-                    &location,
-                    None,
-                    "only one store of type \"oauth\" may be configured (its providers share the /oauth/ endpoints)",
-                )),
-                Ok(endpoints) => {
-                    builder = builder.store(name, endpoints.store.clone());
-                    oauth = Some(Arc::new(endpoints));
-                }
-                Err(mut more) => errors.append(&mut more),
-            },
+            // Built after the others: its connections may live in a Vault store.
+            StoreSection::Oauth(section) => oauth_sections.push((name, location, section)),
             StoreSection::Aws(section) => match aws_store(section, &location) {
                 Ok(store) => {
                     let store = Arc::new(store);
@@ -845,6 +846,7 @@ fn build(
                 Ok(store) => {
                     let store = Arc::new(store);
                     builder = builder.store(name.clone(), store.clone());
+                    vaults.insert(name.clone(), store.clone());
                     writers.insert(name, store);
                 }
                 Err(error) => errors.push(error),
@@ -855,6 +857,24 @@ fn build(
                     Err(mut more) => errors.append(&mut more),
                 }
             }
+        }
+    }
+
+    for (name, location, section) in oauth_sections {
+        if oauth.is_some() {
+            errors.push(ConfigError::new(
+                &location,
+                None,
+                "only one store of type \"oauth\" may be configured (its providers share the /oauth/ endpoints)",
+            ));
+            continue;
+        }
+        match oauth_store(section, base, &location, env, &vaults) {
+            Ok(endpoints) => {
+                builder = builder.store(name, endpoints.store.clone());
+                oauth = Some(Arc::new(endpoints));
+            }
+            Err(mut more) => errors.append(&mut more),
         }
     }
 
@@ -1163,13 +1183,14 @@ fn oauth_store(
     base: &Path,
     location: &str,
     env: &dyn Fn(&str) -> Option<String>,
+    vaults: &BTreeMap<String, Arc<agent_identity::identity_vault::VaultCredentialStore>>,
 ) -> Result<crate::oauth::OAuthEndpoints, Vec<ConfigError>> {
     use agent_identity::identity_dcr::{
         ClientMetadata, ClientPersistence, ClientProfile, ClientRegistry, Dcr, FetchPolicy,
         FilePersistence, Keyring, MemoryPersistence, Target,
     };
     use agent_identity::identity_oauth::{
-        DelegatedTokenStore, FileTokens, MemoryTokens, Provider, TokenPersistence,
+        DelegatedTokenStore, FileTokens, MemoryTokens, Provider, TokenPersistence, VaultTokens,
     };
     let mut errors = Vec::new();
     let policy = FetchPolicy::default()
@@ -1244,10 +1265,48 @@ fn oauth_store(
         errors.push(ConfigError::new(
             location,
             Some(field),
-            "needs `connections_key_env` (the file's tokens are sealed)",
+            "needs `connections_key_env` (the tokens kept there are sealed)",
         ));
     };
     let persistence: Arc<dyn TokenPersistence> = match (&section.connections_file, &ring) {
+        (Some(_), _) if section.connections_vault.is_some() => {
+            errors.push(ConfigError::new(
+                location,
+                Some("connections_vault"),
+                "names a second place for connections: keep `connections_file` or `connections_vault`",
+            ));
+            Arc::new(MemoryTokens::default())
+        }
+        (None, _) if section.connections_vault.is_some() => {
+            let store = section.connections_vault.as_deref().unwrap_or_default();
+            match (vaults.get(store), &ring) {
+                (Some(vault), Some(ring)) => {
+                    match vault.documents(&section.connections_vault_prefix) {
+                        Ok(documents) => Arc::new(VaultTokens::new(documents, ring.clone())),
+                        Err(err) => {
+                            errors.push(ConfigError::new(
+                                location,
+                                Some("connections_vault_prefix"),
+                                err.to_string(),
+                            ));
+                            Arc::new(MemoryTokens::default())
+                        }
+                    }
+                }
+                (None, _) => {
+                    errors.push(ConfigError::new(
+                        location,
+                        Some("connections_vault"),
+                        format!("names no store of type \"vault\": `{store}`"),
+                    ));
+                    Arc::new(MemoryTokens::default())
+                }
+                (Some(_), None) => {
+                    needs_key("connections_vault", &mut errors);
+                    Arc::new(MemoryTokens::default())
+                }
+            }
+        }
         (None, _) => Arc::new(MemoryTokens::default()),
         (Some(file), Some(ring)) => {
             match FileTokens::open_blocking(base.join(file), ring.clone()) {

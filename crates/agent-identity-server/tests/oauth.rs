@@ -51,6 +51,22 @@ fn free_port() -> u16 {
 /// provider with a pre-registered client) and `kaggle` (API tokens), connections in a sealed
 /// file, and `extra` appended to the configuration.
 async fn sidecar(server: &AuthorizationServer, name: &str, extra: &str) -> Sidecar {
+    sidecar_keeping(
+        server,
+        name,
+        "connections_file = \"connections.json\"",
+        extra,
+    )
+    .await
+}
+
+/// [`sidecar`], with `connections` saying where connections are kept.
+async fn sidecar_keeping(
+    server: &AuthorizationServer,
+    name: &str,
+    connections: &str,
+    extra: &str,
+) -> Sidecar {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let dcr = Dcr::new(FetchPolicy::default().allow_http_loopback(true)).unwrap();
@@ -84,7 +100,7 @@ listen = "127.0.0.1:{port}"
 type = "oauth"
 public_url = "{base}"
 allow_http_loopback = true
-connections_file = "connections.json"
+{connections}
 connections_key_env = "CONNECTIONS_KEY"
 
 [stores.users.providers.idp]
@@ -134,6 +150,7 @@ priority = 2
         "CONNECTIONS_KEY" => Some(base64::engine::general_purpose::STANDARD.encode(KEY)),
         "CORP_SECRET" => Some(secret.clone()),
         "ALICE_KEY" => Some("alice-key-0123456789".into()),
+        "BAO_TOKEN" => Some(identity_test_support::BAO_ROOT_TOKEN.into()),
         _ => None,
     };
     let loaded = load_str(&config, &dir, "test".into(), &env, None).unwrap();
@@ -651,5 +668,88 @@ fn oauth_sections_are_checked() {
         .unwrap_err()
         .to_string();
         assert!(err.contains(field), "{section}: {err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_connections_kept_in_vault() {
+    let server = AuthorizationServer::start().await;
+    let bao = identity_test_support::OpenBao::start().await;
+    bao.enable_kv2("kv").await;
+    let vault = format!(
+        "\n[stores.bao]\ntype = \"vault\"\naddress = \"{}\"\nmount = \"kv\"\n\n[stores.bao.auth]\nmethod = \"token\"\ntoken_env = \"BAO_TOKEN\"\n",
+        bao.address()
+    );
+    let keeping = "connections_vault = \"bao\"";
+    let a = sidecar_keeping(&server, "replica-a", keeping, &vault).await;
+    let b = sidecar_keeping(&server, "replica-b", keeping, &vault).await;
+
+    // Alice connects through replica A; replica B sees the connection and resolves her token.
+    let (response, _) = connect(&browser(), &server, &a, "idp", "alice").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let listing: Value = reqwest::get(format!("{}/oauth/connections?userId=alice", b.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let idp = listing["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["provider"] == "idp")
+        .unwrap();
+    assert_eq!(idp["connected"], true, "{listing}");
+    let (status, text) = resolve_over_http(&b, "alice", "idp").await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let credential = b
+        .store
+        .find_by_ref(
+            &CredentialRef::new("user-idp").unwrap(),
+            &context("alice", "idp"),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let token = credential.secret.unwrap().expose_secret().to_owned();
+    assert_eq!(server.introspect(&token).await["active"], true);
+    // Vault holds the connection sealed.
+    let (_, keys) = bao
+        .api(
+            "LIST",
+            "kv/metadata/agent-identity-connections/connections",
+            None,
+        )
+        .await;
+    assert_eq!(keys["data"]["keys"].as_array().unwrap().len(), 1, "{keys}");
+}
+
+#[test]
+fn connections_in_vault_need_a_vault_store_and_a_key() {
+    let base = "[stores.u]\ntype = \"oauth\"\npublic_url = \"https://a.example.com\"\n\
+                [stores.u.providers.kaggle]\npreset = \"kaggle\"\nref = \"k\"\n";
+    let cases = [
+        (
+            "connections_vault = \"nowhere\"\nconnections_key_env = \"K\"\n",
+            "names no store",
+        ),
+        (
+            "connections_vault = \"nowhere\"\nconnections_file = \"c.json\"\n",
+            "connections_vault",
+        ),
+    ];
+    for (lines, expected) in cases {
+        let config = base.replacen("public_url", &format!("{lines}public_url"), 1);
+        let key = base64::engine::general_purpose::STANDARD.encode(KEY);
+        let err = load_str(
+            &config,
+            Path::new("."),
+            "t".into(),
+            &|name| (name == "K").then(|| key.clone()),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains(expected), "{lines}: {err}");
     }
 }

@@ -19,6 +19,7 @@
 //! | `token-exchange` | no | [`identity_token_exchange`]: `TokenExchangeStore`, narrowly scoped tokens per caller by RFC 8693 |
 //! | `dcr` | no | [`identity_dcr`]: discovery (RFC 8414, RFC 9728), dynamic client registration (RFC 7591/7592), `DcrCredentialStore` |
 //! | `oauth` | no | [`identity_oauth`]: OAuth 2.1 client flows (PKCE, authorization code, refresh, revocation, client credentials), provider presets (GitHub, Google, OpenID, DCR, Kaggle), `DelegatedTokenStore`; enables `dcr` |
+//! | `oauth-vault` | no | `identity_oauth::VaultTokens`: users' connections in Vault KV v2, shared by replicas; enables `oauth` and `vault` |
 //!
 //! The default build pulls neither the AWS SDK nor vaultrs.
 //!

@@ -395,9 +395,21 @@ impl DelegatedTokenStore {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
-            let result = self.refresh(connection, &stored).await;
+            // Read again under the lease: another replica may have refreshed, and released,
+            // since the read above, and its refresh token is the only one still good.
+            let result = match self.persistence.load(connection).await {
+                Ok(Some(current))
+                    if current
+                        .tokens
+                        .expires_within(OffsetDateTime::now_utc(), self.refresh_window) =>
+                {
+                    self.refresh(connection, &current).await.map(Some)
+                }
+                Ok(current) => Ok(current.map(|c| c.tokens)),
+                Err(err) => Err(err),
+            };
             self.persistence.release(connection, &self.holder).await?;
-            return result.map(Some);
+            return result;
         }
         Err(Error::unavailable(
             BACKEND,

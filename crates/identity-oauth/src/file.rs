@@ -39,8 +39,56 @@ struct Tokens {
     scope: Option<String>,
 }
 
+/// What sealed tokens are bound to: tokens moved to another user or provider do not open.
 fn associated(user: &str, provider: &str) -> Vec<u8> {
     serde_json::to_vec(&[user, provider]).unwrap_or_default()
+}
+
+/// `tokens` sealed for `connection` (the expiry stays outside, in clear).
+pub(crate) fn seal_tokens(
+    keyring: &Keyring,
+    connection: &Connection,
+    tokens: &TokenSet,
+) -> Result<SealedBox, identity_core::Error> {
+    let plain = Tokens {
+        access_token: tokens.access_token.expose_secret().to_owned(),
+        refresh_token: tokens
+            .refresh_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned()),
+        id_token: tokens
+            .id_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned()),
+        scope: tokens.scope.clone(),
+    };
+    let plaintext = serde_json::to_vec(&plain).unwrap_or_default();
+    keyring.seal(
+        &associated(&connection.user, &connection.provider),
+        &plaintext,
+    )
+}
+
+/// The tokens sealed for `connection`, with their expiry (unix time); what is wrong otherwise.
+pub(crate) fn open_tokens(
+    keyring: &Keyring,
+    connection: &Connection,
+    sealed: &SealedBox,
+    expires_at: Option<i64>,
+) -> Result<TokenSet, String> {
+    let plaintext = keyring
+        .open(sealed, &associated(&connection.user, &connection.provider))
+        .map_err(|err| err.to_string())?;
+    let tokens: Tokens =
+        serde_json::from_slice(&plaintext).map_err(|_| "it holds no tokens".to_owned())?;
+    let mut set = TokenSet::bearer(
+        Secret::new(tokens.access_token),
+        expires_at.and_then(|at| OffsetDateTime::from_unix_timestamp(at).ok()),
+    );
+    set.refresh_token = tokens.refresh_token.map(Secret::new);
+    set.id_token = tokens.id_token.map(Secret::new);
+    set.scope = tokens.scope;
+    Ok(set)
 }
 
 /// Users' connections kept in a JSON file owned by one process: who is connected to which
@@ -118,27 +166,27 @@ impl FileTokens {
     }
 
     fn open_record(&self, record: &Record) -> Result<Versioned, Error> {
-        let what = format!(
-            "the connection of `{}` to `{}`",
-            record.user, record.provider
-        );
-        let plaintext = self
-            .keyring
-            .open(&record.sealed, &associated(&record.user, &record.provider))
-            .map_err(|err| file_error(&self.path, format!("{what}: {err}")))?;
-        let tokens: Tokens = serde_json::from_slice(&plaintext)
-            .map_err(|_| file_error(&self.path, format!("{what} holds no tokens")))?;
-        let mut set = TokenSet::bearer(
-            Secret::new(tokens.access_token),
-            record
-                .expires_at
-                .and_then(|at| OffsetDateTime::from_unix_timestamp(at).ok()),
-        );
-        set.refresh_token = tokens.refresh_token.map(Secret::new);
-        set.id_token = tokens.id_token.map(Secret::new);
-        set.scope = tokens.scope;
+        let connection = Connection {
+            user: record.user.clone(),
+            provider: record.provider.clone(),
+        };
+        let tokens = open_tokens(
+            &self.keyring,
+            &connection,
+            &record.sealed,
+            record.expires_at,
+        )
+        .map_err(|problem| {
+            file_error(
+                &self.path,
+                format!(
+                    "the connection of `{}` to `{}`: {problem}",
+                    record.user, record.provider
+                ),
+            )
+        })?;
         Ok(Versioned {
-            tokens: set,
+            tokens,
             version: record.version,
         })
     }
@@ -149,25 +197,7 @@ impl FileTokens {
         tokens: &TokenSet,
         version: u64,
     ) -> Result<Record, Error> {
-        let plain = Tokens {
-            access_token: tokens.access_token.expose_secret().to_owned(),
-            refresh_token: tokens
-                .refresh_token
-                .as_ref()
-                .map(|t| t.expose_secret().to_owned()),
-            id_token: tokens
-                .id_token
-                .as_ref()
-                .map(|t| t.expose_secret().to_owned()),
-            scope: tokens.scope.clone(),
-        };
-        let plaintext = serde_json::to_vec(&plain).unwrap_or_default();
-        let sealed = self
-            .keyring
-            .seal(
-                &associated(&connection.user, &connection.provider),
-                &plaintext,
-            )
+        let sealed = seal_tokens(&self.keyring, connection, tokens)
             .map_err(|err| file_error(&self.path, err))?;
         Ok(Record {
             user: connection.user.clone(),

@@ -20,13 +20,14 @@
 //!
 //! Server metadata comes from `identity_dcr` discovery, which checks every endpoint URL.
 //!
-//! Connections are kept in memory ([`MemoryTokens`]) or in a file whose tokens are sealed with
-//! AES-256-GCM under a rotating keyring ([`FileTokens`]).
+//! Connections are kept in memory ([`MemoryTokens`]), in a file owned by one process
+//! ([`FileTokens`]), or, with the `vault` feature, in Vault KV v2 shared by every replica
+//! (`VaultTokens`); tokens are sealed with AES-256-GCM under a rotating keyring in both.
 //!
 //! [`Provider`] presets: GitHub, Google, any OpenID provider from its discovery document, a
 //! client registered at run time (DCR), and Kaggle-style personal API tokens.
 //!
-//! The crate has no features.
+//! Features: `vault` (`VaultTokens`; pulls vaultrs).
 //!
 //! ```
 //! use identity_dcr::{AuthorizationServerMetadata, FetchPolicy};
@@ -48,12 +49,16 @@ mod file;
 mod flow;
 mod provider;
 mod tokens;
+#[cfg(feature = "vault")]
+mod vault;
 
 pub use delegated::{Connection, DelegatedTokenStore, MemoryTokens, TokenPersistence, Versioned};
 pub use file::FileTokens;
 pub use flow::{AuthorizationRequest, PendingAuthorization, Pkce, check_callback};
 pub use provider::{Account, Provider};
 pub use tokens::{OAuthClient, TokenSet};
+#[cfg(feature = "vault")]
+pub use vault::VaultTokens;
 
 /// The backend name in errors.
 const BACKEND: &str = "oauth";

@@ -5,7 +5,8 @@
 //! `<mount>/data/<prefix>/<ref>`, the credential's JSON with its secret in a field of its own.
 //! It authenticates with a token, AppRole or Kubernetes ([`VaultAuth`]), renews its token and logs
 //! in again by itself, caches reads, lists with bounded parallelism and takes migration leases
-//! with check-and-set writes.
+//! with check-and-set writes. [`VaultDocuments`] gives other state that replicas share (users'
+//! connections) the same session and check-and-set.
 //!
 //! The crate has no features. It does **not** issue dynamic secrets (database, cloud) or use any engine but KV v2, and it
 //! does not create mounts or policies: the operator does, with a policy such as
@@ -56,7 +57,7 @@ pub use auth::{DEFAULT_KUBERNETES_JWT_PATH, VaultAuth};
 pub use path::ALLOWED_PUNCTUATION;
 pub use store::{
     DEFAULT_CACHE_TTL, DEFAULT_MOUNT, DEFAULT_PREFIX, DEFAULT_TIMEOUT, VaultCredentialStore,
-    VaultStoreBuilder,
+    VaultDocuments, VaultStoreBuilder,
 };
 
 /// The backend name in errors and audit events.
