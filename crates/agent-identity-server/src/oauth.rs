@@ -240,8 +240,16 @@ fn user_of(caller: Option<&Caller>, named: Option<&str>) -> Result<String, Respo
     }
 }
 
-fn caller_of(request: &Request) -> Option<Caller> {
-    request.extensions().get::<Caller>().cloned()
+/// The endpoints, and the user `request` acts for; or the answer refusing it.
+fn acting(
+    endpoints: OAuthState,
+    request: &Request,
+    query: &UserQuery,
+) -> Result<(Arc<OAuthEndpoints>, String), Response> {
+    let endpoints = endpoints.ok_or_else(not_configured)?;
+    let caller = request.extensions().get::<Caller>();
+    let user = user_of(caller, query.user_id.as_deref())?;
+    Ok((endpoints, user))
 }
 
 /// `GET /oauth/{provider}/connect`.
@@ -251,11 +259,8 @@ pub(crate) async fn connect(
     Query(query): Query<UserQuery>,
     request: Request,
 ) -> Response {
-    let Some(endpoints) = endpoints else {
-        return not_configured();
-    };
-    let user = match user_of(caller_of(&request).as_ref(), query.user_id.as_deref()) {
-        Ok(user) => user,
+    let (endpoints, user) = match acting(endpoints, &request, &query) {
+        Ok(acting) => acting,
         Err(response) => return response,
     };
     let Some(provider) = endpoints.store.provider_named(&provider_name) else {
@@ -493,11 +498,8 @@ pub(crate) async fn disconnect(
     Query(query): Query<UserQuery>,
     request: Request,
 ) -> Response {
-    let Some(endpoints) = endpoints else {
-        return not_configured();
-    };
-    let user = match user_of(caller_of(&request).as_ref(), query.user_id.as_deref()) {
-        Ok(user) => user,
+    let (endpoints, user) = match acting(endpoints, &request, &query) {
+        Ok(acting) => acting,
         Err(response) => return response,
     };
     if endpoints.store.provider_named(&provider_name).is_none() {
@@ -536,11 +538,8 @@ pub(crate) async fn api_token(
     Query(query): Query<UserQuery>,
     request: Request,
 ) -> Response {
-    let Some(endpoints) = endpoints else {
-        return not_configured();
-    };
-    let user = match user_of(caller_of(&request).as_ref(), query.user_id.as_deref()) {
-        Ok(user) => user,
+    let (endpoints, user) = match acting(endpoints, &request, &query) {
+        Ok(acting) => acting,
         Err(response) => return response,
     };
     let Some(provider) = endpoints.store.provider_named(&provider_name) else {
@@ -603,11 +602,8 @@ pub(crate) async fn connections(
     Query(query): Query<UserQuery>,
     request: Request,
 ) -> Response {
-    let Some(endpoints) = endpoints else {
-        return not_configured();
-    };
-    let user = match user_of(caller_of(&request).as_ref(), query.user_id.as_deref()) {
-        Ok(user) => user,
+    let (endpoints, user) = match acting(endpoints, &request, &query) {
+        Ok(acting) => acting,
         Err(response) => return response,
     };
     let now = OffsetDateTime::now_utc();
