@@ -55,6 +55,9 @@ pub struct OAuthEndpoints {
     return_url: Option<url::Url>,
     keys: Keyring,
     secure_cookies: bool,
+    /// The path of `public_url` (a proxy may serve the sidecar under one), cookies' paths start
+    /// with it.
+    base_path: String,
 }
 
 impl std::fmt::Debug for OAuthEndpoints {
@@ -103,6 +106,7 @@ impl OAuthEndpoints {
         Self {
             store,
             secure_cookies: public_url.scheme() == "https",
+            base_path: public_url.path().trim_end_matches('/').to_owned(),
             public_url: public_url.as_str().trim_end_matches('/').to_owned(),
             return_url,
             keys,
@@ -129,8 +133,9 @@ impl OAuthEndpoints {
     fn cookie(&self, provider: &str, value: &str, max_age: u64) -> HeaderValue {
         let secure = if self.secure_cookies { "; Secure" } else { "" };
         let text = format!(
-            "{}={value}; Path=/oauth/{provider}/callback; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
-            Self::cookie_name(provider)
+            "{}={value}; Path={}/oauth/{provider}/callback; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
+            Self::cookie_name(provider),
+            self.base_path,
         );
         // Names and values are base64url and checked provider names: always a valid header.
         HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
@@ -696,6 +701,28 @@ mod tests {
         ] {
             assert!(text.contains(part), "{text}");
         }
+    }
+
+    #[test]
+    fn behind_a_proxy_path_cookies_follow_the_public_path() {
+        let store = Arc::new(DelegatedTokenStore::new(Arc::new(MemoryTokens::default())));
+        let endpoints = OAuthEndpoints::new(
+            store,
+            "https://app.example.com/agent-identity/".parse().unwrap(),
+            None,
+            Keyring::new("k", [1; 32]),
+        );
+        assert_eq!(
+            endpoints.redirect_uri("github"),
+            "https://app.example.com/agent-identity/oauth/github/callback"
+        );
+        let cookie = endpoints.cookie("github", "v", 600);
+        assert!(
+            cookie
+                .to_str()
+                .unwrap()
+                .contains("Path=/agent-identity/oauth/github/callback;")
+        );
     }
 
     #[test]
