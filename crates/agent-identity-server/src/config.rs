@@ -1169,6 +1169,36 @@ fn dcr_store(
     Ok(DcrCredentialStore::new(Arc::new(registry), slots))
 }
 
+/// Why a place for secrets cannot be used without the connections key.
+const NEEDS_CONNECTIONS_KEY: &str =
+    "needs `connections_key_env` (the tokens kept there are sealed)";
+
+/// What keeps records of secrets: the file at `path`, sealed with `ring`, opened by `open`;
+/// `memory()` when no file is named, or when the file cannot be used (the problem, with `field`
+/// of `location`, goes to `errors`).
+fn sealed_file<T: ?Sized>(
+    (location, field): (&str, &str),
+    path: Option<PathBuf>,
+    ring: Option<&agent_identity::identity_dcr::Keyring>,
+    errors: &mut Vec<ConfigError>,
+    open: impl FnOnce(
+        PathBuf,
+        agent_identity::identity_dcr::Keyring,
+    ) -> Result<Arc<T>, agent_identity::Error>,
+    memory: impl FnOnce() -> Arc<T>,
+) -> Arc<T> {
+    let problem = match (path, ring) {
+        (None, _) => return memory(),
+        (Some(path), Some(ring)) => match open(path, ring.clone()) {
+            Ok(file) => return file,
+            Err(err) => err.to_string(),
+        },
+        (Some(_), None) => NEEDS_CONNECTIONS_KEY.into(),
+    };
+    errors.push(ConfigError::new(location, Some(field), problem));
+    memory()
+}
+
 /// True for a provider name usable in a path and a cookie name.
 fn is_provider_name(name: &str) -> bool {
     !name.is_empty()
@@ -1265,7 +1295,7 @@ fn oauth_store(
         errors.push(ConfigError::new(
             location,
             Some(field),
-            "needs `connections_key_env` (the tokens kept there are sealed)",
+            NEEDS_CONNECTIONS_KEY,
         ));
     };
     let persistence: Arc<dyn TokenPersistence> = match (&section.connections_file, &ring) {
@@ -1307,45 +1337,31 @@ fn oauth_store(
                 }
             }
         }
-        (None, _) => Arc::new(MemoryTokens::default()),
-        (Some(file), Some(ring)) => {
-            match FileTokens::open_blocking(base.join(file), ring.clone()) {
-                Ok(file) => Arc::new(file),
-                Err(err) => {
-                    errors.push(ConfigError::new(
-                        location,
-                        Some("connections_file"),
-                        err.to_string(),
-                    ));
-                    Arc::new(MemoryTokens::default())
-                }
-            }
-        }
-        (Some(_), None) => {
-            needs_key("connections_file", &mut errors);
-            Arc::new(MemoryTokens::default())
-        }
+        (file, ring) => sealed_file(
+            (location, "connections_file"),
+            file.as_ref().map(|f| base.join(f)),
+            ring.as_ref(),
+            &mut errors,
+            |path, ring| {
+                let file: Arc<dyn TokenPersistence> =
+                    Arc::new(FileTokens::open_blocking(path, ring)?);
+                Ok(file)
+            },
+            || Arc::new(MemoryTokens::default()),
+        ),
     };
-    let clients: Arc<dyn ClientPersistence> = match (&section.clients_file, &ring) {
-        (None, _) => Arc::new(MemoryPersistence::default()),
-        (Some(file), Some(ring)) => {
-            match FilePersistence::open_blocking(base.join(file), ring.clone()) {
-                Ok(file) => Arc::new(file),
-                Err(err) => {
-                    errors.push(ConfigError::new(
-                        location,
-                        Some("clients_file"),
-                        err.to_string(),
-                    ));
-                    Arc::new(MemoryPersistence::default())
-                }
-            }
-        }
-        (Some(_), None) => {
-            needs_key("clients_file", &mut errors);
-            Arc::new(MemoryPersistence::default())
-        }
-    };
+    let clients: Arc<dyn ClientPersistence> = sealed_file(
+        (location, "clients_file"),
+        section.clients_file.as_ref().map(|f| base.join(f)),
+        ring.as_ref(),
+        &mut errors,
+        |path, ring| {
+            let file: Arc<dyn ClientPersistence> =
+                Arc::new(FilePersistence::open_blocking(path, ring)?);
+            Ok(file)
+        },
+        || Arc::new(MemoryPersistence::default()),
+    );
     let registry = match Dcr::new(policy.clone()) {
         Ok(dcr) => Some(Arc::new(ClientRegistry::new(dcr, clients))),
         Err(err) => {

@@ -257,6 +257,22 @@ fn acting(
     Ok((endpoints, user))
 }
 
+/// [`acting`] on `provider`, which must be configured.
+fn acting_on(
+    endpoints: OAuthState,
+    provider: &str,
+    request: &Request,
+    query: &UserQuery,
+) -> Result<(Arc<OAuthEndpoints>, String, Arc<Provider>), Response> {
+    let (endpoints, user) = acting(endpoints, request, query)?;
+    let found = endpoints
+        .store
+        .provider_named(provider)
+        .cloned()
+        .ok_or_else(|| unknown_provider(provider))?;
+    Ok((endpoints, user, found))
+}
+
 /// `GET /oauth/{provider}/connect`.
 pub(crate) async fn connect(
     State(endpoints): State<OAuthState>,
@@ -264,12 +280,9 @@ pub(crate) async fn connect(
     Query(query): Query<UserQuery>,
     request: Request,
 ) -> Response {
-    let (endpoints, user) = match acting(endpoints, &request, &query) {
+    let (endpoints, user, provider) = match acting_on(endpoints, &provider_name, &request, &query) {
         Ok(acting) => acting,
         Err(response) => return response,
-    };
-    let Some(provider) = endpoints.store.provider_named(&provider_name) else {
-        return unknown_provider(&provider_name);
     };
     if !provider.is_oauth() {
         return json_error(
@@ -503,13 +516,10 @@ pub(crate) async fn disconnect(
     Query(query): Query<UserQuery>,
     request: Request,
 ) -> Response {
-    let (endpoints, user) = match acting(endpoints, &request, &query) {
+    let (endpoints, user, _) = match acting_on(endpoints, &provider_name, &request, &query) {
         Ok(acting) => acting,
         Err(response) => return response,
     };
-    if endpoints.store.provider_named(&provider_name).is_none() {
-        return unknown_provider(&provider_name);
-    }
     match endpoints.store.disconnect(&user, &provider_name).await {
         Ok(revoked) => no_store(
             axum::Json(json!({
@@ -543,12 +553,9 @@ pub(crate) async fn api_token(
     Query(query): Query<UserQuery>,
     request: Request,
 ) -> Response {
-    let (endpoints, user) = match acting(endpoints, &request, &query) {
+    let (endpoints, user, provider) = match acting_on(endpoints, &provider_name, &request, &query) {
         Ok(acting) => acting,
         Err(response) => return response,
-    };
-    let Some(provider) = endpoints.store.provider_named(&provider_name) else {
-        return unknown_provider(&provider_name);
     };
     if provider.is_oauth() {
         return json_error(

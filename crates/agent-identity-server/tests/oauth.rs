@@ -299,7 +299,8 @@ async fn a_user_connects_through_the_sidecar_and_resolutions_yield_the_users_tok
     let (status, _) = resolve_over_http(&sidecar, "bob", "idp").await;
     assert!(status.is_client_error(), "{status}");
 
-    // The callback replayed with the flow's cookie: the code is spent, the server says so.
+    // The flow's cookie with a callback the provider never sent: its state is not the flow's.
+    // (A replayed code is refused in the next test.)
     let value = cookie.split(';').next().unwrap();
     let replay = reqwest::Client::new()
         .get(format!(
