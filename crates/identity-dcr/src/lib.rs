@@ -1,10 +1,9 @@
 //! Authorization server discovery and dynamic client registration, for agents that meet
 //! protected resources and authorization servers nobody configured in advance.
 //!
-//! - Discovery ([`Dcr::discover`]): RFC 8414 metadata (with the path-insertion rule), OpenID
-//!   discovery as a fallback, the `issuer` in the answer equal to the one asked for; RFC 9728
-//!   protected-resource metadata ([`Dcr::discover_resource`]), also from the `resource_metadata`
-//!   of a 401's challenge ([`resource_metadata_from_challenge`]).
+//! - Discovery ([`Dcr::discover`], [`Dcr::discover_resource`]), through `identity_http`: RFC
+//!   8414 metadata (with the path-insertion rule), OpenID discovery as a fallback, the `issuer`
+//!   in the answer equal to the one asked for; RFC 9728 protected-resource metadata.
 //! - Registration (RFC 7591, [`Dcr::register`]) and its management (RFC 7592: [`Dcr::read`],
 //!   [`Dcr::update`], [`Dcr::delete`]), with an initial access token where the server demands
 //!   one.
@@ -13,13 +12,14 @@
 //! - A [`DcrCredentialStore`]: slots whose credential is a `client_credentials` access token from
 //!   such a client, cached until expiry, the client registered again after `invalid_client`.
 //!
-//! Everything a server hands over is distrusted ([`FetchPolicy`]): HTTPS only (plain HTTP only to
-//! loopback, and only when allowed), no private, link-local or cloud-metadata address (checked on
-//! every resolved address), no redirects, bounded answers and time, no endpoint with another
-//! scheme. A hostile server can make a call fail, and nothing else.
+//! Everything a server hands over is distrusted: every call goes through
+//! [`identity_http::HttpClient`] under an [`identity_http::OutboundPolicy`] (HTTPS only, plain
+//! HTTP only to loopback and only when allowed, no private, link-local or cloud-metadata address
+//! checked on every resolved address, no redirects, bounded answers and time, no endpoint with
+//! another scheme). A hostile server can make a call fail, and nothing else.
 //!
 //! Clients are kept in memory ([`MemoryPersistence`]) or in a file whose secrets are sealed with
-//! AES-256-GCM under a rotating [`Keyring`] ([`FilePersistence`]).
+//! AES-256-GCM under a rotating [`identity_seal::Keyring`] ([`FilePersistence`]).
 //!
 //! How a client comes to be at a server follows the MCP authorization specification
 //! (2026-07-28): a client registered in advance for that issuer, else a Client ID Metadata
@@ -28,9 +28,10 @@
 //! The crate has no features.
 //!
 //! ```
-//! use identity_dcr::{Dcr, FetchPolicy};
+//! use identity_dcr::Dcr;
+//! use identity_http::OutboundPolicy;
 //!
-//! let dcr = Dcr::new(FetchPolicy::default())?;
+//! let dcr = Dcr::new(OutboundPolicy::default())?;
 //! # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
 //! # rt.block_on(async {
 //! // Discovery refuses a plain-http issuer before any request.
@@ -40,20 +41,17 @@
 //! # Ok::<(), identity_core::Error>(())
 //! ```
 
-mod discovery;
-mod fetch;
 mod file;
 mod registration;
 mod registry;
 mod store;
 
 use identity_core::Error;
-
-pub use discovery::{
-    AuthorizationServerMetadata, ProtectedResourceMetadata, resource_metadata_from_challenge,
+use identity_http::{
+    AuthorizationServerMetadata, HttpClient, OutboundPolicy, ProtectedResourceMetadata,
 };
-pub use fetch::FetchPolicy;
-pub use file::{FilePersistence, Keyring, SealedBox, read_private_file, write_private_file};
+
+pub use file::FilePersistence;
 pub use registration::{ClientMetadata, RegisteredClient};
 pub use registry::{
     ClientKey, ClientPersistence, ClientProfile, ClientRegistry, MemoryPersistence,
@@ -63,31 +61,48 @@ pub use store::{DcrCredentialStore, DcrSlot, Target};
 /// The backend name in errors and audit events.
 const BACKEND: &str = "dcr";
 
-/// Discovery, registration and management, under one [`FetchPolicy`].
+/// Discovery, registration and management, under one [`OutboundPolicy`].
 ///
 /// ```
-/// let dcr = identity_dcr::Dcr::new(identity_dcr::FetchPolicy::default().allow_http_loopback(true))?;
+/// let dcr = identity_dcr::Dcr::new(identity_http::OutboundPolicy::default().allow_http_loopback(true))?;
 /// # Ok::<(), identity_core::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Dcr {
-    http: fetch::SafeHttp,
-    discovery: discovery::Discovery,
+    http: HttpClient,
 }
 
 impl Dcr {
     /// A client following `policy` for every request.
     ///
     /// ```
-    /// let dcr = identity_dcr::Dcr::new(identity_dcr::FetchPolicy::default())?;
+    /// let dcr = identity_dcr::Dcr::new(identity_http::OutboundPolicy::default())?;
     /// # Ok::<(), identity_core::Error>(())
     /// ```
-    pub fn new(policy: FetchPolicy) -> Result<Self, Error> {
-        let http = fetch::SafeHttp::new(policy)?;
-        Ok(Self {
-            discovery: discovery::Discovery { http: http.clone() },
-            http,
-        })
+    pub fn new(policy: OutboundPolicy) -> Result<Self, Error> {
+        Ok(Self::with_client(HttpClient::new(policy)?))
+    }
+
+    /// Discovery and registration through `http` (shared with the caller's other calls).
+    ///
+    /// ```
+    /// let http = identity_http::HttpClient::new(identity_http::OutboundPolicy::default())?;
+    /// let dcr = identity_dcr::Dcr::with_client(http);
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub fn with_client(http: HttpClient) -> Self {
+        Self { http }
+    }
+
+    /// The HTTP client, for the caller's other calls to the same servers.
+    ///
+    /// ```
+    /// let dcr = identity_dcr::Dcr::new(identity_http::OutboundPolicy::default())?;
+    /// assert!(!dcr.http().policy().allows_http_loopback());
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub fn http(&self) -> &HttpClient {
+        &self.http
     }
 
     /// The metadata of the authorization server `issuer` (RFC 8414, then OpenID discovery).
@@ -98,7 +113,7 @@ impl Dcr {
     /// # Ok(()) }
     /// ```
     pub async fn discover(&self, issuer: &str) -> Result<AuthorizationServerMetadata, Error> {
-        self.discovery.authorization_server(issuer).await
+        self.http.discover(issuer).await
     }
 
     /// The metadata of protected resource `resource` (RFC 9728), from its well-known URL or from
@@ -115,8 +130,6 @@ impl Dcr {
         resource: &str,
         metadata_url: Option<&str>,
     ) -> Result<ProtectedResourceMetadata, Error> {
-        self.discovery
-            .protected_resource(resource, metadata_url)
-            .await
+        self.http.discover_resource(resource, metadata_url).await
     }
 }

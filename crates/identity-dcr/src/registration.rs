@@ -7,9 +7,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use url::Url;
 
+use identity_http::{
+    AuthorizationServerMetadata, OAuthError, OutboundPolicy, invalid_metadata, read_oauth_answer,
+};
+
 use crate::BACKEND;
-use crate::discovery::{AuthorizationServerMetadata, invalid_metadata};
-use crate::fetch::SafeHttp;
 
 /// The metadata a client registers with (RFC 7591 §2). Fields left empty are not sent.
 ///
@@ -162,8 +164,7 @@ impl RegisteredClient {
     /// # Ok::<(), identity_core::Error>(())
     /// ```
     pub fn from_registration_answer(issuer: &str, answer: Value) -> Result<Self, Error> {
-        let http = SafeHttp::new(crate::FetchPolicy::default())?;
-        Self::from_answer(issuer, answer, &http, None)
+        Self::from_answer(issuer, answer, &OutboundPolicy::default(), None)
     }
 
     /// The client whose id is the URL of its metadata document (Client ID Metadata Documents):
@@ -194,7 +195,7 @@ impl RegisteredClient {
     pub(crate) fn from_answer(
         issuer: &str,
         answer: Value,
-        http: &SafeHttp,
+        policy: &OutboundPolicy,
         previous: Option<&RegisteredClient>,
     ) -> Result<Self, Error> {
         let what = format!("registration at `{issuer}`");
@@ -214,7 +215,7 @@ impl RegisteredClient {
         let client_secret = take_str("client_secret")?.map(Secret::new);
         let registration_access_token = take_str("registration_access_token")?.map(Secret::new);
         let registration_client_uri = take_str("registration_client_uri")?
-            .map(|uri| http.policy.check_url(&uri, "registration_client_uri"))
+            .map(|uri| policy.check_url(&uri, "registration_client_uri"))
             .transpose()?;
         let client_secret_expires_at = match fields.remove("client_secret_expires_at") {
             None | Some(Value::Null) => None,
@@ -269,34 +270,23 @@ const KNOWN_METADATA: &[&str] = &[
     "client_uri",
 ];
 
-/// An OAuth error answer (`{"error": ..., "error_description": ...}`) as a typed error; a 401
-/// is the registration access token (or initial access token) refused.
-pub(crate) fn oauth_error(what: &str, status: u16, body: &[u8]) -> Error {
-    let object: Option<Map<String, Value>> = serde_json::from_slice(body).ok();
-    let code = object
-        .as_ref()
-        .and_then(|o| o.get("error"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    match (status, code) {
-        (401, _) | (403, _) => Error::Unauthenticated {
-            backend: BACKEND,
-            detail: format!("{what}: the server refused the token that authorizes it ({status})"),
-        },
-        (429 | 500..=599, _) => Error::unavailable(BACKEND, format!("{what}: answered {status}")),
-        (_, Some(code)) => Error::Protocol {
-            backend: BACKEND,
-            // The code is the server's; the description is left out (it is the server's text,
-            // and errors reach logs and denials).
-            code,
-            description: Some(format!("{what} was refused ({status})")),
-        },
-        (_, None) => Error::Protocol {
-            backend: BACKEND,
-            code: status.to_string(),
-            description: Some(format!("{what}: answered {status}")),
-        },
+/// A registration or management answer read by the one OAuth error model: its JSON object
+/// when the status is `expected`, a typed error otherwise (a refusal with its code, a 405 not
+/// supported, a 5xx or 429 unavailable).
+fn expect_answer(
+    answer: &identity_http::Answer,
+    expected: &[u16],
+    what: &str,
+) -> Result<Value, Error> {
+    let object = read_oauth_answer(answer).map_err(|err| err.into_error(BACKEND))?;
+    if !expected.contains(&answer.status) {
+        return Err(OAuthError::InvalidResponse {
+            status: answer.status,
+            problem: format!("{what}: an unexpected status"),
+        }
+        .into_error(BACKEND));
     }
+    Ok(Value::Object(object))
 }
 
 impl crate::Dcr {
@@ -304,7 +294,7 @@ impl crate::Dcr {
     /// registration endpoint demands one. The answer must be a 201 with a `client_id`.
     ///
     /// ```no_run
-    /// # async fn example(dcr: identity_dcr::Dcr, server: identity_dcr::AuthorizationServerMetadata) -> Result<(), identity_core::Error> {
+    /// # async fn example(dcr: identity_dcr::Dcr, server: identity_http::AuthorizationServerMetadata) -> Result<(), identity_core::Error> {
     /// let client = dcr.register(&server, &identity_dcr::ClientMetadata::service("agent", "read"), None).await?;
     /// # Ok(()) }
     /// ```
@@ -331,10 +321,8 @@ impl crate::Dcr {
             request = request.bearer_auth(token.expose_secret());
         }
         let answer = self.http.send(request, &what).await?;
-        if answer.status != 201 {
-            return Err(oauth_error(&what, answer.status, &answer.body));
-        }
-        RegisteredClient::from_answer(&server.issuer, answer.json(&what)?, &self.http, None)
+        let body = expect_answer(&answer, &[201], &what)?;
+        RegisteredClient::from_answer(&server.issuer, body, self.http.policy(), None)
     }
 
     /// Reads the registration as the server holds it now (RFC 7592 §2.1).
@@ -352,15 +340,8 @@ impl crate::Dcr {
             .request(reqwest::Method::GET, uri)
             .bearer_auth(token.expose_secret());
         let answer = self.http.send(request, &what).await?;
-        if answer.status != 200 {
-            return Err(oauth_error(&what, answer.status, &answer.body));
-        }
-        RegisteredClient::from_answer(
-            &client.issuer,
-            answer.json(&what)?,
-            &self.http,
-            Some(client),
-        )
+        let body = expect_answer(&answer, &[200], &what)?;
+        RegisteredClient::from_answer(&client.issuer, body, self.http.policy(), Some(client))
     }
 
     /// Replaces the registration's metadata (RFC 7592 §2.2); the answer is the registration now.
@@ -390,15 +371,8 @@ impl crate::Dcr {
             .bearer_auth(token.expose_secret())
             .json(&body);
         let answer = self.http.send(request, &what).await?;
-        if answer.status != 200 {
-            return Err(oauth_error(&what, answer.status, &answer.body));
-        }
-        RegisteredClient::from_answer(
-            &client.issuer,
-            answer.json(&what)?,
-            &self.http,
-            Some(client),
-        )
+        let body = expect_answer(&answer, &[200], &what)?;
+        RegisteredClient::from_answer(&client.issuer, body, self.http.policy(), Some(client))
     }
 
     /// Deletes the registration (RFC 7592 §2.3).
@@ -416,9 +390,7 @@ impl crate::Dcr {
             .request(reqwest::Method::DELETE, uri)
             .bearer_auth(token.expose_secret());
         let answer = self.http.send(request, &what).await?;
-        if answer.status != 204 && answer.status != 200 {
-            return Err(oauth_error(&what, answer.status, &answer.body));
-        }
+        expect_answer(&answer, &[200, 204], &what)?;
         Ok(())
     }
 }

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use identity_http::KeyedLocks;
+
 use async_trait::async_trait;
 use identity_core::{Error, OffsetDateTime, Secret};
 use tracing::info;
@@ -163,7 +165,7 @@ pub struct ClientRegistry {
     dcr: Dcr,
     persistence: Arc<dyn ClientPersistence>,
     /// One lock per key, so that registrations for different keys run in parallel.
-    locks: Mutex<HashMap<ClientKey, Arc<tokio::sync::Mutex<()>>>>,
+    locks: KeyedLocks<ClientKey>,
 }
 
 impl ClientRegistry {
@@ -171,15 +173,15 @@ impl ClientRegistry {
     ///
     /// ```
     /// # use std::sync::Arc;
-    /// # use identity_dcr::{ClientRegistry, Dcr, FetchPolicy, MemoryPersistence};
-    /// let registry = ClientRegistry::new(Dcr::new(FetchPolicy::default())?, Arc::new(MemoryPersistence::default()));
+    /// # use identity_dcr::{ClientRegistry, Dcr, MemoryPersistence};
+    /// let registry = ClientRegistry::new(Dcr::new(identity_http::OutboundPolicy::default())?, Arc::new(MemoryPersistence::default()));
     /// # Ok::<(), identity_core::Error>(())
     /// ```
     pub fn new(dcr: Dcr, persistence: Arc<dyn ClientPersistence>) -> Self {
         Self {
             dcr,
             persistence,
-            locks: Mutex::new(HashMap::new()),
+            locks: KeyedLocks::default(),
         }
     }
 
@@ -187,22 +189,13 @@ impl ClientRegistry {
     ///
     /// ```
     /// # use std::sync::Arc;
-    /// # use identity_dcr::{ClientRegistry, Dcr, FetchPolicy, MemoryPersistence};
-    /// # let registry = ClientRegistry::new(Dcr::new(FetchPolicy::default())?, Arc::new(MemoryPersistence::default()));
+    /// # use identity_dcr::{ClientRegistry, Dcr, MemoryPersistence};
+    /// # let registry = ClientRegistry::new(Dcr::new(identity_http::OutboundPolicy::default())?, Arc::new(MemoryPersistence::default()));
     /// let dcr = registry.dcr();
     /// # Ok::<(), identity_core::Error>(())
     /// ```
     pub fn dcr(&self) -> &Dcr {
         &self.dcr
-    }
-
-    fn lock_for(&self, key: &ClientKey) -> Arc<tokio::sync::Mutex<()>> {
-        self.locks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(key.clone())
-            .or_default()
-            .clone()
     }
 
     /// The client of `profile` at `issuer`: the one kept, or a new registration when there is
@@ -226,8 +219,7 @@ impl ClientRegistry {
         if let Some(client) = profile.pre_registered.get(issuer) {
             return Ok(client.clone());
         }
-        let lock = self.lock_for(&key);
-        let _held = lock.lock().await;
+        let _held = self.locks.lock(key.clone()).await;
         if let Some(client) = self.persistence.load(&key).await?
             && client.issuer == issuer
             && !client.secret_expired_at(OffsetDateTime::now_utc())
@@ -310,8 +302,7 @@ impl ClientRegistry {
             issuer: issuer.to_owned(),
             profile: profile.to_owned(),
         };
-        let lock = self.lock_for(&key);
-        let _held = lock.lock().await;
+        let _held = self.locks.lock(key.clone()).await;
         self.persistence.remove(&key).await
     }
 

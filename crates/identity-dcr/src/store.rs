@@ -4,21 +4,17 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use identity_core::{
     Credential, CredentialKind, CredentialRef, CredentialStore, Error, OffsetDateTime,
     RequestContext, Secret, async_trait,
 };
-use moka::future::Cache;
-use serde_json::Value;
+use identity_http::{ClientCredentials, Form, Retry, TokenCache};
 use tracing::{instrument, warn};
-use url::form_urlencoded::{Serializer, byte_serialize};
 
 use crate::BACKEND;
-use crate::registration::{RegisteredClient, oauth_error};
+use crate::registration::RegisteredClient;
 use crate::registry::{ClientProfile, ClientRegistry};
 
 /// Where a slot's authorization server is.
@@ -45,11 +41,10 @@ pub struct DcrSlot {
     pub profile: ClientProfile,
 }
 
+/// A token and when it expires.
 #[derive(Clone)]
 struct Cached {
     token: Secret,
-    /// When the cached token stops being handed out (its expiry less the skew).
-    fresh_until: Instant,
     expires_at: OffsetDateTime,
 }
 
@@ -58,8 +53,8 @@ struct Cached {
 /// For each slot, at the first resolution: discover the authorization server (from its issuer,
 /// or from the protected resource's metadata), get or register the client (one registration per
 /// issuer and profile, kept by the [`ClientRegistry`]), and ask for a token with
-/// `client_credentials`. Tokens are cached until shortly before they expire, one request for
-/// many concurrent callers. When the server answers `invalid_client` (the client was deleted, or
+/// `client_credentials`. Tokens are cached until 30 s before they expire (5 minutes when the
+/// server gives no lifetime), one request for many concurrent callers. When the server answers `invalid_client` (the client was deleted, or
 /// its secret rotated away), the client is registered again and the request made once more.
 ///
 /// ```
@@ -67,7 +62,7 @@ struct Cached {
 /// use identity_core::CredentialRef;
 /// use identity_dcr::*;
 ///
-/// let registry = ClientRegistry::new(Dcr::new(FetchPolicy::default())?, Arc::new(MemoryPersistence::default()));
+/// let registry = ClientRegistry::new(Dcr::new(identity_http::OutboundPolicy::default())?, Arc::new(MemoryPersistence::default()));
 /// let slot = DcrSlot {
 ///     reference: CredentialRef::new("crm-service")?,
 ///     target: Target::Issuer("https://login.example.com".into()),
@@ -81,8 +76,7 @@ struct Cached {
 pub struct DcrCredentialStore {
     registry: Arc<ClientRegistry>,
     slots: HashMap<CredentialRef, DcrSlot>,
-    tokens: Cache<CredentialRef, Cached>,
-    skew: Duration,
+    tokens: TokenCache<CredentialRef, Cached>,
 }
 
 impl fmt::Debug for DcrCredentialStore {
@@ -101,7 +95,7 @@ impl DcrCredentialStore {
     /// ```
     /// # use std::sync::Arc;
     /// # use identity_dcr::*;
-    /// let registry = ClientRegistry::new(Dcr::new(FetchPolicy::default())?, Arc::new(MemoryPersistence::default()));
+    /// let registry = ClientRegistry::new(Dcr::new(identity_http::OutboundPolicy::default())?, Arc::new(MemoryPersistence::default()));
     /// let store = DcrCredentialStore::new(Arc::new(registry), Vec::new());
     /// # Ok::<(), identity_core::Error>(())
     /// ```
@@ -112,8 +106,7 @@ impl DcrCredentialStore {
                 .into_iter()
                 .map(|slot| (slot.reference.clone(), slot))
                 .collect(),
-            tokens: Cache::builder().max_capacity(10_000).build(),
-            skew: Duration::from_secs(30),
+            tokens: TokenCache::new(10_000),
         }
     }
 
@@ -128,7 +121,7 @@ impl DcrCredentialStore {
         credential
     }
 
-    async fn fetch(&self, slot: &DcrSlot) -> Result<Cached, Error> {
+    async fn fetch(&self, slot: &DcrSlot) -> Result<(Cached, Option<Duration>), Error> {
         let dcr = self.registry.dcr();
         let (issuer, resource) = match &slot.target {
             Target::Issuer(issuer) => (issuer.clone(), None),
@@ -181,82 +174,43 @@ impl DcrCredentialStore {
         client: &RegisteredClient,
         scopes: &[String],
         resource: Option<&str>,
-    ) -> Result<Cached, Error> {
-        let what = format!("client_credentials at {endpoint}");
-        // Built in a block: the serializer is not `Send` and must not live across an await.
-        let form = {
-            let mut form = Serializer::new(String::new());
-            form.append_pair("grant_type", "client_credentials");
-            if !scopes.is_empty() {
-                form.append_pair("scope", &scopes.join(" "));
-            }
-            if let Some(resource) = resource {
-                form.append_pair("resource", resource);
-            }
-            form.finish()
+    ) -> Result<(Cached, Option<Duration>), Error> {
+        let mut form = Form::grant("client_credentials");
+        if !scopes.is_empty() {
+            form.push("scope", &scopes.join(" "));
+        }
+        if let Some(resource) = resource {
+            form.push("resource", resource);
+        }
+        let credentials = match &client.client_secret {
+            Some(secret) => ClientCredentials::basic(client.client_id.clone(), secret.clone()),
+            // A client without a secret (a metadata-document client) names itself in the form.
+            None => ClientCredentials::public(client.client_id.clone()),
         };
-        let encode = |text: &str| byte_serialize(text.as_bytes()).collect::<String>();
-        let mut request = self
+        let token = self
             .registry
             .dcr()
-            .http
-            .request(reqwest::Method::POST, endpoint)
-            .header("content-type", "application/x-www-form-urlencoded");
-        let form = match &client.client_secret {
-            Some(secret) => {
-                // RFC 6749 §2.3.1: id and secret are form-encoded before they are joined.
-                let pair = format!(
-                    "{}:{}",
-                    encode(&client.client_id),
-                    encode(secret.expose_secret())
-                );
-                request =
-                    request.header("authorization", format!("Basic {}", STANDARD.encode(pair)));
-                form
-            }
-            // A client without a secret (a metadata-document client) names itself in the form.
-            None => format!("{form}&client_id={}", encode(&client.client_id)),
-        };
-        let request = request.body(form);
-        let answer = self.registry.dcr().http.send(request, &what).await?;
-        if answer.status != 200 {
-            return Err(match oauth_error(&what, answer.status, &answer.body) {
-                // The token endpoint's 401 is the client refused, not a registration token.
-                Error::Unauthenticated { .. } => {
-                    let code = serde_json::from_slice::<Value>(&answer.body)
-                        .ok()
-                        .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
-                        .unwrap_or_else(|| "invalid_client".into());
-                    Error::Protocol {
-                        backend: BACKEND,
-                        code,
-                        description: Some(format!("{what} was refused ({})", answer.status)),
-                    }
-                }
-                other => other,
-            });
-        }
-        let body = answer.json(&what)?;
-        let token = body
-            .get("access_token")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| Error::Protocol {
-                backend: BACKEND,
-                code: "invalid_response".into(),
-                description: Some(format!("{what}: no access_token")),
-            })?;
-        let lifetime = body
-            .get("expires_in")
-            .and_then(Value::as_u64)
-            .map_or(Duration::from_secs(300), Duration::from_secs);
-        let now = Instant::now();
-        Ok(Cached {
-            token: Secret::new(token),
-            fresh_until: now + lifetime.saturating_sub(self.skew),
-            expires_at: OffsetDateTime::now_utc()
-                + time::Duration::try_from(lifetime).unwrap_or(time::Duration::MAX),
-        })
+            .http()
+            .token(
+                endpoint,
+                &credentials,
+                &form,
+                Retry::default(),
+                "client_credentials",
+            )
+            .await
+            .and_then(identity_http::TokenResponse::into_bearer)
+            .map_err(|err| err.into_error(BACKEND))?;
+        let lifetime = self.tokens.lifetime_of(token.lifetime);
+        let expires_at = OffsetDateTime::now_utc()
+            .saturating_add(time::Duration::try_from(lifetime).unwrap_or(time::Duration::MAX));
+        Ok((
+            Cached {
+                token: token.access_token,
+                expires_at,
+            },
+            Some(lifetime),
+        ))
     }
 }
 
@@ -275,14 +229,9 @@ impl CredentialStore for DcrCredentialStore {
         let Some(slot) = self.slots.get(reference) else {
             return Ok(None);
         };
-        if let Some(cached) = self.tokens.get(reference).await
-            && cached.fresh_until <= Instant::now()
-        {
-            self.tokens.invalidate(reference).await;
-        }
         let cached = self
             .tokens
-            .try_get_with_by_ref(reference, self.fetch(slot))
+            .get_or_fetch(reference.clone(), self.fetch(slot))
             .await
             .map_err(|err: Arc<Error>| err.duplicate())?;
         let mut credential = Self::credential(slot).with_secret(cached.token);

@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use identity_dcr::{
-    ClientMetadata, ClientProfile, ClientRegistry, Dcr, FetchPolicy, MemoryPersistence,
+    ClientMetadata, ClientProfile, ClientRegistry, Dcr, MemoryPersistence,
     RegisteredClient,
 };
 use serde_json::json;
@@ -117,7 +117,7 @@ async fn fake_server() -> Fake {
 
 fn registry() -> ClientRegistry {
     ClientRegistry::new(
-        Dcr::new(FetchPolicy::default().allow_http_loopback(true)).unwrap(),
+        Dcr::new(identity_http::OutboundPolicy::default().allow_http_loopback(true)).unwrap(),
         Arc::new(MemoryPersistence::default()),
     )
 }
@@ -216,7 +216,7 @@ async fn a_client_whose_secret_expired_is_registered_again() {
 async fn openid_discovery_is_the_fallback() {
     let fake = fake_server().await;
     let issuer = format!("{}/openid-only", fake.base);
-    let dcr = Dcr::new(FetchPolicy::default().allow_http_loopback(true)).unwrap();
+    let dcr = Dcr::new(identity_http::OutboundPolicy::default().allow_http_loopback(true)).unwrap();
     let metadata = dcr.discover(&issuer).await.unwrap();
     assert_eq!(metadata.issuer, issuer);
     assert!(metadata.supports_registration());
@@ -225,7 +225,7 @@ async fn openid_discovery_is_the_fallback() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registration_answers_rfc_7591_does_not_allow_are_refused() {
     let fake = fake_server().await;
-    let dcr = Dcr::new(FetchPolicy::default().allow_http_loopback(true)).unwrap();
+    let dcr = Dcr::new(identity_http::OutboundPolicy::default().allow_http_loopback(true)).unwrap();
     let mut server = dcr
         .discover(&format!("{}/bad-registration", fake.base))
         .await

@@ -9,7 +9,8 @@
 use std::path::PathBuf;
 
 use identity_core::Error;
-use identity_dcr::{ClientKey, ClientPersistence, FilePersistence, Keyring, RegisteredClient};
+use identity_dcr::{ClientKey, ClientPersistence, FilePersistence, RegisteredClient};
+use identity_seal::Keyring;
 
 const SECRET: &str = "client-secret-canary-91c2";
 const TOKEN: &str = "registration-token-canary-5e7a";
@@ -69,8 +70,26 @@ async fn clients_round_trip_with_their_secrets_sealed() {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
     }
-    // No temporary file is left behind.
-    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    // No temporary file is left behind; the lock file of the one writer stays.
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, [".clients.json.lock", "clients.json"]);
+    // When the secret expires and where the registration is managed are sealed too.
+    assert!(!text.contains("registration_client_uri") && !text.contains("expires_at"), "{text}");
+
+    // A second writer of the file is refused while the first lives, and changes nothing.
+    let second = FilePersistence::open(&path, ring.clone()).await.unwrap();
+    let err = second
+        .save(&key("https://b.example.com"), &client("https://b.example.com", "c2"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("another process"), "{err}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    drop(second);
+    drop(file);
 
     let reopened = FilePersistence::open(&path, ring).await.unwrap();
     let loaded = reopened
@@ -120,6 +139,7 @@ async fn keys_rotate_and_old_records_move_to_the_new_key() {
     .await
     .unwrap();
 
+    drop(old);
     let both = Keyring::new("k2", [2u8; 32]).with_old_key("k1", [1u8; 32]);
     let rotating = FilePersistence::open(&path, both).await.unwrap();
     assert_eq!(

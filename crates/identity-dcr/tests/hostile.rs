@@ -18,7 +18,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use identity_core::Error;
-use identity_dcr::{Dcr, FetchPolicy};
+use identity_dcr::Dcr;
+use identity_http::OutboundPolicy as FetchPolicy;
 use identity_test_support::silent_listener;
 use serde_json::json;
 

@@ -10,14 +10,14 @@ use std::sync::Arc;
 
 use identity_core::{CredentialRef, CredentialStore, Error, RoutingRule, Secret};
 use identity_dcr::{
-    ClientMetadata, ClientProfile, ClientRegistry, Dcr, DcrCredentialStore, DcrSlot, FetchPolicy,
+    ClientMetadata, ClientProfile, ClientRegistry, Dcr, DcrCredentialStore, DcrSlot,
     MemoryPersistence, Target,
 };
 use identity_router::Router;
 use identity_test_support::{AuthorizationServer, request_context};
 
 fn dcr() -> Dcr {
-    Dcr::new(FetchPolicy::default().allow_http_loopback(true)).unwrap()
+    Dcr::new(identity_http::OutboundPolicy::default().allow_http_loopback(true)).unwrap()
 }
 
 fn profile() -> ClientProfile {
@@ -78,15 +78,19 @@ async fn discover_register_read_update_delete() {
     // A forged registration access token is refused.
     let mut forged = updated.clone();
     forged.registration_access_token = Some(Secret::new("not-the-token"));
+    // One error model: a 4xx carrying an OAuth error object is a refusal with its code.
     let err = dcr.read(&forged).await.unwrap_err();
     assert!(
-        matches!(err, Error::Unauthenticated { backend: "dcr", .. }),
+        matches!(&err, Error::Protocol { backend: "dcr", code, .. } if code == "invalid_token"),
         "{err:?}"
     );
 
     dcr.delete(&updated).await.unwrap();
     let gone = dcr.read(&updated).await.unwrap_err();
-    assert!(matches!(gone, Error::Unauthenticated { .. }), "{gone:?}");
+    assert!(
+        matches!(&gone, Error::Protocol { code, .. } if code == "invalid_token"),
+        "{gone:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,7 +103,7 @@ async fn an_initial_access_token_is_sent_where_registration_demands_one() {
     let service = ClientMetadata::service("agent", "crm:read");
     let refused = dcr.register(&metadata, &service, None).await.unwrap_err();
     assert!(
-        matches!(refused, Error::Unauthenticated { .. }),
+        matches!(&refused, Error::Protocol { code, .. } if code == "invalid_token"),
         "{refused:?}"
     );
     let wrong = dcr
@@ -282,7 +286,7 @@ async fn the_whole_chain_resource_to_authorization_server_to_registration_to_tok
         .to_str()
         .unwrap()
         .to_owned();
-    let metadata_url = identity_dcr::resource_metadata_from_challenge(&challenge).unwrap();
+    let metadata_url = identity_http::resource_metadata_from_challenge(&challenge).unwrap();
     let dcr = dcr();
     let metadata = dcr
         .discover_resource(&resource, Some(&metadata_url))
