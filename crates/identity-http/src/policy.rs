@@ -56,7 +56,10 @@ impl Default for OutboundPolicy {
 }
 
 impl OutboundPolicy {
-    /// Allow plain HTTP, and only to loopback addresses (local servers, tests). Off by default.
+    /// Allow plain HTTP, and only to this machine: `127.0.0.1`, `::1` or `localhost` (local
+    /// servers, tests). Off by default. The rest of `127.0.0.0/8` stands for other hosts as
+    /// far as this policy goes (it is where tests put an "internal" server), and is refused
+    /// unless private addresses are allowed.
     ///
     /// ```
     /// let policy = identity_http::OutboundPolicy::default();
@@ -176,7 +179,7 @@ impl OutboundPolicy {
                 return Err(refuse("uses plain http; only https is allowed"));
             }
             let loopback = match (literal, &host) {
-                (Some(ip), _) => ip.is_loopback(),
+                (Some(ip), _) => is_this_machine(ip),
                 (None, Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
                 _ => false,
             };
@@ -204,7 +207,7 @@ impl OutboundPolicy {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
             v4 => v4,
         };
-        if ip.is_loopback() {
+        if is_this_machine(ip) {
             return if self.allow_http_loopback || self.allow_private {
                 Ok(())
             } else {
@@ -216,6 +219,11 @@ impl OutboundPolicy {
         }
         Ok(())
     }
+}
+
+/// `127.0.0.1` or `::1`.
+fn is_this_machine(ip: IpAddr) -> bool {
+    ip == IpAddr::V4(Ipv4Addr::LOCALHOST) || ip == IpAddr::V6(Ipv6Addr::LOCALHOST)
 }
 
 /// True for addresses on the public internet.
@@ -336,7 +344,15 @@ mod tests {
         }
         let loopback = OutboundPolicy::default().allow_http_loopback(true);
         assert!(loopback.check_ip("127.0.0.1".parse().unwrap()).is_ok());
+        assert!(loopback.check_ip("::1".parse().unwrap()).is_ok());
         assert!(loopback.check_ip("10.0.0.1".parse().unwrap()).is_err());
+        // Another loopback address stands for another host.
+        assert!(loopback.check_ip("127.0.0.2".parse().unwrap()).is_err());
+        assert!(
+            loopback
+                .check_url("http://127.0.0.2:8080/token", "token_endpoint")
+                .is_err()
+        );
         let private = OutboundPolicy::default().allow_private(true);
         assert!(private.check_ip("10.0.0.1".parse().unwrap()).is_ok());
     }

@@ -80,17 +80,16 @@ fn bench(c: &mut Criterion) {
         &Secret::new(subject.clone()),
         None,
     );
-    let (url, body, authorization) = (
+    let (url, body) = (
         request.url().clone(),
-        request.body().expose_secret().to_owned(),
-        request.authorization().unwrap().expose_secret().to_owned(),
+        request.form().encode().expose_secret().to_owned(),
     );
     misses.bench_function("bare_reqwest", |b| {
         b.to_async(&runtime).iter(|| async {
             let response = http
                 .post(url.clone())
                 .header("content-type", "application/x-www-form-urlencoded")
-                .header("authorization", &authorization)
+                .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
                 .body(body.clone())
                 .send()
                 .await

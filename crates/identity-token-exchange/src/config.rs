@@ -6,25 +6,8 @@ use std::time::Duration;
 use identity_core::{
     ConfigError, Credential, CredentialKind, CredentialRef, CredentialStatus, Secret,
 };
+use identity_http::{ClientAuth, ClientCredentials, PrivateKey};
 use url::Url;
-
-/// How the client authenticates to the token endpoint (RFC 6749 §2.3.1).
-///
-/// ```
-/// assert_eq!(identity_token_exchange::ClientAuth::default(),
-///            identity_token_exchange::ClientAuth::ClientSecretBasic);
-/// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ClientAuth {
-    /// HTTP Basic with the form-encoded client id and secret (the default).
-    #[default]
-    ClientSecretBasic,
-    /// `client_id` and `client_secret` in the request body.
-    ClientSecretPost,
-    /// A public client: `client_id` in the body, no secret.
-    None,
-}
 
 /// A token type URI (RFC 8693 §3). The well-known ones have constants; any absolute URI is
 /// accepted.
@@ -176,9 +159,7 @@ pub struct ExchangeConfig {
     pub(crate) allow_http_loopback: bool,
     pub(crate) subject_source: Option<std::sync::Arc<dyn TokenSource>>,
     pub(crate) actor_source: Option<std::sync::Arc<dyn TokenSource>>,
-    pub(crate) client_id: String,
-    pub(crate) client_secret: Option<Secret>,
-    pub(crate) client_auth: ClientAuth,
+    pub(crate) client: ClientCredentials,
     pub(crate) scopes: Vec<String>,
     pub(crate) audiences: Vec<String>,
     pub(crate) resources: Vec<Url>,
@@ -194,8 +175,7 @@ impl fmt::Debug for ExchangeConfig {
         f.debug_struct("ExchangeConfig")
             .field("reference", &self.reference)
             .field("endpoint", &self.endpoint)
-            .field("client_id", &self.client_id)
-            .field("client_auth", &self.client_auth)
+            .field("client", &self.client)
             .field("scopes", &self.scopes)
             .field("audiences", &self.audiences)
             .field(
@@ -236,6 +216,7 @@ impl ExchangeConfig {
             subject_source: None,
             actor_source: None,
             client_secret: None,
+            private_key: None,
             client_auth: ClientAuth::default(),
             scopes: Vec::new(),
             audiences: Vec::new(),
@@ -297,6 +278,11 @@ impl ExchangeConfig {
         }
     }
 
+    /// The client and how it authenticates.
+    pub fn client(&self) -> &ClientCredentials {
+        &self.client
+    }
+
     /// The requested scopes, in order.
     pub fn scopes(&self) -> &[String] {
         &self.scopes
@@ -340,6 +326,7 @@ pub struct ExchangeConfigBuilder {
     subject_source: Option<std::sync::Arc<dyn TokenSource>>,
     actor_source: Option<std::sync::Arc<dyn TokenSource>>,
     client_secret: Option<Secret>,
+    private_key: Option<PrivateKey>,
     client_auth: ClientAuth,
     scopes: Vec<String>,
     audiences: Vec<String>,
@@ -434,7 +421,13 @@ impl ExchangeConfigBuilder {
         self
     }
 
-    /// How the client authenticates.
+    /// The private key that signs client assertions (for `private_key_jwt`, RFC 7523).
+    pub fn private_key(mut self, value: PrivateKey) -> Self {
+        self.private_key = Some(value);
+        self
+    }
+
+    /// How the client authenticates (`client_secret_basic` by default).
     pub fn client_auth(mut self, value: ClientAuth) -> Self {
         self.client_auth = value;
         self
@@ -542,6 +535,18 @@ impl ExchangeConfigBuilder {
                     "is set for a public client (client auth `none`)",
                 ));
             }
+            (ClientAuth::PrivateKeyJwt, Some(_)) => {
+                return Err(error(
+                    "clientSecret",
+                    "is set for a client that signs assertions (`private_key_jwt`)",
+                ));
+            }
+            (ClientAuth::PrivateKeyJwt, None) if self.private_key.is_none() => {
+                return Err(error(
+                    "privateKey",
+                    "is missing; the client signs assertions (`private_key_jwt`)",
+                ));
+            }
             (ClientAuth::ClientSecretBasic | ClientAuth::ClientSecretPost, None) => {
                 return Err(error(
                     "clientSecret",
@@ -598,6 +603,13 @@ impl ExchangeConfigBuilder {
         if self.default_lifetime.is_zero() {
             return Err(error("defaultLifetime", "is zero"));
         }
+        let client = ClientCredentials::new(
+            self.client_id.clone(),
+            self.client_auth,
+            self.client_secret,
+            self.private_key,
+        )
+        .map_err(|err| error("clientAuth", &err.to_string()))?;
         Ok(ExchangeConfig {
             reference,
             name: self.name,
@@ -610,9 +622,7 @@ impl ExchangeConfigBuilder {
             allow_http_loopback: self.allow_http_loopback,
             subject_source: self.subject_source,
             actor_source: self.actor_source,
-            client_id: self.client_id,
-            client_secret: self.client_secret,
-            client_auth: self.client_auth,
+            client,
             scopes: self.scopes,
             audiences: self.audiences,
             resources,
@@ -625,27 +635,21 @@ impl ExchangeConfigBuilder {
     }
 }
 
-/// HTTPS only; plain HTTP only to a loopback address, and only when allowed.
+/// HTTPS only; plain HTTP only to this machine, and only when allowed: the outbound policy's
+/// URL checks, without judging the address (the store's policy does, when it is built and at
+/// every connection).
 pub(crate) fn check_endpoint(endpoint: &str, allow_http_loopback: bool) -> Result<Url, String> {
-    let url = Url::parse(endpoint).map_err(|err| format!("is not a URL ({err})"))?;
-    if url.fragment().is_some() {
-        return Err("has a fragment".into());
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("carries credentials in the URL".into());
-    }
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(name)) => name == "localhost",
-        None => false,
-    };
-    match url.scheme() {
-        "https" => Ok(url),
-        "http" if allow_http_loopback && loopback => Ok(url),
-        "http" => Err("must be https (plain http only on a loopback address, when allowed)".into()),
-        _ => Err("must be an https URL".into()),
-    }
+    identity_http::OutboundPolicy::default()
+        .allow_http_loopback(allow_http_loopback)
+        .allow_private(true)
+        .check_url(endpoint, "the URL")
+        .map_err(|err| match err {
+            identity_core::Error::Protocol {
+                description: Some(problem),
+                ..
+            } => problem.trim_start_matches("`the URL` ").to_owned(),
+            other => other.to_string(),
+        })
 }
 
 #[cfg(test)]

@@ -79,7 +79,8 @@ impl fmt::Debug for CacheKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ClientAuth, TokenType};
+    use crate::ClientAuth;
+    use crate::config::TokenType;
 
     fn config(reference: &str) -> crate::ExchangeConfigBuilder {
         ExchangeConfig::builder(reference, "agent")

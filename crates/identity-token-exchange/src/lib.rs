@@ -5,7 +5,8 @@
 //! This crate holds the protocol, free of I/O, so that every rule of it is tested without a
 //! server: the exchange configuration and its checks ([`ExchangeConfig`]), the token request
 //! ([`TokenRequest`]), the reading of the server's answer ([`read_token_response`]) and the cache
-//! key that ties an exchanged token to the subject it was exchanged for ([`CacheKey`]).
+//! key that ties an exchanged token to the subject it was exchanged for ([`CacheKey`]). The
+//! calls themselves, client authentication and the error model are `identity_http`'s.
 //!
 //! ```
 //! use identity_core::Secret;
@@ -21,9 +22,10 @@
 //! assert_eq!(request.url().as_str(), "https://auth.example.com/oauth/token");
 //! assert!(!format!("{request:?}").contains("the-users-token"));
 //!
-//! let token = read_token_response(&config, 200, None, br#"{
+//! let answer = identity_http::Answer::new(200, None, br#"{
 //!     "access_token": "downscoped", "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
-//!     "token_type": "Bearer", "expires_in": 300 }"#)?;
+//!     "token_type": "Bearer", "expires_in": 300 }"#.to_vec());
+//! let token = read_token_response(&config, &answer)?;
 //! assert_eq!(token.access_token.expose_secret(), "downscoped");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -33,11 +35,9 @@ mod key;
 mod protocol;
 mod store;
 
-pub use config::{
-    ClientAuth, ExchangeConfig, ExchangeConfigBuilder, StaticToken, TokenSource, TokenType,
-};
+pub use config::{ExchangeConfig, ExchangeConfigBuilder, StaticToken, TokenSource, TokenType};
+/// Client authentication, errors and codes are those of every OAuth call of the workspace.
+pub use identity_http::{ClientAuth, OAuthError, OAuthErrorCode, PrivateKey};
 pub use key::CacheKey;
-pub use protocol::{
-    ExchangeError, ExchangedToken, OAuthErrorCode, TokenRequest, read_token_response,
-};
+pub use protocol::{ExchangedToken, TokenRequest, read_token_response};
 pub use store::{TokenExchangeStore, TokenExchangeStoreBuilder};

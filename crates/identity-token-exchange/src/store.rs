@@ -3,23 +3,21 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use identity_core::{
     ConfigError, Credential, CredentialKind, CredentialRef, CredentialStore, Error, OffsetDateTime,
     RequestContext, Secret,
 };
-use moka::Expiry;
-use moka::future::Cache;
-use serde_json::{Map, Value};
+use identity_http::{HttpClient, OAuthError, OutboundPolicy, Retry, TokenCache};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 use url::Url;
 
 use crate::config::{Endpoint, ExchangeConfig, check_endpoint};
 use crate::key::CacheKey;
-use crate::protocol::{BACKEND, ExchangeError, ExchangedToken, TokenRequest, read_token_response};
+use crate::protocol::{BACKEND, ExchangedToken, TokenRequest, read_token_response};
 
 /// The largest answer read from an authorization server; a larger one is refused.
 const MAX_RESPONSE_BYTES: usize = 256 * 1024;
@@ -28,24 +26,8 @@ const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 struct Cached {
     token: Secret,
     expires_at: OffsetDateTime,
-    /// How long the cache may keep it: its lifetime minus the skew.
-    keep: Duration,
     reference: CredentialRef,
     subject_digest: [u8; 32],
-}
-
-/// Entries live until their token's expiry minus the skew, each its own.
-struct UntilExpiry;
-
-impl Expiry<CacheKey, Arc<Cached>> for UntilExpiry {
-    fn expire_after_create(
-        &self,
-        _: &CacheKey,
-        value: &Arc<Cached>,
-        _: Instant,
-    ) -> Option<Duration> {
-        Some(value.keep)
-    }
 }
 
 /// A configured slot, and its token endpoint once discovered.
@@ -70,17 +52,22 @@ struct Slot {
 /// - **Bounded retries.** A 5xx, a 429 or a failed connection is retried (3 attempts by default)
 ///   with jittered backoff, honouring `Retry-After` up to 10 s. Redirects are not followed; an
 ///   answer over 256 KiB is refused.
+/// - **One way out.** Every call goes through [`identity_http::HttpClient`] under the store's
+///   [`OutboundPolicy`]: public addresses only unless [`allow_private`] is set (checked on the
+///   address connected to), no proxy from the environment, one error model (a 4xx with an OAuth
+///   error object is a refusal with its code, whatever the status).
 /// - **Discovery.** A slot configured with an issuer finds its token endpoint in the issuer's
 ///   metadata (RFC 8414, then OpenID discovery) once; the metadata's `issuer` must be the one
-///   asked for.
+///   asked for, and its token endpoint must pass the policy.
+///
+/// [`allow_private`]: TokenExchangeStoreBuilder::allow_private
 pub struct TokenExchangeStore {
     slots: HashMap<CredentialRef, Arc<Slot>>,
     order: Vec<CredentialRef>,
-    http: reqwest::Client,
-    cache: Cache<CacheKey, Arc<Cached>>,
+    http: HttpClient,
+    cache: TokenCache<CacheKey, Arc<Cached>>,
     skew: Duration,
-    attempts: u32,
-    backoff: Duration,
+    retry: Retry,
 }
 
 impl fmt::Debug for TokenExchangeStore {
@@ -103,6 +90,7 @@ pub struct TokenExchangeStoreBuilder {
     attempts: u32,
     backoff: Duration,
     capacity: u64,
+    allow_private: bool,
 }
 
 impl TokenExchangeStore {
@@ -126,119 +114,53 @@ impl TokenExchangeStore {
             attempts: 3,
             backoff: Duration::from_millis(200),
             capacity: 100_000,
+            allow_private: false,
         }
     }
 
     /// Forgets every cached token of slot `reference` (after a 401 from its service, say).
     pub fn invalidate(&self, reference: &CredentialRef) {
         let reference = reference.clone();
-        // Closures are enabled on the cache when it is built, so this cannot fail.
-        let _ = self
-            .cache
-            .invalidate_entries_if(move |_, cached| cached.reference == reference);
+        self.cache
+            .invalidate_if(move |_, cached| cached.reference == reference);
     }
 
     /// Forgets every cached token exchanged for `subject` (at the user's logout, say).
     pub fn invalidate_subject(&self, subject: &Secret) {
         let digest: [u8; 32] = Sha256::digest(subject.expose_secret().as_bytes()).into();
-        let _ = self
-            .cache
-            .invalidate_entries_if(move |_, cached| cached.subject_digest == digest);
+        self.cache
+            .invalidate_if(move |_, cached| cached.subject_digest == digest);
     }
 
     /// Forgets every cached token.
     pub fn flush(&self) {
-        self.cache.invalidate_all();
+        self.cache.clear();
     }
 
     /// The slot's token endpoint: configured, or discovered once from its issuer (a failed
     /// discovery is tried again next time).
-    async fn endpoint(&self, slot: &Slot) -> Result<Url, ExchangeError> {
+    async fn endpoint(&self, slot: &Slot) -> Result<Url, Error> {
         match &slot.config.endpoint {
             Endpoint::Token(url) => Ok(url.clone()),
-            Endpoint::Issuer(issuer, written) => slot
+            Endpoint::Issuer(_, written) => slot
                 .endpoint
-                .get_or_try_init(|| self.discover(issuer, written, slot.config.allow_http_loopback))
+                .get_or_try_init(|| self.discover(written, slot.config.allow_http_loopback))
                 .await
                 .cloned(),
         }
     }
 
-    /// Reads the issuer's metadata: RFC 8414 first (the issuer's path, if any, after the
-    /// well-known segment), then OpenID discovery. The metadata's `issuer` must be the one asked
-    /// for, character by character, and its token endpoint pass the checks a configured one does.
-    async fn discover(
-        &self,
-        issuer: &Url,
-        written: &str,
-        allow_http_loopback: bool,
-    ) -> Result<Url, ExchangeError> {
-        let invalid = |problem: &str| ExchangeError::InvalidResponse {
-            status: 200,
-            problem: problem.to_owned(),
-        };
-        let mut oauth = issuer.clone();
-        let path = issuer.path().trim_end_matches('/').to_owned();
-        oauth.set_path(&format!("/.well-known/oauth-authorization-server{path}"));
-        let openid = Url::parse(&format!(
-            "{}/.well-known/openid-configuration",
-            written.trim_end_matches('/')
-        ))
-        .map_err(|_| invalid("the issuer gives no discovery address"))?;
-        let mut failure = None;
-        for candidate in [oauth, openid] {
-            match self.metadata(candidate).await {
-                Ok(Some(metadata)) => {
-                    if metadata.get("issuer").and_then(Value::as_str) != Some(written) {
-                        return Err(invalid(
-                            "the metadata names another issuer than the one asked for",
-                        ));
-                    }
-                    let endpoint = metadata
-                        .get("token_endpoint")
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| invalid("the metadata has no `token_endpoint`"))?;
-                    return check_endpoint(endpoint, allow_http_loopback).map_err(|problem| {
-                        invalid(&format!("the metadata's `token_endpoint` {problem}"))
-                    });
-                }
-                Ok(None) => {}
-                Err(err) => failure = Some(err),
-            }
-        }
-        Err(failure.unwrap_or(ExchangeError::InvalidResponse {
-            status: 404,
-            problem: "the issuer publishes no metadata".into(),
-        }))
-    }
-
-    /// One metadata document, or `None` when the server has none at this address (404).
-    async fn metadata(&self, url: Url) -> Result<Option<Map<String, Value>>, ExchangeError> {
-        let response = self
-            .http
-            .get(url)
-            .header("accept", "application/json")
-            .send()
-            .await
-            .map_err(transport)?;
-        let status = response.status().as_u16();
-        if status == 404 {
-            return Ok(None);
-        }
-        let body = read_capped(response, status).await?;
-        if status != 200 {
-            return Err(ExchangeError::InvalidResponse {
-                status,
-                problem: format!("the metadata answered {status}"),
-            });
-        }
-        match serde_json::from_slice(&body) {
-            Ok(Value::Object(metadata)) => Ok(Some(metadata)),
-            _ => Err(ExchangeError::InvalidResponse {
-                status,
-                problem: "metadata that is not a JSON object".into(),
-            }),
-        }
+    /// Reads the issuer's metadata ([`HttpClient::discover`]: RFC 8414, then OpenID discovery,
+    /// the `issuer` equal to the one asked for, every endpoint under the policy); its token
+    /// endpoint must also pass the checks a configured one does.
+    async fn discover(&self, issuer: &str, allow_http_loopback: bool) -> Result<Url, Error> {
+        let metadata = self.http.discover(issuer).await?;
+        let endpoint = metadata.token_endpoint.ok_or_else(|| {
+            identity_http::invalid_metadata(issuer, "the metadata has no `token_endpoint`")
+        })?;
+        check_endpoint(endpoint.as_str(), allow_http_loopback).map_err(|problem| {
+            identity_http::invalid_metadata(issuer, &format!("its `token_endpoint` {problem}"))
+        })
     }
 
     async fn exchange(
@@ -247,81 +169,22 @@ impl TokenExchangeStore {
         endpoint: &Url,
         subject: &Secret,
         actor: Option<&Secret>,
-    ) -> Result<ExchangedToken, ExchangeError> {
-        let mut attempt = 1;
-        loop {
-            match self.exchange_once(config, endpoint, subject, actor).await {
-                Err(err) if err.is_retryable() && attempt < self.attempts => {
-                    let server_delay = match &err {
-                        ExchangeError::Retryable { retry_after, .. } => *retry_after,
-                        _ => None,
-                    };
-                    let exponential = self.backoff.saturating_mul(1 << (attempt - 1).min(8));
-                    let jitter =
-                        Duration::from_millis(fastrand::u64(0..=self.backoff.as_millis() as u64));
-                    let delay = server_delay
-                        .unwrap_or(exponential + jitter)
-                        .min(Duration::from_secs(10));
-                    tracing::debug!(target: "agent_identity::token_exchange", attempt, ?delay, error = %err, "retrying the exchange");
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-                outcome => return outcome,
-            }
-        }
-    }
-
-    async fn exchange_once(
-        &self,
-        config: &ExchangeConfig,
-        endpoint: &Url,
-        subject: &Secret,
-        actor: Option<&Secret>,
-    ) -> Result<ExchangedToken, ExchangeError> {
+    ) -> Result<ExchangedToken, OAuthError> {
         let request = TokenRequest::new(endpoint, config, subject, actor);
-        let mut post = self
+        // The transport and its retries are identity-http's; the answer is read by RFC 8693's
+        // rules.
+        let answer = self
             .http
-            .post(request.url().clone())
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("accept", "application/json")
-            .body(request.body().expose_secret().to_owned());
-        if let Some(authorization) = request.authorization() {
-            post = post.header("authorization", authorization.expose_secret());
-        }
-        let response = post.send().await.map_err(transport)?;
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = read_capped(response, status).await?;
-        read_token_response(config, status, retry_after.as_deref(), &body)
+            .oauth_answer(
+                endpoint,
+                Some(&config.client),
+                request.form(),
+                self.retry,
+                "token exchange",
+            )
+            .await?;
+        read_token_response(config, &answer)
     }
-}
-
-fn transport(err: reqwest::Error) -> ExchangeError {
-    ExchangeError::Transport {
-        detail: err.without_url().to_string(),
-    }
-}
-
-/// A response body of at most 256 KiB.
-async fn read_capped(
-    mut response: reqwest::Response,
-    status: u16,
-) -> Result<Vec<u8>, ExchangeError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(transport)? {
-        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Err(ExchangeError::InvalidResponse {
-                status,
-                problem: "an answer larger than 256 KiB".into(),
-            });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 impl TokenExchangeStoreBuilder {
@@ -367,6 +230,14 @@ impl TokenExchangeStoreBuilder {
         self
     }
 
+    /// Allows token endpoints and issuers at private, link-local and other non-public
+    /// addresses (an authorization server inside the network). Off by default: a discovered
+    /// endpoint that points inside the network is refused.
+    pub fn allow_private(mut self, allow: bool) -> Self {
+        self.allow_private = allow;
+        self
+    }
+
     /// Checks the slots (one configuration per ref) and builds the store.
     pub fn build(self) -> Result<TokenExchangeStore, ConfigError> {
         if self.attempts == 0 {
@@ -393,36 +264,37 @@ impl TokenExchangeStoreBuilder {
             }
             order.push(reference);
         }
-        // A process-wide TLS provider is needed for HTTPS; install ring unless the application
-        // has chosen one.
-        if rustls::crypto::CryptoProvider::get_default().is_none() {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
+        let allow_http_loopback = slots.values().any(|slot| slot.config.allow_http_loopback);
+        let policy = OutboundPolicy::default()
+            .allow_http_loopback(allow_http_loopback)
+            .allow_private(self.allow_private)
             .timeout(self.timeout)
             .connect_timeout(self.connect_timeout)
-            .build()
-            .map_err(|err| {
-                ConfigError::new(
-                    "token exchange store",
-                    None,
-                    format!("cannot build the HTTP client: {err}"),
-                )
-            })?;
-        let cache = Cache::builder()
-            .max_capacity(self.capacity)
-            .expire_after(UntilExpiry)
-            .support_invalidation_closures()
-            .build();
+            .max_body(MAX_RESPONSE_BYTES);
+        let http = HttpClient::new(policy).map_err(|err| {
+            ConfigError::new("token exchange store", None, err.to_string())
+        })?;
+        for slot in slots.values() {
+            let (url, field) = match &slot.config.endpoint {
+                Endpoint::Token(url) => (url, "tokenEndpoint"),
+                Endpoint::Issuer(url, _) => (url, "issuer"),
+            };
+            if let Err(err) = http.policy().check_url(url.as_str(), field) {
+                return Err(ConfigError::new(
+                    format!("token exchange `{}`", slot.config.reference),
+                    Some(field),
+                    format!("{err} (set `allow_private` for an authorization server inside the network)"),
+                ));
+            }
+        }
+        let cache = TokenCache::new(self.capacity).skew(self.skew);
         Ok(TokenExchangeStore {
             slots,
             order,
             http,
             cache,
             skew: self.skew,
-            attempts: self.attempts,
-            backoff: self.backoff,
+            retry: Retry::new(self.attempts, self.backoff),
         })
     }
 }
@@ -461,24 +333,25 @@ impl CredentialStore for TokenExchangeStore {
         let key = CacheKey::new(config, &subject, actor.as_ref());
         let cached = self
             .cache
-            .try_get_with(key, async {
+            .get_or_fetch(key, async {
                 let endpoint = self.endpoint(slot).await?;
                 let token = self
                     .exchange(config, &endpoint, &subject, actor.as_ref())
-                    .await?;
+                    .await
+                    .map_err(|err| err.into_error(BACKEND))?;
                 let now = OffsetDateTime::now_utc();
                 let lifetime =
                     time::Duration::try_from(token.lifetime).unwrap_or(time::Duration::MAX);
-                Ok::<_, ExchangeError>(Arc::new(Cached {
-                    keep: token.lifetime.saturating_sub(self.skew),
+                let cached = Arc::new(Cached {
                     expires_at: now.saturating_add(lifetime),
                     token: token.access_token,
                     reference: reference.clone(),
                     subject_digest: Sha256::digest(subject.expose_secret().as_bytes()).into(),
-                }))
+                });
+                Ok::<_, Error>((cached, Some(token.lifetime)))
             })
             .await
-            .map_err(|err: Arc<ExchangeError>| Error::from((*err).clone()))?;
+            .map_err(|err: Arc<Error>| err.duplicate())?;
         let mut credential = config.credential().with_secret(cached.token.clone());
         credential.expires_at = Some(cached.expires_at);
         Ok(Some(credential))

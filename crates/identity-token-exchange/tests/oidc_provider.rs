@@ -1,6 +1,6 @@
 //! The protocol against a real authorization server: oidc-provider with the project's RFC 8693
-//! grant (`fixtures/oidc-provider`). Requests are built and answers read by this crate; a bare
-//! reqwest POST carries them.
+//! grant (`fixtures/oidc-provider`). Requests are built and answers read by this crate;
+//! identity-http carries them, once each (no retry).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,11 +10,12 @@
 use identity_core::Secret;
 use identity_test_support::{
     AuthorizationServer, CLIENT_ID, CLIENT_SECRET, CRM, CRM_API, ERP, POST_CLIENT_ID,
-    POST_CLIENT_SECRET, http_client,
+    POST_CLIENT_SECRET,
 };
+use identity_http::{HttpClient, OutboundPolicy, Retry};
 use identity_token_exchange::{
-    ClientAuth, ExchangeConfig, ExchangeConfigBuilder, ExchangeError, ExchangedToken,
-    OAuthErrorCode, TokenRequest, read_token_response,
+    ClientAuth, ExchangeConfig, ExchangeConfigBuilder, ExchangedToken, OAuthError, OAuthErrorCode,
+    TokenRequest, read_token_response,
 };
 
 fn config(server: &AuthorizationServer) -> ExchangeConfigBuilder {
@@ -28,7 +29,7 @@ async fn exchange(
     config: &ExchangeConfig,
     subject: &str,
     actor: Option<&str>,
-) -> Result<ExchangedToken, ExchangeError> {
+) -> Result<ExchangedToken, OAuthError> {
     let actor = actor.map(Secret::new);
     let request = TokenRequest::new(
         config.token_endpoint().unwrap(),
@@ -36,27 +37,22 @@ async fn exchange(
         &Secret::new(subject),
         actor.as_ref(),
     );
-    let mut post = http_client()
-        .post(request.url().clone())
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(request.body().expose_secret().to_owned());
-    if let Some(authorization) = request.authorization() {
-        post = post.header("authorization", authorization.expose_secret());
-    }
-    let response = post.send().await.unwrap();
-    let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let body = response.bytes().await.unwrap();
-    read_token_response(config, status, retry_after.as_deref(), &body)
+    let http = HttpClient::new(OutboundPolicy::default().allow_http_loopback(true)).unwrap();
+    let answer = http
+        .oauth_answer(
+            request.url(),
+            Some(config.client()),
+            request.form(),
+            Retry::once(),
+            "exchange",
+        )
+        .await?;
+    read_token_response(config, &answer)
 }
 
-fn refused(result: Result<ExchangedToken, ExchangeError>) -> OAuthErrorCode {
+fn refused(result: Result<ExchangedToken, OAuthError>) -> OAuthErrorCode {
     match result {
-        Err(ExchangeError::Refused { code, .. }) => code,
+        Err(OAuthError::Refused { code, .. }) => code,
         other => panic!("expected a refusal, got {other:?}"),
     }
 }

@@ -206,7 +206,7 @@ impl HttpClient {
         retry: Retry,
         what: &str,
     ) -> Result<serde_json::Map<String, serde_json::Value>, OAuthError> {
-        let answer = self.oauth_send(endpoint, client, form, retry, what).await?;
+        let answer = self.oauth_answer(endpoint, client, form, retry, what).await?;
         read_oauth_answer(&answer)
     }
 
@@ -228,12 +228,24 @@ impl HttpClient {
         what: &str,
     ) -> Result<TokenResponse, OAuthError> {
         let answer = self
-            .oauth_send(endpoint, Some(client), form, retry, what)
+            .oauth_answer(endpoint, Some(client), form, retry, what)
             .await?;
         TokenResponse::read(&answer)
     }
 
-    async fn oauth_send(
+    /// POSTs `form` to `endpoint` as `client`, retried by `retry`, and gives the answer as it
+    /// came (for a caller with reading rules of its own, such as RFC 8693's); a 429 or 5xx still
+    /// there after the last attempt is [`OAuthError::Retryable`].
+    ///
+    /// ```no_run
+    /// # async fn example(http: identity_http::HttpClient, endpoint: url::Url) -> Result<(), identity_http::OAuthError> {
+    /// let client = identity_http::ClientCredentials::public("agent");
+    /// let answer = http.oauth_answer(&endpoint, Some(&client), &identity_http::Form::grant("client_credentials"),
+    ///     identity_http::Retry::default(), "token").await?;
+    /// let token = identity_http::TokenResponse::read(&answer)?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn oauth_answer(
         &self,
         endpoint: &Url,
         client: Option<&ClientCredentials>,
