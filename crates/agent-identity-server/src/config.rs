@@ -1024,8 +1024,8 @@ fn keyring(
     current: (&str, &str, &str),
     old: (&str, &BTreeMap<String, String>),
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<agent_identity::identity_dcr::Keyring, ConfigError> {
-    use agent_identity::identity_dcr::Keyring;
+) -> Result<agent_identity::identity_seal::Keyring, ConfigError> {
+    use agent_identity::identity_seal::Keyring;
     let (field, variable, id) = current;
     let mut ring = Keyring::from_base64(id, &env_value(location, field, variable, env)?)
         .map_err(|err| ConfigError::new(location, Some(field), err.to_string()))?;
@@ -1046,7 +1046,7 @@ fn dcr_store(
 ) -> Result<agent_identity::identity_dcr::DcrCredentialStore, Vec<ConfigError>> {
     use agent_identity::identity_dcr::{
         ClientMetadata, ClientPersistence, ClientProfile, ClientRegistry, Dcr, DcrCredentialStore,
-        DcrSlot, FetchPolicy, FilePersistence, MemoryPersistence, Target,
+        DcrSlot, FilePersistence, MemoryPersistence, Target,
     };
     let mut errors = Vec::new();
     let persistence: Arc<dyn ClientPersistence> =
@@ -1082,7 +1082,7 @@ fn dcr_store(
                 Arc::new(MemoryPersistence::default())
             }
         };
-    let policy = FetchPolicy::default()
+    let policy = agent_identity::identity_http::OutboundPolicy::default()
         .allow_http_loopback(section.allow_http_loopback)
         .allow_private(section.allow_private)
         .timeout(Duration::from_millis(section.timeout_ms))
@@ -1179,11 +1179,11 @@ const NEEDS_CONNECTIONS_KEY: &str =
 fn sealed_file<T: ?Sized>(
     (location, field): (&str, &str),
     path: Option<PathBuf>,
-    ring: Option<&agent_identity::identity_dcr::Keyring>,
+    ring: Option<&agent_identity::identity_seal::Keyring>,
     errors: &mut Vec<ConfigError>,
     open: impl FnOnce(
         PathBuf,
-        agent_identity::identity_dcr::Keyring,
+        agent_identity::identity_seal::Keyring,
     ) -> Result<Arc<T>, agent_identity::Error>,
     memory: impl FnOnce() -> Arc<T>,
 ) -> Arc<T> {
@@ -1216,14 +1216,14 @@ fn oauth_store(
     vaults: &BTreeMap<String, Arc<agent_identity::identity_vault::VaultCredentialStore>>,
 ) -> Result<crate::oauth::OAuthEndpoints, Vec<ConfigError>> {
     use agent_identity::identity_dcr::{
-        ClientMetadata, ClientPersistence, ClientProfile, ClientRegistry, Dcr, FetchPolicy,
-        FilePersistence, Keyring, MemoryPersistence, Target,
+        ClientMetadata, ClientPersistence, ClientProfile, ClientRegistry, Dcr, FilePersistence,
+        MemoryPersistence, Target,
     };
     use agent_identity::identity_oauth::{
         DelegatedTokenStore, FileTokens, MemoryTokens, Provider, TokenPersistence, VaultTokens,
     };
     let mut errors = Vec::new();
-    let policy = FetchPolicy::default()
+    let policy = agent_identity::identity_http::OutboundPolicy::default()
         .allow_http_loopback(section.allow_http_loopback)
         .allow_private(section.allow_private)
         .timeout(Duration::from_millis(section.timeout_ms));
@@ -1551,7 +1551,7 @@ fn oauth_store(
                     "the system's random source failed",
                 )]);
             }
-            Keyring::new("process", key)
+            agent_identity::identity_seal::Keyring::new("process", key)
         }
     };
     Ok(crate::oauth::OAuthEndpoints::new(

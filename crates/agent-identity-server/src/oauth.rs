@@ -25,10 +25,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent_identity::identity_dcr::{Keyring, SealedBox};
 use agent_identity::identity_oauth::{
     DelegatedTokenStore, PendingAuthorization, Pkce, Provider, TokenSet, check_callback,
 };
+use agent_identity::identity_seal::{Keyring, SealedBox};
 use agent_identity::layer::json_error;
 use agent_identity::{Error, OffsetDateTime, Secret};
 use axum::extract::{Path, Query, Request, State};
@@ -80,6 +80,10 @@ struct Flow {
     verifier: String,
     redirect_uri: String,
     resources: Vec<String>,
+    /// Whether `openid` was asked for (the ID token is then verified).
+    openid: bool,
+    /// Whether the server always sends `iss` in its callbacks (RFC 9207).
+    iss_required: bool,
     /// Unix time after which the flow is refused.
     expires: i64,
 }
@@ -94,7 +98,7 @@ impl OAuthEndpoints {
     /// use agent_identity_server::oauth::OAuthEndpoints;
     /// let store = Arc::new(DelegatedTokenStore::new(Arc::new(MemoryTokens::default())));
     /// let endpoints = OAuthEndpoints::new(store, "https://agents.example.com".parse().unwrap(), None,
-    ///     agent_identity::identity_dcr::Keyring::new("k1", [7; 32]));
+    ///     agent_identity::identity_seal::Keyring::new("k1", [7; 32]));
     /// assert_eq!(endpoints.redirect_uri("github"), "https://agents.example.com/oauth/github/callback");
     /// ```
     pub fn new(
@@ -109,7 +113,8 @@ impl OAuthEndpoints {
             base_path: public_url.path().trim_end_matches('/').to_owned(),
             public_url: public_url.as_str().trim_end_matches('/').to_owned(),
             return_url,
-            keys,
+            // Flow cookies have keys of their own, derived from the configured ones.
+            keys: keys.for_purpose("oauth-flow-cookie"),
         }
     }
 
@@ -119,7 +124,7 @@ impl OAuthEndpoints {
     /// # use std::sync::Arc;
     /// # use agent_identity::identity_oauth::{DelegatedTokenStore, MemoryTokens};
     /// # let store = Arc::new(DelegatedTokenStore::new(Arc::new(MemoryTokens::default())));
-    /// # let endpoints = agent_identity_server::oauth::OAuthEndpoints::new(store, "http://127.0.0.1:3001/".parse().unwrap(), None, agent_identity::identity_dcr::Keyring::new("k", [1; 32]));
+    /// # let endpoints = agent_identity_server::oauth::OAuthEndpoints::new(store, "http://127.0.0.1:3001/".parse().unwrap(), None, agent_identity::identity_seal::Keyring::new("k", [1; 32]));
     /// assert_eq!(endpoints.redirect_uri("kaggle"), "http://127.0.0.1:3001/oauth/kaggle/callback");
     /// ```
     pub fn redirect_uri(&self, provider: &str) -> String {
@@ -310,6 +315,8 @@ pub(crate) async fn connect(
         verifier: pending.pkce.verifier().expose_secret().to_owned(),
         redirect_uri,
         resources: pending.resources.clone(),
+        openid: pending.openid,
+        iss_required: pending.iss_required,
         expires: (OffsetDateTime::now_utc() + FLOW_LIFETIME).unix_timestamp(),
     };
     let sealed = match endpoints.seal_flow(&flow) {
@@ -457,6 +464,8 @@ async fn finish(
         pkce,
         redirect_uri: flow.redirect_uri,
         resources: flow.resources,
+        openid: flow.openid,
+        iss_required: flow.iss_required,
     };
     let pairs: Vec<(&str, &str)> = query
         .iter()
@@ -673,6 +682,8 @@ mod tests {
             verifier: "v".repeat(43),
             redirect_uri: "https://agents.example.com/oauth/github/callback".into(),
             resources: Vec::new(),
+            openid: true,
+            iss_required: true,
             expires: 0,
         }
     }

@@ -10,7 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use agent_identity::identity_dcr::{ClientMetadata, Dcr, FetchPolicy};
+use agent_identity::identity_dcr::{ClientMetadata, Dcr};
+use agent_identity::identity_http::OutboundPolicy;
 use agent_identity::{CredentialRef, CredentialStore, RequestContext, ResourceKind};
 use agent_identity_server::config::load_str;
 use agent_identity_server::metrics::Metrics;
@@ -69,7 +70,7 @@ async fn sidecar_keeping(
 ) -> Sidecar {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let dcr = Dcr::new(FetchPolicy::default().allow_http_loopback(true)).unwrap();
+    let dcr = Dcr::new(OutboundPolicy::default().allow_http_loopback(true)).unwrap();
     let metadata = dcr.discover(server.issuer()).await.unwrap();
     let corp = dcr
         .register(

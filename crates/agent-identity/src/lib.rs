@@ -16,8 +16,10 @@
 //! | `axum` | no | [`layer`]: a tower layer and an axum extractor that resolve per request |
 //! | `vault` | no | [`identity_vault`]: `VaultCredentialStore`, credentials in Vault's (or OpenBao's) KV v2 engine |
 //! | `aws` | no | [`identity_aws`]: `AwsSecretsManagerStore`, credentials in AWS Secrets Manager |
-//! | `token-exchange` | no | [`identity_token_exchange`]: `TokenExchangeStore`, narrowly scoped tokens per caller by RFC 8693 |
-//! | `dcr` | no | [`identity_dcr`]: discovery (RFC 8414, RFC 9728), dynamic client registration (RFC 7591/7592), `DcrCredentialStore` |
+//! | `token-exchange` | no | [`identity_token_exchange`]: `TokenExchangeStore`, narrowly scoped tokens per caller by RFC 8693; enables `http` |
+//! | `http` | no | [`identity_http`]: the one outbound HTTP layer (address policy, client, OAuth requests and errors, discovery, introspection, token cache) |
+//! | `seal` | no | [`identity_seal`]: keyrings with per-purpose keys, AES-256-GCM sealed boxes, private files |
+//! | `dcr` | no | [`identity_dcr`]: dynamic client registration (RFC 7591/7592), the client registry, `DcrCredentialStore`; enables `http` and `seal` |
 //! | `oauth` | no | [`identity_oauth`]: OAuth 2.1 client flows (PKCE, authorization code, refresh, revocation, client credentials), provider presets (GitHub, Google, OpenID, DCR, Kaggle), `DelegatedTokenStore`; enables `dcr` |
 //! | `oauth-vault` | no | `identity_oauth::VaultTokens`: users' connections in Vault KV v2, shared by replicas; enables `oauth` and `vault` |
 //!
@@ -86,6 +88,14 @@ pub use identity_aws;
 /// Discovery and dynamic client registration.
 #[cfg(feature = "dcr")]
 pub use identity_dcr;
+
+/// The one outbound HTTP layer: address policy, client, OAuth requests, discovery.
+#[cfg(feature = "http")]
+pub use identity_http;
+
+/// Keyrings, sealed boxes and private files.
+#[cfg(feature = "seal")]
+pub use identity_seal;
 
 /// OAuth 2.1 client flows, provider presets and the delegated-token store.
 #[cfg(feature = "oauth")]

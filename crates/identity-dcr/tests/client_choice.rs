@@ -17,8 +17,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use identity_dcr::{
-    ClientMetadata, ClientProfile, ClientRegistry, Dcr, MemoryPersistence,
-    RegisteredClient,
+    ClientMetadata, ClientProfile, ClientRegistry, Dcr, MemoryPersistence, RegisteredClient,
 };
 use serde_json::json;
 

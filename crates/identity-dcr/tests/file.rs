@@ -78,12 +78,18 @@ async fn clients_round_trip_with_their_secrets_sealed() {
     names.sort();
     assert_eq!(names, [".clients.json.lock", "clients.json"]);
     // When the secret expires and where the registration is managed are sealed too.
-    assert!(!text.contains("registration_client_uri") && !text.contains("expires_at"), "{text}");
+    assert!(
+        !text.contains("registration_client_uri") && !text.contains("expires_at"),
+        "{text}"
+    );
 
     // A second writer of the file is refused while the first lives, and changes nothing.
     let second = FilePersistence::open(&path, ring.clone()).await.unwrap();
     let err = second
-        .save(&key("https://b.example.com"), &client("https://b.example.com", "c2"))
+        .save(
+            &key("https://b.example.com"),
+            &client("https://b.example.com", "c2"),
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("another process"), "{err}");

@@ -176,9 +176,10 @@ impl HttpClient {
         self.client.request(method, url.clone())
     }
 
-    /// Sends `request` (to a URL already checked) and reads at most the policy's body size as
-    /// it streams. `what` names the call in errors. A 3xx is refused: redirects are never
-    /// followed. Transport failures are [`Error::Unavailable`]; the URL is in no error.
+    /// Sends `request` and reads at most the policy's body size as it streams. `what` names the
+    /// call in errors. The URL is checked against the policy here, whatever checked it before
+    /// (a literal address never reaches the resolver's check); a 3xx is refused: redirects are
+    /// never followed. Transport failures are [`Error::Unavailable`]; the URL is in no error.
     ///
     /// ```no_run
     /// # async fn example(http: identity_http::HttpClient, url: url::Url) -> Result<(), identity_core::Error> {
@@ -191,7 +192,11 @@ impl HttpClient {
         what: &str,
     ) -> Result<Answer, Error> {
         let unavailable = |detail: &str| Error::unavailable(BACKEND, format!("{what}: {detail}"));
-        let mut response = request.send().await.map_err(|err| {
+        let request = request
+            .build()
+            .map_err(|_| unavailable("the request could not be built"))?;
+        self.policy.check_url(request.url().as_str(), what)?;
+        let mut response = self.client.execute(request).await.map_err(|err| {
             if err.is_timeout() {
                 unavailable("timed out")
             } else if err.is_connect() {

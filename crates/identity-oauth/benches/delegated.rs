@@ -19,13 +19,14 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use identity_core::{
     Credential, CredentialKind, CredentialRef, OffsetDateTime, RoutingRule, Secret,
 };
-use identity_dcr::{AuthorizationServerMetadata, FetchPolicy, Keyring};
+use identity_http::{AuthorizationServerMetadata, ClientCredentials, HttpClient, OutboundPolicy};
 use identity_memory::MemoryCredentialStore;
 use identity_oauth::{
     DelegatedTokenStore, FileTokens, MemoryTokens, OAuthClient, Provider, TokenPersistence,
     TokenSet, VaultTokens,
 };
 use identity_router::Router;
+use identity_seal::Keyring;
 use identity_test_support::{BAO_ROOT_TOKEN, OpenBao, request_context};
 use identity_vault::{VaultAuth, VaultCredentialStore};
 
@@ -34,10 +35,17 @@ fn provider() -> Provider {
         serde_json::json!({"issuer": "https://as.example.com",
             "token_endpoint": "https://as.example.com/token"}),
         "https://as.example.com",
-        &FetchPolicy::default(),
+        &OutboundPolicy::default(),
     )
     .unwrap();
-    Provider::with_client("openai", OAuthClient::new(server, "bench", None).unwrap())
+    Provider::with_client(
+        "openai",
+        OAuthClient::new(
+            HttpClient::new(OutboundPolicy::default()).unwrap(),
+            server,
+            ClientCredentials::public("bench"),
+        ),
+    )
 }
 
 fn router_over(store: Arc<dyn identity_core::CredentialStore>) -> Router {

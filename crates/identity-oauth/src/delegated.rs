@@ -10,7 +10,8 @@ use identity_core::{
     Credential, CredentialKind, CredentialRef, CredentialStore, Error, OffsetDateTime,
     RequestContext,
 };
-use tracing::{info, instrument};
+use identity_http::KeyedLocks;
+use tracing::{info, instrument, warn};
 
 use crate::BACKEND;
 use crate::provider::Provider;
@@ -164,8 +165,16 @@ impl TokenPersistence for MemoryTokens {
 ///   One refresh per connection at a time: in this process by a lock, and across replicas by a
 ///   refresh lease taken through the [`TokenPersistence`] before the refresh token is spent. The
 ///   new tokens are saved (compare-and-set) before the access token is handed out.
-/// - A refresh token the server refuses is a clear denial ([`Error::Unauthenticated`], "connect
-///   again"); the connection is kept until the user connects again or disconnects.
+/// - A refresh runs in a task of its own: a caller that goes away (a client disconnect, a
+///   request timeout) does not cancel it between the provider's rotation of the refresh token
+///   and the save of the new one. The lease is given back by a guard, whatever happens.
+/// - A refresh token the server refuses (`invalid_grant`) marks the connection as needing the
+///   user's consent again: its refresh token is forgotten, so no later resolution calls the
+///   provider with it; each is a clear denial ([`Error::Unauthenticated`], "connect again") once
+///   the access token has expired. The connection is kept until the user connects again or
+///   disconnects.
+/// - A refresh that fails for a while (the provider is down) while the access token is still
+///   valid hands out the access token it has.
 /// - [`DelegatedTokenStore::disconnect`] revokes at the server, then forgets.
 ///
 /// ```
@@ -178,9 +187,9 @@ pub struct DelegatedTokenStore {
     persistence: Arc<dyn TokenPersistence>,
     providers: HashMap<String, Arc<Provider>>,
     slots: HashMap<CredentialRef, String>,
-    locks: Mutex<HashMap<Connection, Arc<tokio::sync::Mutex<()>>>>,
+    locks: KeyedLocks<Connection>,
     refresh_window: Duration,
-    holder: String,
+    holder: Arc<str>,
 }
 
 impl fmt::Debug for DelegatedTokenStore {
@@ -205,10 +214,12 @@ impl DelegatedTokenStore {
             persistence,
             providers: HashMap::new(),
             slots: HashMap::new(),
-            locks: Mutex::new(HashMap::new()),
+            locks: KeyedLocks::default(),
             refresh_window: Duration::from_secs(60),
             // Random enough to tell replicas apart in leases; not a secret.
-            holder: crate::flow::random_token(12).unwrap_or_else(|_| "replica".into()),
+            holder: crate::flow::random_token(12)
+                .unwrap_or_else(|_| "replica".into())
+                .into(),
         }
     }
 
@@ -352,37 +363,111 @@ impl DelegatedTokenStore {
         Ok(revoked)
     }
 
-    fn lock_for(&self, connection: &Connection) -> Arc<tokio::sync::Mutex<()>> {
-        self.locks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(connection.clone())
-            .or_default()
-            .clone()
-    }
-
     /// The connection's tokens, refreshed first when they are near expiry.
     async fn fresh_tokens(&self, connection: &Connection) -> Result<Option<TokenSet>, Error> {
         let Some(stored) = self.persistence.load(connection).await? else {
             return Ok(None);
         };
-        if !stored
-            .tokens
-            .expires_within(OffsetDateTime::now_utc(), self.refresh_window)
-        {
+        let now = OffsetDateTime::now_utc();
+        if !stored.tokens.expires_within(now, self.refresh_window) {
             return Ok(Some(stored.tokens));
         }
-        let lock = self.lock_for(connection);
-        let _held = lock.lock().await;
+        if stored.tokens.refresh_token.is_none() {
+            // Nothing to refresh with (a refresh token refused before, or none issued): the
+            // access token serves until it expires, then the user must connect again.
+            return if stored.tokens.is_expired_at(now) {
+                Err(connect_again(connection))
+            } else {
+                Ok(Some(stored.tokens))
+            };
+        }
+        let provider =
+            self.providers
+                .get(&connection.provider)
+                .cloned()
+                .ok_or(Error::NotSupported {
+                    operation: "refresh for a provider this store does not serve",
+                    backend: BACKEND,
+                })?;
+        let held = self.locks.lock(connection.clone()).await;
+        let job = Refresh {
+            persistence: Arc::clone(&self.persistence),
+            provider,
+            connection: connection.clone(),
+            holder: Arc::clone(&self.holder),
+            window: self.refresh_window,
+        };
+        // Its own task: a caller dropped mid-refresh must not leave a rotated refresh token
+        // unsaved. The connection's lock goes with it.
+        tokio::spawn(async move {
+            let outcome = job.run().await;
+            drop(held);
+            outcome
+        })
+        .await
+        .map_err(|_| Error::unavailable(BACKEND, "the refresh task failed"))?
+    }
+}
+
+fn connect_again(connection: &Connection) -> Error {
+    Error::Unauthenticated {
+        backend: BACKEND,
+        detail: format!(
+            "{}'s connection to {} must be made again",
+            connection.user, connection.provider
+        ),
+    }
+}
+
+/// One refresh of one connection, with what it needs to run on its own.
+struct Refresh {
+    persistence: Arc<dyn TokenPersistence>,
+    provider: Arc<Provider>,
+    connection: Connection,
+    holder: Arc<str>,
+    window: Duration,
+}
+
+/// A refresh lease, given back when dropped if it was not given back before.
+struct Lease<'a> {
+    refresh: &'a Refresh,
+    held: bool,
+}
+
+impl Lease<'_> {
+    async fn release(mut self) -> Result<(), Error> {
+        self.held = false;
+        self.refresh
+            .persistence
+            .release(&self.refresh.connection, &self.refresh.holder)
+            .await
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if self.held
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let persistence = Arc::clone(&self.refresh.persistence);
+            let connection = self.refresh.connection.clone();
+            let holder = Arc::clone(&self.refresh.holder);
+            runtime.spawn(async move {
+                let _ = persistence.release(&connection, &holder).await;
+            });
+        }
+    }
+}
+
+impl Refresh {
+    async fn run(&self) -> Result<Option<TokenSet>, Error> {
+        let connection = &self.connection;
         for _ in 0..50 {
             // Another task or replica may have refreshed while this one waited.
             let Some(stored) = self.persistence.load(connection).await? else {
                 return Ok(None);
             };
-            if !stored
-                .tokens
-                .expires_within(OffsetDateTime::now_utc(), self.refresh_window)
-            {
+            if !self.due(&stored.tokens) {
                 return Ok(Some(stored.tokens));
             }
             let lease_ttl = Duration::from_secs(30);
@@ -395,20 +480,20 @@ impl DelegatedTokenStore {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
+            let lease = Lease {
+                refresh: self,
+                held: true,
+            };
             // Read again under the lease: another replica may have refreshed, and released,
             // since the read above, and its refresh token is the only one still good.
             let result = match self.persistence.load(connection).await {
-                Ok(Some(current))
-                    if current
-                        .tokens
-                        .expires_within(OffsetDateTime::now_utc(), self.refresh_window) =>
-                {
-                    self.refresh(connection, &current).await.map(Some)
+                Ok(Some(current)) if self.due(&current.tokens) => {
+                    self.refresh(&current).await.map(Some)
                 }
                 Ok(current) => Ok(current.map(|c| c.tokens)),
                 Err(err) => Err(err),
             };
-            self.persistence.release(connection, &self.holder).await?;
+            lease.release().await?;
             return result;
         }
         Err(Error::unavailable(
@@ -417,31 +502,36 @@ impl DelegatedTokenStore {
         ))
     }
 
-    async fn refresh(
-        &self,
-        connection: &Connection,
-        stored: &Versioned,
-    ) -> Result<TokenSet, Error> {
-        let provider =
-            self.providers
-                .get(&connection.provider)
-                .ok_or_else(|| Error::NotSupported {
-                    operation: "refresh for a provider this store does not serve",
-                    backend: BACKEND,
-                })?;
-        let fresh = provider
-            .refresh(&stored.tokens)
-            .await
-            .map_err(|err| match err {
-                Error::Unauthenticated { .. } => Error::Unauthenticated {
-                    backend: BACKEND,
-                    detail: format!(
-                        "{}'s connection to {} must be made again",
-                        connection.user, connection.provider
-                    ),
-                },
-                other => other,
-            })?;
+    /// True when `tokens` should be refreshed now (and can be).
+    fn due(&self, tokens: &TokenSet) -> bool {
+        tokens.refresh_token.is_some()
+            && tokens.expires_within(OffsetDateTime::now_utc(), self.window)
+    }
+
+    async fn refresh(&self, stored: &Versioned) -> Result<TokenSet, Error> {
+        let connection = &self.connection;
+        let fresh = match self.provider.refresh(&stored.tokens).await {
+            Ok(fresh) => fresh,
+            Err(Error::Unauthenticated { .. }) => {
+                // The refresh token is dead: forget it, so that no later read spends a call on
+                // it, and keep the access token for as long as it lasts.
+                let mut marked = stored.tokens.clone();
+                marked.refresh_token = None;
+                self.persistence
+                    .save_if(connection, &marked, Some(stored.version))
+                    .await?;
+                warn!(user = %connection.user, provider = %connection.provider, "refresh token refused: the user must connect again");
+                return Err(connect_again(connection));
+            }
+            Err(err)
+                if err.is_retryable()
+                    && !stored.tokens.is_expired_at(OffsetDateTime::now_utc()) =>
+            {
+                warn!(user = %connection.user, provider = %connection.provider, error = %err, "refresh failed; the access token still serves");
+                return Ok(stored.tokens.clone());
+            }
+            Err(err) => return Err(err),
+        };
         // Saved before the access token is used: a rotated refresh token must not be lost.
         match self
             .persistence

@@ -6,7 +6,7 @@ use std::fmt;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use identity_core::{Error, Secret};
-use identity_dcr::AuthorizationServerMetadata;
+use identity_http::{AuthorizationServerMetadata, OAuthErrorCode};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use url::Url;
@@ -115,6 +115,12 @@ pub struct PendingAuthorization {
     pub redirect_uri: String,
     /// The RFC 8707 resources asked for.
     pub resources: Vec<String>,
+    /// True when `openid` was asked for: the code's answer must then carry an ID token that
+    /// verifies, `nonce` included.
+    pub openid: bool,
+    /// True when the server said it puts `iss` in its authorization responses (RFC 9207): a
+    /// callback without it is then refused.
+    pub iss_required: bool,
 }
 
 impl fmt::Debug for PendingAuthorization {
@@ -130,14 +136,14 @@ impl fmt::Debug for PendingAuthorization {
 /// callback.
 ///
 /// ```
-/// use identity_dcr::{AuthorizationServerMetadata, FetchPolicy};
+/// use identity_http::{AuthorizationServerMetadata, OutboundPolicy};
 /// use identity_oauth::AuthorizationRequest;
 ///
 /// let server = AuthorizationServerMetadata::from_json(serde_json::json!({
 ///     "issuer": "https://as.example.com",
 ///     "authorization_endpoint": "https://as.example.com/authorize",
 ///     "token_endpoint": "https://as.example.com/token",
-///     "code_challenge_methods_supported": ["S256"]}), "https://as.example.com", &FetchPolicy::default())?;
+///     "code_challenge_methods_supported": ["S256"]}), "https://as.example.com", &OutboundPolicy::default())?;
 /// let (url, pending) = AuthorizationRequest::new("agent", "https://app.example.com/callback")
 ///     .scopes(["openid", "crm:read"])
 ///     .login_hint("alice@example.com")
@@ -237,10 +243,10 @@ impl AuthorizationRequest {
     /// checks PKCE may not).
     ///
     /// ```
-    /// # use identity_dcr::{AuthorizationServerMetadata, FetchPolicy};
+    /// # use identity_http::{AuthorizationServerMetadata, OutboundPolicy};
     /// let server = AuthorizationServerMetadata::from_json(serde_json::json!({
     ///     "issuer": "https://as.example.com", "authorization_endpoint": "https://as.example.com/authorize"}),
-    ///     "https://as.example.com", &FetchPolicy::default())?;
+    ///     "https://as.example.com", &OutboundPolicy::default())?;
     /// let err = identity_oauth::AuthorizationRequest::new("a", "https://x/cb").build(&server).unwrap_err();
     /// assert!(err.to_string().contains("S256"));
     /// # Ok::<(), identity_core::Error>(())
@@ -312,6 +318,8 @@ impl AuthorizationRequest {
                 pkce,
                 redirect_uri: self.redirect_uri,
                 resources: self.resources,
+                openid: self.scopes.iter().any(|s| s == "openid"),
+                iss_required: server.authorization_response_iss_parameter_supported,
             },
         ))
     }
@@ -338,6 +346,7 @@ const RESERVED: &[&str] = &[
 /// let pending = PendingAuthorization {
 ///     issuer: "https://as.example.com".into(), state: Secret::new("s1"), nonce: Secret::new("n"),
 ///     pkce: Pkce::generate()?, redirect_uri: "https://app/cb".into(), resources: vec![],
+///     openid: false, iss_required: false,
 /// };
 /// let ok = check_callback(&pending, &[("code", "c1"), ("state", "s1"), ("iss", "https://as.example.com")])?;
 /// assert_eq!(ok.expose_secret(), "c1");
@@ -366,23 +375,27 @@ pub fn check_callback(
             "the callback's state is not the flow's",
         ));
     }
-    // RFC 9207: when the server names itself, it must be the server the flow was started with.
-    if let Some(iss) = get("iss")
-        && iss != pending.issuer
-    {
-        return Err(refused(
-            "invalid_issuer",
-            "the callback's iss is not the flow's issuer (a mix-up attack?)",
-        ));
+    // RFC 9207: when the server names itself, it must be the server the flow was started with;
+    // a server that said it always names itself must have done so (§2.4).
+    match get("iss") {
+        Some(iss) if iss != pending.issuer => {
+            return Err(refused(
+                "invalid_issuer",
+                "the callback's iss is not the flow's issuer (a mix-up attack?)",
+            ));
+        }
+        None if pending.iss_required => {
+            return Err(refused(
+                "invalid_issuer",
+                "the callback has no iss, which this server always sends (a mix-up attack?)",
+            ));
+        }
+        _ => {}
     }
     if let Some(error) = get("error") {
         return Err(Error::Protocol {
             backend: BACKEND,
-            code: error
-                .chars()
-                .filter(char::is_ascii_graphic)
-                .take(64)
-                .collect(),
+            code: OAuthErrorCode::parse(error).as_str().to_owned(),
             description: Some("the authorization server refused the authorization".into()),
         });
     }
@@ -404,6 +417,8 @@ mod tests {
             pkce: Pkce::generate().unwrap(),
             redirect_uri: "https://app.example.com/cb".into(),
             resources: Vec::new(),
+            openid: false,
+            iss_required: false,
         }
     }
 
@@ -451,6 +466,26 @@ mod tests {
             "invalid_request"
         );
         assert!(check_callback(&p, &[("code", "c"), ("state", "state-1")]).is_ok());
+        // A server that advertises RFC 9207 must name itself.
+        let strict = PendingAuthorization {
+            iss_required: true,
+            ..pending()
+        };
+        assert_eq!(
+            code_of(check_callback(&strict, &[("code", "c"), ("state", "state-1")]).unwrap_err()),
+            "invalid_issuer"
+        );
+        assert!(
+            check_callback(
+                &strict,
+                &[
+                    ("code", "c"),
+                    ("state", "state-1"),
+                    ("iss", "https://as.example.com")
+                ]
+            )
+            .is_ok()
+        );
     }
 
     #[test]

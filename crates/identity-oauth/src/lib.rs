@@ -18,7 +18,10 @@
 //!   before use; "connect again" when the refresh token is refused; disconnect revokes, then
 //!   forgets.
 //!
-//! Server metadata comes from `identity_dcr` discovery, which checks every endpoint URL.
+//! Every call goes through `identity_http` (the address policy, one error model, discovery that
+//! checks every endpoint URL); tokens are sealed with `identity_seal`. ID tokens are verified
+//! (signature with the issuer's keys, `iss`, `aud`, `exp`, `nonce`) whenever `openid` is asked
+//! for.
 //!
 //! Connections are kept in memory ([`MemoryTokens`]), in a file owned by one process
 //! ([`FileTokens`]), or, with the `vault` feature, in Vault KV v2 shared by every replica
@@ -30,13 +33,13 @@
 //! Features: `vault` (`VaultTokens`; pulls vaultrs).
 //!
 //! ```
-//! use identity_dcr::{AuthorizationServerMetadata, FetchPolicy};
+//! use identity_http::{AuthorizationServerMetadata, OutboundPolicy};
 //! use identity_oauth::{AuthorizationRequest, check_callback};
 //!
 //! let server = AuthorizationServerMetadata::from_json(serde_json::json!({
 //!     "issuer": "https://as.example.com",
 //!     "authorization_endpoint": "https://as.example.com/authorize",
-//!     "code_challenge_methods_supported": ["S256"]}), "https://as.example.com", &FetchPolicy::default())?;
+//!     "code_challenge_methods_supported": ["S256"]}), "https://as.example.com", &OutboundPolicy::default())?;
 //! let (url, pending) = AuthorizationRequest::new("agent", "https://app.example.com/cb").build(&server)?;
 //! // ... the user comes back to the redirect URI with `code` and `state` ...
 //! let forged = check_callback(&pending, &[("code", "c"), ("state", "guessed")]);
@@ -47,6 +50,7 @@
 mod delegated;
 mod file;
 mod flow;
+mod id_token;
 mod provider;
 mod tokens;
 #[cfg(feature = "vault")]

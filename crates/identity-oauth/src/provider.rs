@@ -5,8 +5,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use identity_core::{Error, Secret};
-use identity_dcr::{
-    AuthorizationServerMetadata, ClientProfile, ClientRegistry, Dcr, FetchPolicy, Target,
+use identity_dcr::{ClientProfile, ClientRegistry, Target};
+use identity_http::{
+    AuthorizationServerMetadata, ClientAuth, ClientCredentials, HttpClient, OutboundPolicy,
 };
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -94,10 +95,9 @@ enum ClientSource {
     Ready(OAuthClient),
     /// The issuer's discovery document (RFC 8414, then OpenID), read at first use.
     Discovered {
-        dcr: Dcr,
+        http: HttpClient,
         issuer: String,
-        client_id: String,
-        client_secret: Option<Secret>,
+        credentials: ClientCredentials,
     },
     /// A client registered at run time (RFC 7591) for the target's authorization server.
     Registered {
@@ -177,8 +177,13 @@ impl fmt::Debug for Provider {
     }
 }
 
-fn metadata_of(json: Value, issuer: &str) -> Result<AuthorizationServerMetadata, Error> {
-    AuthorizationServerMetadata::from_json(json, issuer, &FetchPolicy::default())
+/// The credentials of a client with an optional secret: `client_secret_basic` with one, a
+/// public client without.
+fn credentials_of(client_id: String, client_secret: Option<Secret>) -> ClientCredentials {
+    match client_secret {
+        Some(secret) => ClientCredentials::basic(client_id, secret),
+        None => ClientCredentials::public(client_id),
+    }
 }
 
 impl Provider {
@@ -201,9 +206,9 @@ impl Provider {
     /// A provider whose client is already built (its server's metadata known), named `name`.
     ///
     /// ```
-    /// # use identity_dcr::{AuthorizationServerMetadata, FetchPolicy};
-    /// # let server = AuthorizationServerMetadata::from_json(serde_json::json!({"issuer": "https://as.example.com"}), "https://as.example.com", &FetchPolicy::default())?;
-    /// let client = identity_oauth::OAuthClient::new(server, "agent", None)?;
+    /// # use identity_http::{AuthorizationServerMetadata, ClientCredentials, HttpClient, OutboundPolicy};
+    /// # let server = AuthorizationServerMetadata::from_json(serde_json::json!({"issuer": "https://as.example.com"}), "https://as.example.com", &OutboundPolicy::default())?;
+    /// let client = identity_oauth::OAuthClient::new(HttpClient::new(OutboundPolicy::default())?, server, ClientCredentials::public("agent"));
     /// let provider = identity_oauth::Provider::with_client("corp", client);
     /// assert_eq!(provider.name(), "corp");
     /// # Ok::<(), identity_core::Error>(())
@@ -228,16 +233,18 @@ impl Provider {
             client_secret,
             Url::parse("https://github.com").map_err(|_| invalid_url("github"))?,
             Url::parse("https://api.github.com").map_err(|_| invalid_url("github"))?,
+            OutboundPolicy::default(),
         )
     }
 
-    /// GitHub at other addresses: GitHub Enterprise Server (`https://ghe.example.com` and
-    /// `https://ghe.example.com/api/v3`).
+    /// GitHub at other addresses, under `policy`: GitHub Enterprise Server
+    /// (`https://ghe.example.com` and `https://ghe.example.com/api/v3`).
     ///
     /// ```
     /// let ghe = identity_oauth::Provider::github_at(
     ///     "Iv1.0123", identity_core::Secret::new("s"),
-    ///     "https://ghe.example.com".parse().unwrap(), "https://ghe.example.com/api/v3".parse().unwrap())?;
+    ///     "https://ghe.example.com".parse().unwrap(), "https://ghe.example.com/api/v3".parse().unwrap(),
+    ///     identity_http::OutboundPolicy::default())?;
     /// # Ok::<(), identity_core::Error>(())
     /// ```
     pub fn github_at(
@@ -245,9 +252,11 @@ impl Provider {
         client_secret: Secret,
         web: Url,
         api: Url,
+        policy: OutboundPolicy,
     ) -> Result<Self, Error> {
         let issuer = web.as_str().trim_end_matches('/').to_owned();
-        let server = metadata_of(
+        policy.check_url(api.as_str(), "github api")?;
+        let server = AuthorizationServerMetadata::from_json(
             serde_json::json!({
                 "issuer": issuer,
                 "authorization_endpoint": format!("{issuer}/login/oauth/authorize"),
@@ -255,8 +264,13 @@ impl Provider {
                 "code_challenge_methods_supported": ["S256"],
             }),
             &issuer,
+            &policy,
         )?;
-        let client = OAuthClient::new(server, client_id, Some(client_secret))?;
+        let client = OAuthClient::new(
+            HttpClient::new(policy)?,
+            server,
+            ClientCredentials::basic(client_id, client_secret),
+        );
         let mut provider = Self::with_client("github", client).scopes(["read:user"]);
         if let Access::OAuth(access) = &mut provider.access {
             access.account = AccountSource::GitHub(api.clone());
@@ -283,7 +297,7 @@ impl Provider {
             "https://accounts.google.com",
             client_id,
             client_secret,
-            FetchPolicy::default(),
+            OutboundPolicy::default(),
         )?
         .prompt("consent")
         .extra("access_type", "offline"))
@@ -294,7 +308,7 @@ impl Provider {
     ///
     /// ```
     /// let corp = identity_oauth::Provider::openid("corp", "https://login.example.com", "agent", None,
-    ///     identity_dcr::FetchPolicy::default())?;
+    ///     identity_http::OutboundPolicy::default())?;
     /// # Ok::<(), identity_core::Error>(())
     /// ```
     pub fn openid(
@@ -302,17 +316,16 @@ impl Provider {
         issuer: impl Into<String>,
         client_id: impl Into<String>,
         client_secret: Option<Secret>,
-        policy: FetchPolicy,
+        policy: OutboundPolicy,
     ) -> Result<Self, Error> {
         let issuer = issuer.into();
         policy.check_url(&issuer, "issuer")?;
         Ok(Self::oauth(
             name,
             ClientSource::Discovered {
-                dcr: Dcr::new(policy)?,
+                http: HttpClient::new(policy)?,
                 issuer,
-                client_id: client_id.into(),
-                client_secret,
+                credentials: credentials_of(client_id.into(), client_secret),
             },
         )
         .scopes(["openid", "email", "profile"]))
@@ -325,8 +338,8 @@ impl Provider {
     ///
     /// ```
     /// # use std::sync::Arc;
-    /// use identity_dcr::{ClientMetadata, ClientProfile, ClientRegistry, Dcr, FetchPolicy, MemoryPersistence, Target};
-    /// let registry = Arc::new(ClientRegistry::new(Dcr::new(FetchPolicy::default())?, Arc::new(MemoryPersistence::default())));
+    /// use identity_dcr::{ClientMetadata, ClientProfile, ClientRegistry, Dcr, MemoryPersistence, Target};
+    /// let registry = Arc::new(ClientRegistry::new(Dcr::new(identity_http::OutboundPolicy::default())?, Arc::new(MemoryPersistence::default())));
     /// let profile = ClientProfile::new("mcp", ClientMetadata::web_app("agent", "https://app.example.com/oauth/mcp/callback", "openid"));
     /// let mcp = identity_oauth::Provider::registered("mcp", registry, Target::Resource("https://mcp.example.com/mcp".into()), profile);
     /// # Ok::<(), identity_core::Error>(())
@@ -393,7 +406,7 @@ impl Provider {
     /// The scopes asked for (replacing the preset's).
     ///
     /// ```
-    /// # let p = identity_oauth::Provider::openid("corp", "https://login.example.com", "a", None, identity_dcr::FetchPolicy::default())?;
+    /// # let p = identity_oauth::Provider::openid("corp", "https://login.example.com", "a", None, identity_http::OutboundPolicy::default())?;
     /// let p = p.scopes(["openid", "offline_access"]);
     /// # Ok::<(), identity_core::Error>(())
     /// ```
@@ -409,7 +422,7 @@ impl Provider {
     /// An RFC 8707 resource asked for on authorization, code exchange and refresh.
     ///
     /// ```
-    /// # let p = identity_oauth::Provider::openid("corp", "https://login.example.com", "a", None, identity_dcr::FetchPolicy::default())?;
+    /// # let p = identity_oauth::Provider::openid("corp", "https://login.example.com", "a", None, identity_http::OutboundPolicy::default())?;
     /// let p = p.resource("https://api.example.com");
     /// # Ok::<(), identity_core::Error>(())
     /// ```
@@ -421,7 +434,7 @@ impl Provider {
     /// The `prompt` sent on authorization (`consent`, `login`, ...).
     ///
     /// ```
-    /// # let p = identity_oauth::Provider::openid("corp", "https://login.example.com", "a", None, identity_dcr::FetchPolicy::default())?;
+    /// # let p = identity_oauth::Provider::openid("corp", "https://login.example.com", "a", None, identity_http::OutboundPolicy::default())?;
     /// let p = p.prompt("consent");
     /// # Ok::<(), identity_core::Error>(())
     /// ```
@@ -433,7 +446,7 @@ impl Provider {
     /// Another authorization parameter (Google's `access_type`, ...).
     ///
     /// ```
-    /// # let p = identity_oauth::Provider::openid("corp", "https://login.example.com", "a", None, identity_dcr::FetchPolicy::default())?;
+    /// # let p = identity_oauth::Provider::openid("corp", "https://login.example.com", "a", None, identity_http::OutboundPolicy::default())?;
     /// let p = p.extra("hd", "example.com");
     /// # Ok::<(), identity_core::Error>(())
     /// ```
@@ -511,15 +524,14 @@ impl Provider {
                 match &access.source {
                     ClientSource::Ready(client) => Ok(client.clone()),
                     ClientSource::Discovered {
-                        dcr,
+                        http,
                         issuer,
-                        client_id,
-                        client_secret,
-                    } => OAuthClient::new(
-                        dcr.discover(issuer).await?,
-                        client_id.clone(),
-                        client_secret.clone(),
-                    ),
+                        credentials,
+                    } => Ok(OAuthClient::new(
+                        http.clone(),
+                        http.discover(issuer).await?,
+                        credentials.clone(),
+                    )),
                     ClientSource::Registered {
                         registry,
                         target,
@@ -544,7 +556,11 @@ impl Provider {
                         };
                         let server = registry.dcr().discover(&issuer).await?;
                         let registered = registry.get_or_create(&issuer, profile).await?;
-                        OAuthClient::new(server, registered.client_id, registered.client_secret)
+                        Ok(OAuthClient::new(
+                            registry.dcr().http().clone(),
+                            server,
+                            credentials_of(registered.client_id, registered.client_secret),
+                        ))
                     }
                 }
             })
@@ -676,30 +692,12 @@ async fn github_user(
     api: &Url,
     access_token: &Secret,
 ) -> Result<Map<String, Value>, Error> {
-    let response = github_request(client.http().get(github_endpoint(api, "/user")?))
-        .bearer_auth(access_token.expose_secret())
-        .send()
-        .await
-        .map_err(|_| Error::unavailable(BACKEND, "github user: the request failed"))?;
-    let status = response.status().as_u16();
-    if status == 401 {
-        return Err(Error::Unauthenticated {
-            backend: BACKEND,
-            detail: "GitHub refused the access token".into(),
-        });
-    }
-    let body = response
-        .bytes()
-        .await
-        .map_err(|_| Error::unavailable(BACKEND, "github user: the answer could not be read"))?;
-    match serde_json::from_slice::<Value>(&body) {
-        Ok(Value::Object(user)) if status == 200 => Ok(user),
-        _ => Err(Error::Protocol {
-            backend: BACKEND,
-            code: "invalid_response".into(),
-            description: Some(format!("github user answered {status}")),
-        }),
-    }
+    let http = client.http();
+    let request =
+        github_request(http.request(reqwest::Method::GET, &github_endpoint(api, "/user")?))
+            .bearer_auth(access_token.expose_secret());
+    let answer = http.send(request, "github user").await?;
+    crate::tokens::read_resource_answer(&answer, "github user")
 }
 
 /// GitHub has no RFC 7009 endpoint: an app deletes a token it issued with its own credentials.
@@ -708,14 +706,21 @@ async fn revoke_at_github(client: &OAuthClient, api: &Url, tokens: &TokenSet) ->
         "/applications/{}/token",
         url::form_urlencoded::byte_serialize(client.client_id().as_bytes()).collect::<String>()
     );
-    let secret = client.client_secret().map(|s| s.expose_secret().to_owned());
-    let response = github_request(client.http().delete(github_endpoint(api, &path)?))
-        .basic_auth(client.client_id(), secret)
-        .json(&serde_json::json!({"access_token": tokens.access_token.expose_secret()}))
-        .send()
-        .await
-        .map_err(|_| Error::unavailable(BACKEND, "github revocation: the request failed"))?;
-    match response.status().as_u16() {
+    let credentials = client.credentials();
+    if credentials.method() != ClientAuth::ClientSecretBasic {
+        return Err(Error::NotSupported {
+            operation: "GitHub revocation without the client secret",
+            backend: BACKEND,
+        });
+    }
+    let secret = credentials.secret().map(|s| s.expose_secret().to_owned());
+    let http = client.http();
+    let request =
+        github_request(http.request(reqwest::Method::DELETE, &github_endpoint(api, &path)?))
+            .basic_auth(client.client_id(), secret)
+            .json(&serde_json::json!({"access_token": tokens.access_token.expose_secret()}));
+    let answer = http.send(request, "github revocation").await?;
+    match answer.status {
         // 404: GitHub no longer knows the token (already revoked or expired).
         204 | 404 => Ok(()),
         status @ (429 | 500..=599) => Err(Error::unavailable(

@@ -4,14 +4,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use identity_core::{Error, OffsetDateTime, Secret};
-use identity_dcr::AuthorizationServerMetadata;
-use moka::future::Cache;
+use identity_http::{
+    AuthorizationServerMetadata, ClientCredentials, Form, HttpClient, Retry, TokenCache,
+    TokenResponse,
+};
 use serde_json::{Map, Value};
 use url::Url;
-use url::form_urlencoded::byte_serialize;
 
 use crate::BACKEND;
 use crate::flow::PendingAuthorization;
@@ -137,31 +136,37 @@ fn human_duration(duration: time::Duration) -> String {
 
 /// An OAuth client of one authorization server: token requests, revocation, userinfo.
 ///
+/// Every call goes through [`identity_http::HttpClient`] (the address policy checked on the
+/// address connected to, no redirects, no proxy from the environment, a streaming body cap,
+/// timeouts) and reads answers by its one error model. A request that spends something
+/// single-use (an authorization code, a refresh token) is sent once, never retried.
+///
 /// ```
 /// use identity_core::Secret;
-/// use identity_dcr::{AuthorizationServerMetadata, FetchPolicy};
+/// use identity_http::{AuthorizationServerMetadata, ClientCredentials, HttpClient, OutboundPolicy};
 ///
 /// let server = AuthorizationServerMetadata::from_json(serde_json::json!({
 ///     "issuer": "https://as.example.com", "token_endpoint": "https://as.example.com/token"}),
-///     "https://as.example.com", &FetchPolicy::default())?;
-/// let client = identity_oauth::OAuthClient::new(server, "agent", Some(Secret::new("s")))?;
+///     "https://as.example.com", &OutboundPolicy::default())?;
+/// let client = identity_oauth::OAuthClient::new(HttpClient::new(OutboundPolicy::default())?, server,
+///     ClientCredentials::basic("agent", Secret::new("s")));
 /// assert!(!format!("{client:?}").contains("\"s\""));
 /// # Ok::<(), identity_core::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct OAuthClient {
     server: AuthorizationServerMetadata,
-    client_id: String,
-    client_secret: Option<Secret>,
-    http: reqwest::Client,
-    cached: Cache<String, TokenSet>,
+    credentials: ClientCredentials,
+    http: HttpClient,
+    cached: Arc<TokenCache<String, TokenSet>>,
+    keys: Arc<crate::id_token::IssuerKeys>,
 }
 
 impl fmt::Debug for OAuthClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OAuthClient")
             .field("issuer", &self.server.issuer)
-            .field("client_id", &self.client_id)
+            .field("client", &self.credentials)
             .finish_non_exhaustive()
     }
 }
@@ -175,131 +180,64 @@ fn protocol(code: &str, description: String) -> Error {
 }
 
 impl OAuthClient {
-    /// A client `client_id` (confidential with `client_secret`, public without) of `server`,
-    /// whose endpoints were checked when its metadata was read.
+    /// The client `credentials` of `server` (whose endpoints were checked when its metadata was
+    /// read), calling out through `http`.
     ///
     /// ```
-    /// # use identity_dcr::{AuthorizationServerMetadata, FetchPolicy};
-    /// # let server = AuthorizationServerMetadata::from_json(serde_json::json!({"issuer": "https://as.example.com"}), "https://as.example.com", &FetchPolicy::default())?;
-    /// let public = identity_oauth::OAuthClient::new(server, "cli-app", None)?;
+    /// # use identity_http::{AuthorizationServerMetadata, ClientCredentials, HttpClient, OutboundPolicy};
+    /// # let server = AuthorizationServerMetadata::from_json(serde_json::json!({"issuer": "https://as.example.com"}), "https://as.example.com", &OutboundPolicy::default())?;
+    /// let public = identity_oauth::OAuthClient::new(HttpClient::new(OutboundPolicy::default())?, server,
+    ///     ClientCredentials::public("cli-app"));
     /// # Ok::<(), identity_core::Error>(())
     /// ```
     pub fn new(
+        http: HttpClient,
         server: AuthorizationServerMetadata,
-        client_id: impl Into<String>,
-        client_secret: Option<Secret>,
-    ) -> Result<Self, Error> {
-        // reqwest is built without a bundled TLS provider; fails only when one is installed.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(10))
-            // No idle connections kept: a POST sent on a connection the server has just closed
-            // fails, and retrying a token request could spend a code or a refresh token twice.
-            // These calls are rare (tokens are cached), so a new connection each is cheap.
-            .pool_max_idle_per_host(0)
-            .build()
-            .map_err(|_| Error::unavailable(BACKEND, "the HTTP client could not be built"))?;
-        Ok(Self {
+        credentials: ClientCredentials,
+    ) -> Self {
+        Self {
+            keys: Arc::new(crate::id_token::IssuerKeys::new(server.jwks_uri.clone())),
             server,
-            client_id: client_id.into(),
-            client_secret,
+            credentials,
             http,
-            cached: Cache::builder().max_capacity(1_000).build(),
-        })
+            cached: Arc::new(TokenCache::new(1_000)),
+        }
     }
 
     /// The client id.
     ///
     /// ```
-    /// # use identity_dcr::{AuthorizationServerMetadata, FetchPolicy};
-    /// # let server = AuthorizationServerMetadata::from_json(serde_json::json!({"issuer": "https://as.example.com"}), "https://as.example.com", &FetchPolicy::default())?;
-    /// let client = identity_oauth::OAuthClient::new(server, "agent", None)?;
+    /// # use identity_http::{AuthorizationServerMetadata, ClientCredentials, HttpClient, OutboundPolicy};
+    /// # let server = AuthorizationServerMetadata::from_json(serde_json::json!({"issuer": "https://as.example.com"}), "https://as.example.com", &OutboundPolicy::default())?;
+    /// let client = identity_oauth::OAuthClient::new(HttpClient::new(OutboundPolicy::default())?, server, ClientCredentials::public("agent"));
     /// assert_eq!(client.client_id(), "agent");
     /// # Ok::<(), identity_core::Error>(())
     /// ```
     pub fn client_id(&self) -> &str {
-        &self.client_id
+        self.credentials.client_id()
     }
 
-    /// The HTTP client (no redirects, a timeout), for a provider's own endpoints.
-    pub(crate) fn http(&self) -> &reqwest::Client {
+    /// The HTTP client, for a provider's own endpoints.
+    pub(crate) fn http(&self) -> &HttpClient {
         &self.http
     }
 
-    /// The client secret, for a provider's own endpoints that authenticate the client.
-    pub(crate) fn client_secret(&self) -> Option<&Secret> {
-        self.client_secret.as_ref()
+    /// The client's credentials, for a provider's own endpoints that authenticate the client.
+    pub(crate) fn credentials(&self) -> &ClientCredentials {
+        &self.credentials
     }
 
     /// The server's metadata.
     ///
     /// ```
-    /// # use identity_dcr::{AuthorizationServerMetadata, FetchPolicy};
-    /// # let server = AuthorizationServerMetadata::from_json(serde_json::json!({"issuer": "https://as.example.com"}), "https://as.example.com", &FetchPolicy::default())?;
-    /// # let client = identity_oauth::OAuthClient::new(server, "a", None)?;
+    /// # use identity_http::{AuthorizationServerMetadata, ClientCredentials, HttpClient, OutboundPolicy};
+    /// # let server = AuthorizationServerMetadata::from_json(serde_json::json!({"issuer": "https://as.example.com"}), "https://as.example.com", &OutboundPolicy::default())?;
+    /// # let client = identity_oauth::OAuthClient::new(HttpClient::new(OutboundPolicy::default())?, server, ClientCredentials::public("a"));
     /// assert_eq!(client.server().issuer, "https://as.example.com");
     /// # Ok::<(), identity_core::Error>(())
     /// ```
     pub fn server(&self) -> &AuthorizationServerMetadata {
         &self.server
-    }
-
-    /// POSTs `form` to `endpoint` with the client's authentication; the answer's status and
-    /// JSON object.
-    async fn post(
-        &self,
-        endpoint: &Url,
-        mut form: Vec<(&str, String)>,
-        what: &str,
-    ) -> Result<(u16, Map<String, Value>), Error> {
-        // GitHub answers in form encoding unless JSON is asked for; others ignore the header.
-        let mut request = self
-            .http
-            .post(endpoint.clone())
-            .header("accept", "application/json");
-        match &self.client_secret {
-            Some(secret) => {
-                let encode = |text: &str| byte_serialize(text.as_bytes()).collect::<String>();
-                // RFC 6749 §2.3.1: id and secret are form-encoded before they are joined.
-                let pair = format!(
-                    "{}:{}",
-                    encode(&self.client_id),
-                    encode(secret.expose_secret())
-                );
-                request =
-                    request.header("authorization", format!("Basic {}", STANDARD.encode(pair)));
-            }
-            None => form.push(("client_id", self.client_id.clone())),
-        }
-        let response = request.form(&form).send().await.map_err(|err| {
-            Error::unavailable(
-                BACKEND,
-                if err.is_timeout() {
-                    format!("{what}: timed out")
-                } else {
-                    format!("{what}: the request failed")
-                },
-            )
-        })?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(|_| {
-            Error::unavailable(BACKEND, format!("{what}: the answer could not be read"))
-        })?;
-        if body.is_empty() {
-            return Ok((status, Map::new()));
-        }
-        match serde_json::from_slice::<Value>(&body) {
-            Ok(Value::Object(object)) => Ok((status, object)),
-            _ if (500..600).contains(&status) => Err(Error::unavailable(
-                BACKEND,
-                format!("{what}: answered {status}"),
-            )),
-            _ => Err(protocol(
-                "invalid_response",
-                format!("{what}: the answer is not a JSON object"),
-            )),
-        }
     }
 
     fn token_endpoint(&self) -> Result<&Url, Error> {
@@ -311,57 +249,35 @@ impl OAuthClient {
         })
     }
 
-    /// A token request, and its answer read: tokens, or a typed refusal.
+    /// A token request and its answer: tokens, or a typed refusal.
     async fn token_request(
         &self,
-        form: Vec<(&str, String)>,
+        form: &Form,
+        retry: Retry,
         what: &str,
         previous_refresh: Option<&Secret>,
     ) -> Result<TokenSet, Error> {
-        let endpoint = self.token_endpoint()?.clone();
-        let (status, object) = self.post(&endpoint, form, what).await?;
-        // GitHub reports a refused code or refresh token with a 200 and an `error` field.
-        if status != 200 || object.contains_key("error") {
-            let code = match object.get("error").and_then(Value::as_str) {
-                // GitHub's names for a code or refresh token it does not accept.
-                Some("bad_verification_code" | "bad_refresh_token") => "invalid_grant",
-                Some(code) => code,
-                None => "invalid_response",
-            };
-            return Err(match status {
-                429 | 500..=599 => {
-                    Error::unavailable(BACKEND, format!("{what}: answered {status}"))
-                }
-                _ => protocol(code, format!("{what} was refused ({status})")),
-            });
-        }
-        let text = |name: &str| {
-            object
-                .get(name)
-                .and_then(Value::as_str)
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned)
-        };
-        let access_token = text("access_token")
-            .ok_or_else(|| protocol("invalid_response", format!("{what}: no access_token")))?;
-        let expires_at = object
-            .get("expires_in")
-            .and_then(Value::as_i64)
-            .map(|seconds| OffsetDateTime::now_utc() + time::Duration::seconds(seconds));
+        let endpoint = self.token_endpoint()?;
+        let token = self
+            .http
+            .token(endpoint, &self.credentials, form, retry, what)
+            .await
+            .and_then(TokenResponse::into_bearer)
+            .map_err(|err| err.into_error(BACKEND))?;
         Ok(TokenSet {
-            access_token: Secret::new(access_token),
+            expires_at: token.expires_at(OffsetDateTime::now_utc()),
+            access_token: token.access_token,
             // A refresh answer without a refresh token keeps the one there was (RFC 6749 §6).
-            refresh_token: text("refresh_token")
-                .map(Secret::new)
-                .or_else(|| previous_refresh.cloned()),
-            id_token: text("id_token").map(Secret::new),
-            expires_at,
-            scope: text("scope"),
+            refresh_token: token.refresh_token.or_else(|| previous_refresh.cloned()),
+            id_token: token.id_token,
+            scope: token.scope,
         })
     }
 
     /// Exchanges the code of a checked callback (`check_callback`), with the flow's exact
-    /// `redirect_uri`, its PKCE verifier and its resources.
+    /// `redirect_uri`, its PKCE verifier and its resources. When the flow asked for `openid`,
+    /// the answer must carry an ID token, verified before anything is kept: its signature with
+    /// the issuer's keys (JWKS), `iss`, `aud`, `exp` and the flow's `nonce`.
     ///
     /// ```no_run
     /// # async fn example(client: identity_oauth::OAuthClient, pending: identity_oauth::PendingAuthorization, code: identity_core::Secret) -> Result<(), identity_core::Error> {
@@ -379,23 +295,42 @@ impl OAuthClient {
                 "the flow was started with another authorization server".into(),
             ));
         }
-        let mut form = vec![
-            ("grant_type", "authorization_code".to_owned()),
-            ("code", code.expose_secret().to_owned()),
-            ("redirect_uri", pending.redirect_uri.clone()),
-            (
-                "code_verifier",
-                pending.pkce.verifier().expose_secret().to_owned(),
-            ),
-        ];
-        form.extend(pending.resources.iter().map(|r| ("resource", r.clone())));
-        self.token_request(form, "code exchange", None).await
+        let mut form = Form::grant("authorization_code");
+        form.push_secret("code", code.expose_secret())
+            .push("redirect_uri", &pending.redirect_uri)
+            .push_secret("code_verifier", pending.pkce.verifier().expose_secret());
+        for resource in &pending.resources {
+            form.push("resource", resource);
+        }
+        // A code is spent by the first request that reaches the server: sent once.
+        let tokens = self
+            .token_request(&form, Retry::once(), "code exchange", None)
+            .await?;
+        if pending.openid {
+            let id_token = tokens.id_token.as_ref().ok_or_else(|| {
+                protocol(
+                    "invalid_id_token",
+                    "the flow asked for openid and the answer has no id_token".into(),
+                )
+            })?;
+            self.keys
+                .verify(
+                    &self.http,
+                    id_token,
+                    &self.server.issuer,
+                    self.client_id(),
+                    &pending.nonce,
+                )
+                .await?;
+        }
+        Ok(tokens)
     }
 
     /// Refreshes `tokens` (with `resources`, RFC 8707). The answer's refresh token replaces the
     /// old one when the server rotates it, and the old one is kept when the answer has none; the
     /// caller must store the result before using its access token. A refused refresh token is
-    /// [`Error::Unauthenticated`]: the user must connect again.
+    /// [`Error::Unauthenticated`]: the user must connect again. Sent once: a rotating refresh
+    /// token is spent by the first request that reaches the server.
     ///
     /// ```no_run
     /// # async fn example(client: identity_oauth::OAuthClient, tokens: identity_oauth::TokenSet) -> Result<(), identity_core::Error> {
@@ -414,12 +349,15 @@ impl OAuthClient {
                 backend: BACKEND,
                 detail: "no refresh token: the user must connect again".into(),
             })?;
-        let mut form = vec![
-            ("grant_type", "refresh_token".to_owned()),
-            ("refresh_token", refresh.expose_secret().to_owned()),
-        ];
-        form.extend(resources.iter().map(|r| ("resource", r.clone())));
-        match self.token_request(form, "refresh", Some(refresh)).await {
+        let mut form = Form::grant("refresh_token");
+        form.push_secret("refresh_token", refresh.expose_secret());
+        for resource in resources {
+            form.push("resource", resource);
+        }
+        match self
+            .token_request(&form, Retry::once(), "refresh", Some(refresh))
+            .await
+        {
             Err(Error::Protocol { code, .. }) if code == "invalid_grant" => {
                 Err(Error::Unauthenticated {
                     backend: BACKEND,
@@ -431,7 +369,8 @@ impl OAuthClient {
     }
 
     /// A `client_credentials` token for `scopes` (and `resource`), cached until 30 s before it
-    /// expires; concurrent callers asking for the same share one request.
+    /// expires (5 minutes when the server gives no lifetime); concurrent callers asking for the
+    /// same share one request.
     ///
     /// ```no_run
     /// # async fn example(client: identity_oauth::OAuthClient) -> Result<(), identity_core::Error> {
@@ -444,24 +383,31 @@ impl OAuthClient {
         resource: Option<&str>,
     ) -> Result<TokenSet, Error> {
         let key = format!("{}\u{0}{}", scopes.join(" "), resource.unwrap_or_default());
-        let now = OffsetDateTime::now_utc();
-        if let Some(cached) = self.cached.get(&key).await
-            && cached.expires_within(now, Duration::from_secs(30))
-        {
-            self.cached.invalidate(&key).await;
-        }
         let fetch = async {
-            let mut form = vec![("grant_type", "client_credentials".to_owned())];
+            let mut form = Form::grant("client_credentials");
             if !scopes.is_empty() {
-                form.push(("scope", scopes.join(" ")));
+                form.push("scope", &scopes.join(" "));
             }
             if let Some(resource) = resource {
-                form.push(("resource", resource.to_owned()));
+                form.push("resource", resource);
             }
-            self.token_request(form, "client_credentials", None).await
+            let now = OffsetDateTime::now_utc();
+            let mut tokens = self
+                .token_request(&form, Retry::default(), "client_credentials", None)
+                .await?;
+            let lifetime = tokens
+                .expires_at
+                .map(|at| Duration::try_from(at - now).unwrap_or(Duration::ZERO));
+            // A token without a stated lifetime is kept for the cache's default one, and says so.
+            let lifetime = self.cached.lifetime_of(lifetime);
+            tokens.expires_at =
+                Some(now.saturating_add(
+                    time::Duration::try_from(lifetime).unwrap_or(time::Duration::MAX),
+                ));
+            Ok::<_, Error>((tokens, Some(lifetime)))
         };
         self.cached
-            .try_get_with(key, fetch)
+            .get_or_fetch(key, fetch)
             .await
             .map_err(|err: Arc<Error>| err.duplicate())
     }
@@ -479,7 +425,7 @@ impl OAuthClient {
         let endpoint =
             self.server
                 .revocation_endpoint
-                .clone()
+                .as_ref()
                 .ok_or_else(|| Error::NotSupported {
                     operation: "token revocation (no revocation_endpoint)",
                     backend: BACKEND,
@@ -490,22 +436,10 @@ impl OAuthClient {
         }
         targets.push((&tokens.access_token, "access_token"));
         for (token, hint) in targets {
-            let form = vec![
-                ("token", token.expose_secret().to_owned()),
-                ("token_type_hint", hint.to_owned()),
-            ];
-            let (status, _) = self.post(&endpoint, form, "revocation").await?;
-            if status != 200 {
-                return Err(match status {
-                    429 | 500..=599 => {
-                        Error::unavailable(BACKEND, format!("revocation: answered {status}"))
-                    }
-                    _ => protocol(
-                        "revocation_refused",
-                        format!("revocation of the {hint} answered {status}"),
-                    ),
-                });
-            }
+            self.http
+                .revoke(endpoint, &self.credentials, token, Some(hint))
+                .await
+                .map_err(|err| err.into_error(BACKEND))?;
         }
         Ok(())
     }
@@ -521,36 +455,46 @@ impl OAuthClient {
         let endpoint =
             self.server
                 .userinfo_endpoint
-                .clone()
+                .as_ref()
                 .ok_or_else(|| Error::NotSupported {
                     operation: "userinfo (no userinfo_endpoint)",
                     backend: BACKEND,
                 })?;
-        let response = self
+        let request = self
             .http
-            .get(endpoint)
-            .bearer_auth(access_token.expose_secret())
-            .send()
-            .await
-            .map_err(|_| Error::unavailable(BACKEND, "userinfo: the request failed"))?;
-        let status = response.status().as_u16();
-        if status == 401 {
-            return Err(Error::Unauthenticated {
-                backend: BACKEND,
-                detail: "userinfo refused the access token".into(),
-            });
-        }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|_| Error::unavailable(BACKEND, "userinfo: the answer could not be read"))?;
-        match serde_json::from_slice::<Value>(&body) {
-            Ok(Value::Object(claims)) if status == 200 => Ok(claims),
-            _ => Err(protocol(
+            .request(reqwest::Method::GET, endpoint)
+            .header("accept", "application/json")
+            .bearer_auth(access_token.expose_secret());
+        let answer = self.http.send(request, "userinfo").await?;
+        read_resource_answer(&answer, "userinfo")
+    }
+}
+
+/// A resource server's answer (userinfo, a provider's user API): its JSON object on a 200; a
+/// 401 is the access token refused.
+pub(crate) fn read_resource_answer(
+    answer: &identity_http::Answer,
+    what: &str,
+) -> Result<Map<String, Value>, Error> {
+    match answer.status {
+        200 => answer.json_object(what).map_err(|_| {
+            protocol(
                 "invalid_response",
-                format!("userinfo answered {status}"),
-            )),
-        }
+                format!("{what}: the answer is not a JSON object"),
+            )
+        }),
+        401 => Err(Error::Unauthenticated {
+            backend: BACKEND,
+            detail: format!("{what} refused the access token"),
+        }),
+        429 | 500..=599 => Err(Error::unavailable(
+            BACKEND,
+            format!("{what}: answered {}", answer.status),
+        )),
+        status => Err(protocol(
+            "invalid_response",
+            format!("{what} answered {status}"),
+        )),
     }
 }
 

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use identity_core::{Error, OffsetDateTime};
-use identity_dcr::{Keyring, SealedBox};
+use identity_seal::{Keyring, SealedBox};
 use identity_vault::VaultDocuments;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -17,13 +17,12 @@ use crate::delegated::{Connection, TokenPersistence, Versioned};
 use crate::file::{open_tokens, seal_tokens};
 use crate::tokens::TokenSet;
 
-/// One connection's document: who and when in clear, the tokens sealed.
+/// One connection's document: who in clear, the tokens and their expiry sealed (Vault keeps the
+/// version).
 #[derive(Serialize, Deserialize)]
 struct Document {
     user: String,
     provider: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    expires_at: Option<i64>,
     sealed: SealedBox,
 }
 
@@ -35,14 +34,15 @@ struct LeaseDocument {
 }
 
 /// Users' connections in Vault (or OpenBao), shared by every sidecar replica: one KV v2 entry
-/// per connection under `connections/`, its tokens sealed with AES-256-GCM under a [`Keyring`]
-/// (so that who may read the path still reads no token), saved with check-and-set on the KV
+/// per connection under `connections/`, its tokens and their expiry sealed with AES-256-GCM
+/// under a [`Keyring`] (its `oauth-connections` purpose; so that who may read or write the path
+/// still reads no token and cannot extend one's life), saved with check-and-set on the KV
 /// version. Refresh leases are entries of their own under `refresh-leases/`, taken with
 /// check-and-set: of two replicas refreshing one connection, one spends the refresh token and
 /// the other reads what it saved.
 ///
 /// ```no_run
-/// # fn example(vault: identity_vault::VaultCredentialStore, ring: identity_dcr::Keyring) -> Result<(), identity_core::Error> {
+/// # fn example(vault: identity_vault::VaultCredentialStore, ring: identity_seal::Keyring) -> Result<(), identity_core::Error> {
 /// let tokens = identity_oauth::VaultTokens::new(vault.documents("agent-identity-connections")?, ring);
 /// # Ok(()) }
 /// ```
@@ -70,11 +70,14 @@ impl VaultTokens {
     ///
     /// ```no_run
     /// # fn example(documents: identity_vault::VaultDocuments) {
-    /// let tokens = identity_oauth::VaultTokens::new(documents, identity_dcr::Keyring::new("k1", [7; 32]));
+    /// let tokens = identity_oauth::VaultTokens::new(documents, identity_seal::Keyring::new("k1", [7; 32]));
     /// # }
     /// ```
     pub fn new(documents: VaultDocuments, keyring: Keyring) -> Self {
-        Self { documents, keyring }
+        Self {
+            documents,
+            keyring: keyring.for_purpose(crate::file::PURPOSE),
+        }
     }
 
     fn key(kind: &str, connection: &Connection) -> String {
@@ -112,13 +115,8 @@ impl TokenPersistence for VaultTokens {
         if document.user != connection.user || document.provider != connection.provider {
             return Err(Self::malformed(connection, "it names another connection"));
         }
-        let tokens = open_tokens(
-            &self.keyring,
-            connection,
-            &document.sealed,
-            document.expires_at,
-        )
-        .map_err(|problem| Self::malformed(connection, &problem))?;
+        let tokens = open_tokens(&self.keyring, connection, &document.sealed, None)
+            .map_err(|problem| Self::malformed(connection, &problem))?;
         Ok(Some(Versioned { tokens, version }))
     }
 
@@ -131,8 +129,7 @@ impl TokenPersistence for VaultTokens {
         let document = Document {
             user: connection.user.clone(),
             provider: connection.provider.clone(),
-            expires_at: tokens.expires_at.map(OffsetDateTime::unix_timestamp),
-            sealed: seal_tokens(&self.keyring, connection, tokens)?,
+            sealed: seal_tokens(&self.keyring, connection, tokens, None)?,
         };
         let value = serde_json::to_value(&document).unwrap_or(Value::Null);
         self.documents

@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 
 use identity_core::{OffsetDateTime, Secret};
-use identity_dcr::Keyring;
 use identity_oauth::{Connection, FileTokens, TokenPersistence, TokenSet};
+use identity_seal::Keyring;
 
 const ACCESS: &str = "access-token-canary-44f1";
 const REFRESH: &str = "refresh-token-canary-8d20";
@@ -61,7 +61,10 @@ async fn connections_round_trip_with_no_token_in_plain_text() {
         !text.contains(ACCESS) && !text.contains(REFRESH),
         "a token is in clear: {text}"
     );
+    // The expiry is sealed with the tokens: nobody who can only write the file can extend it.
+    assert!(!text.contains("expires_at"), "{text}");
 
+    drop(file);
     let reopened = FileTokens::open(&path, ring).await.unwrap();
     let loaded = reopened.load(&alice()).await.unwrap().unwrap();
     assert_eq!(loaded.version, 2);
@@ -81,6 +84,7 @@ async fn a_tampered_or_moved_record_is_an_error_not_garbage() {
     let ring = Keyring::new("k1", [5u8; 32]);
     let file = FileTokens::open(&path, ring.clone()).await.unwrap();
     file.save_if(&alice(), &tokens(), None).await.unwrap();
+    drop(file);
 
     let mut content: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
@@ -107,6 +111,13 @@ async fn a_tampered_or_moved_record_is_an_error_not_garbage() {
         err.to_string().contains("alice") && err.to_string().contains("tampered"),
         "{err}"
     );
+
+    // A record whose version was changed does not open (the version is bound to the seal).
+    let mut renumbered = original.clone();
+    renumbered["connections"][0]["version"] = 7.into();
+    std::fs::write(&path, renumbered.to_string()).unwrap();
+    let file = FileTokens::open(&path, ring.clone()).await.unwrap();
+    assert!(file.load(&alice()).await.is_err());
 
     // Alice's sealed tokens put under Bob's name do not open for Bob.
     let mut moved = original;

@@ -6,14 +6,19 @@
 )]
 
 use identity_core::{Error, Secret};
-use identity_dcr::{ClientMetadata, Dcr, FetchPolicy};
+use identity_dcr::{ClientMetadata, Dcr};
+use identity_http::{ClientCredentials, OutboundPolicy};
 use identity_oauth::{AuthorizationRequest, OAuthClient, PendingAuthorization, TokenSet};
 use identity_test_support::AuthorizationServer;
 
 async fn web_app(server: &AuthorizationServer) -> OAuthClient {
-    let dcr = Dcr::new(FetchPolicy::default().allow_http_loopback(true)).unwrap();
+    let dcr = Dcr::new(OutboundPolicy::default().allow_http_loopback(true)).unwrap();
     let metadata = dcr.discover(server.issuer()).await.unwrap();
-    OAuthClient::new(metadata, "web-app", Some(Secret::new("web-app-secret"))).unwrap()
+    OAuthClient::new(
+        dcr.http().clone(),
+        metadata,
+        ClientCredentials::basic("web-app", Secret::new("web-app-secret")),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +69,7 @@ async fn revocation_makes_introspection_say_inactive() {
 
 /// A client of the authorization code flow, registered for the test.
 async fn code_client(server: &AuthorizationServer) -> OAuthClient {
-    let dcr = Dcr::new(FetchPolicy::default().allow_http_loopback(true)).unwrap();
+    let dcr = Dcr::new(OutboundPolicy::default().allow_http_loopback(true)).unwrap();
     let metadata = dcr.discover(server.issuer()).await.unwrap();
     let mut wanted = ClientMetadata::default();
     wanted.client_name = Some("code-flow".into());
@@ -74,7 +79,11 @@ async fn code_client(server: &AuthorizationServer) -> OAuthClient {
     wanted.response_types = vec!["code".into()];
     wanted.token_endpoint_auth_method = Some("client_secret_basic".into());
     let registered = dcr.register(&metadata, &wanted, None).await.unwrap();
-    OAuthClient::new(metadata, registered.client_id, registered.client_secret).unwrap()
+    OAuthClient::new(
+        dcr.http().clone(),
+        metadata,
+        ClientCredentials::basic(registered.client_id, registered.client_secret.unwrap()),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,21 +12,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use identity_core::{CredentialRef, CredentialStore, RequestContext, ResourceKind, Secret};
-use identity_dcr::{ClientMetadata, Dcr, FetchPolicy, Keyring};
+use identity_dcr::{ClientMetadata, Dcr};
+use identity_http::{ClientCredentials, OutboundPolicy};
 use identity_oauth::{
     AuthorizationRequest, DelegatedTokenStore, OAuthClient, Provider, VaultTokens, check_callback,
 };
+use identity_seal::Keyring;
 use identity_test_support::{AuthorizationServer, BAO_ROOT_TOKEN, OpenBao};
 use identity_vault::{VaultAuth, VaultCredentialStore};
 
 const REDIRECT: &str = "http://127.0.0.1:1/callback";
 
 async fn code_client(server: &AuthorizationServer) -> OAuthClient {
-    let dcr = Dcr::new(FetchPolicy::default().allow_http_loopback(true)).unwrap();
+    let dcr = Dcr::new(OutboundPolicy::default().allow_http_loopback(true)).unwrap();
     let metadata = dcr.discover(server.issuer()).await.unwrap();
     let wanted = ClientMetadata::web_app("replicas", REDIRECT, "openid offline_access");
     let registered = dcr.register(&metadata, &wanted, None).await.unwrap();
-    OAuthClient::new(metadata, registered.client_id, registered.client_secret).unwrap()
+    OAuthClient::new(
+        dcr.http().clone(),
+        metadata,
+        ClientCredentials::basic(registered.client_id, registered.client_secret.unwrap()),
+    )
 }
 
 /// One sidecar replica: its own Vault client, the shared connections, every read a refresh.

@@ -141,7 +141,9 @@ pub fn read_token_response(
         TokenKind::NotApplicable
             if issued_token_type != crate::TokenType::ACCESS_TOKEN.as_str() => {}
         TokenKind::NotApplicable => {
-            return Err(invalid("an access token of type N_A, not usable as a bearer token"));
+            return Err(invalid(
+                "an access token of type N_A, not usable as a bearer token",
+            ));
         }
         TokenKind::Unstated => return Err(invalid("no `token_type`")),
         _ => return Err(invalid("a `token_type` other than Bearer or N_A")),

@@ -271,9 +271,8 @@ impl TokenExchangeStoreBuilder {
             .timeout(self.timeout)
             .connect_timeout(self.connect_timeout)
             .max_body(MAX_RESPONSE_BYTES);
-        let http = HttpClient::new(policy).map_err(|err| {
-            ConfigError::new("token exchange store", None, err.to_string())
-        })?;
+        let http = HttpClient::new(policy)
+            .map_err(|err| ConfigError::new("token exchange store", None, err.to_string()))?;
         for slot in slots.values() {
             let (url, field) = match &slot.config.endpoint {
                 Endpoint::Token(url) => (url, "tokenEndpoint"),
@@ -283,7 +282,9 @@ impl TokenExchangeStoreBuilder {
                 return Err(ConfigError::new(
                     format!("token exchange `{}`", slot.config.reference),
                     Some(field),
-                    format!("{err} (set `allow_private` for an authorization server inside the network)"),
+                    format!(
+                        "{err} (set `allow_private` for an authorization server inside the network)"
+                    ),
                 ));
             }
         }

@@ -173,7 +173,10 @@ async fn a_huge_body_is_refused_without_reading_it_all() {
         matches!(&err, Error::Protocol { code, .. } if code == "response_too_large"),
         "{err}"
     );
-    assert!(err.to_string().contains("larger than 262144 bytes"), "{err}");
+    assert!(
+        err.to_string().contains("larger than 262144 bytes"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

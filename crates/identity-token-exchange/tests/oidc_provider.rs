@@ -8,11 +8,11 @@
 )]
 
 use identity_core::Secret;
+use identity_http::{HttpClient, OutboundPolicy, Retry};
 use identity_test_support::{
     AuthorizationServer, CLIENT_ID, CLIENT_SECRET, CRM, CRM_API, ERP, POST_CLIENT_ID,
     POST_CLIENT_SECRET,
 };
-use identity_http::{HttpClient, OutboundPolicy, Retry};
 use identity_token_exchange::{
     ClientAuth, ExchangeConfig, ExchangeConfigBuilder, ExchangedToken, OAuthError, OAuthErrorCode,
     TokenRequest, read_token_response,

@@ -309,10 +309,7 @@ async fn metadata_naming_another_issuer_is_refused() {
         )
         .await
         .unwrap_err();
-    assert!(
-        err.to_string().contains("not the one asked for"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("not the one asked for"), "{err}");
     assert_eq!(server.exchanges().await, 0);
 }
 

@@ -206,7 +206,9 @@ impl HttpClient {
         retry: Retry,
         what: &str,
     ) -> Result<serde_json::Map<String, serde_json::Value>, OAuthError> {
-        let answer = self.oauth_answer(endpoint, client, form, retry, what).await?;
+        let answer = self
+            .oauth_answer(endpoint, client, form, retry, what)
+            .await?;
         read_oauth_answer(&answer)
     }
 
