@@ -197,3 +197,67 @@ async fn a_redirect_is_not_followed() {
     );
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn a_403_refusal_is_a_refusal_and_is_not_retried() {
+    let (url, calls) = endpoint(|_| {
+        json(
+            StatusCode::FORBIDDEN,
+            r#"{"error":"insufficient_scope","error_description":"the subject may not"}"#,
+        )
+    })
+    .await;
+    let err = find(&store(&url, |b| b)).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Protocol { code, .. } if code == "insufficient_scope"),
+        "{err:?}"
+    );
+    assert!(!err.is_retryable());
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_discovered_token_endpoint_inside_the_network_is_never_called() {
+    // 127.0.0.2 stands for an internal host; a listener there counts what reaches it.
+    let reached = Arc::new(AtomicUsize::new(0));
+    let counter = reached.clone();
+    let internal = axum::Router::new().fallback(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async { json(StatusCode::OK, GOOD) }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let internal_address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, internal).await.unwrap() });
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let metadata = serde_json::json!({
+        "issuer": issuer,
+        "token_endpoint": format!("http://{internal_address}/token"),
+    });
+    let app = axum::Router::new().route(
+        "/.well-known/oauth-authorization-server",
+        axum::routing::get(move || {
+            let metadata = metadata.clone();
+            async move { axum::Json(metadata) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let config = ExchangeConfig::builder("slot", "agent")
+        .issuer(&issuer)
+        .allow_http_loopback(true)
+        .client_auth(ClientAuth::None)
+        .build()
+        .unwrap();
+    let store = TokenExchangeStore::builder()
+        .config(config)
+        .build()
+        .unwrap();
+    let err = find(&store).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Protocol { code, .. } if code == "unsafe_url"),
+        "{err:?}"
+    );
+    assert_eq!(reached.load(Ordering::SeqCst), 0);
+}
