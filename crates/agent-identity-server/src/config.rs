@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use agent_identity::identity_cache::{CacheConfig, CachedStore};
 use agent_identity::{
     ConfigError, Credential, CredentialRef, CredentialWriter, MemoryCredentialStore,
     ResolutionObserver, Router, RoutingRule, Secret, parse_credentials_json, parse_rules_json,
@@ -842,15 +843,22 @@ fn build(
                 }
                 Err(error) => errors.push(error),
             },
-            StoreSection::Vault(section) => match vault_store(*section, base, &location, env) {
-                Ok(store) => {
-                    let store = Arc::new(store);
-                    builder = builder.store(name.clone(), store.clone());
-                    vaults.insert(name.clone(), store.clone());
-                    writers.insert(name, store);
+            StoreSection::Vault(section) => {
+                let cache = read_cache(section.cache_ttl_secs, section.cache_capacity);
+                match vault_store(*section, base, &location, env).and_then(|store| {
+                    let cached = CachedStore::new(store.clone(), cache)
+                        .map_err(|err| located_store_error(&location, err))?;
+                    Ok((store, cached))
+                }) {
+                    Ok((store, cached)) => {
+                        let cached = Arc::new(cached);
+                        builder = builder.store(name.clone(), cached.clone());
+                        vaults.insert(name.clone(), Arc::new(store));
+                        writers.insert(name, cached);
+                    }
+                    Err(error) => errors.push(error),
                 }
-                Err(error) => errors.push(error),
-            },
+            }
             StoreSection::TokenExchange(section) => {
                 match token_exchange_store(section, &location, env) {
                     Ok(store) => builder = builder.store(name, store),
@@ -1562,16 +1570,22 @@ fn oauth_store(
     ))
 }
 
+/// The read cache of a Vault or AWS section.
+fn read_cache(ttl_secs: u64, capacity: u64) -> CacheConfig {
+    CacheConfig::default()
+        .ttl(Duration::from_secs(ttl_secs))
+        .capacity(capacity)
+}
+
 fn aws_store(
     section: AwsSection,
     location: &str,
-) -> Result<agent_identity::identity_aws::AwsSecretsManagerStore, ConfigError> {
+) -> Result<CachedStore<agent_identity::identity_aws::AwsSecretsManagerStore>, ConfigError> {
+    let cache = read_cache(section.cache_ttl_secs, section.cache_capacity);
     let mut builder = agent_identity::identity_aws::AwsSecretsManagerStore::builder()
         .prefix(section.prefix)
         .timeout(Duration::from_millis(section.timeout_ms))
         .attempts(section.attempts)
-        .cache_ttl(Duration::from_secs(section.cache_ttl_secs))
-        .cache_capacity(section.cache_capacity)
         .recovery_window_days(Some(section.recovery_window_days));
     if let Some(region) = section.region {
         builder = builder.region(region);
@@ -1581,6 +1595,7 @@ fn aws_store(
     }
     builder
         .build()
+        .and_then(|store| CachedStore::new(store, cache))
         .map_err(|err| located_store_error(location, err))
 }
 
@@ -1660,8 +1675,6 @@ fn vault_store(
         .mount(section.mount)
         .prefix(section.prefix)
         .timeout(Duration::from_millis(section.timeout_ms))
-        .cache_ttl(Duration::from_secs(section.cache_ttl_secs))
-        .cache_capacity(section.cache_capacity)
         .list_concurrency(section.list_concurrency);
     if let Some(prefix) = section.lease_prefix {
         builder = builder.lease_prefix(prefix);

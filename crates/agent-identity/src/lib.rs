@@ -18,6 +18,7 @@
 //! | `aws` | no | [`identity_aws`]: `AwsSecretsManagerStore`, credentials in AWS Secrets Manager |
 //! | `token-exchange` | no | [`identity_token_exchange`]: `TokenExchangeStore`, narrowly scoped tokens per caller by RFC 8693; enables `http` |
 //! | `http` | no | [`identity_http`]: the one outbound HTTP layer (address policy, client, OAuth requests and errors, discovery, introspection, token cache) |
+//! | `cache` | no | [`identity_cache`]: `CachedStore`, a read cache any store can take (Vault, AWS) |
 //! | `seal` | no | [`identity_seal`]: keyrings with per-purpose keys, AES-256-GCM sealed boxes, private files |
 //! | `dcr` | no | [`identity_dcr`]: dynamic client registration (RFC 7591/7592), the client registry, `DcrCredentialStore`; enables `http` and `seal` |
 //! | `oauth` | no | [`identity_oauth`]: OAuth 2.1 client flows (PKCE, authorization code, refresh, revocation, client credentials), provider presets (GitHub, Google, OpenID, DCR, Kaggle), `DelegatedTokenStore`; enables `dcr` |
@@ -92,6 +93,10 @@ pub use identity_dcr;
 /// The one outbound HTTP layer: address policy, client, OAuth requests, discovery.
 #[cfg(feature = "http")]
 pub use identity_http;
+
+/// A read cache any store can take.
+#[cfg(feature = "cache")]
+pub use identity_cache;
 
 /// Keyrings, sealed boxes and private files.
 #[cfg(feature = "seal")]

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use identity_aws::AwsSecretsManagerStore;
+use identity_cache::{CacheConfig, CachedStore};
 use identity_core::{Credential, CredentialKind, CredentialWriter, RoutingRule, Secret};
 use identity_router::Router;
 #[path = "../tests/common/mod.rs"]
@@ -31,14 +32,15 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let moto = runtime.block_on(Moto::start());
     let store = |ttl: Duration| {
-        AwsSecretsManagerStore::builder()
+        let store = AwsSecretsManagerStore::builder()
             .region(MOTO_REGION)
             .endpoint(moto.endpoint())
             .static_credentials(MOTO_ACCESS_KEY_ID, Secret::new(MOTO_SECRET_ACCESS_KEY))
             .prefix("agents/")
-            .cache_ttl(ttl)
             .build()
-            .unwrap()
+            .unwrap();
+        // The read cache is the wrapper any store takes; a zero TTL turns it off.
+        CachedStore::new(store, CacheConfig::default().ttl(ttl)).unwrap()
     };
     let (cached, uncached) = (store(Duration::from_secs(3600)), store(Duration::ZERO));
     runtime.block_on(async {
@@ -48,7 +50,7 @@ fn bench(c: &mut Criterion) {
             .with_secret(Secret::new("sk-bench"));
         cached.put(credential).await.unwrap();
     });
-    let router = |store: AwsSecretsManagerStore| {
+    let router = |store: CachedStore<AwsSecretsManagerStore>| {
         Router::builder()
             .default_store(Arc::new(store))
             .rule(RoutingRule::new("openai", "openai-prod").with_priority(1))

@@ -3,7 +3,8 @@
 //!
 //! It keeps fixed credentials that teams on AWS already manage there: one secret per credential,
 //! the credential's JSON (with its secret) in `SecretString`, its status, kind and provider also
-//! in tags so that listings filter on the server. Reads are cached; rotation keeps the previous
+//! in tags so that listings filter on the server. Reads reach AWS each time (`identity_cache::CachedStore` wraps the
+//! store in a read cache); rotation keeps the previous
 //! version readable as `AWSPREVIOUS`.
 //!
 //! The crate has no features. It does **not** rotate with Lambda functions, create KMS keys or
@@ -43,8 +44,8 @@ mod failure;
 mod store;
 
 pub use store::{
-    ALLOWED_PUNCTUATION, AwsSecretsManagerStore, AwsStoreBuilder, DEFAULT_CACHE_TTL,
-    DEFAULT_PREFIX, DEFAULT_TIMEOUT, KIND_TAG, PROVIDER_TAG, STATUS_TAG,
+    ALLOWED_PUNCTUATION, AwsSecretsManagerStore, AwsStoreBuilder, DEFAULT_PREFIX, DEFAULT_TIMEOUT,
+    KIND_TAG, PROVIDER_TAG, STATUS_TAG,
 };
 
 /// The backend name in errors and audit events.

@@ -1,4 +1,4 @@
-//! `AwsSecretsManagerStore`: one secret per credential, listed by tags, read through a cache.
+//! `AwsSecretsManagerStore`: one secret per credential, listed by tags.
 
 use std::fmt;
 use std::sync::Arc;
@@ -17,7 +17,6 @@ use identity_core::{
     ConfigError, Credential, CredentialKind, CredentialRef, CredentialStore, CredentialWriter,
     Error, OffsetDateTime, RequestContext, Secret, async_trait, decode_stored, encode_stored,
 };
-use moka::future::Cache;
 use serde_json::Value;
 use tokio::sync::OnceCell;
 use tracing::instrument;
@@ -51,9 +50,8 @@ const BATCH: usize = 20;
 /// the metadata: listings read bodies (in batches of 20, `BatchGetSecretValue`) and filter them
 /// again, so a tag that lags behind its body never makes a listing wrong.
 ///
-/// - **Reads** take the `AWSCURRENT` version, through a cache (moka) for
-///   [`AwsStoreBuilder::cache_ttl`]; concurrent misses on one ref make one request; absent refs
-///   are cached too; a write through the store invalidates its ref.
+/// - **Reads** take the `AWSCURRENT` version, from AWS each time; wrap the store in
+///   `identity_cache::CachedStore` for a read cache.
 /// - **Rotation** ([`AwsSecretsManagerStore::rotate`]) writes a new version: the new secret
 ///   becomes `AWSCURRENT`, the one before stays readable as `AWSPREVIOUS`
 ///   ([`AwsSecretsManagerStore::find_previous`]) until the next rotation.
@@ -88,7 +86,6 @@ pub struct AwsSecretsManagerStore {
 struct Inner {
     settings: Settings,
     client: OnceCell<Client>,
-    cache: Option<Cache<CredentialRef, Option<Credential>>>,
 }
 
 #[derive(Clone)]
@@ -133,8 +130,6 @@ impl fmt::Debug for AwsSecretsManagerStore {
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct AwsStoreBuilder {
     settings: Settings,
-    cache_ttl: Duration,
-    cache_capacity: u64,
 }
 
 impl fmt::Debug for AwsStoreBuilder {
@@ -150,14 +145,11 @@ impl fmt::Debug for AwsStoreBuilder {
 pub const DEFAULT_PREFIX: &str = "agent-identity/";
 /// The default longest time of one operation, retries included.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-/// The default time a read stays cached.
-pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(30);
-
 impl AwsSecretsManagerStore {
     /// A builder. Defaults: the SDK's region and credential chains (environment, profile,
     /// web identity, container and instance metadata), prefix [`DEFAULT_PREFIX`], timeout
-    /// [`DEFAULT_TIMEOUT`] for an operation with its retries (3 attempts), cache TTL
-    /// [`DEFAULT_CACHE_TTL`] for at most 10,000 refs, deletes recoverable for 30 days.
+    /// [`DEFAULT_TIMEOUT`] for an operation with its retries (3 attempts), deletes recoverable
+    /// for 30 days.
     ///
     /// ```
     /// let builder = identity_aws::AwsSecretsManagerStore::builder();
@@ -174,43 +166,15 @@ impl AwsSecretsManagerStore {
                 static_credentials: None,
                 recovery_window_days: Some(30),
             },
-            cache_ttl: DEFAULT_CACHE_TTL,
-            cache_capacity: 10_000,
-        }
-    }
-
-    /// Drops the cached read of `reference` (after a change made outside this store).
-    ///
-    /// ```
-    /// # let store = identity_aws::AwsSecretsManagerStore::builder().build()?;
-    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// store.invalidate(&identity_core::CredentialRef::new("openai")?).await;
-    /// # Ok::<(), identity_core::Error>(()) })?;
-    /// # Ok::<(), identity_core::Error>(())
-    /// ```
-    pub async fn invalidate(&self, reference: &CredentialRef) {
-        if let Some(cache) = &self.inner.cache {
-            cache.invalidate(reference).await;
-        }
-    }
-
-    /// Drops every cached read.
-    ///
-    /// ```
-    /// # let store = identity_aws::AwsSecretsManagerStore::builder().build()?;
-    /// store.invalidate_all();
-    /// # Ok::<(), identity_core::Error>(())
-    /// ```
-    pub fn invalidate_all(&self) {
-        if let Some(cache) = &self.inner.cache {
-            cache.invalidate_all();
         }
     }
 
     /// Rotates the credential in slot `reference` to `secret`: a new version with the same
     /// metadata and `lastRotated` set to now becomes `AWSCURRENT`; the version before stays
     /// readable as `AWSPREVIOUS` ([`AwsSecretsManagerStore::find_previous`]) until the next
-    /// rotation, so that a consumer still holding the old secret has a grace period.
+    /// rotation, so that a consumer still holding the old secret has a grace period. A read
+    /// cache wrapped around the store learns of it after its TTL, or at once after its
+    /// `invalidate`.
     ///
     /// ```no_run
     /// # async fn example(store: identity_aws::AwsSecretsManagerStore) -> Result<(), identity_core::Error> {
@@ -232,16 +196,14 @@ impl AwsSecretsManagerStore {
         rotated.last_rotated = Some(OffsetDateTime::now_utc());
         let body = Value::Object(encode_stored(&rotated)).to_string();
         let client = inner.client().await?;
-        let result = client
+        client
             .put_secret_value()
             .secret_id(&name)
             .secret_string(body)
             .send()
             .await
             .map(drop)
-            .map_err(|e| Failure::from_sdk(&e).into_error(&what));
-        self.invalidate(reference).await;
-        result
+            .map_err(|e| Failure::from_sdk(&e).into_error(&what))
     }
 
     /// The credential in slot `reference` as it was before the last rotation (`AWSPREVIOUS`),
@@ -354,29 +316,6 @@ impl AwsStoreBuilder {
         self
     }
 
-    /// How long a read stays cached ([`DEFAULT_CACHE_TTL`]); zero turns the cache off.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// let store = identity_aws::AwsSecretsManagerStore::builder().cache_ttl(Duration::ZERO).build()?;
-    /// # Ok::<(), identity_core::Error>(())
-    /// ```
-    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
-        self.cache_ttl = ttl;
-        self
-    }
-
-    /// How many refs the cache holds at most (10,000).
-    ///
-    /// ```
-    /// let store = identity_aws::AwsSecretsManagerStore::builder().cache_capacity(100).build()?;
-    /// # Ok::<(), identity_core::Error>(())
-    /// ```
-    pub fn cache_capacity(mut self, capacity: u64) -> Self {
-        self.cache_capacity = capacity;
-        self
-    }
-
     /// Checks the settings and builds the store, without contacting AWS.
     ///
     /// ```
@@ -420,17 +359,10 @@ impl AwsStoreBuilder {
                 "must be between 7 and 30 (Secrets Manager's bounds), or none",
             ));
         }
-        let cache = (!self.cache_ttl.is_zero()).then(|| {
-            Cache::builder()
-                .max_capacity(self.cache_capacity)
-                .time_to_live(self.cache_ttl)
-                .build()
-        });
         Ok(AwsSecretsManagerStore {
             inner: Arc::new(Inner {
                 settings: self.settings,
                 client: OnceCell::new(),
-                cache,
             }),
         })
     }
@@ -718,13 +650,7 @@ impl CredentialStore for AwsSecretsManagerStore {
     ) -> Result<Option<Credential>, Error> {
         let inner = &self.inner;
         let name = inner.name(reference)?;
-        let found = match &inner.cache {
-            Some(cache) => cache
-                .try_get_with_by_ref(reference, inner.read(reference, &name, CURRENT))
-                .await
-                .map_err(|failure| (*failure).clone()),
-            None => inner.read(reference, &name, CURRENT).await,
-        };
+        let found = inner.read(reference, &name, CURRENT).await;
         found.map_err(|f| f.into_error(&format!("read of `{name}`")))
     }
 
@@ -812,7 +738,6 @@ impl CredentialWriter for AwsSecretsManagerStore {
                 .map_err(|e| Failure::from_sdk(&e))
         }
         .await;
-        self.invalidate(&credential.reference).await;
         result.map_err(|f| f.into_error(&what))
     }
 
@@ -828,13 +753,11 @@ impl CredentialWriter for AwsSecretsManagerStore {
             Some(days) => request.recovery_window_in_days(days),
             None => request.force_delete_without_recovery(true),
         };
-        let result = match request.send().await.map_err(|e| Failure::from_sdk(&e)) {
+        match request.send().await.map_err(|e| Failure::from_sdk(&e)) {
             Ok(_) => Ok(true),
             Err(Failure::NotFound | Failure::ScheduledForDeletion) => Ok(false),
             Err(other) => Err(other.into_error(&format!("delete of `{name}`"))),
-        };
-        self.invalidate(reference).await;
-        result
+        }
     }
 }
 

@@ -52,10 +52,7 @@ async fn conformance_suite_passes_cached_uncached_and_behind_arc_dyn() {
     let moto = Moto::start().await;
     let cached = builder(&moto.endpoint(), "cached/").build().unwrap();
     run_conformance(&cached, "cached").await;
-    let uncached = builder(&moto.endpoint(), "uncached/")
-        .cache_ttl(Duration::ZERO)
-        .build()
-        .unwrap();
+    let uncached = builder(&moto.endpoint(), "uncached/").build().unwrap();
     run_conformance(&uncached, "uncached").await;
     let shared: Arc<dyn CredentialWriter> =
         Arc::new(builder(&moto.endpoint(), "arc-dyn/").build().unwrap());
@@ -161,10 +158,7 @@ async fn two_hundred_fifty_credentials_are_listed_across_pages_and_filtered_by_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_scheduled_for_deletion_is_not_found_and_a_put_restores_it() {
     let moto = Moto::start().await;
-    let store = builder(&moto.endpoint(), "agents/")
-        .cache_ttl(Duration::ZERO)
-        .build()
-        .unwrap();
+    let store = builder(&moto.endpoint(), "agents/").build().unwrap();
     store.put(credential("openai", "sk-1")).await.unwrap();
     // Scheduled by someone else, with a recovery window.
     sdk(&moto)
@@ -209,7 +203,6 @@ async fn a_rotated_credential_resolves_to_the_new_version_and_the_previous_stays
 async fn a_stopped_server_gives_typed_unavailable_errors_within_the_timeout() {
     let mut moto = Moto::start().await;
     let store = builder(&moto.endpoint(), "agents/")
-        .cache_ttl(Duration::ZERO)
         .timeout(Duration::from_secs(2))
         .build()
         .unwrap();
@@ -296,10 +289,7 @@ async fn refs_secrets_manager_cannot_name_are_refused_before_any_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_that_are_not_credentials_are_refused_by_name() {
     let moto = Moto::start().await;
-    let store = builder(&moto.endpoint(), "agents/")
-        .cache_ttl(Duration::ZERO)
-        .build()
-        .unwrap();
+    let store = builder(&moto.endpoint(), "agents/").build().unwrap();
     let sdk = sdk(&moto).await;
     for (name, body) in [
         ("agents/plain", "sk-plain-canary"),
@@ -342,7 +332,6 @@ fn no_secret_reaches_the_logs_at_any_level() {
                 .endpoint(moto.endpoint())
                 .static_credentials(MOTO_ACCESS_KEY_ID, Secret::new(ACCESS_SECRET))
                 .prefix("agents/")
-                .cache_ttl(Duration::ZERO)
                 .build()
                 .unwrap();
             store.put(credential("canary", SECRET)).await.unwrap();

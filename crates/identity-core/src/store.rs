@@ -21,6 +21,10 @@ use crate::error::Error;
 pub struct Capabilities {
     /// [`CredentialStore::reserve`] and [`CredentialStore::release`] work.
     pub leases: bool,
+    /// [`CredentialStore::find_by_ref`] answers differently for different callers (a token
+    /// exchanged for the caller, a user's own OAuth token): a cache keyed by ref alone would hand
+    /// one caller's credential to the next, so a read cache refuses such a store.
+    pub per_caller: bool,
 }
 
 impl Capabilities {
@@ -30,7 +34,22 @@ impl Capabilities {
     /// assert!(identity_core::Capabilities::with_leases().leases);
     /// ```
     pub const fn with_leases() -> Self {
-        Self { leases: true }
+        Self {
+            leases: true,
+            per_caller: false,
+        }
+    }
+
+    /// The capabilities of a store whose credentials depend on the caller.
+    ///
+    /// ```
+    /// assert!(identity_core::Capabilities::per_caller().per_caller);
+    /// ```
+    pub const fn per_caller() -> Self {
+        Self {
+            leases: false,
+            per_caller: true,
+        }
     }
 }
 

@@ -553,6 +553,11 @@ impl CredentialStore for DelegatedTokenStore {
         BACKEND
     }
 
+    /// Each caller gets its own token.
+    fn capabilities(&self) -> identity_core::Capabilities {
+        identity_core::Capabilities::per_caller()
+    }
+
     #[instrument(skip_all, fields(reference = %reference))]
     async fn find_by_ref(
         &self,

@@ -306,6 +306,11 @@ impl CredentialStore for TokenExchangeStore {
         BACKEND
     }
 
+    /// Each caller gets its own token.
+    fn capabilities(&self) -> identity_core::Capabilities {
+        identity_core::Capabilities::per_caller()
+    }
+
     async fn find_by_ref(
         &self,
         reference: &CredentialRef,

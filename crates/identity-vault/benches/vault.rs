@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use identity_cache::{CacheConfig, CachedStore};
 use identity_core::{Credential, CredentialKind, CredentialWriter, RoutingRule, Secret};
 use identity_router::Router;
 use identity_test_support::{BAO_ROOT_TOKEN, OpenBao, request_context};
@@ -29,12 +30,16 @@ fn bench(c: &mut Criterion) {
         bao
     });
     let builder = |ttl: Duration| {
-        VaultCredentialStore::builder(bao.address(), VaultAuth::token(Secret::new(BAO_ROOT_TOKEN)))
-            .mount("kv")
-            .prefix("agents")
-            .cache_ttl(ttl)
-            .build()
-            .unwrap()
+        let store = VaultCredentialStore::builder(
+            bao.address(),
+            VaultAuth::token(Secret::new(BAO_ROOT_TOKEN)),
+        )
+        .mount("kv")
+        .prefix("agents")
+        .build()
+        .unwrap();
+        // The read cache is the wrapper any store takes; a zero TTL turns it off.
+        CachedStore::new(store, CacheConfig::default().ttl(ttl)).unwrap()
     };
     let cached = builder(Duration::from_secs(3600));
     let uncached = builder(Duration::ZERO);
@@ -45,7 +50,7 @@ fn bench(c: &mut Criterion) {
             .with_secret(Secret::new("sk-bench"));
         cached.put(credential).await.unwrap();
     });
-    let router = |store: VaultCredentialStore| {
+    let router = |store: CachedStore<VaultCredentialStore>| {
         Router::builder()
             .default_store(Arc::new(store))
             .rule(RoutingRule::new("openai", "openai-prod").with_priority(1))

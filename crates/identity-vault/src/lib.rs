@@ -4,9 +4,11 @@
 //! It keeps fixed credentials that teams already manage in Vault: one KV entry per credential at
 //! `<mount>/data/<prefix>/<ref>`, the credential's JSON with its secret in a field of its own.
 //! It authenticates with a token, AppRole or Kubernetes ([`VaultAuth`]), renews its token and logs
-//! in again by itself, caches reads, lists with bounded parallelism and takes migration leases
+//! in again by itself, lists with bounded parallelism and takes migration leases
 //! with check-and-set writes. [`VaultDocuments`] gives other state that replicas share (users'
 //! connections) the same session and check-and-set.
+//!
+//! Reads reach Vault each time: `identity_cache::CachedStore` wraps the store in a read cache.
 //!
 //! The crate has no features. It does **not** issue dynamic secrets (database, cloud) or use any engine but KV v2, and it
 //! does not create mounts or policies: the operator does, with a policy such as
@@ -32,7 +34,7 @@
 //! use identity_vault::{VaultAuth, VaultCredentialStore};
 //!
 //! let store = VaultCredentialStore::builder("http://127.0.0.1:8200", VaultAuth::token(Secret::new("s.example")))
-//!     .cache_ttl(Duration::from_secs(30))
+//!     .timeout(Duration::from_secs(5))
 //!     .build()?;
 //! # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
 //! # rt.block_on(async {
@@ -56,8 +58,8 @@ mod store;
 pub use auth::{DEFAULT_KUBERNETES_JWT_PATH, VaultAuth};
 pub use path::ALLOWED_PUNCTUATION;
 pub use store::{
-    DEFAULT_CACHE_TTL, DEFAULT_MOUNT, DEFAULT_PREFIX, DEFAULT_TIMEOUT, VaultCredentialStore,
-    VaultDocuments, VaultStoreBuilder,
+    DEFAULT_MOUNT, DEFAULT_PREFIX, DEFAULT_TIMEOUT, VaultCredentialStore, VaultDocuments,
+    VaultStoreBuilder,
 };
 
 /// The backend name in errors and audit events.

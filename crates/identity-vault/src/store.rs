@@ -1,4 +1,4 @@
-//! `VaultCredentialStore`: credentials in a KV v2 engine, read through a cache.
+//! `VaultCredentialStore`: credentials in a KV v2 engine.
 
 use std::fmt;
 use std::future::Future;
@@ -12,7 +12,6 @@ use identity_core::{
     CredentialWriter, Error, OffsetDateTime, RequestContext, Secret, async_trait,
     check_lease_arguments, decode_stored, encode_stored,
 };
-use moka::future::Cache;
 use serde_json::Value;
 use tracing::{instrument, warn};
 use vaultrs::api::kv2::requests::{ReadSecretRequest, SetSecretRequestOptions};
@@ -35,11 +34,8 @@ const LEASE_ATTEMPTS: usize = 16;
 /// before any request (see [`ALLOWED_PUNCTUATION`](crate::ALLOWED_PUNCTUATION)): no `..`, no
 /// `%`, `?` or `#`, nothing that a URL would read differently.
 ///
-/// - **Reads** go through a cache (moka) for [`VaultStoreBuilder::cache_ttl`]; concurrent
-///   misses on one ref make one request. Absent entries are cached too, so a flood of lookups of
-///   an unknown ref does not reach Vault. Writes through the store invalidate the entry; writes
-///   made elsewhere are seen after the TTL, or at once after [`VaultCredentialStore::invalidate`].
-///   When Vault is down, cached entries are served until their TTL, never after.
+/// - **Reads** reach Vault each time; wrap the store in `identity_cache::CachedStore` for a read
+///   cache (single flight, absent refs cached, writes through the wrapper invalidating).
 /// - **Listings** LIST the metadata under the prefix (recursively: a ref may contain `/`) and
 ///   read the entries with at most [`VaultStoreBuilder::list_concurrency`] requests in flight.
 /// - **Leases** are KV entries under a separate prefix, taken and released with check-and-set
@@ -61,7 +57,7 @@ const LEASE_ATTEMPTS: usize = 16;
 /// let store = VaultCredentialStore::builder("http://127.0.0.1:8200", VaultAuth::token(Secret::new("s.canary")))
 ///     .mount("secret")
 ///     .prefix("agent-identity")
-///     .cache_ttl(Duration::from_secs(30))
+///     .timeout(Duration::from_secs(5))
 ///     .build()?;
 /// assert!(!format!("{store:?}").contains("canary"));
 /// # Ok::<(), identity_core::Error>(())
@@ -74,7 +70,6 @@ pub struct VaultCredentialStore {
 struct Inner {
     sessions: Sessions,
     layout: Layout,
-    cache: Option<Cache<CredentialRef, Option<Credential>>>,
     list_concurrency: usize,
     address: String,
     namespace: Option<String>,
@@ -118,8 +113,6 @@ pub struct VaultStoreBuilder {
     ca_bundle: Option<PathBuf>,
     client_certificate: Option<(PathBuf, PathBuf)>,
     timeout: Duration,
-    cache_ttl: Duration,
-    cache_capacity: u64,
     list_concurrency: usize,
 }
 
@@ -141,14 +134,10 @@ pub const DEFAULT_MOUNT: &str = "secret";
 pub const DEFAULT_PREFIX: &str = "agent-identity";
 /// The default longest time of one request to Vault.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-/// The default time a read stays cached.
-pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(30);
-
 impl VaultCredentialStore {
     /// A builder for the Vault at `address` (`https://vault.internal:8200`), authenticating with
     /// `auth`. Defaults: mount [`DEFAULT_MOUNT`], prefix [`DEFAULT_PREFIX`], leases under
-    /// `<prefix>-leases`, timeout [`DEFAULT_TIMEOUT`], cache TTL [`DEFAULT_CACHE_TTL`] for at
-    /// most 10,000 refs, 16 reads in flight for a listing.
+    /// `<prefix>-leases`, timeout [`DEFAULT_TIMEOUT`], 16 reads in flight for a listing.
     ///
     /// ```
     /// # use identity_core::Secret;
@@ -167,8 +156,6 @@ impl VaultCredentialStore {
             ca_bundle: None,
             client_certificate: None,
             timeout: DEFAULT_TIMEOUT,
-            cache_ttl: DEFAULT_CACHE_TTL,
-            cache_capacity: 10_000,
             list_concurrency: 16,
         }
     }
@@ -267,39 +254,6 @@ impl VaultCredentialStore {
             }
         }
         Ok(builder)
-    }
-
-    /// Drops the cached read of `reference`, so that the next read reaches Vault (after a
-    /// rotation made outside this store).
-    ///
-    /// ```
-    /// # use identity_core::{CredentialRef, Secret};
-    /// # use identity_vault::{VaultAuth, VaultCredentialStore};
-    /// # let store = VaultCredentialStore::builder("http://127.0.0.1:8200", VaultAuth::token(Secret::new("t"))).build()?;
-    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// store.invalidate(&CredentialRef::new("openai-prod")?).await;
-    /// # Ok::<(), identity_core::Error>(()) })?;
-    /// # Ok::<(), identity_core::Error>(())
-    /// ```
-    pub async fn invalidate(&self, reference: &CredentialRef) {
-        if let Some(cache) = &self.inner.cache {
-            cache.invalidate(reference).await;
-        }
-    }
-
-    /// Drops every cached read.
-    ///
-    /// ```
-    /// # use identity_core::Secret;
-    /// # use identity_vault::{VaultAuth, VaultCredentialStore};
-    /// # let store = VaultCredentialStore::builder("http://127.0.0.1:8200", VaultAuth::token(Secret::new("t"))).build()?;
-    /// store.invalidate_all();
-    /// # Ok::<(), identity_core::Error>(())
-    /// ```
-    pub fn invalidate_all(&self) {
-        if let Some(cache) = &self.inner.cache {
-            cache.invalidate_all();
-        }
     }
 }
 
@@ -408,35 +362,6 @@ impl VaultStoreBuilder {
     /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
-        self
-    }
-
-    /// How long a read stays cached ([`DEFAULT_CACHE_TTL`]); zero turns the cache off.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use identity_core::Secret;
-    /// # use identity_vault::{VaultAuth, VaultCredentialStore};
-    /// let store = VaultCredentialStore::builder("http://127.0.0.1:8200", VaultAuth::token(Secret::new("t")))
-    ///     .cache_ttl(Duration::ZERO).build()?;
-    /// # Ok::<(), identity_core::Error>(())
-    /// ```
-    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
-        self.cache_ttl = ttl;
-        self
-    }
-
-    /// How many refs the cache holds at most (10,000).
-    ///
-    /// ```
-    /// # use identity_core::Secret;
-    /// # use identity_vault::{VaultAuth, VaultCredentialStore};
-    /// let store = VaultCredentialStore::builder("http://127.0.0.1:8200", VaultAuth::token(Secret::new("t")))
-    ///     .cache_capacity(100).build()?;
-    /// # Ok::<(), identity_core::Error>(())
-    /// ```
-    pub fn cache_capacity(mut self, capacity: u64) -> Self {
-        self.cache_capacity = capacity;
         self
     }
 
@@ -552,17 +477,10 @@ impl VaultStoreBuilder {
             .map_err(|err| located("address", err.to_string()))?;
         let base = VaultClient::new(settings)
             .map_err(|_| located("address", "the HTTP client could not be built".into()))?;
-        let cache = (!self.cache_ttl.is_zero()).then(|| {
-            Cache::builder()
-                .max_capacity(self.cache_capacity)
-                .time_to_live(self.cache_ttl)
-                .build()
-        });
         Ok(VaultCredentialStore {
             inner: Arc::new(Inner {
                 sessions: Sessions::new(base, self.auth),
                 layout,
-                cache,
                 list_concurrency: self.list_concurrency,
                 address: self.address,
                 namespace: self.namespace,
@@ -801,13 +719,7 @@ impl CredentialStore for VaultCredentialStore {
     ) -> Result<Option<Credential>, Error> {
         let inner = &self.inner;
         let path = inner.layout.credential(reference)?;
-        let found = match &inner.cache {
-            Some(cache) => cache
-                .try_get_with_by_ref(reference, inner.read_credential(reference, &path))
-                .await
-                .map_err(|failure| (*failure).clone()),
-            None => inner.read_credential(reference, &path).await,
-        };
+        let found = inner.read_credential(reference, &path).await;
         found.map_err(|f| f.into_error(&format!("read of `{path}`")))
     }
 
@@ -950,7 +862,6 @@ impl CredentialWriter for VaultCredentialStore {
             },
             other => other,
         };
-        self.invalidate(&credential.reference).await;
         result.map(drop).map_err(|f| f.into_error(&what()))
     }
 
@@ -974,7 +885,6 @@ impl CredentialWriter for VaultCredentialStore {
                 .await
                 .map_err(|f| f.into_error(&what()))?;
         }
-        self.invalidate(reference).await;
         Ok(existed)
     }
 }

@@ -164,7 +164,6 @@ async fn kubernetes_login_reads_the_service_account_token_at_each_login() {
     )
     .mount("kv")
     .prefix("agents")
-    .cache_ttl(std::time::Duration::ZERO)
     .build()
     .unwrap();
     let slot = CredentialRef::new("openai").unwrap();

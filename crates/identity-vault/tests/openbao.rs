@@ -36,7 +36,7 @@ fn credential(reference: &str, secret: &str) -> Credential {
         .with_secret(Secret::new(secret))
 }
 
-async fn find(store: &VaultCredentialStore, r: &str) -> Result<Option<Credential>, Error> {
+async fn find(store: &dyn CredentialStore, r: &str) -> Result<Option<Credential>, Error> {
     store.find_by_ref(&reference(r), &request_context()).await
 }
 
@@ -65,7 +65,6 @@ fn agents_store(bao: &OpenBao, auth: VaultAuth) -> VaultCredentialStore {
     VaultCredentialStore::builder(bao.address(), auth)
         .mount("kv")
         .prefix("agents")
-        .cache_ttl(Duration::ZERO)
         .build()
         .unwrap()
 }
@@ -84,10 +83,7 @@ async fn conformance_suite_passes_cached_uncached_and_behind_arc_dyn() {
     bao.enable_kv2("conformance").await;
     let cached = root_store(&bao, "conformance").build().unwrap();
     run_conformance(&cached, "cached").await;
-    let uncached = root_store(&bao, "conformance")
-        .cache_ttl(Duration::ZERO)
-        .build()
-        .unwrap();
+    let uncached = root_store(&bao, "conformance").build().unwrap();
     run_conformance(&uncached, "uncached").await;
     let shared: Arc<dyn CredentialWriter> = Arc::new(
         root_store(&bao, "conformance")
@@ -162,10 +158,7 @@ async fn a_mount_that_requires_check_and_set_still_takes_writes() {
 async fn entries_that_are_not_credentials_are_refused_by_name() {
     let bao = OpenBao::start().await;
     bao.enable_kv2("kv").await;
-    let store = root_store(&bao, "kv")
-        .cache_ttl(Duration::ZERO)
-        .build()
-        .unwrap();
+    let store = root_store(&bao, "kv").build().unwrap();
     bao.ok(
         "POST",
         "kv/data/agents/junk",
@@ -199,10 +192,7 @@ async fn entries_that_are_not_credentials_are_refused_by_name() {
 async fn soft_deleted_entries_read_as_absent_and_leave_listings() {
     let bao = OpenBao::start().await;
     bao.enable_kv2("kv").await;
-    let store = root_store(&bao, "kv")
-        .cache_ttl(Duration::ZERO)
-        .build()
-        .unwrap();
+    let store = root_store(&bao, "kv").build().unwrap();
     store.put(credential("gone", "sk-gone")).await.unwrap();
     store.put(credential("kept", "sk-kept")).await.unwrap();
     bao.ok("DELETE", "kv/data/agents/gone", None).await;
@@ -383,11 +373,15 @@ async fn fifty_reservations_across_two_replicas_have_one_winner() {
 async fn a_stopped_server_gives_unavailable_serves_the_cache_until_its_ttl_then_recovers() {
     let mut bao = OpenBao::start().await;
     bao.enable_kv2("kv").await;
-    let store = root_store(&bao, "kv")
-        .cache_ttl(Duration::from_secs(2))
-        .timeout(Duration::from_secs(2))
-        .build()
-        .unwrap();
+    // The read cache is the wrapper any store takes.
+    let store = identity_cache::CachedStore::new(
+        root_store(&bao, "kv")
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap(),
+        identity_cache::CacheConfig::default().ttl(Duration::from_secs(2)),
+    )
+    .unwrap();
     store.put(credential("cached", "sk-cached")).await.unwrap();
     store
         .put(credential("uncached", "sk-uncached"))
@@ -614,10 +608,7 @@ fn no_secret_reaches_the_logs_at_any_level() {
 async fn a_sealed_server_is_unavailable_and_retryable() {
     let bao = OpenBao::start().await;
     bao.enable_kv2("kv").await;
-    let store = root_store(&bao, "kv")
-        .cache_ttl(Duration::ZERO)
-        .build()
-        .unwrap();
+    let store = root_store(&bao, "kv").build().unwrap();
     store.put(credential("openai", "sk-openai")).await.unwrap();
     bao.ok("PUT", "sys/seal", None).await;
     let err = find(&store, "openai").await.unwrap_err();
