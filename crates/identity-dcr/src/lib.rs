@@ -25,7 +25,8 @@
 //! (2026-07-28): a client registered in advance for that issuer, else a Client ID Metadata
 //! Document where the server accepts them, else dynamic registration ([`ClientProfile`]).
 //!
-//! The crate has no features.
+//! Features: `testing` (the conformance suite every [`ClientPersistence`] passes,
+//! [`testing`]).
 //!
 //! ```
 //! use identity_dcr::Dcr;
@@ -45,6 +46,8 @@ mod file;
 mod registration;
 mod registry;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use identity_core::Error;
 use identity_http::{

@@ -30,7 +30,8 @@
 //! [`Provider`] presets: GitHub, Google, any OpenID provider from its discovery document, a
 //! client registered at run time (DCR), and Kaggle-style personal API tokens.
 //!
-//! Features: `vault` (`VaultTokens`; pulls vaultrs).
+//! Features: `vault` (`VaultTokens`; pulls vaultrs), `testing` (the conformance suite every
+//! [`TokenPersistence`] passes, [`testing`]).
 //!
 //! ```
 //! use identity_http::{AuthorizationServerMetadata, OutboundPolicy};
@@ -52,6 +53,8 @@ mod file;
 mod flow;
 mod id_token;
 mod provider;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod tokens;
 #[cfg(feature = "vault")]
 mod vault;
