@@ -384,3 +384,43 @@ async fn delegated_tokens_refresh_on_read_one_at_a_time_and_need_reconnecting_wh
     assert!(store.disconnect("alice", "idp").await.unwrap());
     assert!(store.find_by_ref(&slot, &alice).await.unwrap().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_id_token_must_carry_the_flows_nonce_and_iss_is_required_where_advertised() {
+    let server = AuthorizationServer::start().await;
+    let client = code_client(&server).await;
+    // oidc-provider says it sends `iss` in every authorization response (RFC 9207).
+    assert!(
+        client
+            .server()
+            .authorization_response_iss_parameter_supported
+    );
+    let (pending, query) = authorize(&server, &client, "alice").await;
+    assert!(pending.openid && pending.iss_required);
+    let without_iss: Vec<(String, String)> =
+        query.iter().filter(|(k, _)| k != "iss").cloned().collect();
+    let err = identity_oauth::check_callback(&pending, &pairs(&without_iss)).unwrap_err();
+    assert!(
+        matches!(&err, Error::Protocol { code, .. } if code == "invalid_issuer"),
+        "{err:?}"
+    );
+
+    // The real ID token, checked against a flow that sent another nonce: refused, and nothing
+    // of the answer is kept.
+    let code = identity_oauth::check_callback(&pending, &pairs(&query)).unwrap();
+    let other_flow = PendingAuthorization {
+        nonce: Secret::new("another-flows-nonce"),
+        ..pending.clone()
+    };
+    let err = client.exchange_code(&other_flow, &code).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Protocol { code, .. } if code == "invalid_id_token"),
+        "{err:?}"
+    );
+
+    // The same flow with its own nonce verifies the ID token oidc-provider signed (its JWKS).
+    let (pending, query) = authorize(&server, &client, "alice").await;
+    let code = identity_oauth::check_callback(&pending, &pairs(&query)).unwrap();
+    let tokens = client.exchange_code(&pending, &code).await.unwrap();
+    assert!(tokens.id_token.is_some());
+}
