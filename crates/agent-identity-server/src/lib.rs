@@ -4,44 +4,30 @@
 //! that tests and embedders can drive them. The HTTP contract is that of the reference sidecar,
 //! so its Python clients work unchanged: `GET /health` and `GET /api/health`,
 //! `POST /api/resolve`, `POST /api/migrate/resolve`; plus `GET /metrics`, and with an `oauth`
-//! store the [`oauth`] endpoints through which users connect their own accounts.
+//! store the [`app::oauth`] endpoints through which users connect their own accounts.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
-//! use agent_identity_server::{config, metrics::Metrics, serve::{Server, shutdown_signal}};
+//! use agent_identity_server::{config, app::metrics::Metrics, cli::serve::{Server, shutdown_signal}};
 //!
 //! let metrics = Arc::new(Metrics::new());
 //! let loaded = config::load_file("agent-identity.toml".as_ref(), Some(Arc::new(metrics::MetricsObserver(metrics.clone()))))?;
 //! let server = Server::bind(loaded, metrics).await?;
 //! server.run(shutdown_signal()).await;
 //! # Ok(()) }
-//! # use agent_identity_server::metrics;
+//! # use agent_identity_server::app::metrics;
 //! ```
 
+pub mod app;
 pub mod auth;
+pub mod cli;
 pub mod config;
-pub mod health;
-pub mod http;
-pub mod import;
-pub mod lint;
+mod environment;
 pub mod logging;
-pub mod metrics;
-pub mod oauth;
-pub mod serve;
+mod stores;
 
-use std::sync::Once;
-
-use config::LogFormat;
-
-/// Installs the process-wide TLS crypto provider (ring) once; outbound HTTPS needs it.
-pub fn install_crypto_provider() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // Fails only when another provider is installed already, which serves as well.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
+use app::settings::LogFormat;
 
 /// Sends logs to standard error, as text or JSON lines, filtered by `RUST_LOG` (default
 /// `default_level`, with vaultrs's own request logs off). Lines are written by a background thread, so that a request never waits on

@@ -6,10 +6,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use agent_identity::{ExplainedOutcome, RequestContext};
-use agent_identity_server::config::{self, LoadError, Loaded, LogFormat};
-use agent_identity_server::metrics::{Metrics, MetricsObserver};
-use agent_identity_server::serve::{Server, shutdown_signal};
-use agent_identity_server::{import, init_logging, lint};
+use agent_identity_server::app::metrics::{Metrics, MetricsObserver};
+use agent_identity_server::app::settings::LogFormat;
+use agent_identity_server::cli::serve::{Server, shutdown_signal};
+use agent_identity_server::cli::{check as lint, import};
+use agent_identity_server::config::{self, LoadError, Loaded};
+use agent_identity_server::init_logging;
 use clap::{Parser, Subcommand};
 
 /// Decides which credential an AI agent's request gets.

@@ -8,9 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use agent_identity_server::app::app;
+use agent_identity_server::app::metrics::Metrics;
 use agent_identity_server::config::{LoadError, load_str};
-use agent_identity_server::http::{AppState, app};
-use agent_identity_server::metrics::Metrics;
 use axum::body::Body;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -57,13 +57,10 @@ const ALICE_KEY: &str = "alice-key-0123456789abcdef";
 async fn app_for(config: &str, base: &Path) -> axum::Router {
     let env = |name: &str| (name == "ALICE_API_KEY").then(|| ALICE_KEY.to_owned());
     let loaded = load_str(config, base, "test".into(), &env, None).unwrap();
-    let state = AppState::new(
-        loaded,
-        Arc::new(Metrics::new()),
-        "127.0.0.1:3001".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let state = loaded
+        .into_state(Arc::new(Metrics::new()), "127.0.0.1:3001".parse().unwrap())
+        .await
+        .unwrap();
     app(state)
 }
 

@@ -9,9 +9,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use agent_identity_server::app::app;
+use agent_identity_server::app::metrics::Metrics;
 use agent_identity_server::config::load_str;
-use agent_identity_server::http::{AppState, app};
-use agent_identity_server::metrics::Metrics;
 use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
@@ -53,7 +53,8 @@ async fn a_dcr_slot_resolves_over_http_with_a_client_registered_at_run_time() {
 async fn resolve_once(config: &str, env: &dyn Fn(&str) -> Option<String>) -> Value {
     let loaded = load_str(config, Path::new("."), "test".into(), env, None).unwrap();
     let bound = "127.0.0.1:3001".parse().unwrap();
-    let app = app(AppState::new(loaded, Arc::new(Metrics::new()), bound)
+    let app = app(loaded
+        .into_state(Arc::new(Metrics::new()), bound)
         .await
         .unwrap());
     let body = json!({"userId": "alice", "resourceId": "crm", "resourceKind": "shared",

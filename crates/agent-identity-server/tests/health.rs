@@ -13,11 +13,11 @@ use agent_identity::{
     Credential, CredentialKind, CredentialRef, CredentialStore, Error, MemoryCredentialStore,
     RequestContext, Router, async_trait,
 };
+use agent_identity_server::app::health::HealthMonitor;
+use agent_identity_server::app::metrics::Metrics;
+use agent_identity_server::app::settings::ServerSettings;
+use agent_identity_server::app::{AppState, app};
 use agent_identity_server::auth::Authenticator;
-use agent_identity_server::config::ServerSettings;
-use agent_identity_server::health::HealthMonitor;
-use agent_identity_server::http::{AppState, app};
-use agent_identity_server::metrics::Metrics;
 use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;

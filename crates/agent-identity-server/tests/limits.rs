@@ -14,11 +14,11 @@ use agent_identity::{
     Credential, CredentialKind, CredentialRef, CredentialStore, Error, RequestContext, Router,
     RoutingRule, async_trait,
 };
+use agent_identity_server::app::health::HealthMonitor;
+use agent_identity_server::app::metrics::Metrics;
+use agent_identity_server::app::settings::ServerSettings;
+use agent_identity_server::app::{AppState, app};
 use agent_identity_server::auth::Authenticator;
-use agent_identity_server::config::ServerSettings;
-use agent_identity_server::health::HealthMonitor;
-use agent_identity_server::http::{AppState, app};
-use agent_identity_server::metrics::Metrics;
 use axum::body::Body;
 use http::{Request, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -131,7 +131,7 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
         None,
     )
     .unwrap();
-    let server = agent_identity_server::serve::Server::bind(loaded, Arc::new(Metrics::new()))
+    let server = agent_identity_server::cli::serve::Server::bind(loaded, Arc::new(Metrics::new()))
         .await
         .unwrap();
     let address = server.local_addr();

@@ -10,9 +10,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use agent_identity_server::app::app;
+use agent_identity_server::app::metrics::Metrics;
 use agent_identity_server::config::load_str;
-use agent_identity_server::http::{AppState, app};
-use agent_identity_server::metrics::Metrics;
 use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
@@ -70,7 +70,8 @@ async fn sidecar(server: &AuthorizationServer) -> axum::Router {
     )
     .unwrap();
     let bound = "127.0.0.1:3001".parse().unwrap();
-    app(AppState::new(loaded, Arc::new(Metrics::new()), bound)
+    app(loaded
+        .into_state(Arc::new(Metrics::new()), bound)
         .await
         .unwrap())
 }

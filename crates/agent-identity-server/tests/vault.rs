@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use agent_identity_server::app::app;
+use agent_identity_server::app::metrics::Metrics;
 use agent_identity_server::config::load_str;
-use agent_identity_server::http::{AppState, app};
-use agent_identity_server::metrics::Metrics;
 use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
@@ -100,7 +100,8 @@ async fn a_vault_store_serves_resolutions_over_http_without_the_secret() {
     .unwrap();
     assert!(loaded.writers.contains_key("vault"));
     let bound = "127.0.0.1:3001".parse().unwrap();
-    let app = app(AppState::new(loaded, Arc::new(Metrics::new()), bound)
+    let app = app(loaded
+        .into_state(Arc::new(Metrics::new()), bound)
         .await
         .unwrap());
     let body = json!({"userId": "alice", "resourceId": "docs", "resourceKind": "shared",
@@ -124,7 +125,8 @@ async fn health_turns_503_while_vault_is_down_and_back_when_it_returns() {
     )
     .unwrap();
     let bound = "127.0.0.1:3001".parse().unwrap();
-    let state = AppState::new(loaded, Arc::new(Metrics::new()), bound)
+    let state = loaded
+        .into_state(Arc::new(Metrics::new()), bound)
         .await
         .unwrap();
     let monitoring = tokio::spawn(state.health.clone().run(Duration::from_millis(100)));

@@ -9,9 +9,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use agent_identity_server::app::app;
+use agent_identity_server::app::metrics::{Metrics, MetricsObserver};
 use agent_identity_server::config::load_str;
-use agent_identity_server::http::{AppState, app};
-use agent_identity_server::metrics::{Metrics, MetricsObserver};
 use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
@@ -93,7 +93,8 @@ async fn test_app() -> axum::Router {
         Some(Arc::new(MetricsObserver(metrics.clone()))),
     )
     .unwrap();
-    let state = AppState::new(loaded, metrics, "127.0.0.1:3001".parse().unwrap())
+    let state = loaded
+        .into_state(metrics, "127.0.0.1:3001".parse().unwrap())
         .await
         .unwrap();
     app(state)
@@ -357,15 +358,12 @@ async fn denials_are_403_with_the_reason() {
         None,
     )
     .unwrap();
-    let state = AppState::new(
-        loaded,
-        Arc::new(Metrics::new()),
-        "127.0.0.1:3001".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let state = loaded
+        .into_state(Arc::new(Metrics::new()), "127.0.0.1:3001".parse().unwrap())
+        .await
+        .unwrap();
     let answer = send(
-        &agent_identity_server::http::app(state),
+        &agent_identity_server::app::app(state),
         post("/api/migrate/resolve", migration().to_string()),
     )
     .await;
@@ -476,7 +474,8 @@ async fn beyond_loopback_any_host_is_accepted_unless_a_list_is_given() {
         );
         let loaded = load_str(&config, Path::new("."), "test".into(), &env, None).unwrap();
         let bound = "0.0.0.0:3001".parse().unwrap();
-        let app = app(AppState::new(loaded, Arc::new(Metrics::new()), bound)
+        let app = app(loaded
+            .into_state(Arc::new(Metrics::new()), bound)
             .await
             .unwrap());
         let request = Request::get("/health")

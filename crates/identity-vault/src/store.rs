@@ -462,8 +462,8 @@ impl VaultStoreBuilder {
                 })?)
             }
         };
-        // reqwest is built without a bundled TLS provider; fails only when one is installed.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        // reqwest (under vaultrs) is built without a bundled TLS provider: the workspace's one.
+        identity_http::install_tls_provider();
         // Every field is set, so vaultrs reads nothing from the environment on its own.
         let settings = VaultClientSettingsBuilder::default()
             .address(address.as_str())

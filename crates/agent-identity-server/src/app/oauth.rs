@@ -95,7 +95,7 @@ impl OAuthEndpoints {
     /// ```
     /// # use std::sync::Arc;
     /// use agent_identity::identity_oauth::{DelegatedTokenStore, MemoryTokens};
-    /// use agent_identity_server::oauth::OAuthEndpoints;
+    /// use agent_identity_server::app::oauth::OAuthEndpoints;
     /// let store = Arc::new(DelegatedTokenStore::new(Arc::new(MemoryTokens::default())));
     /// let endpoints = OAuthEndpoints::new(store, "https://agents.example.com".parse().unwrap(), None,
     ///     agent_identity::identity_seal::Keyring::new("k1", [7; 32]));
@@ -124,7 +124,7 @@ impl OAuthEndpoints {
     /// # use std::sync::Arc;
     /// # use agent_identity::identity_oauth::{DelegatedTokenStore, MemoryTokens};
     /// # let store = Arc::new(DelegatedTokenStore::new(Arc::new(MemoryTokens::default())));
-    /// # let endpoints = agent_identity_server::oauth::OAuthEndpoints::new(store, "http://127.0.0.1:3001/".parse().unwrap(), None, agent_identity::identity_seal::Keyring::new("k", [1; 32]));
+    /// # let endpoints = agent_identity_server::app::oauth::OAuthEndpoints::new(store, "http://127.0.0.1:3001/".parse().unwrap(), None, agent_identity::identity_seal::Keyring::new("k", [1; 32]));
     /// assert_eq!(endpoints.redirect_uri("kaggle"), "http://127.0.0.1:3001/oauth/kaggle/callback");
     /// ```
     pub fn redirect_uri(&self, provider: &str) -> String {
@@ -576,7 +576,7 @@ pub(crate) async fn api_token(
         );
     }
     let (parts, body) = request.into_parts();
-    let bytes = match crate::http::read_json_body(&parts, body, MAX_API_TOKEN * 2).await {
+    let bytes = match super::read_json_body(&parts, body, MAX_API_TOKEN * 2).await {
         Ok(bytes) => bytes,
         Err(response) => return response,
     };

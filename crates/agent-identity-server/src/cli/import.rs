@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! # async fn example() {
-//! use agent_identity_server::import::{Request, run};
+//! use agent_identity_server::cli::import::{Request, run};
 //!
 //! let request = Request {
 //!     config: "agent-identity.toml".into(),
@@ -67,7 +67,7 @@ pub struct Report {
 /// its own: one failure does not stop the others, and the report lists it.
 ///
 /// ```
-/// # use agent_identity_server::import::{SecretOrigin, import};
+/// # use agent_identity_server::cli::import::{SecretOrigin, import};
 /// # use agent_identity::{Credential, CredentialKind, MemoryCredentialStore, Secret};
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let store = MemoryCredentialStore::new();
@@ -133,7 +133,7 @@ fn import_context() -> RequestContext {
     reason = "a command line reports on its streams"
 )]
 pub async fn run(request: &Request, env: &dyn Fn(&str) -> Option<String>) -> ExitCode {
-    let _logs = crate::init_logging(config::LogFormat::Text, "warn");
+    let _logs = crate::init_logging(crate::app::settings::LogFormat::Text, "warn");
     let prepared = match prepare(request, env) {
         Ok(prepared) => prepared,
         Err(problems) => {

@@ -26,10 +26,15 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
+pub mod health;
+pub mod metrics;
+pub mod oauth;
+pub mod settings;
+
 use crate::auth::{Authenticator, Caller};
-use crate::config::ServerSettings;
-use crate::health::HealthMonitor;
-use crate::metrics::Metrics;
+use health::HealthMonitor;
+use metrics::Metrics;
+use settings::ServerSettings;
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -47,26 +52,29 @@ pub struct AppState {
     /// The address actually bound (its port is part of the accepted `Host` values).
     pub bound: SocketAddr,
     /// The `/oauth/` endpoints, when an `oauth` store is configured.
-    pub oauth: crate::oauth::OAuthState,
+    pub oauth: oauth::OAuthState,
 }
 
 impl AppState {
     /// Prepares authentication (fetching a JWKS now, so that a bad source fails at start) and
     /// checks the stores once, for a server bound to `bound`.
+    /// (A loaded configuration gives these parts: `config::Loaded::into_state`.)
     pub async fn new(
-        loaded: crate::config::Loaded,
+        router: Router,
+        settings: ServerSettings,
+        auth: crate::auth::settings::AuthSettings,
+        oauth: oauth::OAuthState,
         metrics: Arc<Metrics>,
         bound: SocketAddr,
     ) -> Result<Self, String> {
-        let authenticator = Arc::new(Authenticator::new(loaded.auth).await?);
-        let oauth = loaded.oauth;
-        let router = Arc::new(loaded.router);
+        let authenticator = Arc::new(Authenticator::new(auth).await?);
+        let router = Arc::new(router);
         let health = HealthMonitor::start(router.clone()).await;
         Ok(Self {
             router,
             health,
             metrics,
-            settings: Arc::new(loaded.server),
+            settings: Arc::new(settings),
             authenticator,
             bound,
             oauth,
@@ -89,15 +97,12 @@ pub fn app(state: AppState) -> axum::Router {
     // Users manage their connections as themselves; the callback is authenticated by its
     // sealed flow cookie instead (a browser coming back from a provider carries no token).
     let oauth = axum::Router::new()
-        .route("/oauth/connections", get(crate::oauth::connections))
-        .route("/oauth/{provider}/connect", get(crate::oauth::connect))
-        .route(
-            "/oauth/{provider}/disconnect",
-            post(crate::oauth::disconnect),
-        )
-        .route("/oauth/{provider}/token", post(crate::oauth::api_token));
+        .route("/oauth/connections", get(oauth::connections))
+        .route("/oauth/{provider}/connect", get(oauth::connect))
+        .route("/oauth/{provider}/disconnect", post(oauth::disconnect))
+        .route("/oauth/{provider}/token", post(oauth::api_token));
     let callback = axum::Router::new()
-        .route("/oauth/{provider}/callback", get(crate::oauth::callback))
+        .route("/oauth/{provider}/callback", get(oauth::callback))
         .with_state(state.oauth.clone());
     // With no authentication configured every caller is anonymous: no middleware to run.
     let (api, oauth) = if matches!(*state.authenticator, Authenticator::None) {

@@ -19,7 +19,11 @@ use subtle::ConstantTimeEq;
 
 use agent_identity::{Secret, SubjectToken};
 
-use crate::config::{ApiKey, AuthSettings, JwtSettings};
+pub mod settings;
+
+use agent_identity::identity_http::{HttpClient, OutboundPolicy};
+
+use settings::{ApiKey, AuthSettings, JwtSettings};
 
 /// Who is calling, as far as authentication tells.
 #[derive(Debug, Clone)]
@@ -65,25 +69,26 @@ pub fn parse_algorithms(names: &[String]) -> Result<Vec<Algorithm>, String> {
 
 /// Checks that a JWKS URL is HTTPS, or plain HTTP on a loopback address when allowed.
 pub fn check_jwks_url(url: &str, allow_http_loopback: bool) -> Result<reqwest::Url, String> {
-    let parsed = reqwest::Url::parse(url).map_err(|err| format!("is not a URL: {err}"))?;
-    match parsed.scheme() {
-        "https" => Ok(parsed),
-        "http" if allow_http_loopback && is_loopback_host(&parsed) => Ok(parsed),
-        "http" => Err(
-            "must be https (plain http only on a loopback address with allow_http_loopback = true)"
-                .into(),
-        ),
-        _ => Err("must be an https URL".into()),
-    }
+    jwks_policy(allow_http_loopback)
+        .check_url(url, "jwks_url")
+        .map_err(|err| match err {
+            agent_identity::Error::Protocol {
+                description: Some(problem),
+                ..
+            } => problem.trim_start_matches("`jwks_url` ").to_owned(),
+            other => other.to_string(),
+        })
 }
 
-fn is_loopback_host(url: &reqwest::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(name)) => name == "localhost",
-        None => false,
-    }
+/// The outbound policy of the JWKS fetch: the issuer is the operator's, so an address inside
+/// the network is allowed; HTTPS only, plain HTTP to this machine when allowed.
+fn jwks_policy(allow_http_loopback: bool) -> OutboundPolicy {
+    OutboundPolicy::default()
+        .allow_http_loopback(allow_http_loopback)
+        .allow_private(true)
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(5))
+        .max_body(MAX_JWKS_BYTES)
 }
 
 /// Why a caller was not authenticated. Messages say what is wrong, never echo a credential.
@@ -207,7 +212,7 @@ enum JwksSource {
     File(std::path::PathBuf),
     Url {
         url: reqwest::Url,
-        client: reqwest::Client,
+        client: Box<HttpClient>,
     },
 }
 
@@ -241,12 +246,8 @@ impl JwtVerifier {
         let source = match (&settings.jwks_url, &settings.jwks_file) {
             (Some(url), _) => {
                 let url = check_jwks_url(url, settings.allow_http_loopback)?;
-                crate::install_crypto_provider();
-                let client = reqwest::Client::builder()
-                    .redirect(reqwest::redirect::Policy::none())
-                    .connect_timeout(Duration::from_secs(3))
-                    .timeout(Duration::from_secs(5))
-                    .build()
+                let client = HttpClient::new(jwks_policy(settings.allow_http_loopback))
+                    .map(Box::new)
                     .map_err(|err| format!("cannot build the HTTP client: {err}"))?;
                 JwksSource::Url { url, client }
             }
@@ -299,26 +300,14 @@ impl JwtVerifier {
                 .await
                 .map_err(|err| format!("cannot read {}: {err}", path.display()))?,
             JwksSource::Url { url, client } => {
-                let mut response = client
-                    .get(url.clone())
-                    .send()
+                let answer = client
+                    .get_json(url, "jwks")
                     .await
-                    .map_err(|err| format!("cannot fetch the JWKS: {}", err.without_url()))?;
-                if !response.status().is_success() {
-                    return Err(format!("the JWKS endpoint answered {}", response.status()));
+                    .map_err(|err| format!("cannot fetch the JWKS: {err}"))?;
+                if answer.status != 200 {
+                    return Err(format!("the JWKS endpoint answered {}", answer.status));
                 }
-                let mut bytes = Vec::new();
-                while let Some(chunk) = response
-                    .chunk()
-                    .await
-                    .map_err(|err| format!("cannot read the JWKS: {}", err.without_url()))?
-                {
-                    if bytes.len() + chunk.len() > MAX_JWKS_BYTES {
-                        return Err("the JWKS is larger than 1 MiB".into());
-                    }
-                    bytes.extend_from_slice(&chunk);
-                }
-                bytes
+                answer.body
             }
         };
         let set: JwkSet = serde_json::from_slice(&bytes)

@@ -12,10 +12,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::app::metrics::Metrics;
+use crate::app::{AppState, app};
 use crate::auth::Authenticator;
 use crate::config::Loaded;
-use crate::http::{AppState, app};
-use crate::metrics::Metrics;
 
 const TOO_MANY_CONNECTIONS: &str = concat!(
     "HTTP/1.1 429 Too Many Requests\r\n",
@@ -40,7 +40,7 @@ impl Server {
             .await
             .map_err(|err| format!("cannot listen on {}: {err}", loaded.server.listen))?;
         let bound = listener.local_addr().map_err(|err| err.to_string())?;
-        let state = AppState::new(loaded, metrics, bound).await?;
+        let state = loaded.into_state(metrics, bound).await?;
         Ok(Self { listener, state })
     }
 

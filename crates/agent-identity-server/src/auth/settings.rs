@@ -1,0 +1,242 @@
+//! The `[auth]` section: how callers authenticate, checked.
+
+use std::path::{Path, PathBuf};
+
+use agent_identity::ConfigError;
+use serde::Deserialize;
+
+/// The `[auth]` section as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuthSection {
+    #[serde(default)]
+    mode: AuthMode,
+    #[serde(default)]
+    api_keys: Vec<ApiKeySection>,
+    jwt: Option<JwtSettings>,
+}
+
+/// How callers authenticate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMode {
+    /// Nobody does (loopback only, unless allowed explicitly).
+    #[default]
+    None,
+    /// With an API key (`Authorization: Bearer <key>` or `X-API-Key`).
+    ApiKey,
+    /// With a bearer JWT checked against a JWKS; its subject is the user.
+    Jwt,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiKeySection {
+    name: String,
+    /// Hex SHA-256 of the key.
+    sha256: Option<String>,
+    /// Or: the environment variable holding the key (hashed at load).
+    env: Option<String>,
+    /// The user this key may act for; any user when absent (a service key).
+    user_id: Option<String>,
+}
+
+/// Caller authentication, checked.
+#[derive(Debug, Clone)]
+pub enum AuthSettings {
+    /// No authentication.
+    None,
+    /// API keys, by digest.
+    ApiKeys(Vec<ApiKey>),
+    /// Bearer JWTs.
+    Jwt(JwtSettings),
+}
+
+/// One API key, kept only as its SHA-256 digest.
+#[derive(Clone)]
+pub struct ApiKey {
+    /// The key's name, for logs.
+    pub name: String,
+    /// SHA-256 of the key.
+    pub digest: [u8; 32],
+    /// The user it may act for, if bound to one.
+    pub user_id: Option<String>,
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("name", &self.name)
+            .field("user_id", &self.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `[auth.jwt]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSettings {
+    /// The required `iss`.
+    pub issuer: String,
+    /// Accepted `aud` values (one must be present).
+    pub audience: Vec<String>,
+    /// Accepted algorithms (`RS256`, `ES256`, `EdDSA`, ...). `none` and HMAC are refused.
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    /// Where the issuer publishes its keys (HTTPS).
+    pub jwks_url: Option<String>,
+    /// Or: a JWKS file.
+    pub jwks_file: Option<PathBuf>,
+    /// Allow a plain-HTTP `jwks_url` on a loopback address (tests, local issuers).
+    #[serde(default)]
+    pub allow_http_loopback: bool,
+    /// Clock leeway for `exp` and `nbf`, in seconds.
+    #[serde(default = "default_leeway")]
+    pub leeway_secs: u64,
+    /// The claim that names the user.
+    #[serde(default = "default_user_claim")]
+    pub user_claim: String,
+    /// How often to fetch the JWKS again, in seconds (also on an unknown `kid`, at most every 30 s).
+    #[serde(default = "default_jwks_refresh")]
+    pub jwks_refresh_secs: u64,
+}
+
+fn default_algorithms() -> Vec<String> {
+    ["RS256", "ES256", "EdDSA"].map(str::to_owned).to_vec()
+}
+
+fn default_leeway() -> u64 {
+    30
+}
+
+fn default_user_claim() -> String {
+    "sub".into()
+}
+
+fn default_jwks_refresh() -> u64 {
+    300
+}
+
+pub(crate) fn auth_settings(
+    section: AuthSection,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<AuthSettings, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let located = |field: &str, problem: &str| ConfigError::new("auth", Some(field), problem);
+    match section.mode {
+        AuthMode::None => {
+            if !section.api_keys.is_empty() || section.jwt.is_some() {
+                errors.push(located(
+                    "mode",
+                    "is `none` but keys or a JWT section are configured; set the mode you mean",
+                ));
+            }
+            if errors.is_empty() {
+                Ok(AuthSettings::None)
+            } else {
+                Err(errors)
+            }
+        }
+        AuthMode::ApiKey => {
+            if section.api_keys.is_empty() {
+                errors.push(located(
+                    "api_keys",
+                    "is empty; mode `api-key` needs at least one key",
+                ));
+            }
+            let mut keys = Vec::new();
+            for (index, key) in section.api_keys.into_iter().enumerate() {
+                let field = format!("api_keys[{index}]");
+                let digest = match (&key.sha256, &key.env) {
+                    (Some(hex_digest), None) => {
+                        let mut digest = [0u8; 32];
+                        match hex::decode_to_slice(hex_digest.trim(), &mut digest) {
+                            Ok(()) => Some(digest),
+                            Err(_) => {
+                                errors.push(located(
+                                    &field,
+                                    "`sha256` is not 64 hexadecimal characters",
+                                ));
+                                None
+                            }
+                        }
+                    }
+                    (None, Some(var)) => match env(var) {
+                        Some(value) if value.len() >= 16 => {
+                            Some(crate::auth::digest(value.as_bytes()))
+                        }
+                        Some(_) => {
+                            errors.push(located(
+                                &field,
+                                &format!("the key in `{var}` is shorter than 16 characters"),
+                            ));
+                            None
+                        }
+                        None => {
+                            errors.push(located(
+                                &field,
+                                &format!("environment variable `{var}` is not set"),
+                            ));
+                            None
+                        }
+                    },
+                    _ => {
+                        errors.push(located(&field, "needs exactly one of `sha256` and `env`"));
+                        None
+                    }
+                };
+                if let Some(digest) = digest {
+                    keys.push(ApiKey {
+                        name: key.name,
+                        digest,
+                        user_id: key.user_id,
+                    });
+                }
+            }
+            if errors.is_empty() {
+                Ok(AuthSettings::ApiKeys(keys))
+            } else {
+                Err(errors)
+            }
+        }
+        AuthMode::Jwt => {
+            let Some(mut jwt) = section.jwt else {
+                return Err(vec![located(
+                    "jwt",
+                    "is missing; mode `jwt` needs an [auth.jwt] section",
+                )]);
+            };
+            if jwt.issuer.trim().is_empty() {
+                errors.push(located("jwt.issuer", "is empty"));
+            }
+            if jwt.audience.is_empty() {
+                errors.push(located(
+                    "jwt.audience",
+                    "is empty; name the audience tokens must carry",
+                ));
+            }
+            if let Err(problem) = crate::auth::parse_algorithms(&jwt.algorithms) {
+                errors.push(located("jwt.algorithms", &problem));
+            }
+            match (&jwt.jwks_url, &jwt.jwks_file) {
+                (Some(url), None) => {
+                    if let Err(problem) = crate::auth::check_jwks_url(url, jwt.allow_http_loopback)
+                    {
+                        errors.push(located("jwt.jwks_url", &problem));
+                    }
+                }
+                (None, Some(file)) => jwt.jwks_file = Some(base.join(file)),
+                _ => errors.push(located(
+                    "jwt",
+                    "needs exactly one of `jwks_url` and `jwks_file`",
+                )),
+            }
+            if errors.is_empty() {
+                Ok(AuthSettings::Jwt(jwt))
+            } else {
+                Err(errors)
+            }
+        }
+    }
+}

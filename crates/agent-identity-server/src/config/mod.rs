@@ -1,0 +1,422 @@
+//! The sidecar's configuration: one TOML file, or the reference's environment variables.
+//!
+//! ```toml
+//! rules_file = "rules.json"          # the reference's JSON, or [[rules]] tables inline
+//!
+//! [server]
+//! listen = "127.0.0.1:3001"
+//!
+//! [stores.default]
+//! type = "memory"
+//! credentials_file = "credentials.json"
+//! secrets = { "openai-prod" = { env = "OPENAI_API_KEY" } }
+//!
+//! [auth]
+//! mode = "none"                      # or "api-key", "jwt"
+//! ```
+//!
+//! Relative paths are relative to the configuration file. Secrets never appear in the file:
+//! they are named by environment variable, or stored as a SHA-256 digest (API keys).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent_identity::identity_cache::CachedStore;
+use agent_identity::{
+    ConfigError, Credential, CredentialWriter, ResolutionObserver, Router, RoutingRule,
+    parse_credentials_json, parse_rules_json,
+};
+use serde::Deserialize;
+
+use crate::app::settings::ServerSettings;
+use crate::auth::settings::{AuthSection, AuthSettings, auth_settings};
+use crate::stores::aws::{AwsSection, aws_store};
+use crate::stores::dcr::{DcrSection, dcr_store};
+use crate::stores::memory::{MemoryStoreSection, memory_store};
+use crate::stores::oauth::{OAuthSection, oauth_store};
+use crate::stores::token_exchange::{TokenExchangeSection, token_exchange_store};
+use crate::stores::vault::{VaultSection, vault_store};
+use crate::stores::{located_store_error, read_cache};
+
+/// Everything the sidecar needs, checked.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The router, with its stores.
+    pub router: Router,
+    /// Listener, limits and logging.
+    pub server: ServerSettings,
+    /// Caller authentication.
+    pub auth: AuthSettings,
+    /// Credentials loaded into memory stores, by store name (for `check`).
+    pub memory_credentials: BTreeMap<String, Vec<Credential>>,
+    /// The stores whose writes persist (Vault, AWS), by name (for `import`).
+    pub writers: BTreeMap<String, Arc<dyn CredentialWriter>>,
+    /// The OAuth connect endpoints, when a store of `type = "oauth"` is configured.
+    pub oauth: Option<Arc<crate::app::oauth::OAuthEndpoints>>,
+    /// Where the configuration came from, for logs.
+    pub source: String,
+}
+
+/// A configuration that cannot be used. Every problem is listed.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct LoadError {
+    /// Every problem found.
+    pub errors: Vec<ConfigError>,
+}
+
+impl Loaded {
+    /// The HTTP application's state for this configuration, for a server bound to `bound`:
+    /// authentication prepared (a JWKS fetched now, so that a bad source fails at start) and
+    /// the stores checked once.
+    pub async fn into_state(
+        self,
+        metrics: Arc<crate::app::metrics::Metrics>,
+        bound: SocketAddr,
+    ) -> Result<crate::app::AppState, String> {
+        crate::app::AppState::new(
+            self.router,
+            self.server,
+            self.auth,
+            self.oauth,
+            metrics,
+            bound,
+        )
+        .await
+    }
+}
+
+impl From<ConfigError> for LoadError {
+    fn from(error: ConfigError) -> Self {
+        Self {
+            errors: vec![error],
+        }
+    }
+}
+
+/// The `[router]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RouterSection {
+    fall_through: bool,
+    clock_skew_secs: u64,
+}
+
+impl Default for RouterSection {
+    fn default() -> Self {
+        Self {
+            fall_through: false,
+            clock_skew_secs: agent_identity::DEFAULT_CLOCK_SKEW.as_secs(),
+        }
+    }
+}
+
+/// A `[stores.<name>]` section.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+enum StoreSection {
+    Memory(MemoryStoreSection),
+    TokenExchange(TokenExchangeSection),
+    Vault(Box<VaultSection>),
+    Aws(AwsSection),
+    Dcr(DcrSection),
+    Oauth(OAuthSection),
+}
+
+/// The configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    rules_file: Option<PathBuf>,
+    #[serde(default)]
+    server: ServerSettings,
+    #[serde(default)]
+    router: RouterSection,
+    #[serde(default)]
+    stores: BTreeMap<String, StoreSection>,
+    #[serde(default)]
+    rules: Vec<RoutingRule>,
+    #[serde(default)]
+    auth: AuthSection,
+}
+
+/// Reads, checks and builds the configuration in `path`.
+pub fn load_file(
+    path: &Path,
+    observer: Option<Arc<dyn ResolutionObserver>>,
+) -> Result<Loaded, LoadError> {
+    let location = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| ConfigError::new(&location, None, format!("cannot be read: {err}")))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    load_str(
+        &text,
+        base,
+        location,
+        &|name| std::env::var(name).ok(),
+        observer,
+    )
+}
+
+/// Reads, checks and builds a configuration given as text. Relative paths in it are relative to
+/// `base`; `env` looks environment variables up; `source` names the text in messages.
+pub fn load_str(
+    text: &str,
+    base: &Path,
+    source: String,
+    env: &dyn Fn(&str) -> Option<String>,
+    observer: Option<Arc<dyn ResolutionObserver>>,
+) -> Result<Loaded, LoadError> {
+    let file: ConfigFile = toml::from_str(text)
+        .map_err(|err| ConfigError::new(&source, None, err.to_string().trim_end().to_owned()))?;
+    build(file, base, source, env, observer)
+}
+
+/// Builds the configuration of the reference's Docker sidecar: credentials and rules from
+/// `AGENT_IDENTITY_CREDENTIALS_JSON` and `AGENT_IDENTITY_RULES_JSON`, the port from `PORT`,
+/// on 127.0.0.1, one memory store, no authentication.
+pub fn load_env(
+    env: &dyn Fn(&str) -> Option<String>,
+    observer: Option<Arc<dyn ResolutionObserver>>,
+) -> Result<Loaded, LoadError> {
+    let mut errors = Vec::new();
+    let credentials = match env("AGENT_IDENTITY_CREDENTIALS_JSON") {
+        Some(json) => parse_credentials_json(&json).unwrap_or_else(|err| {
+            errors.push(ConfigError::new(
+                "AGENT_IDENTITY_CREDENTIALS_JSON",
+                None,
+                err.to_string(),
+            ));
+            Vec::new()
+        }),
+        None => Vec::new(),
+    };
+    let rules = match env("AGENT_IDENTITY_RULES_JSON") {
+        Some(json) => parse_rules_json(&json).unwrap_or_else(|err| {
+            errors.push(ConfigError::new(
+                "AGENT_IDENTITY_RULES_JSON",
+                None,
+                err.to_string(),
+            ));
+            Vec::new()
+        }),
+        None => Vec::new(),
+    };
+    let mut server = ServerSettings::default();
+    if let Some(port) = env("PORT") {
+        match port.trim().parse::<u16>() {
+            Ok(port) => server.listen.set_port(port),
+            Err(_) => errors.push(ConfigError::new(
+                "PORT",
+                None,
+                "is not a port number (0-65535)",
+            )),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(LoadError { errors });
+    }
+    let mut stores = BTreeMap::new();
+    stores.insert(
+        agent_identity::DEFAULT_STORE.to_owned(),
+        StoreSection::Memory(MemoryStoreSection {
+            credentials_file: None,
+            credentials,
+            secrets: BTreeMap::new(),
+        }),
+    );
+    let file = ConfigFile {
+        rules_file: None,
+        server,
+        router: RouterSection::default(),
+        stores,
+        rules,
+        auth: AuthSection::default(),
+    };
+    build(file, Path::new("."), "environment".into(), env, observer)
+}
+
+fn build(
+    file: ConfigFile,
+    base: &Path,
+    source: String,
+    env: &dyn Fn(&str) -> Option<String>,
+    observer: Option<Arc<dyn ResolutionObserver>>,
+) -> Result<Loaded, LoadError> {
+    let mut errors = Vec::new();
+    let mut rules = file.rules;
+    if let Some(rules_file) = &file.rules_file {
+        let path = base.join(rules_file);
+        match std::fs::read_to_string(&path) {
+            Ok(json) => match parse_rules_json(&json) {
+                Ok(more) => rules.extend(more),
+                Err(err) => errors.push(ConfigError::new(
+                    path.display().to_string(),
+                    None,
+                    err.to_string(),
+                )),
+            },
+            Err(err) => errors.push(ConfigError::new(
+                "rules_file",
+                None,
+                format!("{}: {err}", path.display()),
+            )),
+        }
+    }
+
+    let mut builder = Router::builder()
+        .fall_through(file.router.fall_through)
+        .clock_skew(Duration::from_secs(file.router.clock_skew_secs));
+    if let Some(observer) = observer {
+        builder = builder.observer(observer);
+    }
+    let mut memory_credentials = BTreeMap::new();
+    let mut writers: BTreeMap<String, Arc<dyn CredentialWriter>> = BTreeMap::new();
+    let mut oauth = None;
+    let mut oauth_sections = Vec::new();
+    let mut vaults = BTreeMap::new();
+    for (name, store) in file.stores {
+        let location = format!("stores.{name}");
+        match store {
+            StoreSection::Memory(section) => match memory_store(section, base, &location, env) {
+                Ok((store, credentials)) => {
+                    builder = builder.store(name.clone(), store);
+                    memory_credentials.insert(name, credentials);
+                }
+                Err(mut more) => errors.append(&mut more),
+            },
+            StoreSection::Dcr(section) => match dcr_store(section, base, &location, env) {
+                Ok(store) => builder = builder.store(name, store),
+                Err(mut more) => errors.append(&mut more),
+            },
+            // Built after the others: its connections may live in a Vault store.
+            StoreSection::Oauth(section) => oauth_sections.push((name, location, section)),
+            StoreSection::Aws(section) => match aws_store(section, &location) {
+                Ok(store) => {
+                    let store = Arc::new(store);
+                    builder = builder.store(name.clone(), store.clone());
+                    writers.insert(name, store);
+                }
+                Err(error) => errors.push(error),
+            },
+            StoreSection::Vault(section) => {
+                let cache = read_cache(section.cache_ttl_secs, section.cache_capacity);
+                match vault_store(*section, base, &location, env).and_then(|store| {
+                    let cached = CachedStore::new(store.clone(), cache)
+                        .map_err(|err| located_store_error(&location, err))?;
+                    Ok((store, cached))
+                }) {
+                    Ok((store, cached)) => {
+                        let cached = Arc::new(cached);
+                        builder = builder.store(name.clone(), cached.clone());
+                        vaults.insert(name.clone(), Arc::new(store));
+                        writers.insert(name, cached);
+                    }
+                    Err(error) => errors.push(error),
+                }
+            }
+            StoreSection::TokenExchange(section) => {
+                match token_exchange_store(section, &location, env) {
+                    Ok(store) => builder = builder.store(name, store),
+                    Err(mut more) => errors.append(&mut more),
+                }
+            }
+        }
+    }
+
+    for (name, location, section) in oauth_sections {
+        if oauth.is_some() {
+            errors.push(ConfigError::new(
+                &location,
+                None,
+                "only one store of type \"oauth\" may be configured (its providers share the /oauth/ endpoints)",
+            ));
+            continue;
+        }
+        match oauth_store(section, base, &location, env, &vaults) {
+            Ok(endpoints) => {
+                builder = builder.store(name, endpoints.store.clone());
+                oauth = Some(Arc::new(endpoints));
+            }
+            Err(mut more) => errors.append(&mut more),
+        }
+    }
+
+    let auth = match auth_settings(file.auth, base, env) {
+        Ok(auth) => Some(auth),
+        Err(mut more) => {
+            errors.append(&mut more);
+            None
+        }
+    };
+    let server = file.server;
+    if let Some(auth) = &auth {
+        check_exposure(&server, auth, &mut errors);
+    }
+    for (field, value) in [
+        ("body_limit_bytes", server.body_limit_bytes),
+        ("max_connections", server.max_connections),
+        ("max_in_flight", server.max_in_flight),
+    ] {
+        if value == 0 {
+            errors.push(ConfigError::new(
+                "server",
+                Some(field),
+                "must be at least 1",
+            ));
+        }
+    }
+
+    let router = builder.rules(rules).build();
+    let router = match router {
+        Ok(router) => Some(router),
+        Err(err) => {
+            errors.extend(err.errors);
+            None
+        }
+    };
+    match (router, auth) {
+        (Some(router), Some(auth)) if errors.is_empty() => Ok(Loaded {
+            router,
+            server,
+            auth,
+            memory_credentials,
+            writers,
+            oauth,
+            source,
+        }),
+        _ => Err(LoadError { errors }),
+    }
+}
+
+/// Refuses an unauthenticated non-loopback bind unless the operator allowed it explicitly.
+fn check_exposure(server: &ServerSettings, auth: &AuthSettings, errors: &mut Vec<ConfigError>) {
+    if matches!(auth, AuthSettings::None)
+        && !server.listen.ip().is_loopback()
+        && !server.allow_unauthenticated
+    {
+        errors.push(ConfigError::new(
+            "server",
+            Some("listen"),
+            format!(
+                "{} is not a loopback address and no caller authentication is configured: anyone who reaches it could resolve credentials as any user. Configure [auth], or set allow_unauthenticated = true to accept that",
+                server.listen
+            ),
+        ));
+    }
+}
+
+/// Checks again, after the listen address was changed on the command line, that an
+/// unauthenticated server is not exposed beyond loopback by accident.
+pub fn check_exposure_of(loaded: &Loaded) -> Result<(), LoadError> {
+    let mut errors = Vec::new();
+    check_exposure(&loaded.server, &loaded.auth, &mut errors);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(LoadError { errors })
+    }
+}

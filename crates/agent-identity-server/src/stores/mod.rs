@@ -1,0 +1,89 @@
+//! One file per backend: each maps its `[stores.<name>]` section (TOML and environment) onto
+//! the backend's own builder.
+
+pub(crate) mod aws;
+pub(crate) mod dcr;
+pub(crate) mod memory;
+pub(crate) mod oauth;
+pub(crate) mod token_exchange;
+pub(crate) mod vault;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent_identity::ConfigError;
+use agent_identity::identity_cache::CacheConfig;
+
+use crate::environment::env_value;
+
+/// A keyring whose current key is in environment variable `current.1` (id `current.2`), with
+/// the older keys `old.1` (id → variable).
+pub(crate) fn keyring(
+    location: &str,
+    current: (&str, &str, &str),
+    old: (&str, &BTreeMap<String, String>),
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<agent_identity::identity_seal::Keyring, ConfigError> {
+    use agent_identity::identity_seal::Keyring;
+    let (field, variable, id) = current;
+    let mut ring = Keyring::from_base64(id, &env_value(location, field, variable, env)?)
+        .map_err(|err| ConfigError::new(location, Some(field), err.to_string()))?;
+    let (old_field, old_keys) = old;
+    for (id, variable) in old_keys {
+        let key = Keyring::from_base64(id.clone(), &env_value(location, old_field, variable, env)?)
+            .map_err(|err| ConfigError::new(location, Some(old_field), err.to_string()))?;
+        ring = ring.with_keys_of(&key);
+    }
+    Ok(ring)
+}
+
+/// Why a place for secrets cannot be used without the connections key.
+pub(crate) const NEEDS_CONNECTIONS_KEY: &str =
+    "needs `connections_key_env` (the tokens kept there are sealed)";
+
+/// What keeps records of secrets: the file at `path`, sealed with `ring`, opened by `open`;
+/// `memory()` when no file is named, or when the file cannot be used (the problem, with `field`
+/// of `location`, goes to `errors`).
+pub(crate) fn sealed_file<T: ?Sized>(
+    (location, field): (&str, &str),
+    path: Option<PathBuf>,
+    ring: Option<&agent_identity::identity_seal::Keyring>,
+    errors: &mut Vec<ConfigError>,
+    open: impl FnOnce(
+        PathBuf,
+        agent_identity::identity_seal::Keyring,
+    ) -> Result<Arc<T>, agent_identity::Error>,
+    memory: impl FnOnce() -> Arc<T>,
+) -> Arc<T> {
+    let problem = match (path, ring) {
+        (None, _) => return memory(),
+        (Some(path), Some(ring)) => match open(path, ring.clone()) {
+            Ok(file) => return file,
+            Err(err) => err.to_string(),
+        },
+        (Some(_), None) => NEEDS_CONNECTIONS_KEY.into(),
+    };
+    errors.push(ConfigError::new(location, Some(field), problem));
+    memory()
+}
+
+/// The read cache of a Vault or AWS section.
+pub(crate) fn read_cache(ttl_secs: u64, capacity: u64) -> CacheConfig {
+    CacheConfig::default()
+        .ttl(Duration::from_secs(ttl_secs))
+        .capacity(capacity)
+}
+
+/// A store builder's error, placed at the store's section.
+pub(crate) fn located_store_error(location: &str, err: agent_identity::Error) -> ConfigError {
+    match err {
+        agent_identity::Error::InvalidConfig(inner) => ConfigError::new(
+            location,
+            Some(inner.field.as_deref().unwrap_or("type")),
+            inner.problem,
+        ),
+        other => ConfigError::new(location, None, other.to_string()),
+    }
+}
