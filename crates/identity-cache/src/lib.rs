@@ -34,7 +34,7 @@
 //!     .resource_kind(identity_core::ResourceKind::Shared).provider("p").model("m").action("read")
 //!     .trace_id("t").build()?;
 //! assert!(store.find_by_ref(&reference, &ctx).await?.is_some());
-//! # Ok::<(), identity_core::Error>(()) }).unwrap();
+//! # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
 //! ```
 
 use std::fmt;

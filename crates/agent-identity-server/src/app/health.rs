@@ -3,7 +3,15 @@
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use agent_identity::{OffsetDateTime, Router};
+use agent_identity::layer::no_store;
+use agent_identity::{OffsetDateTime, Router, format_rfc3339};
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde_json::json;
+
+use super::AppState;
 
 /// What the last check found.
 #[derive(Debug, Clone)]
@@ -75,4 +83,29 @@ async fn check(router: &Router) -> Snapshot {
         credential_count,
         checked_at: OffsetDateTime::now_utc(),
     }
+}
+
+/// `GET /health` and `GET /api/health`: the last check of the stores, never a new one.
+pub(crate) async fn health(State(state): State<AppState>) -> Response {
+    let snapshot = state.health.snapshot();
+    let healthy = snapshot.unavailable.is_empty();
+    let rules = state.router.rule_count();
+    let body = json!({
+        "status": if healthy { "ok" } else { "degraded" },
+        "ok": healthy,
+        "version": env!("CARGO_PKG_VERSION"),
+        "timestamp": format_rfc3339(OffsetDateTime::now_utc()),
+        "credentialsLoaded": snapshot.credential_count,
+        "rulesLoaded": rules,
+        "credentialCount": snapshot.credential_count,
+        "ruleCount": rules,
+        "unavailableStores": snapshot.unavailable,
+        "checkedAt": format_rfc3339(snapshot.checked_at),
+    });
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    no_store((status, Json(body)).into_response())
 }

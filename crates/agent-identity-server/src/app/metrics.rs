@@ -4,6 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent_identity::{Denial, RequestContext, Resolution, ResolutionObserver};
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, header};
+
+use super::AppState;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -147,4 +152,14 @@ impl ResolutionObserver for MetricsObserver {
         };
         self.0.resolutions.get_or_create(&labels).inc();
     }
+}
+
+/// `GET /metrics`: OpenMetrics text.
+pub(crate) async fn metrics_text(State(state): State<AppState>) -> Response {
+    let mut response = state.metrics.encode().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
 }

@@ -578,7 +578,7 @@ pub(crate) async fn api_token(
     let (parts, body) = request.into_parts();
     let bytes = match super::read_json_body(&parts, body, MAX_API_TOKEN * 2).await {
         Ok(bytes) => bytes,
-        Err(response) => return response,
+        Err(refused) => return axum::response::IntoResponse::into_response(refused),
     };
     // The body holds the token: a parse error must not quote it.
     let Ok(body) = serde_json::from_slice::<ApiTokenBody>(&bytes) else {

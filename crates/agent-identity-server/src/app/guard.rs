@@ -1,0 +1,100 @@
+//! The first check of every request: its `Host` and `Origin`, before its body is read.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+
+use agent_identity::layer::json_error;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use http::{StatusCode, header};
+
+use super::settings::ServerSettings;
+
+/// Refuses requests whose `Host` or `Origin` is not accepted, before reading their body: a
+/// browser page on another site must not reach a loopback sidecar through DNS rebinding.
+#[derive(Debug)]
+pub(crate) struct Guard {
+    /// Accepted `Host` values, lower case; `None` accepts any.
+    hosts: Option<HashSet<String>>,
+    origins: HashSet<String>,
+}
+
+impl Guard {
+    pub(crate) fn new(settings: &ServerSettings, bound: SocketAddr) -> Self {
+        let mut hosts: HashSet<String> = settings
+            .allowed_hosts
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
+        // Beyond loopback (0.0.0.0 included) callers authenticate, so a rebinding page has
+        // nothing to use; any Host is accepted there unless `allowed_hosts` says otherwise.
+        let hosts = if bound.ip().is_loopback() || !hosts.is_empty() {
+            let port = bound.port();
+            for name in ["127.0.0.1", "localhost", "[::1]"] {
+                hosts.insert(format!("{name}:{port}"));
+                if port == 80 {
+                    hosts.insert(name.to_owned());
+                }
+            }
+            Some(hosts)
+        } else {
+            None
+        };
+        let origins = settings
+            .allowed_origins
+            .iter()
+            .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+            .collect();
+        Self { hosts, origins }
+    }
+
+    pub(crate) async fn check(&self, request: Request, next: Next) -> Response {
+        if let Some(hosts) = &self.hosts {
+            let host = request
+                .headers()
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok());
+            let accepted = |host: &str| {
+                // Lower-case only when needed: the common Host is lower case already.
+                if host.bytes().any(|b| b.is_ascii_uppercase()) {
+                    hosts.contains(&host.to_ascii_lowercase())
+                } else {
+                    hosts.contains(host)
+                }
+            };
+            match host {
+                Some(host) if accepted(host) => {}
+                Some(_) => {
+                    return json_error(
+                        StatusCode::FORBIDDEN,
+                        "host_not_allowed",
+                        "this server does not answer for that Host",
+                    );
+                }
+                None => {
+                    return json_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request",
+                        "the request has no Host header",
+                    );
+                }
+            }
+        }
+        if let Some(origin) = request.headers().get(header::ORIGIN) {
+            let origin = origin
+                .to_str()
+                .unwrap_or("")
+                .trim_end_matches('/')
+                .to_ascii_lowercase();
+            if !self.origins.contains(&origin) {
+                return json_error(
+                    StatusCode::FORBIDDEN,
+                    "origin_not_allowed",
+                    "cross-origin requests are not accepted",
+                );
+            }
+        }
+        next.run(request).await
+    }
+}

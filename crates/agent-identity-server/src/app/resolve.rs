@@ -1,0 +1,162 @@
+//! `POST /api/resolve` and `POST /api/migrate/resolve`: plain handlers with one error type.
+
+use agent_identity::layer::{denial_response, json_error, no_store};
+use agent_identity::{
+    Denial, InvalidInput, MigrationRequest, PairDenial, RequestContext, format_rfc3339,
+};
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use http::request::Parts;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::body::read_json_body;
+use crate::auth::Caller;
+
+/// Why a resolve endpoint answers with an error: each is a JSON body `{"error", "code", ...}`,
+/// not to be cached, with no secret and no internal detail in it.
+#[derive(Debug)]
+pub(crate) enum ApiError {
+    /// The body could not be taken: not JSON (415), too large (413), empty or unreadable (400).
+    Body {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
+    /// The body is JSON but not a valid request: 400 listing each bad field.
+    Invalid(Box<InvalidInput>),
+    /// An authenticated caller bound to one user asked for another: 403.
+    CallerMismatch,
+    /// The router refused: 403 with the denial's reason code.
+    Denied(Box<Denial>),
+    /// The router refused one side of a migration pair, or both: 403.
+    PairDenied(Box<PairDenial>),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Body {
+                status,
+                code,
+                message,
+            } => json_error(status, code, &message),
+            Self::Invalid(err) => {
+                let details: serde_json::Map<String, Value> = err
+                    .problems
+                    .iter()
+                    .map(|p| (p.field.clone(), Value::String(p.problem.to_string())))
+                    .collect();
+                let body = json!({ "error": err.to_string(), "code": "invalid_request", "details": details });
+                no_store((StatusCode::BAD_REQUEST, Json(body)).into_response())
+            }
+            Self::CallerMismatch => json_error(
+                StatusCode::FORBIDDEN,
+                "caller_user_mismatch",
+                "the request names a different user than the authenticated caller",
+            ),
+            Self::Denied(denial) => denial_response(&denial),
+            Self::PairDenied(denial) => {
+                let (side, code) = match (&denial.source, &denial.target) {
+                    (Some(source), Some(_)) => ("both", source.reason.code()),
+                    (Some(source), None) => ("source", source.reason.code()),
+                    (None, Some(target)) => ("target", target.reason.code()),
+                    (None, None) => ("both", "denied"),
+                };
+                let body = json!({ "error": denial.to_string(), "code": code, "side": side });
+                no_store((StatusCode::FORBIDDEN, Json(body)).into_response())
+            }
+        }
+    }
+}
+
+/// The body of a granted `POST /api/resolve`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResolveAnswer {
+    ok: bool,
+    credential_id: String,
+    resolved_for: String,
+    expires_at: Option<String>,
+}
+
+/// `POST /api/resolve`.
+pub(crate) async fn resolve(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let body = read_json_body(&parts, body, state.settings.body_limit_bytes).await?;
+    let mut context =
+        RequestContext::from_slice(&body).map_err(|err| ApiError::Invalid(Box::new(err)))?;
+    check_caller(&parts, &context.user_id)?;
+    context.subject_token = subject_token(&parts);
+    let resolution = state
+        .router
+        .resolve(&context)
+        .await
+        .map_err(|denial| ApiError::Denied(Box::new(denial)))?;
+    Ok(no_store(
+        Json(ResolveAnswer {
+            ok: true,
+            credential_id: resolution.credential_id,
+            resolved_for: resolution.resolved_for,
+            expires_at: resolution.expires_at.map(format_rfc3339),
+        })
+        .into_response(),
+    ))
+}
+
+/// `POST /api/migrate/resolve`.
+pub(crate) async fn migrate(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let body = read_json_body(&parts, body, state.settings.body_limit_bytes).await?;
+    let mut migration =
+        MigrationRequest::from_slice(&body).map_err(|err| ApiError::Invalid(Box::new(err)))?;
+    check_caller(&parts, &migration.user_id)?;
+    migration.subject_token = subject_token(&parts);
+    let pair = state
+        .router
+        .resolve_pair(&migration)
+        .await
+        .map_err(|denial| ApiError::PairDenied(Box::new(denial)))?;
+    Ok(no_store(
+        Json(json!({
+            "migrationId": pair.migration_id,
+            "phase": pair.phase,
+            "sourceCredentialId": pair.source.credential_id,
+            "sourceResolvedFor": pair.source.resolved_for,
+            "targetCredentialId": pair.target.credential_id,
+            "targetResolvedFor": pair.target.resolved_for,
+            "dryRun": pair.dry_run,
+            "expiresAt": pair.expires_at.map(format_rfc3339),
+        }))
+        .into_response(),
+    ))
+}
+
+/// The caller's own token, when authentication found one (never from the body).
+fn subject_token(parts: &Parts) -> Option<agent_identity::SubjectToken> {
+    parts
+        .extensions
+        .get::<Caller>()
+        .and_then(|caller| caller.subject_token.clone())
+}
+
+/// The request names `user_id`; an authenticated caller bound to another user may not ask.
+fn check_caller(parts: &Parts, user_id: &str) -> Result<(), ApiError> {
+    match parts
+        .extensions
+        .get::<Caller>()
+        .and_then(|c| c.user_id.as_deref())
+    {
+        Some(bound) if bound != user_id => Err(ApiError::CallerMismatch),
+        _ => Ok(()),
+    }
+}

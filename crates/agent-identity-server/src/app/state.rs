@@ -1,0 +1,57 @@
+//! What the handlers share.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use agent_identity::Router;
+
+use super::health::HealthMonitor;
+use super::metrics::Metrics;
+use super::settings::ServerSettings;
+use crate::auth::Authenticator;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The router.
+    pub router: Arc<Router>,
+    /// The latest store health.
+    pub health: Arc<HealthMonitor>,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+    /// Limits and listener settings.
+    pub settings: Arc<ServerSettings>,
+    /// Caller authentication.
+    pub authenticator: Arc<Authenticator>,
+    /// The address actually bound (its port is part of the accepted `Host` values).
+    pub bound: SocketAddr,
+    /// The `/oauth/` endpoints, when an `oauth` store is configured.
+    pub oauth: super::oauth::OAuthState,
+}
+
+impl AppState {
+    /// Prepares authentication (fetching a JWKS now, so that a bad source fails at start) and
+    /// checks the stores once, for a server bound to `bound`.
+    /// (A loaded configuration gives these parts: `config::Loaded::into_state`.)
+    pub async fn new(
+        router: Router,
+        settings: ServerSettings,
+        auth: crate::auth::settings::AuthSettings,
+        oauth: super::oauth::OAuthState,
+        metrics: Arc<Metrics>,
+        bound: SocketAddr,
+    ) -> Result<Self, String> {
+        let authenticator = Arc::new(Authenticator::new(auth).await?);
+        let router = Arc::new(router);
+        let health = HealthMonitor::start(router.clone()).await;
+        Ok(Self {
+            router,
+            health,
+            metrics,
+            settings: Arc::new(settings),
+            authenticator,
+            bound,
+            oauth,
+        })
+    }
+}
