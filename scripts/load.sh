@@ -3,8 +3,9 @@
 #
 #   bash scripts/load.sh
 #
-# 1. /api/resolve with 1,000 rules against the same server's /health, in the same run:
-#    wrk, 10 s each, 64 connections, 2 threads, on 127.0.0.1 only.
+# 1. /api/resolve with 1,000 rules against the same server's /health, and against a minimal
+#    axum server that answers the same POST with its JSON body (the `echo_server` example), in
+#    the same run: wrk, 10 s each, 64 connections, 2 threads, on 127.0.0.1 only.
 # 2. Resident memory of the idle server with 10,000 rules and 10,000 credentials, against an
 #    empty configuration.
 # Installs wrk (Debian package) when missing. Prints a summary; changes nothing else.
@@ -19,8 +20,9 @@ if ! command -v wrk >/dev/null; then
     apt-get update -qq >/dev/null
     apt-get install -y -qq wrk >/dev/null
 fi
-cargo build --locked --release -q -p agent-identity-server
+cargo build --locked --release -q -p agent-identity-server --bin agent-identity --example echo_server
 binary="$CARGO_TARGET_DIR/release/agent-identity"
+echo_binary="$CARGO_TARGET_DIR/release/examples/echo_server"
 
 work=$(mktemp -d)
 pids=()
@@ -68,9 +70,13 @@ open(f"{out}/agent-identity.toml", "w").write(
 PY
 }
 
-start() { # start CONFIG -> sets $pid and $address
+start() { # start CONFIG [COMMAND...] -> sets $pid and $address
     local log="$work/server-${#pids[@]}.log"
-    "$binary" serve --config "$1" 2>"$log" &
+    if [ "$#" -gt 1 ]; then
+        "${@:2}" 2>"$log" &
+    else
+        "$binary" serve --config "$1" 2>"$log" &
+    fi
     pid=$!
     pids+=("$pid")
     for _ in $(seq 1 100); do
@@ -121,6 +127,10 @@ wrk -t2 -c64 -d10s --latency -s "$work/health.lua" "http://$address/health" | te
 echo "== wrk: POST /api/resolve (1,000 rules)"
 wrk -t2 -c64 -d10s --latency -s "$work/resolve.lua" "http://$address/api/resolve" | tee "$work/resolve.txt"
 kill "$pid"
+start none "$echo_binary" 127.0.0.1:0
+echo "== wrk: POST /api/resolve to the echo server (the same requests)"
+wrk -t2 -c64 -d10s --latency -s "$work/resolve.lua" "http://$address/api/resolve" | tee "$work/echo.txt"
+kill "$pid"
 
 rps() { awk '/^Requests\/sec/ {print $2}' "$1"; }
 p99() { awk '$1 == "99%" {print $2}' "$1"; }
@@ -146,6 +156,9 @@ echo
 echo "== summary"
 echo "health:  ${health_rps} req/s, p99 $(p99 "$work/health.txt"), non-2xx: $(errors "$work/health.txt")"
 echo "resolve: ${resolve_rps} req/s, p99 $(p99 "$work/resolve.txt"), non-2xx: $(errors "$work/resolve.txt")"
+echo_rps=$(rps "$work/echo.txt")
+echo "echo:    ${echo_rps} req/s, p99 $(p99 "$work/echo.txt"), non-2xx: $(errors "$work/echo.txt")"
 python3 -c "print(f'resolve / health throughput: {float(\"$resolve_rps\") / float(\"$health_rps\") * 100:.1f}%')"
+python3 -c "print(f'resolve / echo throughput: {float(\"$resolve_rps\") / float(\"$echo_rps\") * 100:.1f}%')"
 echo "idle RSS, empty configuration: ${empty_rss} KiB"
 echo "idle RSS, 10,000 rules and 10,000 credentials: ${loaded_rss} KiB"

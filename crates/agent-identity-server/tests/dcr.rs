@@ -51,6 +51,12 @@ async fn a_dcr_slot_resolves_over_http_with_a_client_registered_at_run_time() {
 }
 
 async fn resolve_once(config: &str, env: &dyn Fn(&str) -> Option<String>) -> Value {
+    let (status, answer) = resolve_status(config, env).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    answer
+}
+
+async fn resolve_status(config: &str, env: &dyn Fn(&str) -> Option<String>) -> (StatusCode, Value) {
     let loaded = load_str(config, Path::new("."), "test".into(), env, None).unwrap();
     let bound = "127.0.0.1:3001".parse().unwrap();
     let app = app(loaded
@@ -67,9 +73,35 @@ async fn resolve_once(config: &str, env: &dyn Fn(&str) -> Option<String>) -> Val
         .body(Body::from(body.to_string()))
         .unwrap();
     let response = app.oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    serde_json::from_slice(&bytes).unwrap()
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_account_with_a_pre_issued_client_gets_tokens_without_registering() {
+    let server = AuthorizationServer::start().await;
+    // oidc-provider knows `web-app` (secret `web-app-secret`) from its configuration.
+    let config = dcr_config(server.issuer()).replace(
+        "client_name = \"sidecar-agent\"",
+        "client_id = \"web-app\"\nclient_secret_env = \"WEB_APP_SECRET\"",
+    );
+    let right = |name: &str| (name == "WEB_APP_SECRET").then(|| "web-app-secret".to_owned());
+    let answer = resolve_once(&config, &right).await;
+    assert_eq!(answer["credentialId"], "dcr:crm-service");
+    // With another secret the same slot is refused: the pre-issued client is the one used,
+    // never a client registered in its place.
+    let wrong = |name: &str| (name == "WEB_APP_SECRET").then(|| "not-the-secret".to_owned());
+    let (status, refused) = resolve_status(&config, &wrong).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    assert!(refused.to_string().contains("invalid_client"), "{refused}");
+    // A pre-issued client belongs to one issuer: with only a resource, it is refused at load.
+    let by_resource = config.replace(
+        &format!("issuer = \"{}\"", server.issuer()),
+        "resource = \"http://127.0.0.1:9/mcp\"",
+    );
+    let err = load_str(&by_resource, Path::new("."), "test".into(), &right, None).unwrap_err();
+    assert!(err.to_string().contains("slots[0].client_id"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -118,6 +118,7 @@ issuer = "{issuer}"
 client_id = "{corp_id}"
 client_secret_env = "CORP_SECRET"
 scopes = ["openid", "offline_access"]
+allowed_scopes = ["openid", "offline_access", "crm:read"]
 prompt = "consent"
 
 [stores.users.providers.kaggle]
@@ -454,6 +455,36 @@ async fn a_user_connects_through_the_sidecar_and_resolutions_yield_the_users_tok
     assert_eq!(body["revokedAtProvider"], false);
     let file = std::fs::read_to_string(sidecar.dir.join("connections.json")).unwrap();
     assert!(!file.contains("\"alice\""), "{file}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_may_choose_its_scopes_among_those_allowed() {
+    let server = AuthorizationServer::start().await;
+    let sidecar = sidecar(&server, "scopes", "").await;
+    let browser = browser();
+    let connect = |scope: &str| {
+        browser
+            .get(format!(
+                "{}/oauth/corp/connect?userId=alice&scope={scope}",
+                sidecar.base
+            ))
+            .send()
+    };
+    let chosen = connect("openid%20crm:read").await.unwrap();
+    assert_eq!(chosen.status(), StatusCode::FOUND);
+    let location = url::Url::parse(chosen.headers()["location"].to_str().unwrap()).unwrap();
+    let scope = location
+        .query_pairs()
+        .find(|(k, _)| k == "scope")
+        .map(|(_, v)| v.into_owned());
+    assert_eq!(scope.as_deref(), Some("openid crm:read"));
+    let (status, body) = json_of(connect("openid%20crm:write").await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "invalid_scope");
+    assert!(
+        body["error"].as_str().unwrap().contains("crm:write"),
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -128,6 +128,8 @@ enum Revocation {
 struct OAuthAccess {
     source: ClientSource,
     scopes: Vec<String>,
+    /// Scopes a connect may ask for instead of `scopes`; `scopes` when unset.
+    allowed_scopes: Option<Vec<String>>,
     resources: Vec<String>,
     prompt: Option<String>,
     extra: Vec<(String, String)>,
@@ -193,6 +195,7 @@ impl Provider {
             access: Access::OAuth(Box::new(OAuthAccess {
                 source,
                 scopes: Vec::new(),
+                allowed_scopes: None,
                 resources: Vec::new(),
                 prompt: None,
                 extra: Vec::new(),
@@ -419,6 +422,23 @@ impl Provider {
         self.with_oauth(|access| access.scopes = scopes)
     }
 
+    /// The scopes a connect may ask for instead of the provider's own ([`Provider::authorize_scopes`]);
+    /// the provider's scopes when not set.
+    ///
+    /// ```
+    /// # let p = identity_oauth::Provider::openid("corp", "https://login.example.com", "a", None, identity_http::OutboundPolicy::default())?;
+    /// let p = p.scopes(["openid"]).allowed_scopes(["openid", "calendar.read", "drive.read"]);
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub fn allowed_scopes<I, S>(self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let scopes = scopes.into_iter().map(Into::into).collect();
+        self.with_oauth(|access| access.allowed_scopes = Some(scopes))
+    }
+
     /// An RFC 8707 resource asked for on authorization, code exchange and refresh.
     ///
     /// ```
@@ -580,11 +600,54 @@ impl Provider {
         redirect_uri: &str,
         login_hint: Option<&str>,
     ) -> Result<(Url, PendingAuthorization), Error> {
+        self.authorize_scopes(redirect_uri, login_hint, None).await
+    }
+
+    /// [`Provider::authorize`] asking for `scopes` instead of the provider's own, each of which
+    /// must be among [`Provider::allowed_scopes`] (the provider's scopes when those are not
+    /// set): a connect link cannot ask for more than the configuration allows.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let github = identity_oauth::Provider::github("Iv1.0123", identity_core::Secret::new("s"))?
+    ///     .allowed_scopes(["read:user", "repo"]);
+    /// let (url, _) = github.authorize_scopes("https://app.example.com/cb", None, Some(&["repo".to_owned()])).await?;
+    /// assert!(url.query_pairs().any(|(k, v)| k == "scope" && v == "repo"));
+    /// let refused = github.authorize_scopes("https://app.example.com/cb", None, Some(&["admin:org".to_owned()])).await;
+    /// assert!(refused.unwrap_err().to_string().contains("admin:org"));
+    /// # Ok::<(), identity_core::Error>(()) }).unwrap();
+    /// ```
+    pub async fn authorize_scopes(
+        &self,
+        redirect_uri: &str,
+        login_hint: Option<&str>,
+        scopes: Option<&[String]>,
+    ) -> Result<(Url, PendingAuthorization), Error> {
         let access =
             self.oauth_access("an authorization flow for a provider that takes an API token")?;
+        let scopes = match scopes {
+            None => access.scopes.clone(),
+            Some(asked) => {
+                let allowed = access.allowed_scopes.as_ref().unwrap_or(&access.scopes);
+                if let Some(refused) = asked.iter().find(|s| !allowed.contains(s)) {
+                    return Err(Error::InvalidArgument {
+                        argument: "scope",
+                        problem: format!(
+                            "`{}` is not among the scopes this provider may ask for",
+                            refused
+                                .chars()
+                                .filter(|c| c.is_ascii_graphic())
+                                .take(64)
+                                .collect::<String>()
+                        ),
+                    });
+                }
+                asked.to_vec()
+            }
+        };
         let client = self.client().await?;
-        let mut request = AuthorizationRequest::new(client.client_id(), redirect_uri)
-            .scopes(access.scopes.iter().cloned());
+        let mut request =
+            AuthorizationRequest::new(client.client_id(), redirect_uri).scopes(scopes);
         if let Some(prompt) = &access.prompt {
             request = request.prompt(prompt.clone());
         }

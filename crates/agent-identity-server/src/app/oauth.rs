@@ -208,6 +208,10 @@ fn provider_failure(err: &Error) -> Response {
         Error::Protocol { code, .. } => (StatusCode::BAD_REQUEST, code.as_str()),
         Error::Unauthenticated { .. } => (StatusCode::UNAUTHORIZED, "reconnect_needed"),
         Error::NotSupported { .. } => (StatusCode::BAD_REQUEST, "not_supported"),
+        Error::InvalidArgument {
+            argument: "scope", ..
+        } => (StatusCode::BAD_REQUEST, "invalid_scope"),
+        Error::InvalidArgument { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
         _ => (StatusCode::BAD_GATEWAY, "provider_unavailable"),
     };
     json_error(status, code, &err.to_string())
@@ -218,6 +222,8 @@ pub(crate) struct UserQuery {
     #[serde(rename = "userId")]
     user_id: Option<String>,
     login_hint: Option<String>,
+    /// Space-separated scopes to ask for instead of the provider's, among those it allows.
+    scope: Option<String>,
 }
 
 /// The user a request acts for: the authenticated caller's, or the one it names.
@@ -299,8 +305,19 @@ pub(crate) async fn connect(
         );
     }
     let redirect_uri = endpoints.redirect_uri(&provider_name);
+    let scopes: Option<Vec<String>> = query.scope.as_deref().map(|scope| {
+        scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    });
     let (url, pending) = match provider
-        .authorize(&redirect_uri, query.login_hint.as_deref())
+        .authorize_scopes(
+            &redirect_uri,
+            query.login_hint.as_deref(),
+            scopes.as_deref(),
+        )
         .await
     {
         Ok(started) => started,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use agent_identity::{ConfigError, CredentialRef, Secret};
 use serde::Deserialize;
 
-use super::keyring;
+use super::{ClientChoice, keyring};
 
 /// A `[stores.<name>]` of `type = "dcr"`: slots whose credential is an access token obtained
 /// with `client_credentials` by a client registered at run time (RFC 7591).
@@ -69,6 +69,14 @@ pub(crate) struct DcrSlotSection {
     pub(crate) profile: Option<String>,
     /// The environment variable holding an initial access token, for servers that demand one.
     pub(crate) initial_access_token_env: Option<String>,
+    /// A client registered in advance at `issuer` (a service account with a pre-issued id):
+    /// used there instead of registering.
+    pub(crate) client_id: Option<String>,
+    /// The environment variable holding that client's secret.
+    pub(crate) client_secret_env: Option<String>,
+    /// The HTTPS URL of this client's metadata document, used as its client id where the
+    /// server accepts Client ID Metadata Documents.
+    pub(crate) client_metadata_url: Option<String>,
 }
 
 pub(crate) fn dcr_store(
@@ -134,6 +142,7 @@ pub(crate) fn dcr_store(
                 continue;
             }
         };
+        let issuer = slot.issuer.clone();
         let target = match (slot.issuer, slot.resource) {
             (Some(issuer), None) => policy
                 .check_url(&issuer, "issuer")
@@ -181,6 +190,13 @@ pub(crate) fn dcr_store(
                 )),
             }
         }
+        let profile = ClientChoice {
+            issuer: issuer.as_deref(),
+            client_id: slot.client_id,
+            client_secret_env: slot.client_secret_env.as_deref(),
+            client_metadata_url: slot.client_metadata_url.as_deref(),
+        }
+        .apply(profile, location, &field, env, &mut errors);
         slots.push(DcrSlot {
             reference,
             target,

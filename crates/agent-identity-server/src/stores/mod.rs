@@ -87,3 +87,83 @@ pub(crate) fn located_store_error(location: &str, err: agent_identity::Error) ->
         other => ConfigError::new(location, None, other.to_string()),
     }
 }
+
+/// How a client comes to be at an authorization server, as a section writes it: a client
+/// registered in advance (`client_id`, with its secret in `client_secret_env`; it belongs to one
+/// issuer), or a Client ID Metadata Document (`client_metadata_url`), before dynamic
+/// registration. Problems are pushed to `errors`, each with its field (`field` gives the full
+/// name of a field).
+pub(crate) struct ClientChoice<'a> {
+    pub(crate) issuer: Option<&'a str>,
+    pub(crate) client_id: Option<String>,
+    pub(crate) client_secret_env: Option<&'a str>,
+    pub(crate) client_metadata_url: Option<&'a str>,
+}
+
+impl ClientChoice<'_> {
+    pub(crate) fn apply(
+        self,
+        mut profile: agent_identity::identity_dcr::ClientProfile,
+        location: &str,
+        field: &dyn Fn(&str) -> String,
+        env: &dyn Fn(&str) -> Option<String>,
+        errors: &mut Vec<ConfigError>,
+    ) -> agent_identity::identity_dcr::ClientProfile {
+        use agent_identity::identity_dcr::RegisteredClient;
+        if let Some(client_id) = self.client_id {
+            let Some(issuer) = self.issuer else {
+                errors.push(ConfigError::new(
+                    location,
+                    Some(&field("client_id")),
+                    "needs `issuer`: a client registered in advance belongs to one issuer",
+                ));
+                return profile;
+            };
+            let secret = match self.client_secret_env {
+                Some(variable) => match env(variable) {
+                    Some(secret) if !secret.is_empty() => Some(secret),
+                    _ => {
+                        errors.push(ConfigError::new(
+                            location,
+                            Some(&field("client_secret_env")),
+                            format!("environment variable `{variable}` is not set"),
+                        ));
+                        return profile;
+                    }
+                },
+                None => None,
+            };
+            let mut answer = serde_json::json!({ "client_id": client_id });
+            if let Some(secret) = secret {
+                answer["client_secret"] = secret.into();
+            }
+            match RegisteredClient::from_registration_answer(issuer, answer) {
+                Ok(client) => profile = profile.with_pre_registered(client),
+                Err(err) => errors.push(ConfigError::new(
+                    location,
+                    Some(&field("client_id")),
+                    err.to_string(),
+                )),
+            }
+        } else if self.client_secret_env.is_some() {
+            errors.push(ConfigError::new(
+                location,
+                Some(&field("client_secret_env")),
+                "is set without `client_id`",
+            ));
+        }
+        if let Some(text) = self.client_metadata_url {
+            match url::Url::parse(text) {
+                Ok(url) if url.scheme() == "https" && url.path() != "/" => {
+                    profile = profile.with_metadata_document(url);
+                }
+                _ => errors.push(ConfigError::new(
+                    location,
+                    Some(&field("client_metadata_url")),
+                    "must be an https URL with a path (the client's metadata document)",
+                )),
+            }
+        }
+        profile
+    }
+}

@@ -9,7 +9,7 @@ use agent_identity::{ConfigError, CredentialRef, Secret};
 use serde::Deserialize;
 
 use super::dcr::{default_clients_key_id, default_dcr_timeout};
-use super::{NEEDS_CONNECTIONS_KEY, keyring, sealed_file};
+use super::{ClientChoice, NEEDS_CONNECTIONS_KEY, keyring, sealed_file};
 
 /// A `[stores.<name>]` of `type = "oauth"`: users' own accounts (GitHub, Google, any OpenID
 /// provider, a DCR client, Kaggle-style API tokens), connected through the sidecar's `/oauth/`
@@ -91,6 +91,12 @@ pub(crate) struct ProviderSection {
     pub(crate) resource: Option<String>,
     /// Scopes, replacing the preset's.
     pub(crate) scopes: Option<Vec<String>>,
+    /// Scopes a connect may ask for (`?scope=` on `/oauth/<provider>/connect`) instead of
+    /// `scopes`; `scopes` when absent.
+    pub(crate) allowed_scopes: Option<Vec<String>>,
+    /// For `dcr`: the HTTPS URL of this client's metadata document, its client id where the
+    /// server accepts Client ID Metadata Documents.
+    pub(crate) client_metadata_url: Option<String>,
     pub(crate) prompt: Option<String>,
     /// More authorization parameters.
     #[serde(default)]
@@ -389,6 +395,20 @@ pub(crate) fn oauth_store(
                         }
                     }
                 }
+                // A client registered in advance at the issuer, or a metadata document, before
+                // registration.
+                let mut choice_errors = Vec::new();
+                let profile = ClientChoice {
+                    issuer: provider.issuer.as_deref(),
+                    client_id: provider.client_id.clone(),
+                    client_secret_env: provider.client_secret_env.as_deref(),
+                    client_metadata_url: provider.client_metadata_url.as_deref(),
+                }
+                .apply(profile, location, &field, env, &mut choice_errors);
+                if !choice_errors.is_empty() {
+                    errors.append(&mut choice_errors);
+                    continue;
+                }
                 Ok(Provider::registered(
                     name.clone(),
                     registry.clone(),
@@ -424,6 +444,9 @@ pub(crate) fn oauth_store(
         if oauth {
             if let Some(scopes) = provider.scopes {
                 built = built.scopes(scopes);
+            }
+            if let Some(allowed) = provider.allowed_scopes {
+                built = built.allowed_scopes(allowed);
             }
             if let Some(prompt) = provider.prompt {
                 built = built.prompt(prompt);

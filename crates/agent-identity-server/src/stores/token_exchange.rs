@@ -20,6 +20,10 @@ pub(crate) struct TokenExchangeSection {
     /// How many times one exchange is tried at most.
     #[serde(default = "default_exchange_attempts")]
     pub(crate) attempts: u32,
+    /// Allow token endpoints and issuers at private and link-local addresses (an authorization
+    /// server inside the network). Off by default: discovery that points inside is refused.
+    #[serde(default)]
+    pub(crate) allow_private: bool,
     pub(crate) slots: Vec<ExchangeSlot>,
 }
 
@@ -98,7 +102,8 @@ pub(crate) fn token_exchange_store(
     let mut store = TokenExchangeStore::builder()
         .skew(Duration::from_secs(section.skew_secs))
         .timeout(Duration::from_millis(section.timeout_ms))
-        .attempts(section.attempts);
+        .attempts(section.attempts)
+        .allow_private(section.allow_private);
     for (index, slot) in section.slots.into_iter().enumerate() {
         let field = |name: &str| format!("slots[{index}].{name}");
         let mut config = ExchangeConfig::builder(slot.reference, slot.client_id)
