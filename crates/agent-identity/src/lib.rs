@@ -22,6 +22,7 @@
 //! | `seal` | no | [`identity_seal`]: keyrings with per-purpose keys, AES-256-GCM sealed boxes, private files |
 //! | `dcr` | no | [`identity_dcr`]: dynamic client registration (RFC 7591/7592), the client registry, `DcrCredentialStore`; enables `http` and `seal` |
 //! | `oauth` | no | [`identity_oauth`]: OAuth 2.1 client flows (PKCE, authorization code, refresh, revocation, client credentials), provider presets (GitHub, Google, OpenID, DCR, Kaggle), `DelegatedTokenStore`; enables `dcr` |
+//! | `dcr-vault` | no | `identity_dcr::VaultClients`: registered clients in Vault KV v2, shared by replicas; enables `dcr` and `vault` |
 //! | `oauth-vault` | no | `identity_oauth::VaultTokens`: users' connections in Vault KV v2, shared by replicas; enables `oauth` and `vault` |
 //!
 //! The default build pulls neither the AWS SDK nor vaultrs.

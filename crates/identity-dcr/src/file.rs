@@ -24,18 +24,18 @@ struct FileContent {
 const FILE_VERSION: u64 = 2;
 
 /// The purpose the file's keys are derived for.
-const PURPOSE: &str = "dcr-clients";
+pub(crate) const PURPOSE: &str = "dcr-clients";
 
 /// One client: who it is in clear; its secrets, the secret's expiry and where its registration
 /// is managed sealed (changing any of them would let a writer of the file keep a dead client or
 /// send the registration access token elsewhere).
 #[derive(Serialize, Deserialize, Clone)]
-struct Record {
-    issuer: String,
-    profile: String,
-    client_id: String,
-    metadata: ClientMetadata,
-    sealed: SealedBox,
+pub(crate) struct Record {
+    pub(crate) issuer: String,
+    pub(crate) profile: String,
+    pub(crate) client_id: String,
+    pub(crate) metadata: ClientMetadata,
+    pub(crate) sealed: SealedBox,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -125,74 +125,82 @@ impl FilePersistence {
     }
 
     fn seal(&self, key: &ClientKey, client: &RegisteredClient) -> Result<Record, Error> {
-        let secrets = Secrets {
-            client_secret: client
-                .client_secret
-                .as_ref()
-                .map(|s| s.expose_secret().to_owned()),
-            registration_access_token: client
-                .registration_access_token
-                .as_ref()
-                .map(|s| s.expose_secret().to_owned()),
-            client_secret_expires_at: client
-                .client_secret_expires_at
-                .map(OffsetDateTime::unix_timestamp),
-            registration_client_uri: client
-                .registration_client_uri
-                .as_ref()
-                .map(|u| u.to_string()),
-        };
-        let plaintext = serde_json::to_vec(&secrets).unwrap_or_default();
-        let aad = associated_data(&key.issuer, &key.profile, &client.client_id);
-        let sealed = self
-            .keyring
-            .seal(&aad, &plaintext)
-            .map_err(|err| file_error(self.path(), err))?;
-        Ok(Record {
-            issuer: key.issuer.clone(),
-            profile: key.profile.clone(),
-            client_id: client.client_id.clone(),
-            metadata: client.metadata.clone(),
-            sealed,
-        })
+        seal_client(&self.keyring, key, client).map_err(|err| file_error(self.path(), err))
     }
 
     fn open_record(&self, record: &Record) -> Result<RegisteredClient, Error> {
-        let what = format!(
-            "the record of `{}` at `{}`",
-            record.client_id, record.issuer
-        );
-        let aad = associated_data(&record.issuer, &record.profile, &record.client_id);
-        let plaintext = self
-            .keyring
-            .open(&record.sealed, &aad)
-            .map_err(|err| file_error(self.path(), format!("{what}: {}", problem_of(&err))))?;
-        let secrets: Secrets = serde_json::from_slice(&plaintext)
-            .map_err(|_| file_error(self.path(), format!("{what} holds no secrets")))?;
-        let registration_client_uri = secrets
-            .registration_client_uri
-            .as_deref()
-            .map(Url::parse)
-            .transpose()
-            .map_err(|_| {
-                file_error(
-                    self.path(),
-                    format!("{what} has a bad registration_client_uri"),
-                )
-            })?;
-        Ok(RegisteredClient {
-            issuer: record.issuer.clone(),
-            client_id: record.client_id.clone(),
-            client_secret: secrets.client_secret.map(Secret::new),
-            client_secret_expires_at: secrets
-                .client_secret_expires_at
-                .and_then(|at| OffsetDateTime::from_unix_timestamp(at).ok()),
-            registration_access_token: secrets.registration_access_token.map(Secret::new),
-            registration_client_uri,
-            metadata: record.metadata.clone(),
-        })
+        open_client(&self.keyring, record).map_err(|problem| file_error(self.path(), problem))
     }
+}
 
+/// `client` as kept for `key`: who it is in clear, its secrets, their expiry and its management
+/// URI sealed under `keyring`, bound to the issuer, profile and client id.
+pub(crate) fn seal_client(
+    keyring: &Keyring,
+    key: &ClientKey,
+    client: &RegisteredClient,
+) -> Result<Record, Error> {
+    let secrets = Secrets {
+        client_secret: client
+            .client_secret
+            .as_ref()
+            .map(|s| s.expose_secret().to_owned()),
+        registration_access_token: client
+            .registration_access_token
+            .as_ref()
+            .map(|s| s.expose_secret().to_owned()),
+        client_secret_expires_at: client
+            .client_secret_expires_at
+            .map(OffsetDateTime::unix_timestamp),
+        registration_client_uri: client
+            .registration_client_uri
+            .as_ref()
+            .map(|u| u.to_string()),
+    };
+    let plaintext = serde_json::to_vec(&secrets).unwrap_or_default();
+    let aad = associated_data(&key.issuer, &key.profile, &client.client_id);
+    let sealed = keyring.seal(&aad, &plaintext)?;
+    Ok(Record {
+        issuer: key.issuer.clone(),
+        profile: key.profile.clone(),
+        client_id: client.client_id.clone(),
+        metadata: client.metadata.clone(),
+        sealed,
+    })
+}
+
+/// The client a record keeps, opened with `keyring`; what is wrong otherwise (naming the record).
+pub(crate) fn open_client(keyring: &Keyring, record: &Record) -> Result<RegisteredClient, String> {
+    let what = format!(
+        "the record of `{}` at `{}`",
+        record.client_id, record.issuer
+    );
+    let aad = associated_data(&record.issuer, &record.profile, &record.client_id);
+    let plaintext = keyring
+        .open(&record.sealed, &aad)
+        .map_err(|err| format!("{what}: {}", problem_of(&err)))?;
+    let secrets: Secrets =
+        serde_json::from_slice(&plaintext).map_err(|_| format!("{what} holds no secrets"))?;
+    let registration_client_uri = secrets
+        .registration_client_uri
+        .as_deref()
+        .map(Url::parse)
+        .transpose()
+        .map_err(|_| format!("{what} has a bad registration_client_uri"))?;
+    Ok(RegisteredClient {
+        issuer: record.issuer.clone(),
+        client_id: record.client_id.clone(),
+        client_secret: secrets.client_secret.map(Secret::new),
+        client_secret_expires_at: secrets
+            .client_secret_expires_at
+            .and_then(|at| OffsetDateTime::from_unix_timestamp(at).ok()),
+        registration_access_token: secrets.registration_access_token.map(Secret::new),
+        registration_client_uri,
+        metadata: record.metadata.clone(),
+    })
+}
+
+impl FilePersistence {
     /// Writes `records` atomically.
     async fn write(&self, records: &[Record]) -> Result<(), Error> {
         let content = FileContent {

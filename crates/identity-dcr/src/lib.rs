@@ -18,15 +18,16 @@
 //! checked on every resolved address, no redirects, bounded answers and time, no endpoint with
 //! another scheme). A hostile server can make a call fail, and nothing else.
 //!
-//! Clients are kept in memory ([`MemoryPersistence`]) or in a file whose secrets are sealed with
-//! AES-256-GCM under a rotating [`identity_seal::Keyring`] ([`FilePersistence`]).
+//! Clients are kept in memory ([`MemoryPersistence`]), in a file whose secrets are sealed with
+//! AES-256-GCM under a rotating [`identity_seal::Keyring`] ([`FilePersistence`]), or, with the
+//! `vault` feature, in Vault KV v2 sealed the same way and shared by replicas (`VaultClients`).
 //!
 //! How a client comes to be at a server follows the MCP authorization specification
 //! (2026-07-28): a client registered in advance for that issuer, else a Client ID Metadata
 //! Document where the server accepts them, else dynamic registration ([`ClientProfile`]).
 //!
-//! Features: `testing` (the conformance suite every [`ClientPersistence`] passes,
-//! [`testing`]).
+//! Features: `vault` (`VaultClients`: clients in Vault KV v2, shared by replicas; pulls
+//! vaultrs), `testing` (the conformance suite every [`ClientPersistence`] passes, [`testing`]).
 //!
 //! ```
 //! use identity_dcr::Dcr;
@@ -48,6 +49,8 @@ mod registry;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "vault")]
+mod vault;
 
 use identity_core::Error;
 use identity_http::{
@@ -60,6 +63,8 @@ pub use registry::{
     ClientKey, ClientPersistence, ClientProfile, ClientRegistry, MemoryPersistence,
 };
 pub use store::{DcrCredentialStore, DcrSlot, Target};
+#[cfg(feature = "vault")]
+pub use vault::VaultClients;
 
 /// The backend name in errors and audit events.
 const BACKEND: &str = "dcr";

@@ -1,4 +1,5 @@
-//! The client stores' conformance suite, against each: memory and the sealed file.
+//! The client stores' conformance suite, against each: memory, the sealed file, and Vault (a
+//! real OpenBao started here).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -31,4 +32,46 @@ async fn the_sealed_file_passes_the_suite() {
         .unwrap();
     run_client_persistence_conformance(&reopened, "file-again").await;
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[cfg(feature = "vault")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_passes_the_suite() {
+    use identity_core::Secret;
+    use identity_test_support::{BAO_ROOT_TOKEN, OpenBao};
+    use identity_vault::{VaultAuth, VaultCredentialStore};
+    let bao = OpenBao::start().await;
+    bao.enable_kv2("kv").await;
+    let vault =
+        VaultCredentialStore::builder(bao.address(), VaultAuth::token(Secret::new(BAO_ROOT_TOKEN)))
+            .mount("kv")
+            .build()
+            .unwrap();
+    let clients = identity_dcr::VaultClients::new(
+        vault.documents("clients").unwrap(),
+        Keyring::new("k1", [4; 32]),
+    );
+    run_client_persistence_conformance(&clients, "vault").await;
+    // What one replica saved, another (its own Vault client, the same key) reads.
+    let second =
+        VaultCredentialStore::builder(bao.address(), VaultAuth::token(Secret::new(BAO_ROOT_TOKEN)))
+            .mount("kv")
+            .build()
+            .unwrap();
+    let other = identity_dcr::VaultClients::new(
+        second.documents("clients").unwrap(),
+        Keyring::new("k1", [4; 32]),
+    );
+    let key = identity_dcr::ClientKey {
+        issuer: "https://as.example.com".into(),
+        profile: "crm".into(),
+    };
+    let client = identity_dcr::RegisteredClient::from_registration_answer(
+        "https://as.example.com",
+        serde_json::json!({"client_id": "shared", "client_secret": "s"}),
+    )
+    .unwrap();
+    use identity_dcr::ClientPersistence;
+    clients.save(&key, &client).await.unwrap();
+    assert_eq!(other.load(&key).await.unwrap().unwrap().client_id, "shared");
 }

@@ -945,6 +945,55 @@ impl VaultDocuments {
         Ok(format!("{}/{key}", self.prefix))
     }
 
+    /// Every key under `folder` (`""` for all), recursively, sorted: what a shared store lists
+    /// to forget everything it keeps. Soft-deleted entries are listed until their metadata is
+    /// deleted; reading one gives `None`.
+    ///
+    /// ```no_run
+    /// # async fn example(documents: identity_vault::VaultDocuments) -> Result<(), identity_core::Error> {
+    /// for key in documents.list("clients").await? {
+    ///     documents.delete(&key).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn list(&self, folder: &str) -> Result<Vec<String>, Error> {
+        let folder = folder.trim_matches('/');
+        if !folder.is_empty() {
+            check_path(folder, "vault document folder")?;
+        }
+        let mount = &self.inner.layout.mount;
+        let mut folders = vec![if folder.is_empty() {
+            String::new()
+        } else {
+            format!("{folder}/")
+        }];
+        let mut found = Vec::new();
+        while let Some(current) = folders.pop() {
+            let path = format!("{}/{current}", self.prefix);
+            let path = path.trim_end_matches('/');
+            let keys = self
+                .inner
+                .call(
+                    |session| async move { vaultrs::kv2::list(&session.client, mount, path).await },
+                )
+                .await;
+            let keys = match keys {
+                Ok(keys) => keys,
+                Err(Failure::NotFound) => continue,
+                Err(other) => return Err(other.into_error(&format!("listing of `{path}`"))),
+            };
+            for key in keys {
+                if key.ends_with('/') {
+                    folders.push(format!("{current}{key}"));
+                } else {
+                    found.push(format!("{current}{key}"));
+                }
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
     /// The document at `key` and its version; `None` when there is none.
     ///
     /// ```no_run
