@@ -231,7 +231,7 @@ impl CredentialStore for DcrCredentialStore {
         };
         let cached = self
             .tokens
-            .get_or_fetch(reference.clone(), self.fetch(slot))
+            .get_or_fetch(reference.clone(), || self.fetch(slot))
             .await
             .map_err(|err: Arc<Error>| err.duplicate())?;
         let mut credential = Self::credential(slot).with_secret(cached.token);

@@ -41,8 +41,8 @@ impl<K, V> Expiry<K, Arc<Entry<V>>> for UntilExpiry {
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// use std::time::Duration;
 /// let cache: identity_http::TokenCache<String, u32> = identity_http::TokenCache::new(1_000);
-/// let first = cache.get_or_fetch("alice".to_owned(), async { Ok::<_, String>((1, Some(Duration::from_secs(300)))) }).await?;
-/// let again = cache.get_or_fetch("alice".to_owned(), async { Ok::<_, String>((2, Some(Duration::from_secs(300)))) }).await?;
+/// let first = cache.get_or_fetch("alice".to_owned(), || async { Ok::<_, String>((1, Some(Duration::from_secs(300)))) }).await?;
+/// let again = cache.get_or_fetch("alice".to_owned(), || async { Ok::<_, String>((2, Some(Duration::from_secs(300)))) }).await?;
 /// assert_eq!((first, again), (1, 1));
 /// # Ok::<(), std::sync::Arc<String>>(()) }).unwrap();
 /// ```
@@ -116,25 +116,31 @@ where
         stated.unwrap_or(self.default_lifetime)
     }
 
-    /// The cached value of `key`, or the value `fetch` gives (with its lifetime, `None` when
-    /// the server did not say), cached until that lifetime less the skew. Concurrent callers
-    /// with one key share one fetch; a failure is handed to every waiter and not cached.
+    /// The cached value of `key`, or the value the future `fetch()` gives (with its lifetime,
+    /// `None` when the server did not say), cached until that lifetime less the skew.
+    /// Concurrent callers with one key share one fetch; a failure is handed to every waiter and
+    /// not cached. `fetch` is called, and its future boxed, only on a miss: a hit neither builds
+    /// nor moves it (fetches are large futures, and a hit is the path that must be fast).
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// let cache: identity_http::TokenCache<&str, &str> = identity_http::TokenCache::new(10);
-    /// let failed = cache.get_or_fetch("k", async { Err::<(&str, _), _>("down") }).await;
+    /// let failed = cache.get_or_fetch("k", || async { Err::<(&str, _), _>("down") }).await;
     /// assert!(failed.is_err());
-    /// let ok = cache.get_or_fetch("k", async { Ok::<_, &str>(("t", None)) }).await.unwrap();
+    /// let ok = cache.get_or_fetch("k", || async { Ok::<_, &str>(("t", None)) }).await.unwrap();
     /// assert_eq!(ok, "t");
     /// # });
     /// ```
-    pub async fn get_or_fetch<E, F>(&self, key: K, fetch: F) -> Result<V, Arc<E>>
+    pub async fn get_or_fetch<E, F, Fut>(&self, key: K, fetch: F) -> Result<V, Arc<E>>
     where
         E: Send + Sync + 'static,
-        F: Future<Output = Result<(V, Option<Duration>), E>>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(V, Option<Duration>), E>>,
     {
-        let mut short_lived = None;
+        if let Some(entry) = self.cache.get(&key).await {
+            return Ok(entry.value.clone());
+        }
+        let fetch = Box::pin(fetch());
         let entry = self
             .cache
             .try_get_with(key.clone(), async {
@@ -146,9 +152,8 @@ where
         if entry.keep.is_zero() {
             // Valid now, but not for long enough to hand to anyone else.
             self.cache.invalidate(&key).await;
-            short_lived = Some(entry.value.clone());
         }
-        Ok(short_lived.unwrap_or_else(|| entry.value.clone()))
+        Ok(entry.value.clone())
     }
 
     /// The cached value of `key`, if any.
@@ -321,7 +326,7 @@ mod tests {
             let fetches = Arc::clone(&fetches);
             tasks.push(tokio::spawn(async move {
                 cache
-                    .get_or_fetch("alice".to_owned(), async {
+                    .get_or_fetch("alice".to_owned(), || async {
                         fetches.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         Ok::<_, String>(("token".to_owned(), Some(Duration::from_secs(600))))
@@ -336,7 +341,7 @@ mod tests {
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
 
         let failed = cache
-            .get_or_fetch("bob".to_owned(), async { Err::<(String, _), _>("down") })
+            .get_or_fetch("bob".to_owned(), || async { Err::<(String, _), _>("down") })
             .await;
         assert_eq!(*failed.unwrap_err(), "down");
         assert!(cache.get(&"bob".to_owned()).await.is_none());
@@ -346,13 +351,13 @@ mod tests {
     async fn tokens_within_the_skew_are_used_once_and_not_kept() {
         let cache: TokenCache<&str, u32> = TokenCache::new(10);
         let first = cache
-            .get_or_fetch("k", async {
+            .get_or_fetch("k", || async {
                 Ok::<_, ()>((1, Some(Duration::from_secs(10))))
             })
             .await
             .unwrap();
         let second = cache
-            .get_or_fetch("k", async {
+            .get_or_fetch("k", || async {
                 Ok::<_, ()>((2, Some(Duration::from_secs(10))))
             })
             .await
@@ -360,7 +365,7 @@ mod tests {
         assert_eq!((first, second), (1, 2));
         // Without a stated lifetime, the default (5 minutes) keeps it.
         let kept = cache
-            .get_or_fetch("n", async { Ok::<_, ()>((3, None)) })
+            .get_or_fetch("n", || async { Ok::<_, ()>((3, None)) })
             .await
             .unwrap();
         assert_eq!(kept, 3);

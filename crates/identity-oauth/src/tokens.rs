@@ -383,7 +383,7 @@ impl OAuthClient {
         resource: Option<&str>,
     ) -> Result<TokenSet, Error> {
         let key = format!("{}\u{0}{}", scopes.join(" "), resource.unwrap_or_default());
-        let fetch = async {
+        let fetch = || async {
             let mut form = Form::grant("client_credentials");
             if !scopes.is_empty() {
                 form.push("scope", &scopes.join(" "));

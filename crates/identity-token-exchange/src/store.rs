@@ -339,7 +339,7 @@ impl CredentialStore for TokenExchangeStore {
         let key = CacheKey::new(config, &subject, actor.as_ref());
         let cached = self
             .cache
-            .get_or_fetch(key, async {
+            .get_or_fetch(key, || async {
                 let endpoint = self.endpoint(slot).await?;
                 let token = self
                     .exchange(config, &endpoint, &subject, actor.as_ref())
