@@ -1,6 +1,7 @@
 //! A minimal axum server for the load comparison in `scripts/load.sh`: it answers any POST with
-//! its JSON body, on the same runtime as the sidecar, so that the sidecar's resolve path can be
-//! measured against the floor of an axum JSON endpoint that does no work of its own.
+//! its JSON body, read as JSON and written back (`Json<Value>` in, `Json` out), on the same
+//! runtime as the sidecar, so that the sidecar's resolve path can be measured against the floor
+//! of an axum JSON endpoint that does no work of its own.
 //!
 //!     cargo run --release -p agent-identity-server --example echo_server -- 127.0.0.1:0
 //!
@@ -10,12 +11,11 @@
     reason = "the load script reads the address from stderr"
 )]
 
-use axum::body::Bytes;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::Value;
 
-async fn echo(body: Bytes) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], body)
+async fn echo(Json(body): Json<Value>) -> Json<Value> {
+    Json(body)
 }
 
 #[tokio::main]

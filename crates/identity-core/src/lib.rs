@@ -32,6 +32,8 @@ mod body;
 mod context;
 mod credential;
 mod error;
+mod fields;
+mod migration;
 mod rule;
 mod secret;
 mod store;
@@ -42,11 +44,12 @@ mod timestamp;
 pub mod testing;
 
 pub use context::{
-    FieldProblem, InvalidInput, MigrationPhase, MigrationRequest, Problem, RequestContext,
-    RequestContextBuilder, ResourceKind, SubjectToken,
+    FieldProblem, InvalidInput, MigrationPhase, Problem, RequestContext, RequestContextBuilder,
+    ResourceKind, SubjectToken,
 };
 pub use credential::{Credential, CredentialKind, CredentialRef, CredentialStatus};
 pub use error::{BoxError, ConfigError, Error};
+pub use migration::MigrationRequest;
 pub use rule::{OneOrMany, RoutingRule, parse_credentials_json, parse_rules_json};
 pub use secret::Secret;
 pub use store::{Capabilities, CredentialStore, CredentialWriter, check_lease_arguments};

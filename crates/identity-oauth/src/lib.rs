@@ -48,9 +48,11 @@
 //! # Ok::<(), identity_core::Error>(())
 //! ```
 
+mod account;
 mod delegated;
 mod file;
 mod flow;
+mod github;
 mod id_token;
 mod provider;
 #[cfg(feature = "testing")]
@@ -59,10 +61,11 @@ mod tokens;
 #[cfg(feature = "vault")]
 mod vault;
 
+pub use account::Account;
 pub use delegated::{Connection, DelegatedTokenStore, MemoryTokens, TokenPersistence, Versioned};
 pub use file::FileTokens;
 pub use flow::{AuthorizationRequest, PendingAuthorization, Pkce, check_callback};
-pub use provider::{Account, Provider};
+pub use provider::Provider;
 pub use tokens::{OAuthClient, TokenSet};
 #[cfg(feature = "vault")]
 pub use vault::VaultTokens;

@@ -6,84 +6,15 @@ use std::sync::Arc;
 
 use identity_core::{Error, Secret};
 use identity_dcr::{ClientProfile, ClientRegistry, Target};
-use identity_http::{
-    AuthorizationServerMetadata, ClientAuth, ClientCredentials, HttpClient, OutboundPolicy,
-};
-use serde::Serialize;
-use serde_json::{Map, Value};
+use identity_http::{AuthorizationServerMetadata, ClientCredentials, HttpClient, OutboundPolicy};
 use tokio::sync::OnceCell;
 use url::Url;
 
 use crate::BACKEND;
+use crate::account::Account;
 use crate::flow::{AuthorizationRequest, PendingAuthorization};
+use crate::github::{github_user, revoke_at_github};
 use crate::tokens::{OAuthClient, TokenSet};
-
-/// Who the user is at the provider, as its user endpoint says. Holds no token.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-#[non_exhaustive]
-pub struct Account {
-    /// The provider's stable id of the user (`sub`, GitHub's numeric `id`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// The user's handle (GitHub's `login`, OpenID's `preferred_username`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub login: Option<String>,
-    /// The display name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// The e-mail address.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    /// A picture of the user (GitHub's `avatar_url`, OpenID's `picture`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub avatar_url: Option<String>,
-}
-
-impl Account {
-    /// The account an OpenID Connect userinfo answer describes.
-    ///
-    /// ```
-    /// let claims = serde_json::json!({"sub": "248289761001", "email": "jane@example.com", "picture": "https://p/1"});
-    /// let account = identity_oauth::Account::from_openid(claims.as_object().unwrap());
-    /// assert_eq!(account.id.as_deref(), Some("248289761001"));
-    /// assert_eq!(account.avatar_url.as_deref(), Some("https://p/1"));
-    /// ```
-    pub fn from_openid(claims: &Map<String, Value>) -> Self {
-        let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
-        Self {
-            id: text("sub"),
-            login: text("preferred_username"),
-            name: text("name"),
-            email: text("email"),
-            avatar_url: text("picture"),
-        }
-    }
-
-    /// The account GitHub's `GET /user` describes: `id`, `login`, `name`, `email`,
-    /// `avatar_url`.
-    ///
-    /// ```
-    /// let user = serde_json::json!({"id": 583231, "login": "octocat", "avatar_url": "https://avatars.githubusercontent.com/u/583231"});
-    /// let account = identity_oauth::Account::from_github(user.as_object().unwrap());
-    /// assert_eq!(account.login.as_deref(), Some("octocat"));
-    /// assert_eq!(account.id.as_deref(), Some("583231"));
-    /// ```
-    pub fn from_github(user: &Map<String, Value>) -> Self {
-        let text = |name: &str| user.get(name).and_then(Value::as_str).map(str::to_owned);
-        Self {
-            id: user.get("id").and_then(|id| match id {
-                Value::Number(n) => Some(n.to_string()),
-                Value::String(s) => Some(s.clone()),
-                _ => None,
-            }),
-            login: text("login"),
-            name: text("name"),
-            email: text("email"),
-            avatar_url: text("avatar_url"),
-        }
-    }
-}
 
 /// Where a provider's OAuth client comes from.
 #[expect(
@@ -726,75 +657,11 @@ impl Provider {
     }
 }
 
-fn invalid_url(what: &str) -> Error {
+pub(crate) fn invalid_url(what: &str) -> Error {
     Error::Protocol {
         backend: BACKEND,
         code: "invalid_metadata".into(),
         description: Some(format!("{what}: an endpoint is not a URL")),
-    }
-}
-
-fn github_endpoint(api: &Url, path: &str) -> Result<Url, Error> {
-    let base = api.as_str().trim_end_matches('/');
-    Url::parse(&format!("{base}{path}")).map_err(|_| invalid_url("github"))
-}
-
-/// GitHub's API wants a `User-Agent` and its own media type.
-fn github_request(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-    request
-        .header(
-            "user-agent",
-            concat!("agent-identity/", env!("CARGO_PKG_VERSION")),
-        )
-        .header("accept", "application/vnd.github+json")
-        .header("x-github-api-version", "2022-11-28")
-}
-
-async fn github_user(
-    client: &OAuthClient,
-    api: &Url,
-    access_token: &Secret,
-) -> Result<Map<String, Value>, Error> {
-    let http = client.http();
-    let request =
-        github_request(http.request(reqwest::Method::GET, &github_endpoint(api, "/user")?))
-            .bearer_auth(access_token.expose_secret());
-    let answer = http.send(request, "github user").await?;
-    crate::tokens::read_resource_answer(&answer, "github user")
-}
-
-/// GitHub has no RFC 7009 endpoint: an app deletes a token it issued with its own credentials.
-async fn revoke_at_github(client: &OAuthClient, api: &Url, tokens: &TokenSet) -> Result<(), Error> {
-    let path = format!(
-        "/applications/{}/token",
-        url::form_urlencoded::byte_serialize(client.client_id().as_bytes()).collect::<String>()
-    );
-    let credentials = client.credentials();
-    if credentials.method() != ClientAuth::ClientSecretBasic {
-        return Err(Error::NotSupported {
-            operation: "GitHub revocation without the client secret",
-            backend: BACKEND,
-        });
-    }
-    let secret = credentials.secret().map(|s| s.expose_secret().to_owned());
-    let http = client.http();
-    let request =
-        github_request(http.request(reqwest::Method::DELETE, &github_endpoint(api, &path)?))
-            .basic_auth(client.client_id(), secret)
-            .json(&serde_json::json!({"access_token": tokens.access_token.expose_secret()}));
-    let answer = http.send(request, "github revocation").await?;
-    match answer.status {
-        // 404: GitHub no longer knows the token (already revoked or expired).
-        204 | 404 => Ok(()),
-        status @ (429 | 500..=599) => Err(Error::unavailable(
-            BACKEND,
-            format!("github revocation: answered {status}"),
-        )),
-        status => Err(Error::Protocol {
-            backend: BACKEND,
-            code: "revocation_refused".into(),
-            description: Some(format!("github revocation answered {status}")),
-        }),
     }
 }
 

@@ -50,17 +50,18 @@
 //! ```
 
 mod auth;
+mod builder;
+mod documents;
 mod failure;
 mod path;
 mod record;
 mod store;
 
 pub use auth::{DEFAULT_KUBERNETES_JWT_PATH, VaultAuth};
+pub use builder::VaultStoreBuilder;
+pub use documents::VaultDocuments;
 pub use path::ALLOWED_PUNCTUATION;
-pub use store::{
-    DEFAULT_MOUNT, DEFAULT_PREFIX, DEFAULT_TIMEOUT, VaultCredentialStore, VaultDocuments,
-    VaultStoreBuilder,
-};
+pub use store::{DEFAULT_MOUNT, DEFAULT_PREFIX, DEFAULT_TIMEOUT, VaultCredentialStore};
 
 /// The backend name in errors and audit events.
 const BACKEND: &str = "vault";

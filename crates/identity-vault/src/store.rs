@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,11 +14,11 @@ use identity_core::{
 use serde_json::Value;
 use tracing::{instrument, warn};
 use vaultrs::api::kv2::requests::{ReadSecretRequest, SetSecretRequestOptions};
-use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
 
 use crate::BACKEND;
 use crate::auth::{Session, Sessions, VaultAuth};
+use crate::builder::VaultStoreBuilder;
 use crate::failure::Failure;
 use crate::path::{Layout, check_path};
 use crate::record::Lease;
@@ -64,15 +63,15 @@ const LEASE_ATTEMPTS: usize = 16;
 /// ```
 #[derive(Clone)]
 pub struct VaultCredentialStore {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    sessions: Sessions,
-    layout: Layout,
-    list_concurrency: usize,
-    address: String,
-    namespace: Option<String>,
+pub(crate) struct Inner {
+    pub(crate) sessions: Sessions,
+    pub(crate) layout: Layout,
+    pub(crate) list_concurrency: usize,
+    pub(crate) address: String,
+    pub(crate) namespace: Option<String>,
 }
 
 impl fmt::Debug for VaultCredentialStore {
@@ -85,45 +84,6 @@ impl fmt::Debug for VaultCredentialStore {
             .field("prefix", &inner.layout.prefix)
             .field("lease_prefix", &inner.layout.lease_prefix)
             .field("auth", &inner.sessions.method())
-            .finish_non_exhaustive()
-    }
-}
-
-/// Builds a [`VaultCredentialStore`]. Nothing is sent to Vault until the first call: a store
-/// built while Vault is down works once Vault is back.
-///
-/// ```
-/// use identity_core::Secret;
-/// use identity_vault::{VaultAuth, VaultCredentialStore};
-///
-/// let err = VaultCredentialStore::builder("http://127.0.0.1:8200", VaultAuth::token(Secret::new("t")))
-///     .prefix("../escape")
-///     .build()
-///     .unwrap_err();
-/// assert!(err.to_string().contains("vault prefix"));
-/// ```
-#[must_use = "a builder does nothing until `build` is called"]
-pub struct VaultStoreBuilder {
-    address: String,
-    auth: VaultAuth,
-    mount: String,
-    prefix: String,
-    lease_prefix: Option<String>,
-    namespace: Option<String>,
-    ca_bundle: Option<PathBuf>,
-    client_certificate: Option<(PathBuf, PathBuf)>,
-    timeout: Duration,
-    list_concurrency: usize,
-}
-
-impl fmt::Debug for VaultStoreBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VaultStoreBuilder")
-            .field("address", &self.address)
-            .field("auth", &self.auth)
-            .field("mount", &self.mount)
-            .field("prefix", &self.prefix)
-            .field("namespace", &self.namespace)
             .finish_non_exhaustive()
     }
 }
@@ -257,243 +217,11 @@ impl VaultCredentialStore {
     }
 }
 
-impl VaultStoreBuilder {
-    /// The KV v2 mount (`secret`).
-    ///
-    /// ```
-    /// # use identity_core::Secret;
-    /// # use identity_vault::{VaultAuth, VaultCredentialStore};
-    /// let store = VaultCredentialStore::builder("http://127.0.0.1:8200", VaultAuth::token(Secret::new("t")))
-    ///     .mount("kv-agents").build()?;
-    /// assert!(format!("{store:?}").contains("kv-agents"));
-    /// # Ok::<(), identity_core::Error>(())
-    /// ```
-    pub fn mount(mut self, mount: impl Into<String>) -> Self {
-        self.mount = mount.into();
-        self
-    }
-
-    /// The prefix under the mount where credentials are kept (`agent-identity`).
-    ///
-    /// ```
-    /// # use identity_core::Secret;
-    /// # use identity_vault::{VaultAuth, VaultCredentialStore};
-    /// let store = VaultCredentialStore::builder("http://127.0.0.1:8200", VaultAuth::token(Secret::new("t")))
-    ///     .prefix("teams/data/credentials").build()?;
-    /// assert!(format!("{store:?}").contains("teams/data/credentials-leases"));
-    /// # Ok::<(), identity_core::Error>(())
-    /// ```
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// The prefix where migration leases are kept (`<prefix>-leases`); it must not overlap the
-    /// credentials' prefix.
-    ///
-    /// ```
-    /// # use identity_core::Secret;
-    /// # use identity_vault::{VaultAuth, VaultCredentialStore};
-    /// let err = VaultCredentialStore::builder("http://127.0.0.1:8200", VaultAuth::token(Secret::new("t")))
-    ///     .prefix("ai").lease_prefix("ai/leases").build().unwrap_err();
-    /// assert!(err.to_string().contains("lease prefix"));
-    /// ```
-    pub fn lease_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.lease_prefix = Some(prefix.into());
-        self
-    }
-
-    /// The Vault Enterprise namespace, sent as `X-Vault-Namespace`.
-    ///
-    /// ```
-    /// # use identity_core::Secret;
-    /// # use identity_vault::{VaultAuth, VaultCredentialStore};
-    /// let store = VaultCredentialStore::builder("http://127.0.0.1:8200", VaultAuth::token(Secret::new("t")))
-    ///     .namespace("team-a/agents").build()?;
-    /// assert!(format!("{store:?}").contains("team-a/agents"));
-    /// # Ok::<(), identity_core::Error>(())
-    /// ```
-    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.namespace = Some(namespace.into());
-        self
-    }
-
-    /// A PEM file of CA certificates to trust besides the system's, for an `https` address.
-    ///
-    /// ```
-    /// # use identity_core::Secret;
-    /// # use identity_vault::{VaultAuth, VaultCredentialStore};
-    /// let err = VaultCredentialStore::builder("https://vault.internal:8200", VaultAuth::token(Secret::new("t")))
-    ///     .ca_bundle("/nonexistent/ca.pem").build().unwrap_err();
-    /// assert!(err.to_string().contains("ca_bundle"));
-    /// ```
-    pub fn ca_bundle(mut self, path: impl Into<PathBuf>) -> Self {
-        self.ca_bundle = Some(path.into());
-        self
-    }
-
-    /// A client certificate and its private key, both PEM files, for mutual TLS.
-    ///
-    /// ```
-    /// # use identity_core::Secret;
-    /// # use identity_vault::{VaultAuth, VaultCredentialStore};
-    /// let err = VaultCredentialStore::builder("https://vault.internal:8200", VaultAuth::token(Secret::new("t")))
-    ///     .client_certificate("/nonexistent/cert.pem", "/nonexistent/key.pem").build().unwrap_err();
-    /// assert!(err.to_string().contains("client_certificate"));
-    /// ```
-    pub fn client_certificate(
-        mut self,
-        certificate: impl Into<PathBuf>,
-        key: impl Into<PathBuf>,
-    ) -> Self {
-        self.client_certificate = Some((certificate.into(), key.into()));
-        self
-    }
-
-    /// The longest one request to Vault may take ([`DEFAULT_TIMEOUT`]).
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use identity_core::Secret;
-    /// # use identity_vault::{VaultAuth, VaultCredentialStore};
-    /// let err = VaultCredentialStore::builder("http://127.0.0.1:8200", VaultAuth::token(Secret::new("t")))
-    ///     .timeout(Duration::ZERO).build().unwrap_err();
-    /// assert!(err.to_string().contains("timeout"));
-    /// ```
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// How many entry reads a listing keeps in flight at most (16).
-    ///
-    /// ```
-    /// # use identity_core::Secret;
-    /// # use identity_vault::{VaultAuth, VaultCredentialStore};
-    /// let err = VaultCredentialStore::builder("http://127.0.0.1:8200", VaultAuth::token(Secret::new("t")))
-    ///     .list_concurrency(0).build().unwrap_err();
-    /// assert!(err.to_string().contains("list_concurrency"));
-    /// ```
-    pub fn list_concurrency(mut self, concurrency: usize) -> Self {
-        self.list_concurrency = concurrency;
-        self
-    }
-
-    /// Checks the settings and builds the store, without contacting Vault.
-    ///
-    /// ```
-    /// # use identity_core::Secret;
-    /// # use identity_vault::{VaultAuth, VaultCredentialStore};
-    /// let err = VaultCredentialStore::builder("ftp://vault", VaultAuth::token(Secret::new("t"))).build().unwrap_err();
-    /// assert!(err.to_string().contains("address"));
-    /// ```
-    pub fn build(self) -> Result<VaultCredentialStore, Error> {
-        let located = |field: &str, problem: String| -> Error {
-            ConfigError::new("vault store", Some(field), problem).into()
-        };
-        let address = url::Url::parse(&self.address)
-            .map_err(|err| located("address", format!("is not a URL: {err}")))?;
-        if !matches!(address.scheme(), "http" | "https") || address.host_str().is_none() {
-            return Err(located(
-                "address",
-                "must be an http or https URL with a host".into(),
-            ));
-        }
-        let lease_prefix = self
-            .lease_prefix
-            .clone()
-            .unwrap_or_else(|| format!("{}-leases", self.prefix));
-        let layout = Layout::new(&self.mount, &self.prefix, &lease_prefix)?;
-        if let Some(namespace) = &self.namespace {
-            check_path(namespace, "vault namespace")?;
-        }
-        if let VaultAuth::Token(token) = &self.auth {
-            crate::auth::check_token(token.expose_secret()).map_err(|_| {
-                located(
-                    "token",
-                    "is empty or has characters a header cannot carry".into(),
-                )
-            })?;
-        }
-        if let VaultAuth::AppRole { mount, .. } | VaultAuth::Kubernetes { mount, .. } = &self.auth {
-            check_path(mount, "vault auth mount")?;
-        }
-        if self.timeout.is_zero() {
-            return Err(located("timeout", "must be more than zero".into()));
-        }
-        if self.list_concurrency == 0 {
-            return Err(located("list_concurrency", "must be at least 1".into()));
-        }
-        let mut ca_certs = Vec::new();
-        if let Some(path) = &self.ca_bundle {
-            let text = std::fs::read(path).map_err(|err| {
-                located(
-                    "ca_bundle",
-                    format!("{} cannot be read: {}", path.display(), err.kind()),
-                )
-            })?;
-            reqwest::Certificate::from_pem_bundle(&text).map_err(|_| {
-                located(
-                    "ca_bundle",
-                    format!("{} is not a PEM bundle", path.display()),
-                )
-            })?;
-            ca_certs.push(path.display().to_string());
-        }
-        let identity = match &self.client_certificate {
-            None => None,
-            Some((cert, key)) => {
-                let mut pem = Vec::new();
-                for path in [cert, key] {
-                    let mut bytes = std::fs::read(path).map_err(|err| {
-                        located(
-                            "client_certificate",
-                            format!("{} cannot be read: {}", path.display(), err.kind()),
-                        )
-                    })?;
-                    pem.append(&mut bytes);
-                    pem.push(b'\n');
-                }
-                Some(reqwest::Identity::from_pem(&pem).map_err(|_| {
-                    located(
-                        "client_certificate",
-                        "is not a PEM certificate with its private key".into(),
-                    )
-                })?)
-            }
-        };
-        // reqwest (under vaultrs) is built without a bundled TLS provider: the workspace's one.
-        identity_http::install_tls_provider();
-        // Every field is set, so vaultrs reads nothing from the environment on its own.
-        let settings = VaultClientSettingsBuilder::default()
-            .address(address.as_str())
-            .ca_certs(ca_certs)
-            .identity(identity)
-            .timeout(Some(self.timeout))
-            .token(String::new())
-            .verify(true)
-            .namespace(self.namespace.clone())
-            .build()
-            .map_err(|err| located("address", err.to_string()))?;
-        let base = VaultClient::new(settings)
-            .map_err(|_| located("address", "the HTTP client could not be built".into()))?;
-        Ok(VaultCredentialStore {
-            inner: Arc::new(Inner {
-                sessions: Sessions::new(base, self.auth),
-                layout,
-                list_concurrency: self.list_concurrency,
-                address: self.address,
-                namespace: self.namespace,
-            }),
-        })
-    }
-}
-
 impl Inner {
     /// Runs `call` with the current session. On a 403 it asks Vault whether the token itself is
     /// still valid: if it is, the 403 is a policy denial; if not, the store logs in again (when
     /// it can) and runs `call` once more.
-    async fn call<T, F, Fut>(&self, call: F) -> Result<T, Failure>
+    pub(crate) async fn call<T, F, Fut>(&self, call: F) -> Result<T, Failure>
     where
         F: Fn(Arc<Session>) -> Fut,
         Fut: Future<Output = Result<T, ClientError>>,
@@ -526,7 +254,7 @@ impl Inner {
     }
 
     /// The KV data at `path` and its version; `None` when there is none (or it is soft-deleted).
-    async fn read_entry(&self, path: &str) -> Result<Option<(Value, u64)>, Failure> {
+    pub(crate) async fn read_entry(&self, path: &str) -> Result<Option<(Value, u64)>, Failure> {
         let mount = &self.layout.mount;
         let read = self
             .call(|session| async move {
@@ -562,7 +290,7 @@ impl Inner {
 
     /// The current version at `path` if its latest version is gone (soft-deleted or destroyed)
     /// or it was never written (0); `None` if a live version appeared since the caller's read.
-    async fn version_of_absent(&self, path: &str) -> Result<Option<u64>, Failure> {
+    pub(crate) async fn version_of_absent(&self, path: &str) -> Result<Option<u64>, Failure> {
         let mount = &self.layout.mount;
         let metadata = self
             .call(|session| async move {
@@ -585,7 +313,12 @@ impl Inner {
     }
 
     /// Writes `data` at `path` (check-and-set on version `cas` when given); the new version.
-    async fn write(&self, path: &str, data: &Value, cas: Option<u64>) -> Result<u64, Failure> {
+    pub(crate) async fn write(
+        &self,
+        path: &str,
+        data: &Value,
+        cas: Option<u64>,
+    ) -> Result<u64, Failure> {
         let mount = &self.layout.mount;
         let cas = cas
             .map(|version| {
@@ -886,187 +619,5 @@ impl CredentialWriter for VaultCredentialStore {
                 .map_err(|f| f.into_error(&what()))?;
         }
         Ok(existed)
-    }
-}
-
-impl VaultCredentialStore {
-    /// JSON documents under `prefix` in the store's mount, read and written with the store's
-    /// session (its authentication, renewal and retry on a revoked token) and check-and-set:
-    /// state that replicas share, such as users' connections. `prefix` must lie apart from the
-    /// credentials and the leases.
-    ///
-    /// ```
-    /// # use identity_vault::{VaultAuth, VaultCredentialStore};
-    /// let store = VaultCredentialStore::builder("http://127.0.0.1:8200", VaultAuth::token(identity_core::Secret::new("t"))).build()?;
-    /// let connections = store.documents("agent-identity-connections")?;
-    /// assert!(store.documents("agent-identity/inside").is_err());
-    /// # Ok::<(), identity_core::Error>(())
-    /// ```
-    pub fn documents(&self, prefix: &str) -> Result<VaultDocuments, Error> {
-        let layout = &self.inner.layout;
-        check_path(prefix, "vault documents prefix")?;
-        let nested = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
-        for taken in [&layout.prefix, &layout.lease_prefix] {
-            if nested(prefix, taken) || nested(taken, prefix) {
-                return Err(Error::InvalidArgument {
-                    argument: "vault documents prefix",
-                    problem: format!("must lie apart from `{taken}`"),
-                });
-            }
-        }
-        Ok(VaultDocuments {
-            inner: self.inner.clone(),
-            prefix: prefix.to_owned(),
-        })
-    }
-}
-
-/// JSON documents kept in Vault's KV v2 engine, with versions for check-and-set; made by
-/// [`VaultCredentialStore::documents`]. Keys are checked as refs are: a closed character set,
-/// no empty, `.` or `..` segment.
-#[derive(Clone)]
-pub struct VaultDocuments {
-    inner: Arc<Inner>,
-    prefix: String,
-}
-
-impl fmt::Debug for VaultDocuments {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VaultDocuments")
-            .field("mount", &self.inner.layout.mount)
-            .field("prefix", &self.prefix)
-            .finish()
-    }
-}
-
-impl VaultDocuments {
-    fn path(&self, key: &str) -> Result<String, Error> {
-        check_path(key, "vault document key")?;
-        Ok(format!("{}/{key}", self.prefix))
-    }
-
-    /// Every key under `folder` (`""` for all), recursively, sorted: what a shared store lists
-    /// to forget everything it keeps. Soft-deleted entries are listed until their metadata is
-    /// deleted; reading one gives `None`.
-    ///
-    /// ```no_run
-    /// # async fn example(documents: identity_vault::VaultDocuments) -> Result<(), identity_core::Error> {
-    /// for key in documents.list("clients").await? {
-    ///     documents.delete(&key).await?;
-    /// }
-    /// # Ok(()) }
-    /// ```
-    pub async fn list(&self, folder: &str) -> Result<Vec<String>, Error> {
-        let folder = folder.trim_matches('/');
-        if !folder.is_empty() {
-            check_path(folder, "vault document folder")?;
-        }
-        let mount = &self.inner.layout.mount;
-        let mut folders = vec![if folder.is_empty() {
-            String::new()
-        } else {
-            format!("{folder}/")
-        }];
-        let mut found = Vec::new();
-        while let Some(current) = folders.pop() {
-            let path = format!("{}/{current}", self.prefix);
-            let path = path.trim_end_matches('/');
-            let keys = self
-                .inner
-                .call(
-                    |session| async move { vaultrs::kv2::list(&session.client, mount, path).await },
-                )
-                .await;
-            let keys = match keys {
-                Ok(keys) => keys,
-                Err(Failure::NotFound) => continue,
-                Err(other) => return Err(other.into_error(&format!("listing of `{path}`"))),
-            };
-            for key in keys {
-                if key.ends_with('/') {
-                    folders.push(format!("{current}{key}"));
-                } else {
-                    found.push(format!("{current}{key}"));
-                }
-            }
-        }
-        found.sort();
-        Ok(found)
-    }
-
-    /// The document at `key` and its version; `None` when there is none.
-    ///
-    /// ```no_run
-    /// # async fn example(documents: identity_vault::VaultDocuments) -> Result<(), identity_core::Error> {
-    /// if let Some((document, version)) = documents.read("alice/github").await? {
-    ///     println!("version {version}");
-    /// }
-    /// # Ok(()) }
-    /// ```
-    pub async fn read(&self, key: &str) -> Result<Option<(Value, u64)>, Error> {
-        let path = self.path(key)?;
-        self.inner
-            .read_entry(&path)
-            .await
-            .map_err(|f| f.into_error(&format!("read of `{path}`")))
-    }
-
-    /// Writes `document` at `key` if its version is still `expected` (`None`: there is no
-    /// document); the new version, or `None` when another writer came first.
-    ///
-    /// ```no_run
-    /// # async fn example(documents: identity_vault::VaultDocuments) -> Result<(), identity_core::Error> {
-    /// let written = documents.write_if("alice/github", &serde_json::json!({"a": 1}), None).await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn write_if(
-        &self,
-        key: &str,
-        document: &Value,
-        expected: Option<u64>,
-    ) -> Result<Option<u64>, Error> {
-        let path = self.path(key)?;
-        let what = || format!("write of `{path}`");
-        let cas = match expected {
-            Some(version) => version,
-            // Absent: never written, or deleted (its metadata keeps the version to name).
-            None => match self
-                .inner
-                .version_of_absent(&path)
-                .await
-                .map_err(|f| f.into_error(&what()))?
-            {
-                Some(version) => version,
-                None => return Ok(None),
-            },
-        };
-        match self.inner.write(&path, document, Some(cas)).await {
-            Ok(version) => Ok(Some(version)),
-            Err(Failure::CasMismatch) => Ok(None),
-            Err(other) => Err(other.into_error(&what())),
-        }
-    }
-
-    /// Deletes the document at `key` (its latest version; Vault keeps the history).
-    ///
-    /// ```no_run
-    /// # async fn example(documents: identity_vault::VaultDocuments) -> Result<(), identity_core::Error> {
-    /// documents.delete("alice/github").await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn delete(&self, key: &str) -> Result<(), Error> {
-        let path = self.path(key)?;
-        let mount = &self.inner.layout.mount;
-        let target = path.as_str();
-        match self
-            .inner
-            .call(|session| async move {
-                vaultrs::kv2::delete_latest(&session.client, mount, target).await
-            })
-            .await
-        {
-            Ok(()) | Err(Failure::NotFound) => Ok(()),
-            Err(other) => Err(other.into_error(&format!("delete of `{path}`"))),
-        }
     }
 }
