@@ -9,6 +9,7 @@
 # 2. Resident memory of the idle server with 10,000 rules and 10,000 credentials, against an
 #    empty configuration.
 # Installs wrk (Debian package) when missing. Prints a summary; changes nothing else.
+# AGENT_IDENTITY_SIDECAR=path runs another build of the sidecar (an earlier one, to compare).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,7 +22,7 @@ if ! command -v wrk >/dev/null; then
     apt-get install -y -qq wrk >/dev/null
 fi
 cargo build --locked --release -q -p agent-identity-server --bin agent-identity --example echo_server
-binary="$CARGO_TARGET_DIR/release/agent-identity"
+binary=${AGENT_IDENTITY_SIDECAR:-$CARGO_TARGET_DIR/release/agent-identity}
 echo_binary="$CARGO_TARGET_DIR/release/examples/echo_server"
 
 work=$(mktemp -d)

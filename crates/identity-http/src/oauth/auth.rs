@@ -370,6 +370,61 @@ mod tests {
     }
 
     #[test]
+    fn private_key_jwt_sends_a_signed_assertion_for_the_endpoint() {
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        let signing = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+        let der = signing.to_pkcs8_der().unwrap();
+        let pem = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            STANDARD.encode(der.as_bytes())
+        );
+        let key = PrivateKey::from_pem(pem.as_bytes(), "EdDSA", Some("k1".into())).unwrap();
+        assert!(!format!("{key:?}").contains("BEGIN"));
+        let client =
+            ClientCredentials::new("cimd-agent", ClientAuth::PrivateKeyJwt, None, Some(key))
+                .unwrap();
+        let mut form = Form::default();
+        assert!(
+            client
+                .authenticate(&mut form, &endpoint())
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(form.get("client_id"), Some("cimd-agent"));
+        assert_eq!(
+            form.get("client_assertion_type"),
+            Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+        );
+        let assertion = form.get("client_assertion").unwrap();
+        let header = jsonwebtoken::decode_header(assertion).unwrap();
+        assert_eq!(header.kid.as_deref(), Some("k1"));
+        let public = URL_SAFE_NO_PAD.encode(signing.verifying_key().as_bytes());
+        let decoding = jsonwebtoken::DecodingKey::from_ed_components(&public).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(Algorithm::EdDSA);
+        validation.set_audience(&[endpoint().as_str()]);
+        validation.set_issuer(&["cimd-agent"]);
+        let claims = jsonwebtoken::decode::<serde_json::Value>(assertion, &decoding, &validation)
+            .unwrap()
+            .claims;
+        assert_eq!(claims["sub"], "cimd-agent");
+        assert_eq!(
+            claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+            60
+        );
+        // Each assertion is used once: a second one has another `jti`.
+        let mut again = Form::default();
+        client.authenticate(&mut again, &endpoint()).unwrap();
+        let second = again.get("client_assertion").unwrap();
+        let jti = |token: &str| {
+            jsonwebtoken::decode::<serde_json::Value>(token, &decoding, &validation)
+                .unwrap()
+                .claims["jti"]
+                .clone()
+        };
+        assert_ne!(jti(assertion), jti(second));
+    }
+
+    #[test]
     fn methods_without_what_they_need_are_refused_naming_the_field() {
         for (method, secret, field) in [
             (ClientAuth::ClientSecretBasic, None, "client_secret"),
