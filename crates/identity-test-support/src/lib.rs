@@ -364,7 +364,15 @@ async fn spawn_until_ready(command: &mut Command, ready: &str, what: &str) -> Ch
 /// A listener on 127.0.0.1 that accepts connections, counts them and never answers: proof that
 /// a call made no request, or a server that hangs. Its address (`http://…`) and the count.
 pub async fn silent_listener() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    silent_listener_on("127.0.0.1").await
+}
+
+/// [`silent_listener`] on another loopback address: `127.0.0.2` stands for a host inside the
+/// network, which the outbound policy must never reach.
+pub async fn silent_listener_on(
+    ip: &str,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = connections.clone();

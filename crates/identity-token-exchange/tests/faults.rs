@@ -219,21 +219,13 @@ async fn a_403_refusal_is_a_refusal_and_is_not_retried() {
 #[tokio::test]
 async fn a_discovered_token_endpoint_inside_the_network_is_never_called() {
     // 127.0.0.2 stands for an internal host; a listener there counts what reaches it.
-    let reached = Arc::new(AtomicUsize::new(0));
-    let counter = reached.clone();
-    let internal = axum::Router::new().fallback(move || {
-        counter.fetch_add(1, Ordering::SeqCst);
-        async { json(StatusCode::OK, GOOD) }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
-    let internal_address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, internal).await.unwrap() });
+    let (internal, reached) = identity_test_support::silent_listener_on("127.0.0.2").await;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer = format!("http://{}", listener.local_addr().unwrap());
     let metadata = serde_json::json!({
         "issuer": issuer,
-        "token_endpoint": format!("http://{internal_address}/token"),
+        "token_endpoint": format!("{internal}/token"),
     });
     let app = axum::Router::new().route(
         "/.well-known/oauth-authorization-server",

@@ -309,7 +309,13 @@ impl OAuthError {
                     description: Some(failure.detail),
                 },
                 None if failure.retryable => Error::unavailable(backend, failure.detail),
-                None => Error::unavailable(backend, failure.detail),
+                // A failure that trying again will not mend (a client that cannot authenticate
+                // itself) must not read as an outage.
+                None => Error::Protocol {
+                    backend,
+                    code: "request_failed".into(),
+                    description: Some(failure.detail),
+                },
             },
         }
     }
@@ -421,6 +427,24 @@ mod tests {
             read(101, "{}"),
             Err(OAuthError::InvalidResponse { .. })
         ));
+    }
+
+    #[test]
+    fn failures_of_the_call_keep_whether_a_retry_can_help() {
+        let outage: OAuthError = Error::unavailable("http", "timed out").into();
+        assert!(outage.is_retryable() && outage.into_error("oauth").is_retryable());
+        let misconfigured: OAuthError = Error::from(identity_core::ConfigError::new(
+            "client `a`",
+            None,
+            "no key",
+        ))
+        .into();
+        assert!(!misconfigured.is_retryable());
+        assert!(!misconfigured.into_error("oauth").is_retryable());
+        let refused: OAuthError = crate::policy::unsafe_url("token_endpoint", "is private").into();
+        assert!(
+            matches!(refused.into_error("oauth"), Error::Protocol { ref code, .. } if code == "unsafe_url")
+        );
     }
 
     #[test]
