@@ -166,3 +166,73 @@ fn dcr_sections_are_checked_with_the_slot_and_field_named() {
     ));
     assert!(iat.contains("UNSET_IAT"), "{iat}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_one_registered_client_through_vault() {
+    use identity_test_support::{BAO_ROOT_TOKEN, OpenBao};
+    let server = AuthorizationServer::start().await;
+    let bao = OpenBao::start().await;
+    bao.enable_kv2("kv").await;
+    let config = format!(
+        "{}\n[stores.vault]\ntype = \"vault\"\naddress = \"{}\"\nmount = \"kv\"\n\n[stores.vault.auth]\nmethod = \"token\"\ntoken_env = \"BAO_TOKEN\"\n",
+        dcr_config(server.issuer()).replace(
+            "allow_http_loopback = true",
+            "allow_http_loopback = true\nclients_vault = \"vault\"\nclients_key_env = \"DCR_KEY\"",
+        ),
+        bao.address()
+    );
+    let env = |name: &str| match name {
+        "DCR_KEY" => Some("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_owned()),
+        "BAO_TOKEN" => Some(BAO_ROOT_TOKEN.to_owned()),
+        _ => None,
+    };
+    // Replica one registers and keeps the client in Vault.
+    resolve_once(&config, &env).await;
+    let listed = |path: String| {
+        let bao = &bao;
+        async move {
+            let answer = bao.ok("LIST", &path, None).await;
+            answer["data"]["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k.as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    let issuers = listed("kv/metadata/agent-identity-clients/clients".into()).await;
+    assert_eq!(issuers.len(), 1, "{issuers:?}");
+    let profiles = listed(format!(
+        "kv/metadata/agent-identity-clients/clients/{}",
+        issuers[0]
+    ))
+    .await;
+    assert_eq!(profiles.len(), 1, "{profiles:?}");
+    let entry = format!(
+        "agent-identity-clients/clients/{}{}",
+        issuers[0], profiles[0]
+    );
+    let first = bao.ok("GET", &format!("kv/data/{entry}"), None).await;
+    let client_id = first["data"]["data"]["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The secret is sealed: it is nowhere in the entry as text.
+    assert!(
+        first["data"]["data"]["sealed"]["ciphertext"].is_string(),
+        "{first}"
+    );
+    assert!(!first.to_string().contains("client_secret\":\""), "{first}");
+    // Replica two, started afresh, uses that client: no second registration, no new version.
+    resolve_once(&config, &env).await;
+    let second = bao.ok("GET", &format!("kv/data/{entry}"), None).await;
+    assert_eq!(second["data"]["data"]["client_id"], client_id.as_str());
+    assert_eq!(second["data"]["metadata"]["version"], 1, "{second}");
+    // Without the key the clients cannot be kept there: refused at load, naming the field.
+    let without_key = |name: &str| (name == "BAO_TOKEN").then(|| BAO_ROOT_TOKEN.to_owned());
+    let err = load_str(&config, Path::new("."), "test".into(), &without_key, None).unwrap_err();
+    assert!(err.to_string().contains("DCR_KEY"), "{err}");
+    let unknown = config.replace("clients_vault = \"vault\"", "clients_vault = \"nowhere\"");
+    let err = load_str(&unknown, Path::new("."), "test".into(), &env, None).unwrap_err();
+    assert!(err.to_string().contains("clients_vault"), "{err}");
+}

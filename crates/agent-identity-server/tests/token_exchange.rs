@@ -174,3 +174,79 @@ fn a_missing_client_secret_is_a_configuration_error() {
     .unwrap_err();
     assert!(err.to_string().contains("CRM_CLIENT_SECRET"), "{err}");
 }
+
+/// An Ed25519 key pair for `private_key_jwt`: the private key as PKCS#8 PEM (what the sidecar
+/// reads), the public key as a JWK (what the authorization server knows the client by).
+fn ed25519_key_pair(seed: u8) -> (String, String) {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    let signing = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+    let der = signing.to_pkcs8_der().unwrap();
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        STANDARD.encode(der.as_bytes())
+    );
+    let jwk = json!({
+        "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "kid": "agent-key-1", "use": "sig",
+        "x": URL_SAFE_NO_PAD.encode(signing.verifying_key().as_bytes()),
+    });
+    (pem, jwk.to_string())
+}
+
+#[tokio::test]
+async fn a_client_with_no_secret_exchanges_with_a_signed_assertion() {
+    let (pem, jwk) = ed25519_key_pair(11);
+    let server = AuthorizationServer::start_with_env(&[("FIXTURE_CLIENT_JWK", &jwk)]).await;
+    let dir = std::env::temp_dir().join(format!("agent-identity-pkjwt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("agent.pem"), &pem).unwrap();
+    let config = config(server.issuer()).replace(
+        "client_id = \"agent-identity\"\nclient_secret_env = \"CRM_CLIENT_SECRET\"",
+        "client_id = \"agent-identity-jwt\"\nclient_auth = \"private_key_jwt\"\nprivate_key = { file = \"agent.pem\", algorithm = \"EdDSA\", key_id = \"agent-key-1\" }",
+    );
+    assert!(config.contains("private_key_jwt"));
+    let load = |config: &str| load_str(config, &dir, "test".into(), &|_| None, None);
+    let bound = "127.0.0.1:3001".parse().unwrap();
+    let signed = app(load(&config)
+        .unwrap()
+        .into_state(Arc::new(Metrics::new()), bound)
+        .await
+        .unwrap());
+    let alice = server
+        .jwt_access_token("alice", "crm:read", "agent-identity")
+        .await;
+    let (status, body) = resolve(&signed, "alice", Some(&alice)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["credentialId"], "crm-token");
+    assert_eq!(server.exchanges().await, 1);
+
+    // Signed with another key, the same client is refused by the server.
+    let (other, _) = ed25519_key_pair(12);
+    std::fs::write(dir.join("other.pem"), &other).unwrap();
+    let wrong_key = app(load(&config.replace("agent.pem", "other.pem"))
+        .unwrap()
+        .into_state(Arc::new(Metrics::new()), bound)
+        .await
+        .unwrap());
+    let bob = server
+        .jwt_access_token("bob", "crm:read", "agent-identity")
+        .await;
+    let (status, body) = resolve(&wrong_key, "bob", Some(&bob)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.to_string().contains("invalid_client"), "{body}");
+
+    // A key file that is missing or not a key is refused at load, naming the field.
+    let err = load(&config.replace("agent.pem", "absent.pem")).unwrap_err();
+    assert!(
+        err.to_string().contains("slots[0].private_key.file"),
+        "{err}"
+    );
+    std::fs::write(dir.join("garbage.pem"), "not a key").unwrap();
+    let err = load(&config.replace("agent.pem", "garbage.pem")).unwrap_err();
+    assert!(
+        err.to_string().contains("slots[0].private_key.file"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -40,9 +40,11 @@
 //! # Ok::<(), Error>(())
 //! ```
 
+mod config;
 mod failure;
 mod store;
 
+pub use config::AwsConfig;
 pub use store::{
     ALLOWED_PUNCTUATION, AwsSecretsManagerStore, AwsStoreBuilder, DEFAULT_PREFIX, DEFAULT_TIMEOUT,
     KIND_TAG, PROVIDER_TAG, STATUS_TAG,

@@ -119,6 +119,29 @@ impl Error {
         }
     }
 
+    /// This error as a problem of the configuration item `location` (e.g. "store `vault`"): a
+    /// configuration error keeps its field and problem and takes `location`; any other error
+    /// becomes the item's problem, with no field.
+    ///
+    /// ```
+    /// use identity_core::{ConfigError, Error};
+    ///
+    /// let err = Error::from(ConfigError::new("vault store", Some("prefix"), "must not contain `..`"));
+    /// assert_eq!(err.located("store `v`").to_string(), "store `v`, field `prefix`: must not contain `..`");
+    /// let err = Error::unavailable("vault", "connection refused");
+    /// assert_eq!(err.located("store `v`").to_string(), "store `v`: vault is unavailable: connection refused");
+    /// ```
+    pub fn located(self, location: &str) -> ConfigError {
+        match self {
+            Self::InvalidConfig(inner) => ConfigError {
+                location: location.to_owned(),
+                field: inner.field,
+                problem: inner.problem,
+            },
+            other => ConfigError::new(location, None, other.to_string()),
+        }
+    }
+
     /// A copy of this error, to hand one failure to several callers that waited on it: the same
     /// variant and fields. The source, which cannot be cloned, is left out; its message is
     /// already part of the detail where it matters.

@@ -29,6 +29,7 @@
 //! ```
 
 mod body;
+mod config_env;
 mod context;
 mod credential;
 mod error;
@@ -43,6 +44,7 @@ mod timestamp;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use config_env::ConfigEnv;
 pub use context::{
     FieldProblem, InvalidInput, MigrationPhase, Problem, RequestContext, RequestContextBuilder,
     ResourceKind, SubjectToken,

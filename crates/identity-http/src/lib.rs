@@ -56,6 +56,7 @@ pub use discovery::{
 pub use oauth::auth::{ClientAuth, ClientCredentials, PrivateKey};
 pub use oauth::error::{HttpFailure, OAuthError, OAuthErrorCode, read_oauth_answer};
 pub use oauth::introspection::Introspection;
+pub use oauth::key_file::PrivateKeyConfig;
 pub use oauth::token::{MAX_LIFETIME, TokenKind, TokenResponse};
 pub use oauth::{Form, Retry};
 pub use policy::OutboundPolicy;

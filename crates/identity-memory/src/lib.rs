@@ -23,6 +23,8 @@
 //! # Ok::<(), identity_core::Error>(()) }).unwrap();
 //! ```
 
+mod config;
+
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::fmt;
@@ -33,6 +35,8 @@ use identity_core::{
     Capabilities, ConfigError, Credential, CredentialKind, CredentialRef, CredentialStore,
     CredentialWriter, Error, RequestContext, async_trait, check_lease_arguments,
 };
+
+pub use config::{MemoryConfig, SecretEnv};
 
 /// A migration lease: who holds it and until when (monotonic clock, immune to wall-clock jumps).
 #[derive(Debug, Clone)]
@@ -73,16 +77,16 @@ impl MemoryCredentialStore {
     /// )?;
     /// let store = MemoryCredentialStore::from_credentials(credentials)?;
     /// assert_eq!(store.len(), 1);
-    /// # Ok::<(), identity_core::ConfigError>(())
+    /// # Ok::<(), identity_core::Error>(())
     /// ```
     pub fn from_credentials(
         credentials: impl IntoIterator<Item = Credential>,
-    ) -> Result<Self, ConfigError> {
+    ) -> Result<Self, Error> {
         let mut map: HashMap<CredentialRef, Credential> = HashMap::new();
         for credential in credentials {
             match map.entry(credential.reference.clone()) {
                 Entry::Occupied(existing) => {
-                    return Err(ConfigError::new(
+                    return Err(Error::InvalidConfig(ConfigError::new(
                         format!("credential `{}`", credential.id),
                         Some("ref"),
                         format!(
@@ -90,7 +94,7 @@ impl MemoryCredentialStore {
                             credential.reference,
                             existing.get().id
                         ),
-                    ));
+                    )));
                 }
                 Entry::Vacant(slot) => {
                     slot.insert(credential);
@@ -130,6 +134,27 @@ impl MemoryCredentialStore {
     /// ```
     pub fn remove(&self, reference: &CredentialRef) -> Option<Credential> {
         self.write().remove(reference)
+    }
+
+    /// Every credential the store holds, without its secret, ordered by ref.
+    ///
+    /// ```
+    /// # use identity_core::{Credential, CredentialKind, Secret};
+    /// let store = identity_memory::MemoryCredentialStore::new();
+    /// store.insert(Credential::new("c1", CredentialKind::Fixed, "slot")?.with_secret(Secret::new("s")));
+    /// let listed = store.credentials_without_secrets();
+    /// assert_eq!(listed.len(), 1);
+    /// assert!(listed[0].secret.is_none());
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub fn credentials_without_secrets(&self) -> Vec<Credential> {
+        let mut listed: Vec<Credential> = self
+            .read()
+            .values()
+            .map(|c| c.clone().without_secret())
+            .collect();
+        listed.sort_by(|a, b| a.reference.as_str().cmp(b.reference.as_str()));
+        listed
     }
 
     /// How many credentials the store holds.

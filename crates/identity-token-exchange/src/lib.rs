@@ -34,6 +34,7 @@ mod config;
 mod key;
 mod protocol;
 mod store;
+mod store_config;
 
 pub use config::{ExchangeConfig, ExchangeConfigBuilder, StaticToken, TokenSource, TokenType};
 /// Client authentication, errors and codes are those of every OAuth call of the workspace.
@@ -41,3 +42,4 @@ pub use identity_http::{ClientAuth, OAuthError, OAuthErrorCode, PrivateKey};
 pub use key::CacheKey;
 pub use protocol::{ExchangedToken, TokenRequest, read_token_response};
 pub use store::{TokenExchangeStore, TokenExchangeStoreBuilder};
+pub use store_config::{ExchangeSlotConfig, TokenExchangeStoreConfig};

@@ -103,7 +103,7 @@ impl TokenExchangeStore {
     ///     .config(ExchangeConfig::builder("crm", "agent").token_endpoint("https://a.example/t")
     ///         .client_auth(ClientAuth::None).audience("https://crm.example.com").build()?)
     ///     .build()?;
-    /// # Ok::<(), identity_core::ConfigError>(())
+    /// # Ok::<(), identity_core::Error>(())
     /// ```
     pub fn builder() -> TokenExchangeStoreBuilder {
         TokenExchangeStoreBuilder {
@@ -239,13 +239,11 @@ impl TokenExchangeStoreBuilder {
     }
 
     /// Checks the slots (one configuration per ref) and builds the store.
-    pub fn build(self) -> Result<TokenExchangeStore, ConfigError> {
+    pub fn build(self) -> Result<TokenExchangeStore, Error> {
         if self.attempts == 0 {
-            return Err(ConfigError::new(
-                "token exchange store",
-                Some("attempts"),
-                "is zero",
-            ));
+            return Err(
+                ConfigError::new("token exchange store", Some("attempts"), "is zero").into(),
+            );
         }
         let mut slots = HashMap::new();
         let mut order = Vec::new();
@@ -260,7 +258,8 @@ impl TokenExchangeStoreBuilder {
                     format!("token exchange `{reference}`"),
                     Some("ref"),
                     "is configured twice",
-                ));
+                )
+                .into());
             }
             order.push(reference);
         }
@@ -271,8 +270,7 @@ impl TokenExchangeStoreBuilder {
             .timeout(self.timeout)
             .connect_timeout(self.connect_timeout)
             .max_body(MAX_RESPONSE_BYTES);
-        let http = HttpClient::new(policy)
-            .map_err(|err| ConfigError::new("token exchange store", None, err.to_string()))?;
+        let http = HttpClient::new(policy)?;
         for slot in slots.values() {
             let (url, field) = match &slot.config.endpoint {
                 Endpoint::Token(url) => (url, "tokenEndpoint"),
@@ -285,7 +283,8 @@ impl TokenExchangeStoreBuilder {
                     format!(
                         "{err} (set `allow_private` for an authorization server inside the network)"
                     ),
-                ));
+                )
+                .into());
             }
         }
         let cache = TokenCache::new(self.capacity).skew(self.skew);

@@ -51,6 +51,7 @@
 
 mod auth;
 mod builder;
+mod config;
 mod documents;
 mod failure;
 mod path;
@@ -59,6 +60,7 @@ mod store;
 
 pub use auth::{DEFAULT_KUBERNETES_JWT_PATH, VaultAuth};
 pub use builder::VaultStoreBuilder;
+pub use config::{VaultAuthConfig, VaultConfig};
 pub use documents::VaultDocuments;
 pub use path::ALLOWED_PUNCTUATION;
 pub use store::{DEFAULT_MOUNT, DEFAULT_PREFIX, DEFAULT_TIMEOUT, VaultCredentialStore};

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 
 use agent_identity::layer::json_error;
 use axum::extract::Request;
-use axum::middleware::Next;
 use axum::response::Response;
 use http::{StatusCode, header};
 
@@ -49,7 +48,8 @@ impl Guard {
         Self { hosts, origins }
     }
 
-    pub(crate) async fn check(&self, request: Request, next: Next) -> Response {
+    /// The refusal of `request`, if its `Host` or `Origin` is not accepted.
+    pub(crate) fn refusal(&self, request: &Request) -> Option<Response> {
         if let Some(hosts) = &self.hosts {
             let host = request
                 .headers()
@@ -66,18 +66,18 @@ impl Guard {
             match host {
                 Some(host) if accepted(host) => {}
                 Some(_) => {
-                    return json_error(
+                    return Some(json_error(
                         StatusCode::FORBIDDEN,
                         "host_not_allowed",
                         "this server does not answer for that Host",
-                    );
+                    ));
                 }
                 None => {
-                    return json_error(
+                    return Some(json_error(
                         StatusCode::BAD_REQUEST,
                         "invalid_request",
                         "the request has no Host header",
-                    );
+                    ));
                 }
             }
         }
@@ -88,13 +88,13 @@ impl Guard {
                 .trim_end_matches('/')
                 .to_ascii_lowercase();
             if !self.origins.contains(&origin) {
-                return json_error(
+                return Some(json_error(
                     StatusCode::FORBIDDEN,
                     "origin_not_allowed",
                     "cross-origin requests are not accepted",
-                );
+                ));
             }
         }
-        next.run(request).await
+        None
     }
 }

@@ -86,7 +86,7 @@ async fn check(router: &Router) -> Snapshot {
 }
 
 /// `GET /health` and `GET /api/health`: the last check of the stores, never a new one.
-pub(crate) async fn health(State(state): State<AppState>) -> Response {
+pub(crate) async fn health(State(state): State<Arc<AppState>>) -> Response {
     let snapshot = state.health.snapshot();
     let healthy = snapshot.unavailable.is_empty();
     let rules = state.router.rule_count();

@@ -155,7 +155,7 @@ impl ResolutionObserver for MetricsObserver {
 }
 
 /// `GET /metrics`: OpenMetrics text.
-pub(crate) async fn metrics_text(State(state): State<AppState>) -> Response {
+pub(crate) async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
     let mut response = state.metrics.encode().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -67,13 +67,18 @@ pub fn app(state: AppState) -> axum::Router {
         (api.route_layer(layer.clone()), oauth.route_layer(layer))
     };
     let oauth = oauth.with_state(state.oauth.clone()).merge(callback);
-    let guard = Arc::new(Guard::new(&state.settings, state.bound));
-    let in_flight = Arc::new(Semaphore::new(state.settings.max_in_flight));
+    // The first checks run in one layer: the Host and Origin guard, then the in-flight limit.
+    let front = Arc::new(Front {
+        guard: Guard::new(&state.settings, state.bound),
+        in_flight: Semaphore::new(state.settings.max_in_flight),
+    });
     let timeout = tower_http::timeout::TimeoutLayer::with_status_code(
         StatusCode::REQUEST_TIMEOUT,
         state.settings.request_timeout(),
     );
     let metrics = state.metrics.clone();
+    // Shared behind one `Arc`: every request hands the handler its own copy of the state.
+    let state = Arc::new(state);
     axum::Router::new()
         .route(ROUTES[0], get(health::health))
         .route(ROUTES[1], get(health::health))
@@ -88,27 +93,36 @@ pub fn app(state: AppState) -> axum::Router {
         .fallback(not_found)
         .with_state(state)
         .layer(from_fn(move |request: Request, next: Next| {
-            let in_flight = in_flight.clone();
-            async move {
-                // Refuse rather than queue: a queued request only times out later.
-                let Ok(_permit) = in_flight.try_acquire() else {
-                    let mut response = json_error(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "overloaded",
-                        "too many requests in flight; retry shortly",
-                    );
-                    response
-                        .headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                    return response;
-                };
-                next.run(request).await
-            }
+            let front = front.clone();
+            async move { front.check(request, next).await }
         }))
-        .layer(from_fn(move |request: Request, next: Next| {
-            let guard = guard.clone();
-            async move { guard.check(request, next).await }
-        }))
+}
+
+/// What every request meets first.
+struct Front {
+    guard: Guard,
+    in_flight: Semaphore,
+}
+
+impl Front {
+    async fn check(&self, request: Request, next: Next) -> Response {
+        if let Some(refusal) = self.guard.refusal(&request) {
+            return refusal;
+        }
+        // Refuse rather than queue: a queued request only times out later.
+        let Ok(_permit) = self.in_flight.try_acquire() else {
+            let mut response = json_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "overloaded",
+                "too many requests in flight; retry shortly",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return response;
+        };
+        next.run(request).await
+    }
 }
 
 /// The route label of a matched request (bounded: the routes above).
@@ -138,7 +152,7 @@ async fn record(State(metrics): State<Arc<Metrics>>, request: Request, next: Nex
     response
 }
 
-async fn not_found(State(state): State<AppState>, request: Request) -> Response {
+async fn not_found(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let response = json_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint");
     state.metrics.record_request(
         "unmatched",

@@ -12,6 +12,8 @@ use http::request::Parts;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use std::sync::Arc;
+
 use super::AppState;
 use super::body::read_json_body;
 use crate::auth::Caller;
@@ -85,7 +87,7 @@ struct ResolveAnswer {
 
 /// `POST /api/resolve`.
 pub(crate) async fn resolve(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
@@ -112,7 +114,7 @@ pub(crate) async fn resolve(
 
 /// `POST /api/migrate/resolve`.
 pub(crate) async fn migrate(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();

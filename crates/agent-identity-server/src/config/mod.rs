@@ -25,8 +25,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent_identity::identity_cache::CachedStore;
+use agent_identity::identity_memory::MemoryConfig;
 use agent_identity::{
-    ConfigError, Credential, CredentialWriter, ResolutionObserver, Router, RoutingRule,
+    ConfigEnv, ConfigError, Credential, CredentialWriter, ResolutionObserver, Router, RoutingRule,
     parse_credentials_json, parse_rules_json,
 };
 use serde::Deserialize;
@@ -35,11 +36,11 @@ use crate::app::settings::ServerSettings;
 use crate::auth::settings::{AuthSection, AuthSettings, auth_settings};
 use crate::stores::aws::{AwsSection, aws_store};
 use crate::stores::dcr::{DcrSection, dcr_store};
-use crate::stores::memory::{MemoryStoreSection, memory_store};
+use crate::stores::memory::memory_store;
 use crate::stores::oauth::{OAuthSection, oauth_store};
 use crate::stores::token_exchange::{TokenExchangeSection, token_exchange_store};
 use crate::stores::vault::{VaultSection, vault_store};
-use crate::stores::{located_store_error, read_cache};
+use crate::stores::{Cached, located_store_error};
 
 /// Everything the sidecar needs, checked.
 #[derive(Debug)]
@@ -118,10 +119,10 @@ impl Default for RouterSection {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 enum StoreSection {
-    Memory(MemoryStoreSection),
+    Memory(MemoryConfig),
     TokenExchange(TokenExchangeSection),
     Vault(Box<VaultSection>),
-    Aws(AwsSection),
+    Aws(Box<AwsSection>),
     Dcr(DcrSection),
     Oauth(OAuthSection),
 }
@@ -220,13 +221,11 @@ pub fn load_env(
         return Err(LoadError { errors });
     }
     let mut stores = BTreeMap::new();
+    let mut memory = MemoryConfig::default();
+    memory.credentials = credentials;
     stores.insert(
         agent_identity::DEFAULT_STORE.to_owned(),
-        StoreSection::Memory(MemoryStoreSection {
-            credentials_file: None,
-            credentials,
-            secrets: BTreeMap::new(),
-        }),
+        StoreSection::Memory(memory),
     );
     let file = ConfigFile {
         rules_file: None,
@@ -247,6 +246,7 @@ fn build(
     observer: Option<Arc<dyn ResolutionObserver>>,
 ) -> Result<Loaded, LoadError> {
     let mut errors = Vec::new();
+    let config_env = ConfigEnv::new(base, env);
     let mut rules = file.rules;
     if let Some(rules_file) = &file.rules_file {
         let path = base.join(rules_file);
@@ -277,24 +277,23 @@ fn build(
     let mut writers: BTreeMap<String, Arc<dyn CredentialWriter>> = BTreeMap::new();
     let mut oauth = None;
     let mut oauth_sections = Vec::new();
+    let mut dcr_sections = Vec::new();
     let mut vaults = BTreeMap::new();
     for (name, store) in file.stores {
         let location = format!("stores.{name}");
         match store {
-            StoreSection::Memory(section) => match memory_store(section, base, &location, env) {
+            StoreSection::Memory(section) => match memory_store(section, &config_env, &location) {
                 Ok((store, credentials)) => {
                     builder = builder.store(name.clone(), store);
                     memory_credentials.insert(name, credentials);
                 }
                 Err(mut more) => errors.append(&mut more),
             },
-            StoreSection::Dcr(section) => match dcr_store(section, base, &location, env) {
-                Ok(store) => builder = builder.store(name, store),
-                Err(mut more) => errors.append(&mut more),
-            },
+            // Built after the others: its clients may live in a Vault store.
+            StoreSection::Dcr(section) => dcr_sections.push((name, location, section)),
             // Built after the others: its connections may live in a Vault store.
             StoreSection::Oauth(section) => oauth_sections.push((name, location, section)),
-            StoreSection::Aws(section) => match aws_store(section, &location) {
+            StoreSection::Aws(section) => match aws_store(*section, &config_env, &location) {
                 Ok(store) => {
                     let store = Arc::new(store);
                     builder = builder.store(name.clone(), store.clone());
@@ -303,8 +302,8 @@ fn build(
                 Err(error) => errors.push(error),
             },
             StoreSection::Vault(section) => {
-                let cache = read_cache(section.cache_ttl_secs, section.cache_capacity);
-                match vault_store(*section, base, &location, env).and_then(|store| {
+                let Cached { store, cache } = *section;
+                match vault_store(store, &config_env, &location).and_then(|store| {
                     let cached = CachedStore::new(store.clone(), cache)
                         .map_err(|err| located_store_error(&location, err))?;
                     Ok((store, cached))
@@ -319,11 +318,18 @@ fn build(
                 }
             }
             StoreSection::TokenExchange(section) => {
-                match token_exchange_store(section, &location, env) {
+                match token_exchange_store(section, &config_env, &location) {
                     Ok(store) => builder = builder.store(name, store),
                     Err(mut more) => errors.append(&mut more),
                 }
             }
+        }
+    }
+
+    for (name, location, section) in dcr_sections {
+        match dcr_store(section, base, &location, env, &vaults) {
+            Ok(store) => builder = builder.store(name, store),
+            Err(mut more) => errors.append(&mut more),
         }
     }
 

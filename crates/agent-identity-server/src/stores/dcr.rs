@@ -28,6 +28,12 @@ pub(crate) struct DcrSection {
     /// Where registered clients are kept (relative to the configuration file); in memory when
     /// absent, so a restart registers again.
     pub(crate) clients_file: Option<PathBuf>,
+    /// Or: the `vault` store whose KV mount keeps them, shared by every replica (one
+    /// registration per issuer and profile for all of them).
+    pub(crate) clients_vault: Option<String>,
+    /// Where under that store's mount (`agent-identity-clients`).
+    #[serde(default = "default_clients_vault_prefix")]
+    pub(crate) clients_vault_prefix: String,
     /// The environment variable holding the current key of the clients file (32 bytes,
     /// base64), and the id it is recorded under.
     pub(crate) clients_key_env: Option<String>,
@@ -37,6 +43,10 @@ pub(crate) struct DcrSection {
     #[serde(default)]
     pub(crate) clients_old_keys: BTreeMap<String, String>,
     pub(crate) slots: Vec<DcrSlotSection>,
+}
+
+fn default_clients_vault_prefix() -> String {
+    "agent-identity-clients".into()
 }
 
 pub(crate) fn default_clients_key_id() -> String {
@@ -79,19 +89,78 @@ pub(crate) struct DcrSlotSection {
     pub(crate) client_metadata_url: Option<String>,
 }
 
+/// Builds a DCR store; `vaults` are the configuration's Vault stores, by name (for
+/// `clients_vault`).
 pub(crate) fn dcr_store(
     section: DcrSection,
     base: &Path,
     location: &str,
     env: &dyn Fn(&str) -> Option<String>,
+    vaults: &BTreeMap<String, Arc<agent_identity::identity_vault::VaultCredentialStore>>,
 ) -> Result<agent_identity::identity_dcr::DcrCredentialStore, Vec<ConfigError>> {
     use agent_identity::identity_dcr::{
         ClientMetadata, ClientPersistence, ClientProfile, ClientRegistry, Dcr, DcrCredentialStore,
-        DcrSlot, FilePersistence, MemoryPersistence, Target,
+        DcrSlot, FilePersistence, MemoryPersistence, Target, VaultClients,
     };
     let mut errors = Vec::new();
     let persistence: Arc<dyn ClientPersistence> =
         match (&section.clients_file, &section.clients_key_env) {
+            (Some(_), _) if section.clients_vault.is_some() => {
+                errors.push(ConfigError::new(
+                    location,
+                    Some("clients_vault"),
+                    "names a second place for clients: keep `clients_file` or `clients_vault`",
+                ));
+                Arc::new(MemoryPersistence::default())
+            }
+            (None, variable) if section.clients_vault.is_some() => {
+                let store = section.clients_vault.as_deref().unwrap_or_default();
+                let ring = variable.as_ref().map(|variable| {
+                    keyring(
+                        location,
+                        ("clients_key_env", variable, &section.clients_key_id),
+                        ("clients_old_keys", &section.clients_old_keys),
+                        env,
+                    )
+                });
+                let documents = vaults.get(store).map(|vault| {
+                    vault
+                        .documents(&section.clients_vault_prefix)
+                        .map_err(|err| {
+                            ConfigError::new(
+                                location,
+                                Some("clients_vault_prefix"),
+                                err.to_string(),
+                            )
+                        })
+                });
+                match (documents, ring) {
+                    (Some(Ok(documents)), Some(Ok(ring))) => {
+                        Arc::new(VaultClients::new(documents, ring))
+                    }
+                    (None, _) => {
+                        errors.push(ConfigError::new(
+                            location,
+                            Some("clients_vault"),
+                            format!("names no store of type \"vault\": `{store}`"),
+                        ));
+                        Arc::new(MemoryPersistence::default())
+                    }
+                    (_, None) => {
+                        errors.push(ConfigError::new(
+                            location,
+                            Some("clients_vault"),
+                            "needs `clients_key_env` (the clients' secrets kept there are sealed)",
+                        ));
+                        Arc::new(MemoryPersistence::default())
+                    }
+                    (Some(documents), Some(ring)) => {
+                        errors.extend(documents.err());
+                        errors.extend(ring.err());
+                        Arc::new(MemoryPersistence::default())
+                    }
+                }
+            }
             (None, None) => Arc::new(MemoryPersistence::default()),
             (Some(file), Some(variable)) => {
                 let path = base.join(file);

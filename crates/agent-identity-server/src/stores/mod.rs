@@ -69,23 +69,43 @@ pub(crate) fn sealed_file<T: ?Sized>(
     memory()
 }
 
-/// The read cache of a Vault or AWS section.
-pub(crate) fn read_cache(ttl_secs: u64, capacity: u64) -> CacheConfig {
-    CacheConfig::default()
-        .ttl(Duration::from_secs(ttl_secs))
-        .capacity(capacity)
+/// A store section with the sidecar's read cache in front of it: the backend's own
+/// configuration `C` (unknown fields refused there), and beside it `cache_ttl_secs` (30; zero
+/// turns the cache off) and `cache_capacity` (10,000 refs).
+#[derive(Debug)]
+pub(crate) struct Cached<C> {
+    pub(crate) store: C,
+    pub(crate) cache: CacheConfig,
+}
+
+impl<'de, C: serde::de::DeserializeOwned> serde::Deserialize<'de> for Cached<C> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut table = toml::Table::deserialize(deserializer)?;
+        let mut take = |key: &str, default: u64| match table.remove(key) {
+            None => Ok(default),
+            Some(toml::Value::Integer(n)) if n >= 0 => Ok(n.unsigned_abs()),
+            Some(_) => Err(D::Error::custom(format!(
+                "`{key}` must be a whole number of at least 0"
+            ))),
+        };
+        let ttl = take("cache_ttl_secs", 30)?;
+        let capacity = take("cache_capacity", 10_000)?;
+        let store = toml::Value::Table(table)
+            .try_into()
+            .map_err(D::Error::custom)?;
+        Ok(Self {
+            store,
+            cache: CacheConfig::default()
+                .ttl(Duration::from_secs(ttl))
+                .capacity(capacity),
+        })
+    }
 }
 
 /// A store builder's error, placed at the store's section.
 pub(crate) fn located_store_error(location: &str, err: agent_identity::Error) -> ConfigError {
-    match err {
-        agent_identity::Error::InvalidConfig(inner) => ConfigError::new(
-            location,
-            Some(inner.field.as_deref().unwrap_or("type")),
-            inner.problem,
-        ),
-        other => ConfigError::new(location, None, other.to_string()),
-    }
+    err.located(location)
 }
 
 /// How a client comes to be at an authorization server, as a section writes it: a client

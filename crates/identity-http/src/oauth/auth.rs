@@ -67,6 +67,27 @@ impl ClientAuth {
     }
 }
 
+/// Read as its RFC 7591 name (`"client_secret_basic"`, `"client_secret_post"`, `"none"`,
+/// `"private_key_jwt"`).
+///
+/// ```
+/// let auth: identity_http::ClientAuth = serde_json::from_str(r#""private_key_jwt""#)?;
+/// assert_eq!(auth, identity_http::ClientAuth::PrivateKeyJwt);
+/// assert!(serde_json::from_str::<identity_http::ClientAuth>(r#""tls_client_auth""#).is_err());
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+impl<'de> serde::Deserialize<'de> for ClientAuth {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::parse(&name).ok_or_else(|| {
+            serde::de::Error::invalid_value(
+                serde::de::Unexpected::Str(&name),
+                &"client_secret_basic, client_secret_post, none or private_key_jwt",
+            )
+        })
+    }
+}
+
 /// A private key that signs client assertions (RFC 7523): `ES256` (P-256), `EdDSA` (Ed25519) or
 /// `RS256`, from PKCS#8 PEM, with the key id the server knows it by. `Debug` shows the
 /// algorithm and key id only.

@@ -4,6 +4,7 @@
 pub(crate) mod auth;
 pub(crate) mod error;
 pub(crate) mod introspection;
+pub(crate) mod key_file;
 pub(crate) mod token;
 
 use std::fmt;
