@@ -236,3 +236,31 @@ async fn replicas_share_one_registered_client_through_vault() {
     let err = load_str(&unknown, Path::new("."), "test".into(), &env, None).unwrap_err();
     assert!(err.to_string().contains("clients_vault"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_account_with_a_key_and_no_secret_signs_its_token_requests() {
+    use identity_test_support::{JWT_CLIENT_ID, ed25519_key_pair};
+    let (pem, jwk) = ed25519_key_pair(21);
+    let (other, _) = ed25519_key_pair(22);
+    let server = AuthorizationServer::start_with_client_key(&jwk).await;
+    let dir = std::env::temp_dir().join(format!("agent-identity-dcr-key-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("agent.pem"), &pem).unwrap();
+    std::fs::write(dir.join("other.pem"), &other).unwrap();
+    let config = dcr_config(server.issuer()).replace(
+        "client_name = \"sidecar-agent\"",
+        &format!(
+            "client_id = \"{JWT_CLIENT_ID}\"\nprivate_key = {{ file = {:?}, algorithm = \"EdDSA\", key_id = \"agent-key-1\" }}",
+            dir.join("agent.pem").display().to_string()
+        ),
+    );
+    let answer = resolve_once(&config, &|_| None).await;
+    assert_eq!(answer["credentialId"], "dcr:crm-service");
+    // Signed with a key the server does not know for that client: refused, never registered
+    // around.
+    let (status, refused) =
+        resolve_status(&config.replace("agent.pem", "other.pem"), &|_| None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    assert!(refused.to_string().contains("invalid_client"), "{refused}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -16,7 +16,7 @@ use agent_identity_server::config::load_str;
 use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use identity_test_support::{AuthorizationServer, CLIENT_SECRET};
+use identity_test_support::{AuthorizationServer, CLIENT_SECRET, ed25519_key_pair};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -175,29 +175,10 @@ fn a_missing_client_secret_is_a_configuration_error() {
     assert!(err.to_string().contains("CRM_CLIENT_SECRET"), "{err}");
 }
 
-/// An Ed25519 key pair for `private_key_jwt`: the private key as PKCS#8 PEM (what the sidecar
-/// reads), the public key as a JWK (what the authorization server knows the client by).
-fn ed25519_key_pair(seed: u8) -> (String, String) {
-    use base64::Engine;
-    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-    use ed25519_dalek::pkcs8::EncodePrivateKey;
-    let signing = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
-    let der = signing.to_pkcs8_der().unwrap();
-    let pem = format!(
-        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-        STANDARD.encode(der.as_bytes())
-    );
-    let jwk = json!({
-        "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "kid": "agent-key-1", "use": "sig",
-        "x": URL_SAFE_NO_PAD.encode(signing.verifying_key().as_bytes()),
-    });
-    (pem, jwk.to_string())
-}
-
 #[tokio::test]
 async fn a_client_with_no_secret_exchanges_with_a_signed_assertion() {
     let (pem, jwk) = ed25519_key_pair(11);
-    let server = AuthorizationServer::start_with_env(&[("FIXTURE_CLIENT_JWK", &jwk)]).await;
+    let server = AuthorizationServer::start_with_client_key(&jwk).await;
     let dir = std::env::temp_dir().join(format!("agent-identity-pkjwt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("agent.pem"), &pem).unwrap();

@@ -43,6 +43,7 @@
 //! # Ok::<(), identity_core::Error>(())
 //! ```
 
+mod config;
 mod file;
 mod registration;
 mod registry;
@@ -57,6 +58,7 @@ use identity_http::{
     AuthorizationServerMetadata, HttpClient, OutboundPolicy, ProtectedResourceMetadata,
 };
 
+pub use config::{ClientChoice, DcrSlotConfig, DcrStoreConfig};
 pub use file::FilePersistence;
 pub use registration::{ClientMetadata, RegisteredClient};
 pub use registry::{

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use identity_http::KeyedLocks;
+use identity_http::{KeyedLocks, PrivateKey};
 
 use async_trait::async_trait;
 use identity_core::{Error, OffsetDateTime, Secret};
@@ -98,6 +98,9 @@ pub struct ClientProfile {
     /// The HTTPS URL serving this client's metadata document: its client id where the server
     /// supports Client ID Metadata Documents.
     pub metadata_document: Option<url::Url>,
+    /// The key a client without a secret signs its assertions with (`private_key_jwt`,
+    /// RFC 7523): a metadata-document client, or one registered in advance with a key.
+    pub private_key: Option<PrivateKey>,
 }
 
 impl ClientProfile {
@@ -114,6 +117,7 @@ impl ClientProfile {
             initial_access_token: None,
             pre_registered: HashMap::new(),
             metadata_document: None,
+            private_key: None,
         }
     }
 
@@ -142,6 +146,22 @@ impl ClientProfile {
     /// ```
     pub fn with_metadata_document(mut self, url: url::Url) -> Self {
         self.metadata_document = Some(url);
+        self
+    }
+
+    /// With the private key a client without a secret authenticates with (`private_key_jwt`).
+    ///
+    /// ```
+    /// # use identity_dcr::{ClientMetadata, ClientProfile};
+    /// // An Ed25519 key in PKCS#8 PEM (an example: never put a real key in code).
+    /// let pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIAcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcH\n-----END PRIVATE KEY-----\n";
+    /// let key = identity_http::PrivateKey::from_pem(pem.as_bytes(), "EdDSA", Some("k1".into()))?;
+    /// let p = ClientProfile::new("crm", ClientMetadata::default()).with_private_key(key);
+    /// assert!(p.private_key.is_some());
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub fn with_private_key(mut self, key: PrivateKey) -> Self {
+        self.private_key = Some(key);
         self
     }
 

@@ -10,7 +10,7 @@ use identity_core::{
     Credential, CredentialKind, CredentialRef, CredentialStore, Error, OffsetDateTime,
     RequestContext, Secret, async_trait,
 };
-use identity_http::{ClientCredentials, Form, Retry, TokenCache};
+use identity_http::{ClientAuth, ClientCredentials, Form, Retry, TokenCache};
 use tracing::{instrument, warn};
 
 use crate::BACKEND;
@@ -154,7 +154,7 @@ impl DcrCredentialStore {
         let mut retried = false;
         loop {
             match self
-                .client_credentials(&token_endpoint, &client, &slot.scopes, resource.as_deref())
+                .client_credentials(&token_endpoint, &client, slot, resource.as_deref())
                 .await
             {
                 Err(Error::Protocol { code, .. }) if code == "invalid_client" && !retried => {
@@ -172,20 +172,28 @@ impl DcrCredentialStore {
         &self,
         endpoint: &url::Url,
         client: &RegisteredClient,
-        scopes: &[String],
+        slot: &DcrSlot,
         resource: Option<&str>,
     ) -> Result<(Cached, Option<Duration>), Error> {
         let mut form = Form::grant("client_credentials");
-        if !scopes.is_empty() {
-            form.push("scope", &scopes.join(" "));
+        if !slot.scopes.is_empty() {
+            form.push("scope", &slot.scopes.join(" "));
         }
         if let Some(resource) = resource {
             form.push("resource", resource);
         }
-        let credentials = match &client.client_secret {
-            Some(secret) => ClientCredentials::basic(client.client_id.clone(), secret.clone()),
-            // A client without a secret (a metadata-document client) names itself in the form.
-            None => ClientCredentials::public(client.client_id.clone()),
+        let credentials = match (&client.client_secret, &slot.profile.private_key) {
+            (Some(secret), _) => ClientCredentials::basic(client.client_id.clone(), secret.clone()),
+            // A client without a secret (a metadata-document client, a client registered in
+            // advance with a key) signs an assertion when the profile has its key.
+            (None, Some(key)) => ClientCredentials::new(
+                client.client_id.clone(),
+                ClientAuth::PrivateKeyJwt,
+                None,
+                Some(key.clone()),
+            )?,
+            // Else it names itself in the form.
+            (None, None) => ClientCredentials::public(client.client_id.clone()),
         };
         let token = self
             .registry

@@ -23,6 +23,10 @@
     reason = "test support: a failure is a failed test"
 )]
 
+mod keys;
+
+pub use keys::{CLIENT_KEY_ID, JWT_CLIENT_ID, ed25519_key_pair};
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -129,6 +133,12 @@ impl AuthorizationServer {
     /// Starts a server and waits until it has printed its issuer.
     pub async fn start() -> Self {
         Self::start_with_env(&[]).await
+    }
+
+    /// Starts a server that also knows client [`JWT_CLIENT_ID`] by the public key `jwk` (it
+    /// authenticates with `private_key_jwt`; see [`ed25519_key_pair`]).
+    pub async fn start_with_client_key(jwk: &str) -> Self {
+        Self::start_with_env(&[("FIXTURE_CLIENT_JWK", jwk)]).await
     }
 
     /// Starts a server with extra environment variables (`FIXTURE_INITIAL_ACCESS_TOKEN` makes

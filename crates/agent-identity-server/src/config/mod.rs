@@ -40,7 +40,7 @@ use crate::stores::memory::memory_store;
 use crate::stores::oauth::{OAuthSection, oauth_store};
 use crate::stores::token_exchange::{TokenExchangeSection, token_exchange_store};
 use crate::stores::vault::{VaultSection, vault_store};
-use crate::stores::{Cached, located_store_error};
+use crate::stores::{Beside, located_store_error};
 
 /// Everything the sidecar needs, checked.
 #[derive(Debug)]
@@ -302,7 +302,8 @@ fn build(
                 Err(error) => errors.push(error),
             },
             StoreSection::Vault(section) => {
-                let Cached { store, cache } = *section;
+                let Beside { sidecar, store } = *section;
+                let cache = sidecar.cache();
                 match vault_store(store, &config_env, &location).and_then(|store| {
                     let cached = CachedStore::new(store.clone(), cache)
                         .map_err(|err| located_store_error(&location, err))?;
@@ -327,7 +328,7 @@ fn build(
     }
 
     for (name, location, section) in dcr_sections {
-        match dcr_store(section, base, &location, env, &vaults) {
+        match dcr_store(section, &config_env, &location, &vaults) {
             Ok(store) => builder = builder.store(name, store),
             Err(mut more) => errors.append(&mut more),
         }

@@ -5,10 +5,10 @@ use agent_identity::identity_aws::{AwsConfig, AwsSecretsManagerStore};
 use agent_identity::identity_cache::CachedStore;
 use agent_identity::{ConfigEnv, ConfigError};
 
-use super::Cached;
+use super::{Beside, CacheFields};
 
 /// A `[stores.<name>]` of `type = "aws"`.
-pub(crate) type AwsSection = Cached<AwsConfig>;
+pub(crate) type AwsSection = Beside<CacheFields, AwsConfig>;
 
 pub(crate) fn aws_store(
     section: AwsSection,
@@ -18,6 +18,6 @@ pub(crate) fn aws_store(
     section
         .store
         .build(env, location)
-        .and_then(|store| CachedStore::new(store, section.cache))
+        .and_then(|store| CachedStore::new(store, section.sidecar.cache()))
         .map_err(|err| err.located(location))
 }

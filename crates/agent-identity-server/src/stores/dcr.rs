@@ -1,48 +1,55 @@
-//! `type = "dcr"`: access tokens of clients registered at run time.
+//! `type = "dcr"`: access tokens of clients registered at run time. The section is the DCR
+//! crate's [`DcrStoreConfig`], with the sidecar's choice of where clients are kept beside it.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use agent_identity::{ConfigError, CredentialRef, Secret};
+use agent_identity::identity_dcr::{
+    ClientPersistence, DcrCredentialStore, DcrStoreConfig, FilePersistence, MemoryPersistence,
+    VaultClients,
+};
+use agent_identity::identity_vault::VaultCredentialStore;
+use agent_identity::{ConfigEnv, ConfigError};
 use serde::Deserialize;
 
-use super::{ClientChoice, keyring};
+use super::{Beside, SidecarFields, keyring};
 
-/// A `[stores.<name>]` of `type = "dcr"`: slots whose credential is an access token obtained
-/// with `client_credentials` by a client registered at run time (RFC 7591).
+/// A `[stores.<name>]` of `type = "dcr"`.
+pub(crate) type DcrSection = Beside<ClientsPlace, DcrStoreConfig>;
+
+/// Where a DCR store keeps the clients it registered: in memory (a restart registers again), a
+/// sealed file, or a Vault store shared by every replica.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct DcrSection {
-    /// Allow plain http to loopback authorization servers (local servers, tests).
-    #[serde(default)]
-    pub(crate) allow_http_loopback: bool,
-    /// Allow private and link-local addresses (an authorization server inside the network).
-    #[serde(default)]
-    pub(crate) allow_private: bool,
-    #[serde(default = "default_dcr_timeout")]
-    pub(crate) timeout_ms: u64,
-    #[serde(default = "default_dcr_max_body")]
-    pub(crate) max_body_bytes: usize,
-    /// Where registered clients are kept (relative to the configuration file); in memory when
-    /// absent, so a restart registers again.
-    pub(crate) clients_file: Option<PathBuf>,
-    /// Or: the `vault` store whose KV mount keeps them, shared by every replica (one
-    /// registration per issuer and profile for all of them).
-    pub(crate) clients_vault: Option<String>,
-    /// Where under that store's mount (`agent-identity-clients`).
+pub(crate) struct ClientsPlace {
+    /// The sealed file (relative to the configuration file), or:
+    clients_file: Option<PathBuf>,
+    /// the `vault` store whose KV mount keeps them, shared by every replica (one registration
+    /// per issuer and profile for all of them),
+    clients_vault: Option<String>,
+    /// under this path of its mount.
     #[serde(default = "default_clients_vault_prefix")]
-    pub(crate) clients_vault_prefix: String,
-    /// The environment variable holding the current key of the clients file (32 bytes,
-    /// base64), and the id it is recorded under.
-    pub(crate) clients_key_env: Option<String>,
+    clients_vault_prefix: String,
+    /// The environment variable holding the current sealing key (32 bytes, base64), and the
+    /// id it is recorded under.
+    clients_key_env: Option<String>,
     #[serde(default = "default_clients_key_id")]
-    pub(crate) clients_key_id: String,
+    clients_key_id: String,
     /// Older keys still accepted, by id: the environment variables holding them.
     #[serde(default)]
-    pub(crate) clients_old_keys: BTreeMap<String, String>,
-    pub(crate) slots: Vec<DcrSlotSection>,
+    clients_old_keys: BTreeMap<String, String>,
+}
+
+impl SidecarFields for ClientsPlace {
+    const KEYS: &'static [&'static str] = &[
+        "clients_file",
+        "clients_vault",
+        "clients_vault_prefix",
+        "clients_key_env",
+        "clients_key_id",
+        "clients_old_keys",
+    ];
 }
 
 fn default_clients_vault_prefix() -> String {
@@ -57,232 +64,94 @@ pub(crate) fn default_dcr_timeout() -> u64 {
     10_000
 }
 
-pub(crate) fn default_dcr_max_body() -> usize {
-    1024 * 1024
-}
-
-/// One `[[stores.<name>.slots]]` of a DCR store.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct DcrSlotSection {
-    #[serde(rename = "ref")]
-    pub(crate) reference: String,
-    /// The authorization server's issuer, or:
-    pub(crate) issuer: Option<String>,
-    /// the protected resource whose RFC 9728 metadata names it.
-    pub(crate) resource: Option<String>,
-    #[serde(default)]
-    pub(crate) scopes: Vec<String>,
-    /// The client name registered (`agent-identity`).
-    pub(crate) client_name: Option<String>,
-    /// The client profile (one registration per issuer and profile); the ref by default.
-    pub(crate) profile: Option<String>,
-    /// The environment variable holding an initial access token, for servers that demand one.
-    pub(crate) initial_access_token_env: Option<String>,
-    /// A client registered in advance at `issuer` (a service account with a pre-issued id):
-    /// used there instead of registering.
-    pub(crate) client_id: Option<String>,
-    /// The environment variable holding that client's secret.
-    pub(crate) client_secret_env: Option<String>,
-    /// The HTTPS URL of this client's metadata document, used as its client id where the
-    /// server accepts Client ID Metadata Documents.
-    pub(crate) client_metadata_url: Option<String>,
+impl ClientsPlace {
+    /// The persistence this place names; problems go to `errors` (memory stands in).
+    fn persistence(
+        &self,
+        env: &ConfigEnv<'_>,
+        location: &str,
+        vaults: &BTreeMap<String, Arc<VaultCredentialStore>>,
+        errors: &mut Vec<ConfigError>,
+    ) -> Arc<dyn ClientPersistence> {
+        let vars = |name: &str| env.var(name);
+        let ring = self.clients_key_env.as_ref().map(|variable| {
+            keyring(
+                location,
+                ("clients_key_env", variable, &self.clients_key_id),
+                ("clients_old_keys", &self.clients_old_keys),
+                &vars,
+            )
+        });
+        let problem =
+            |field: &str, problem: String| ConfigError::new(location, Some(field), problem);
+        let chosen: Result<Arc<dyn ClientPersistence>, ConfigError> = match (
+            &self.clients_file,
+            &self.clients_vault,
+            ring,
+        ) {
+            (None, None, None) => Ok(Arc::new(MemoryPersistence::default())),
+            (Some(_), Some(_), _) => Err(problem(
+                "clients_vault",
+                "names a second place for clients: keep `clients_file` or `clients_vault`".into(),
+            )),
+            (_, _, Some(Err(err))) => Err(err),
+            (Some(file), None, Some(Ok(ring))) => {
+                // The configuration is loaded without a runtime: the file is read at once.
+                FilePersistence::open_blocking(env.path(file), ring)
+                    .map(|file| Arc::new(file) as Arc<dyn ClientPersistence>)
+                    .map_err(|err| problem("clients_file", err.to_string()))
+            }
+            (None, Some(store), Some(Ok(ring))) => match vaults.get(store) {
+                Some(vault) => vault
+                    .documents(&self.clients_vault_prefix)
+                    .map(|documents| {
+                        Arc::new(VaultClients::new(documents, ring)) as Arc<dyn ClientPersistence>
+                    })
+                    .map_err(|err| problem("clients_vault_prefix", err.to_string())),
+                None => Err(problem(
+                    "clients_vault",
+                    format!("names no store of type \"vault\": `{store}`"),
+                )),
+            },
+            (Some(_), None, None) => Err(problem(
+                "clients_file",
+                "`clients_file` and `clients_key_env` go together (the file's secrets are sealed)"
+                    .into(),
+            )),
+            (None, Some(_), None) => Err(problem(
+                "clients_vault",
+                "needs `clients_key_env` (the clients' secrets kept there are sealed)".into(),
+            )),
+            (None, None, Some(Ok(_))) => Err(problem(
+                "clients_key_env",
+                "is set without `clients_file` or `clients_vault`".into(),
+            )),
+        };
+        chosen.unwrap_or_else(|err| {
+            errors.push(err);
+            Arc::new(MemoryPersistence::default())
+        })
+    }
 }
 
 /// Builds a DCR store; `vaults` are the configuration's Vault stores, by name (for
 /// `clients_vault`).
 pub(crate) fn dcr_store(
     section: DcrSection,
-    base: &Path,
+    env: &ConfigEnv<'_>,
     location: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-    vaults: &BTreeMap<String, Arc<agent_identity::identity_vault::VaultCredentialStore>>,
-) -> Result<agent_identity::identity_dcr::DcrCredentialStore, Vec<ConfigError>> {
-    use agent_identity::identity_dcr::{
-        ClientMetadata, ClientPersistence, ClientProfile, ClientRegistry, Dcr, DcrCredentialStore,
-        DcrSlot, FilePersistence, MemoryPersistence, Target, VaultClients,
-    };
+    vaults: &BTreeMap<String, Arc<VaultCredentialStore>>,
+) -> Result<DcrCredentialStore, Vec<ConfigError>> {
     let mut errors = Vec::new();
-    let persistence: Arc<dyn ClientPersistence> =
-        match (&section.clients_file, &section.clients_key_env) {
-            (Some(_), _) if section.clients_vault.is_some() => {
-                errors.push(ConfigError::new(
-                    location,
-                    Some("clients_vault"),
-                    "names a second place for clients: keep `clients_file` or `clients_vault`",
-                ));
-                Arc::new(MemoryPersistence::default())
-            }
-            (None, variable) if section.clients_vault.is_some() => {
-                let store = section.clients_vault.as_deref().unwrap_or_default();
-                let ring = variable.as_ref().map(|variable| {
-                    keyring(
-                        location,
-                        ("clients_key_env", variable, &section.clients_key_id),
-                        ("clients_old_keys", &section.clients_old_keys),
-                        env,
-                    )
-                });
-                let documents = vaults.get(store).map(|vault| {
-                    vault
-                        .documents(&section.clients_vault_prefix)
-                        .map_err(|err| {
-                            ConfigError::new(
-                                location,
-                                Some("clients_vault_prefix"),
-                                err.to_string(),
-                            )
-                        })
-                });
-                match (documents, ring) {
-                    (Some(Ok(documents)), Some(Ok(ring))) => {
-                        Arc::new(VaultClients::new(documents, ring))
-                    }
-                    (None, _) => {
-                        errors.push(ConfigError::new(
-                            location,
-                            Some("clients_vault"),
-                            format!("names no store of type \"vault\": `{store}`"),
-                        ));
-                        Arc::new(MemoryPersistence::default())
-                    }
-                    (_, None) => {
-                        errors.push(ConfigError::new(
-                            location,
-                            Some("clients_vault"),
-                            "needs `clients_key_env` (the clients' secrets kept there are sealed)",
-                        ));
-                        Arc::new(MemoryPersistence::default())
-                    }
-                    (Some(documents), Some(ring)) => {
-                        errors.extend(documents.err());
-                        errors.extend(ring.err());
-                        Arc::new(MemoryPersistence::default())
-                    }
-                }
-            }
-            (None, None) => Arc::new(MemoryPersistence::default()),
-            (Some(file), Some(variable)) => {
-                let path = base.join(file);
-                // The configuration is loaded without a runtime: the file is read synchronously.
-                match keyring(
-                    location,
-                    ("clients_key_env", variable, &section.clients_key_id),
-                    ("clients_old_keys", &section.clients_old_keys),
-                    env,
-                )
-                .and_then(|ring| {
-                    FilePersistence::open_blocking(&path, ring).map_err(|err| {
-                        ConfigError::new(location, Some("clients_file"), err.to_string())
-                    })
-                }) {
-                    Ok(file) => Arc::new(file),
-                    Err(err) => {
-                        errors.push(err);
-                        Arc::new(MemoryPersistence::default())
-                    }
-                }
-            }
-            _ => {
-                errors.push(ConfigError::new(
-                location,
-                Some("clients_file"),
-                "`clients_file` and `clients_key_env` go together (the file's secrets are sealed)",
-            ));
-                Arc::new(MemoryPersistence::default())
-            }
-        };
-    let policy = agent_identity::identity_http::OutboundPolicy::default()
-        .allow_http_loopback(section.allow_http_loopback)
-        .allow_private(section.allow_private)
-        .timeout(Duration::from_millis(section.timeout_ms))
-        .max_body(section.max_body_bytes);
-    let mut slots = Vec::new();
-    for (index, slot) in section.slots.into_iter().enumerate() {
-        let field = |name: &str| format!("slots[{index}].{name}");
-        let reference = match CredentialRef::new(slot.reference) {
-            Ok(reference) => reference,
-            Err(err) => {
-                errors.push(ConfigError::new(
-                    location,
-                    Some(&field("ref")),
-                    err.to_string(),
-                ));
-                continue;
-            }
-        };
-        let issuer = slot.issuer.clone();
-        let target = match (slot.issuer, slot.resource) {
-            (Some(issuer), None) => policy
-                .check_url(&issuer, "issuer")
-                .map(|_| Target::Issuer(issuer)),
-            (None, Some(resource)) => policy
-                .check_url(&resource, "resource")
-                .map(|_| Target::Resource(resource)),
-            _ => {
-                errors.push(ConfigError::new(
-                    location,
-                    Some(&field("issuer")),
-                    "needs exactly one of `issuer` and `resource`",
-                ));
-                continue;
-            }
-        };
-        let target = match target {
-            Ok(target) => target,
-            Err(err) => {
-                errors.push(ConfigError::new(
-                    location,
-                    Some(&field("issuer")),
-                    err.to_string(),
-                ));
-                continue;
-            }
-        };
-        let metadata = ClientMetadata::service(
-            slot.client_name.unwrap_or_else(|| "agent-identity".into()),
-            slot.scopes.join(" "),
-        );
-        let mut profile = ClientProfile::new(
-            slot.profile.unwrap_or_else(|| reference.to_string()),
-            metadata,
-        );
-        if let Some(variable) = &slot.initial_access_token_env {
-            match env(variable) {
-                Some(token) if !token.is_empty() => {
-                    profile = profile.with_initial_access_token(Secret::new(token));
-                }
-                _ => errors.push(ConfigError::new(
-                    location,
-                    Some(&field("initial_access_token_env")),
-                    format!("environment variable `{variable}` is not set"),
-                )),
-            }
+    let persistence = section
+        .sidecar
+        .persistence(env, location, vaults, &mut errors);
+    match section.store.build(env, location, persistence) {
+        Ok(store) if errors.is_empty() => Ok(store),
+        Ok(_) => Err(errors),
+        Err(mut more) => {
+            errors.append(&mut more);
+            Err(errors)
         }
-        let profile = ClientChoice {
-            issuer: issuer.as_deref(),
-            client_id: slot.client_id,
-            client_secret_env: slot.client_secret_env.as_deref(),
-            client_metadata_url: slot.client_metadata_url.as_deref(),
-        }
-        .apply(profile, location, &field, env, &mut errors);
-        slots.push(DcrSlot {
-            reference,
-            target,
-            scopes: slot.scopes,
-            profile,
-        });
     }
-    let dcr = match Dcr::new(policy) {
-        Ok(dcr) => dcr,
-        Err(err) => {
-            errors.push(ConfigError::new(location, None, err.to_string()));
-            return Err(errors);
-        }
-    };
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let registry = ClientRegistry::new(dcr, persistence);
-    Ok(DcrCredentialStore::new(Arc::new(registry), slots))
 }

@@ -69,121 +69,76 @@ pub(crate) fn sealed_file<T: ?Sized>(
     memory()
 }
 
-/// A store section with the sidecar's read cache in front of it: the backend's own
-/// configuration `C` (unknown fields refused there), and beside it `cache_ttl_secs` (30; zero
-/// turns the cache off) and `cache_capacity` (10,000 refs).
+/// A store section: the backend's own configuration `C`, and beside it the sidecar's fields
+/// `S` (the keys [`SidecarFields::KEYS`]: a read cache, where clients are kept). Each part
+/// refuses the fields it does not know, so a misspelt key is an error, not a silent default.
 #[derive(Debug)]
-pub(crate) struct Cached<C> {
+pub(crate) struct Beside<S, C> {
+    pub(crate) sidecar: S,
     pub(crate) store: C,
-    pub(crate) cache: CacheConfig,
 }
 
-impl<'de, C: serde::de::DeserializeOwned> serde::Deserialize<'de> for Cached<C> {
+/// The sidecar's own fields in a store section.
+pub(crate) trait SidecarFields: serde::de::DeserializeOwned {
+    /// Their keys.
+    const KEYS: &'static [&'static str];
+}
+
+impl<'de, S: SidecarFields, C: serde::de::DeserializeOwned> serde::Deserialize<'de>
+    for Beside<S, C>
+{
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use serde::de::Error as _;
         let mut table = toml::Table::deserialize(deserializer)?;
-        let mut take = |key: &str, default: u64| match table.remove(key) {
-            None => Ok(default),
-            Some(toml::Value::Integer(n)) if n >= 0 => Ok(n.unsigned_abs()),
-            Some(_) => Err(D::Error::custom(format!(
-                "`{key}` must be a whole number of at least 0"
-            ))),
-        };
-        let ttl = take("cache_ttl_secs", 30)?;
-        let capacity = take("cache_capacity", 10_000)?;
-        let store = toml::Value::Table(table)
-            .try_into()
-            .map_err(D::Error::custom)?;
+        let mut own = toml::Table::new();
+        for key in S::KEYS {
+            if let Some(value) = table.remove(*key) {
+                own.insert((*key).to_owned(), value);
+            }
+        }
         Ok(Self {
-            store,
-            cache: CacheConfig::default()
-                .ttl(Duration::from_secs(ttl))
-                .capacity(capacity),
+            sidecar: toml::Value::Table(own)
+                .try_into()
+                .map_err(D::Error::custom)?,
+            store: toml::Value::Table(table)
+                .try_into()
+                .map_err(D::Error::custom)?,
         })
+    }
+}
+
+/// The read cache in front of a Vault or AWS store: `cache_ttl_secs` (30; zero turns it off)
+/// and `cache_capacity` (10,000 refs).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CacheFields {
+    #[serde(default = "default_cache_ttl")]
+    cache_ttl_secs: u64,
+    #[serde(default = "default_cache_capacity")]
+    cache_capacity: u64,
+}
+
+impl SidecarFields for CacheFields {
+    const KEYS: &'static [&'static str] = &["cache_ttl_secs", "cache_capacity"];
+}
+
+fn default_cache_ttl() -> u64 {
+    30
+}
+
+fn default_cache_capacity() -> u64 {
+    10_000
+}
+
+impl CacheFields {
+    pub(crate) fn cache(&self) -> CacheConfig {
+        CacheConfig::default()
+            .ttl(Duration::from_secs(self.cache_ttl_secs))
+            .capacity(self.cache_capacity)
     }
 }
 
 /// A store builder's error, placed at the store's section.
 pub(crate) fn located_store_error(location: &str, err: agent_identity::Error) -> ConfigError {
     err.located(location)
-}
-
-/// How a client comes to be at an authorization server, as a section writes it: a client
-/// registered in advance (`client_id`, with its secret in `client_secret_env`; it belongs to one
-/// issuer), or a Client ID Metadata Document (`client_metadata_url`), before dynamic
-/// registration. Problems are pushed to `errors`, each with its field (`field` gives the full
-/// name of a field).
-pub(crate) struct ClientChoice<'a> {
-    pub(crate) issuer: Option<&'a str>,
-    pub(crate) client_id: Option<String>,
-    pub(crate) client_secret_env: Option<&'a str>,
-    pub(crate) client_metadata_url: Option<&'a str>,
-}
-
-impl ClientChoice<'_> {
-    pub(crate) fn apply(
-        self,
-        mut profile: agent_identity::identity_dcr::ClientProfile,
-        location: &str,
-        field: &dyn Fn(&str) -> String,
-        env: &dyn Fn(&str) -> Option<String>,
-        errors: &mut Vec<ConfigError>,
-    ) -> agent_identity::identity_dcr::ClientProfile {
-        use agent_identity::identity_dcr::RegisteredClient;
-        if let Some(client_id) = self.client_id {
-            let Some(issuer) = self.issuer else {
-                errors.push(ConfigError::new(
-                    location,
-                    Some(&field("client_id")),
-                    "needs `issuer`: a client registered in advance belongs to one issuer",
-                ));
-                return profile;
-            };
-            let secret = match self.client_secret_env {
-                Some(variable) => match env(variable) {
-                    Some(secret) if !secret.is_empty() => Some(secret),
-                    _ => {
-                        errors.push(ConfigError::new(
-                            location,
-                            Some(&field("client_secret_env")),
-                            format!("environment variable `{variable}` is not set"),
-                        ));
-                        return profile;
-                    }
-                },
-                None => None,
-            };
-            let mut answer = serde_json::json!({ "client_id": client_id });
-            if let Some(secret) = secret {
-                answer["client_secret"] = secret.into();
-            }
-            match RegisteredClient::from_registration_answer(issuer, answer) {
-                Ok(client) => profile = profile.with_pre_registered(client),
-                Err(err) => errors.push(ConfigError::new(
-                    location,
-                    Some(&field("client_id")),
-                    err.to_string(),
-                )),
-            }
-        } else if self.client_secret_env.is_some() {
-            errors.push(ConfigError::new(
-                location,
-                Some(&field("client_secret_env")),
-                "is set without `client_id`",
-            ));
-        }
-        if let Some(text) = self.client_metadata_url {
-            match url::Url::parse(text) {
-                Ok(url) if url.scheme() == "https" && url.path() != "/" => {
-                    profile = profile.with_metadata_document(url);
-                }
-                _ => errors.push(ConfigError::new(
-                    location,
-                    Some(&field("client_metadata_url")),
-                    "must be an https URL with a path (the client's metadata document)",
-                )),
-            }
-        }
-        profile
-    }
 }

@@ -9,7 +9,9 @@ use agent_identity::{ConfigError, CredentialRef, Secret};
 use serde::Deserialize;
 
 use super::dcr::{default_clients_key_id, default_dcr_timeout};
-use super::{ClientChoice, NEEDS_CONNECTIONS_KEY, keyring, sealed_file};
+use super::{NEEDS_CONNECTIONS_KEY, keyring, sealed_file};
+use agent_identity::ConfigEnv;
+use agent_identity::identity_dcr::ClientChoice;
 
 /// A `[stores.<name>]` of `type = "oauth"`: users' own accounts (GitHub, Google, any OpenID
 /// provider, a DCR client, Kaggle-style API tokens), connected through the sidecar's `/oauth/`
@@ -398,13 +400,18 @@ pub(crate) fn oauth_store(
                 // A client registered in advance at the issuer, or a metadata document, before
                 // registration.
                 let mut choice_errors = Vec::new();
-                let profile = ClientChoice {
-                    issuer: provider.issuer.as_deref(),
-                    client_id: provider.client_id.clone(),
-                    client_secret_env: provider.client_secret_env.as_deref(),
-                    client_metadata_url: provider.client_metadata_url.as_deref(),
-                }
-                .apply(profile, location, &field, env, &mut choice_errors);
+                let mut choice = ClientChoice::default();
+                choice.client_id = provider.client_id.clone();
+                choice.client_secret_env = provider.client_secret_env.clone();
+                choice.client_metadata_url = provider.client_metadata_url.clone();
+                let profile = choice.apply(
+                    profile,
+                    provider.issuer.as_deref(),
+                    &ConfigEnv::new(base, env),
+                    location,
+                    &field,
+                    &mut choice_errors,
+                );
                 if !choice_errors.is_empty() {
                     errors.append(&mut choice_errors);
                     continue;

@@ -4,10 +4,10 @@
 use agent_identity::identity_vault::{VaultConfig, VaultCredentialStore};
 use agent_identity::{ConfigEnv, ConfigError};
 
-use super::Cached;
+use super::{Beside, CacheFields};
 
 /// A `[stores.<name>]` of `type = "vault"`.
-pub(crate) type VaultSection = Cached<VaultConfig>;
+pub(crate) type VaultSection = Beside<CacheFields, VaultConfig>;
 
 pub(crate) fn vault_store(
     config: VaultConfig,
