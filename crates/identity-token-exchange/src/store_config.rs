@@ -15,7 +15,8 @@ use crate::{ExchangeConfig, StaticToken, TokenExchangeStore, TokenType};
 /// `private_key_jwt` by its PEM file. Unknown fields are refused.
 ///
 /// ```
-/// /// use identity_core::ConfigEnv;
+/// use std::path::Path;
+/// use identity_core::ConfigEnv;
 /// use identity_token_exchange::TokenExchangeStoreConfig;
 ///
 /// let config: TokenExchangeStoreConfig = serde_json::from_value(serde_json::json!({
@@ -139,7 +140,8 @@ impl TokenExchangeStoreConfig {
     /// `location` and its field (`slots[0].client_secret_env`, ...).
     ///
     /// ```
-    /// #     /// # use identity_core::ConfigEnv;
+    /// # use std::path::Path;
+    /// # use identity_core::ConfigEnv;
     /// let config: identity_token_exchange::TokenExchangeStoreConfig = serde_json::from_value(serde_json::json!({
     ///     "slots": [{ "ref": "crm", "client_id": "agent", "client_secret_env": "UNSET",
     ///                 "token_endpoint": "https://a.example/t", "subject_token_type": "not a uri" }]

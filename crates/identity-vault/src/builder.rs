@@ -197,7 +197,21 @@ impl VaultStoreBuilder {
             .lease_prefix
             .clone()
             .unwrap_or_else(|| format!("{}-leases", self.prefix));
-        let layout = Layout::new(&self.mount, &self.prefix, &lease_prefix)?;
+        let layout = Layout::new(&self.mount, &self.prefix, &lease_prefix).map_err(|err| {
+            // A path that cannot be used is a problem of the field that holds it.
+            let field = match &err {
+                Error::InvalidArgument {
+                    argument: "vault mount",
+                    ..
+                } => "mount",
+                Error::InvalidArgument {
+                    argument: "vault lease prefix",
+                    ..
+                } => "lease_prefix",
+                _ => "prefix",
+            };
+            located(field, err.to_string())
+        })?;
         if let Some(namespace) = &self.namespace {
             check_path(namespace, "vault namespace")?;
         }
