@@ -49,6 +49,7 @@
 //! ```
 
 mod account;
+mod config;
 mod delegated;
 mod file;
 mod flow;
@@ -62,6 +63,7 @@ mod tokens;
 mod vault;
 
 pub use account::Account;
+pub use config::{Preset, ProviderConfig, ProviderContext, is_provider_name};
 pub use delegated::{Connection, DelegatedTokenStore, MemoryTokens, TokenPersistence, Versioned};
 pub use file::FileTokens;
 pub use flow::{AuthorizationRequest, PendingAuthorization, Pkce, check_callback};

@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent_identity::{ConfigError, CredentialRef, Secret};
+use agent_identity::ConfigError;
 use serde::Deserialize;
 
 use super::dcr::{default_clients_key_id, default_dcr_timeout};
 use super::{NEEDS_CONNECTIONS_KEY, keyring, sealed_file};
 use agent_identity::ConfigEnv;
-use agent_identity::identity_dcr::ClientChoice;
+use agent_identity::identity_oauth::{ProviderConfig, ProviderContext};
 
 /// A `[stores.<name>]` of `type = "oauth"`: users' own accounts (GitHub, Google, any OpenID
 /// provider, a DCR client, Kaggle-style API tokens), connected through the sidecar's `/oauth/`
@@ -53,7 +53,7 @@ pub(crate) struct OAuthSection {
     /// Where clients registered for `preset = "dcr"` providers are kept (sealed with the same
     /// key); in memory when absent.
     pub(crate) clients_file: Option<PathBuf>,
-    pub(crate) providers: BTreeMap<String, ProviderSection>,
+    pub(crate) providers: BTreeMap<String, ProviderConfig>,
 }
 
 pub(crate) fn default_connections_vault_prefix() -> String {
@@ -64,60 +64,6 @@ pub(crate) fn default_refresh_window() -> u64 {
     60
 }
 
-/// Which preset a provider follows.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub(crate) enum Preset {
-    Github,
-    Google,
-    Openid,
-    Dcr,
-    Kaggle,
-    ApiToken,
-}
-
-/// One `[stores.<name>.providers.<provider>]`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ProviderSection {
-    pub(crate) preset: Preset,
-    /// The ref whose credential is the requesting user's token.
-    #[serde(rename = "ref")]
-    pub(crate) reference: String,
-    pub(crate) client_id: Option<String>,
-    /// The environment variable holding the client secret.
-    pub(crate) client_secret_env: Option<String>,
-    /// The issuer (`openid`, `dcr`).
-    pub(crate) issuer: Option<String>,
-    /// An RFC 8707 resource; for `dcr`, the protected resource whose metadata names the issuer.
-    pub(crate) resource: Option<String>,
-    /// Scopes, replacing the preset's.
-    pub(crate) scopes: Option<Vec<String>>,
-    /// Scopes a connect may ask for (`?scope=` on `/oauth/<provider>/connect`) instead of
-    /// `scopes`; `scopes` when absent.
-    pub(crate) allowed_scopes: Option<Vec<String>>,
-    /// For `dcr`: the HTTPS URL of this client's metadata document, its client id where the
-    /// server accepts Client ID Metadata Documents.
-    pub(crate) client_metadata_url: Option<String>,
-    pub(crate) prompt: Option<String>,
-    /// More authorization parameters.
-    #[serde(default)]
-    pub(crate) extra: BTreeMap<String, String>,
-    /// Where users make an API token (`api-token`).
-    pub(crate) token_page: Option<String>,
-    /// The environment variable holding an initial access token for registration (`dcr`).
-    pub(crate) initial_access_token_env: Option<String>,
-}
-
-/// True for a provider name usable in a path and a cookie name.
-pub(crate) fn is_provider_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-}
-
 pub(crate) fn oauth_store(
     section: OAuthSection,
     base: &Path,
@@ -126,11 +72,10 @@ pub(crate) fn oauth_store(
     vaults: &BTreeMap<String, Arc<agent_identity::identity_vault::VaultCredentialStore>>,
 ) -> Result<crate::app::oauth::OAuthEndpoints, Vec<ConfigError>> {
     use agent_identity::identity_dcr::{
-        ClientMetadata, ClientPersistence, ClientProfile, ClientRegistry, Dcr, FilePersistence,
-        MemoryPersistence, Target,
+        ClientPersistence, ClientRegistry, Dcr, FilePersistence, MemoryPersistence,
     };
     use agent_identity::identity_oauth::{
-        DelegatedTokenStore, FileTokens, MemoryTokens, Provider, TokenPersistence, VaultTokens,
+        DelegatedTokenStore, FileTokens, MemoryTokens, TokenPersistence, VaultTokens,
     };
     let mut errors = Vec::new();
     let policy = agent_identity::identity_http::OutboundPolicy::default()
@@ -288,186 +233,25 @@ pub(crate) fn oauth_store(
             "names no provider",
         ));
     }
+    let config_env = ConfigEnv::new(base, env);
     for (name, provider) in section.providers {
-        let field = |f: &str| format!("providers.{name}.{f}");
-        if !is_provider_name(&name) {
-            errors.push(ConfigError::new(
-                location,
-                Some(&format!("providers.{name}")),
-                "a provider name is 1 to 64 of a-z, 0-9, `-` and `_`",
-            ));
-            continue;
-        }
-        let reference = match CredentialRef::new(provider.reference.clone()) {
-            Ok(reference) => reference,
-            Err(err) => {
-                errors.push(ConfigError::new(
-                    location,
-                    Some(&field("ref")),
-                    err.to_string(),
-                ));
-                continue;
-            }
-        };
-        let mut problem = |f: &str, text: String| {
-            errors.push(ConfigError::new(location, Some(&field(f)), text));
-        };
-        let secret = match &provider.client_secret_env {
-            Some(variable) => match env(variable) {
-                Some(value) if !value.is_empty() => Some(Secret::new(value)),
-                _ => {
-                    problem(
-                        "client_secret_env",
-                        format!("environment variable `{variable}` is not set"),
-                    );
-                    continue;
-                }
-            },
-            None => None,
-        };
-        let oauth = !matches!(provider.preset, Preset::Kaggle | Preset::ApiToken);
-        let client_id = provider.client_id.clone();
-        if oauth && provider.preset != Preset::Dcr && client_id.is_none() {
-            problem("client_id", "is required by this preset".into());
-            continue;
-        }
-        let client_id = client_id.unwrap_or_default();
         let redirect_uri = public_url.as_ref().map(|url| {
             format!(
                 "{}/oauth/{name}/callback",
                 url.as_str().trim_end_matches('/')
             )
         });
-        let built = match provider.preset {
-            Preset::Github => match secret {
-                Some(secret) => Provider::github(client_id, secret),
-                None => {
-                    problem(
-                        "client_secret_env",
-                        "GitHub demands the client secret at its token endpoint".into(),
-                    );
-                    continue;
-                }
-            },
-            Preset::Google => Provider::google(client_id, secret),
-            Preset::Openid => match &provider.issuer {
-                Some(issuer) => Provider::openid(
-                    name.clone(),
-                    issuer.clone(),
-                    client_id,
-                    secret,
-                    policy.clone(),
-                ),
-                None => {
-                    problem("issuer", "is required by preset \"openid\"".into());
-                    continue;
-                }
-            },
-            Preset::Dcr => {
-                let target = match (&provider.issuer, &provider.resource) {
-                    (Some(issuer), None) => Target::Issuer(issuer.clone()),
-                    (None, Some(resource)) => Target::Resource(resource.clone()),
-                    _ => {
-                        problem(
-                            "issuer",
-                            "preset \"dcr\" needs exactly one of `issuer` and `resource`".into(),
-                        );
-                        continue;
-                    }
-                };
-                let (Some(registry), Some(redirect_uri)) = (&registry, &redirect_uri) else {
-                    continue;
-                };
-                let scopes = provider.scopes.clone().unwrap_or_default().join(" ");
-                let mut profile = ClientProfile::new(
-                    format!("oauth-{name}"),
-                    ClientMetadata::web_app("agent-identity", redirect_uri.clone(), scopes),
-                );
-                if let Some(variable) = &provider.initial_access_token_env {
-                    match env(variable) {
-                        Some(token) if !token.is_empty() => {
-                            profile = profile.with_initial_access_token(Secret::new(token));
-                        }
-                        _ => {
-                            problem(
-                                "initial_access_token_env",
-                                format!("environment variable `{variable}` is not set"),
-                            );
-                            continue;
-                        }
-                    }
-                }
-                // A client registered in advance at the issuer, or a metadata document, before
-                // registration.
-                let mut choice_errors = Vec::new();
-                let mut choice = ClientChoice::default();
-                choice.client_id = provider.client_id.clone();
-                choice.client_secret_env = provider.client_secret_env.clone();
-                choice.client_metadata_url = provider.client_metadata_url.clone();
-                let profile = choice.apply(
-                    profile,
-                    provider.issuer.as_deref(),
-                    &ConfigEnv::new(base, env),
-                    location,
-                    &field,
-                    &mut choice_errors,
-                );
-                if !choice_errors.is_empty() {
-                    errors.append(&mut choice_errors);
-                    continue;
-                }
-                Ok(Provider::registered(
-                    name.clone(),
-                    registry.clone(),
-                    target,
-                    profile,
-                ))
-            }
-            Preset::Kaggle => Ok(Provider::kaggle()),
-            Preset::ApiToken => Ok(Provider::api_token(
-                name.clone(),
-                provider.token_page.clone(),
-            )),
+        let context = ProviderContext {
+            env: &config_env,
+            location,
+            policy: &policy,
+            redirect_uri: redirect_uri.as_deref(),
+            registry: registry.as_ref(),
         };
-        let mut built = match built {
-            Ok(built) => built,
-            Err(err) => {
-                problem("preset", err.to_string());
-                continue;
-            }
-        };
-        if built.name() != name {
-            problem(
-                "preset",
-                format!(
-                    "preset {:?} serves provider `{}`: name the section `{}`",
-                    provider.preset,
-                    built.name(),
-                    built.name()
-                ),
-            );
-            continue;
+        match provider.build(&name, &context) {
+            Ok((reference, provider)) => store = store.provider(reference, provider),
+            Err(mut more) => errors.append(&mut more),
         }
-        if oauth {
-            if let Some(scopes) = provider.scopes {
-                built = built.scopes(scopes);
-            }
-            if let Some(allowed) = provider.allowed_scopes {
-                built = built.allowed_scopes(allowed);
-            }
-            if let Some(prompt) = provider.prompt {
-                built = built.prompt(prompt);
-            }
-            if provider.preset != Preset::Dcr
-                && let Some(resource) = provider.resource
-            {
-                built = built.resource(resource);
-            }
-            for (key, value) in provider.extra {
-                built = built.extra(key, value);
-            }
-        }
-        store = store.provider(reference, built);
     }
     let (Some(public_url), true) = (public_url, errors.is_empty()) else {
         return Err(errors);
