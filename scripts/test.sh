@@ -114,7 +114,7 @@ echo "ok"
 
 step "each facade feature builds on its own"
 cargo check --locked -q -p agent-identity --no-default-features
-for feature in memory vault aws token-exchange http seal cache dcr dcr-vault oauth oauth-vault; do
+for feature in memory vault aws token-exchange http seal cache dcr dcr-vault oauth oauth-vault proxy; do
     cargo check --locked -q -p agent-identity --no-default-features --features "$feature"
 done
 echo "ok"

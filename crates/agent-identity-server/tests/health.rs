@@ -91,6 +91,7 @@ async fn a_store_down_makes_health_503_and_probes_never_reach_the_store() {
         authenticator: Arc::new(Authenticator::None),
         bound: "127.0.0.1:3001".parse().unwrap(),
         oauth: None,
+        proxy: None,
     };
     let app = app(state);
 

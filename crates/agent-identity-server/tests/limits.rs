@@ -75,6 +75,7 @@ async fn slow_app(
         authenticator: Arc::new(Authenticator::None),
         bound,
         oauth: None,
+        proxy: None,
     };
     (app(state), bound)
 }

@@ -24,6 +24,7 @@
 //! | `oauth` | no | [`identity_oauth`]: OAuth 2.1 client flows (PKCE, authorization code, refresh, revocation, client credentials), provider presets (GitHub, Google, OpenID, DCR, Kaggle), `DelegatedTokenStore`; enables `dcr` |
 //! | `dcr-vault` | no | `identity_dcr::VaultClients`: registered clients in Vault KV v2, shared by replicas; enables `dcr` and `vault` |
 //! | `oauth-vault` | no | `identity_oauth::VaultTokens`: users' connections in Vault KV v2, shared by replicas; enables `oauth` and `vault` |
+//! | `proxy` | no | [`identity_proxy`]: the injection proxy, calls to configured upstreams with the credential put in; enables `http` |
 //!
 //! The default build pulls neither the AWS SDK nor vaultrs.
 //!
@@ -106,6 +107,10 @@ pub use identity_seal;
 /// OAuth 2.1 client flows, provider presets and the delegated-token store.
 #[cfg(feature = "oauth")]
 pub use identity_oauth;
+
+/// The injection proxy.
+#[cfg(feature = "proxy")]
+pub use identity_proxy;
 
 /// The README's Rust example, run as a doc test so that it stays true.
 #[doc = include_str!("../../../README.md")]

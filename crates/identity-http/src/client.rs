@@ -133,12 +133,15 @@ impl HttpClient {
         install_tls_provider();
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(policy.timeout)
             .connect_timeout(policy.connect_timeout)
             // Idle connections are closed before the usual 5 s keep-alive of servers runs out,
             // so that a request is never written on a connection the server is closing.
             .pool_idle_timeout(Duration::from_secs(4))
             .dns_resolver(Arc::new(GuardedResolver(policy.clone())));
+        builder = match policy.idle_timeout {
+            Some(idle) => builder.read_timeout(idle),
+            None => builder.timeout(policy.timeout),
+        };
         builder = match &policy.proxy {
             Some(proxy) => builder.proxy(
                 reqwest::Proxy::all(proxy.as_str())
@@ -247,6 +250,53 @@ impl HttpClient {
             retry_after,
             body,
         })
+    }
+
+    /// Sends `request` and hands back the answer as it arrives, its body unread: for a proxy,
+    /// which streams it on. The URL is checked against the policy as in [`send`](Self::send),
+    /// and a redirect is refused the same way. A transport failure is
+    /// [`Error::Unavailable`] whose source is the `reqwest::Error` (to tell a timeout from a
+    /// refused connection); the URL is in no error.
+    ///
+    /// ```no_run
+    /// # async fn example(http: identity_http::HttpClient, url: url::Url) -> Result<(), identity_core::Error> {
+    /// let response = http.stream(http.request(reqwest::Method::GET, &url), "upstream").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn stream(
+        &self,
+        request: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<reqwest::Response, Error> {
+        let request = request.build().map_err(|_| {
+            Error::unavailable(BACKEND, format!("{what}: the request could not be built"))
+        })?;
+        self.policy.check_url(request.url().as_str(), what)?;
+        let response = self.client.execute(request).await.map_err(|err| {
+            let detail = if err.is_timeout() {
+                "timed out"
+            } else if err.is_connect() {
+                "could not connect (or the address is not allowed)"
+            } else {
+                "the request failed"
+            };
+            Error::Unavailable {
+                backend: BACKEND,
+                detail: format!("{what}: {detail}"),
+                source: Some(Box::new(err.without_url())),
+            }
+        })?;
+        let status = response.status().as_u16();
+        if (300..400).contains(&status) {
+            return Err(Error::Protocol {
+                backend: BACKEND,
+                code: "redirect_refused".into(),
+                description: Some(format!(
+                    "{what}: answered a redirect ({status}), not followed"
+                )),
+            });
+        }
+        Ok(response)
     }
 
     /// GETs `url` asking for JSON.

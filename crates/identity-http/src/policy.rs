@@ -40,6 +40,8 @@ pub struct OutboundPolicy {
     pub(crate) timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) proxy: Option<Url>,
+    /// Streaming calls: no total timeout, but at most this long without a byte.
+    pub(crate) idle_timeout: Option<Duration>,
 }
 
 impl Default for OutboundPolicy {
@@ -51,6 +53,7 @@ impl Default for OutboundPolicy {
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(3),
             proxy: None,
+            idle_timeout: None,
         }
     }
 }
@@ -101,6 +104,29 @@ impl OutboundPolicy {
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
+    }
+
+    /// For calls whose answers stream for as long as they need (a proxied model answer): no
+    /// total timeout, but a call fails once nothing has arrived for `idle`, the wait for the
+    /// answer's head included. Without it, [`timeout`](Self::timeout) bounds the whole call.
+    ///
+    /// ```
+    /// let policy = identity_http::OutboundPolicy::default()
+    ///     .streaming(std::time::Duration::from_secs(30));
+    /// assert_eq!(policy.idle_timeout(), Some(std::time::Duration::from_secs(30)));
+    /// ```
+    pub fn streaming(mut self, idle: Duration) -> Self {
+        self.idle_timeout = Some(idle);
+        self
+    }
+
+    /// The idle timeout of a streaming policy.
+    ///
+    /// ```
+    /// assert_eq!(identity_http::OutboundPolicy::default().idle_timeout(), None);
+    /// ```
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        self.idle_timeout
     }
 
     /// The longest connecting may take (3 s).

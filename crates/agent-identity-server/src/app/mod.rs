@@ -8,6 +8,7 @@ pub mod settings;
 
 mod body;
 mod guard;
+mod proxy;
 mod resolve;
 mod state;
 
@@ -18,7 +19,7 @@ use agent_identity::layer::json_error;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use http::{HeaderValue, StatusCode, header};
 use tokio::sync::Semaphore;
 
@@ -42,13 +43,15 @@ const ROUTES: &[&str] = &[
     "/oauth/{provider}/disconnect",
     "/oauth/{provider}/token",
     "/oauth/{provider}/callback",
+    "/proxy/{upstream}/{*path}",
 ];
 
 /// The sidecar's HTTP application.
 pub fn app(state: AppState) -> axum::Router {
     let api = axum::Router::new()
         .route(ROUTES[3], post(resolve::resolve))
-        .route(ROUTES[4], post(resolve::migrate));
+        .route(ROUTES[4], post(resolve::migrate))
+        .route(ROUTES[10], any(proxy::proxy));
     // Users manage their connections as themselves; the callback is authenticated by its
     // sealed flow cookie instead (a browser coming back from a provider carries no token).
     let oauth = axum::Router::new()

@@ -27,6 +27,8 @@ pub struct AppState {
     pub bound: SocketAddr,
     /// The `/oauth/` endpoints, when an `oauth` store is configured.
     pub oauth: super::oauth::OAuthState,
+    /// The injection proxy, when upstreams are configured.
+    pub proxy: Option<Arc<agent_identity::identity_proxy::Proxy>>,
 }
 
 impl AppState {
@@ -52,6 +54,22 @@ impl AppState {
             authenticator,
             bound,
             oauth,
+            proxy: None,
         })
+    }
+
+    /// With the injection proxy to `upstreams`, resolving with this state's router (none when
+    /// `upstreams` is empty).
+    pub fn with_upstreams(
+        mut self,
+        upstreams: Vec<agent_identity::identity_proxy::Upstream>,
+    ) -> Self {
+        self.proxy = (!upstreams.is_empty()).then(|| {
+            Arc::new(agent_identity::identity_proxy::Proxy::new(
+                self.router.clone(),
+                upstreams,
+            ))
+        });
+        self
     }
 }

@@ -57,6 +57,8 @@ pub struct Loaded {
     pub writers: BTreeMap<String, Arc<dyn CredentialWriter>>,
     /// The OAuth connect endpoints, when a store of `type = "oauth"` is configured.
     pub oauth: Option<Arc<crate::app::oauth::OAuthEndpoints>>,
+    /// The upstreams of the injection proxy (`[upstreams.<name>]`).
+    pub upstreams: Vec<agent_identity::identity_proxy::Upstream>,
     /// Where the configuration came from, for logs.
     pub source: String,
 }
@@ -87,6 +89,7 @@ impl Loaded {
             bound,
         )
         .await
+        .map(|state| state.with_upstreams(self.upstreams))
     }
 }
 
@@ -142,6 +145,9 @@ struct ConfigFile {
     rules: Vec<RoutingRule>,
     #[serde(default)]
     auth: AuthSection,
+    /// The injection proxy's upstreams, by name.
+    #[serde(default)]
+    upstreams: BTreeMap<String, agent_identity::identity_proxy::UpstreamConfig>,
 }
 
 /// Reads, checks and builds the configuration in `path`.
@@ -234,6 +240,7 @@ pub fn load_env(
         stores,
         rules,
         auth: AuthSection::default(),
+        upstreams: BTreeMap::new(),
     };
     build(file, Path::new("."), "environment".into(), env, observer)
 }
@@ -385,8 +392,16 @@ fn build(
             None
         }
     };
+    let mut upstreams = Vec::new();
+    for (name, config) in file.upstreams {
+        match agent_identity::identity_proxy::Upstream::new(&name, config) {
+            Ok(upstream) => upstreams.push(upstream),
+            Err(err) => errors.push(err),
+        }
+    }
     match (router, auth) {
         (Some(router), Some(auth)) if errors.is_empty() => Ok(Loaded {
+            upstreams,
             router,
             server,
             auth,

@@ -1,0 +1,129 @@
+//! The sidecar's injection proxy, in process, to a local upstream: a small axum server of this
+//! test that records the credential it receives (the real APIs cannot be reached here).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a panic in a test is a failed test"
+)]
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use agent_identity_server::app::app;
+use agent_identity_server::app::metrics::Metrics;
+use agent_identity_server::config::load_str;
+use axum::body::Body;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+const CANARY: &str = "sk-proxy-canary-77d1";
+
+async fn upstream() -> (String, Arc<Mutex<Option<HeaderMap>>>) {
+    let seen: Arc<Mutex<Option<HeaderMap>>> = Arc::default();
+    let recorder = seen.clone();
+    let app = axum::Router::new().fallback(move |headers: HeaderMap| {
+        let recorder = recorder.clone();
+        async move {
+            *recorder.lock().unwrap() = Some(headers);
+            axum::Json(serde_json::json!({"id": "chatcmpl-1", "object": "chat.completion"}))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{address}/v1"), seen)
+}
+
+fn config(base: &str) -> String {
+    format!(
+        r#"
+[stores.default]
+type = "memory"
+credentials = [{{ id = "cred-openai", kind = "fixed", name = "OpenAI", scope = "chat", status = "active", ref = "openai-prod" }}]
+secrets = {{ openai-prod = {{ env = "OPENAI_KEY" }} }}
+
+[[rules]]
+id = "openai-for-alice"
+credentialRef = "openai-prod"
+priority = 10
+matchUserId = "alice"
+matchProvider = "openai"
+
+[upstreams.openai]
+base_url = "{base}"
+provider = "openai"
+methods = ["POST"]
+path_prefixes = ["/chat/"]
+allow_http_loopback = true
+"#
+    )
+}
+
+async fn sidecar(base: &str) -> axum::Router {
+    let env = |name: &str| (name == "OPENAI_KEY").then(|| CANARY.to_owned());
+    let loaded = load_str(&config(base), Path::new("."), "test".into(), &env, None).unwrap();
+    let bound = "127.0.0.1:3001".parse().unwrap();
+    app(loaded
+        .into_state(Arc::new(Metrics::new()), bound)
+        .await
+        .unwrap())
+}
+
+async fn call(app: &axum::Router, path: &str, user: &str) -> (StatusCode, HeaderMap, String) {
+    let request = Request::post(path)
+        .header("host", "127.0.0.1:3001")
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer the-agents-own-token")
+        .header("x-agent-identity-user", user)
+        .body(Body::from(r#"{"model":"gpt-4o","messages":[]}"#))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn the_proxy_puts_the_users_credential_in_and_keeps_it_from_the_agent() {
+    let (base, seen) = upstream().await;
+    let app = sidecar(&base).await;
+
+    let (status, headers, body) = call(&app, "/proxy/openai/chat/completions", "alice").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("chatcmpl-1"), "{body}");
+    assert!(!body.contains(CANARY) && !format!("{headers:?}").contains(CANARY));
+    let upstream_saw = seen.lock().unwrap().take().unwrap();
+    assert_eq!(
+        upstream_saw["authorization"],
+        format!("Bearer {CANARY}").as_str()
+    );
+
+    // No rule gives bob a credential: the resolve endpoint's 403, and no call upstream.
+    let (status, _, body) = call(&app, "/proxy/openai/chat/completions", "bob").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let denial: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(denial["code"], "no_matching_rule", "{body}");
+    assert!(seen.lock().unwrap().is_none());
+
+    let (status, _, body) = call(&app, "/proxy/openai/models", "alice").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("path_not_allowed"), "{body}");
+    let (status, _, body) = call(&app, "/proxy/github/user", "alice").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(seen.lock().unwrap().is_none());
+}
+
+#[tokio::test]
+async fn an_upstream_the_policy_refuses_stops_the_configuration() {
+    let text = config("http://10.1.2.3/v1").replace("allow_http_loopback = true\n", "");
+    let env = |_: &str| Some(CANARY.to_owned());
+    let err = load_str(&text, Path::new("."), "test".into(), &env, None).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("upstreams.openai, field `base_url`"),
+        "{err}"
+    );
+}
