@@ -231,3 +231,81 @@ async fn a_client_with_no_secret_exchanges_with_a_signed_assertion() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An upstream of this test that refuses the first token it sees (as a service does with a
+/// token revoked behind the cache's back) and, unless `always` is set, accepts any other; it
+/// keeps every bearer token it was sent.
+async fn refusing_upstream(always: bool) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::response::IntoResponse;
+    let seen: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let kept = seen.clone();
+    let app = axum::Router::new().fallback(move |headers: http::HeaderMap| {
+        let kept = kept.clone();
+        async move {
+            let token = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let mut kept = kept.lock().unwrap();
+            kept.push(token.clone());
+            if always || kept[0] == token {
+                StatusCode::UNAUTHORIZED.into_response()
+            } else {
+                axum::Json(json!({"ok": true})).into_response()
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{address}"), seen)
+}
+
+async fn proxied(server: &AuthorizationServer, base: &str, token: &str) -> StatusCode {
+    let text = format!(
+        "{}\n[upstreams.crm]\nbase_url = \"{base}\"\nprovider = \"openai\"\nallow_http_loopback = true\n",
+        config(server.issuer())
+    );
+    let env = |name: &str| (name == "CRM_CLIENT_SECRET").then(|| CLIENT_SECRET.to_owned());
+    let loaded = load_str(&text, Path::new("."), "test".into(), &env, None).unwrap();
+    let app = app(loaded
+        .into_state(Arc::new(Metrics::new()), "127.0.0.1:3001".parse().unwrap())
+        .await
+        .unwrap());
+    let request = Request::post("/proxy/crm/items")
+        .header("host", "127.0.0.1:3001")
+        .header("authorization", format!("Bearer {token}"))
+        .header("x-agent-identity-user", "alice")
+        .header("content-type", "application/json")
+        .body(Body::from("{\"name\":\"x\"}"))
+        .unwrap();
+    app.oneshot(request).await.unwrap().status()
+}
+
+#[tokio::test]
+async fn a_401_from_the_upstream_costs_exactly_one_fresh_exchange_and_one_retry() {
+    let server = AuthorizationServer::start().await;
+    let alice = server
+        .jwt_access_token("alice", "crm:read crm:write", "agent-identity")
+        .await;
+    let (base, seen) = refusing_upstream(false).await;
+    assert_eq!(proxied(&server, &base, &alice).await, StatusCode::OK);
+    assert_eq!(server.exchanges().await, 2);
+    let tokens = seen.lock().unwrap().clone();
+    assert_eq!(tokens.len(), 2, "{tokens:?}");
+    assert_ne!(tokens[0], tokens[1]);
+    assert!(
+        tokens.iter().all(|t| !t.contains(&alice)),
+        "the caller's own token reached the upstream"
+    );
+
+    // An upstream that refuses every token: one retry, then its 401 stands.
+    let (base, seen) = refusing_upstream(true).await;
+    assert_eq!(
+        proxied(&server, &base, &alice).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(seen.lock().unwrap().len(), 2);
+    assert_eq!(server.exchanges().await, 4);
+}

@@ -44,7 +44,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use identity_core::{
     Capabilities, ConfigError, Credential, CredentialKind, CredentialRef, CredentialStore,
-    CredentialWriter, Error, RequestContext,
+    CredentialWriter, Error, RequestContext, Secret,
 };
 use moka::future::Cache;
 use serde::Deserialize;
@@ -274,6 +274,17 @@ impl<S: CredentialStore> CredentialStore for CachedStore<S> {
 
     async fn release(&self, reference: &CredentialRef, migration_id: &str) -> Result<(), Error> {
         self.inner.release(reference, migration_id).await
+    }
+
+    /// Forgets the cached entry too: a secret refused by its service may have been rotated in
+    /// the backend since it was read.
+    async fn forget_refused(
+        &self,
+        reference: &CredentialRef,
+        secret: &Secret,
+    ) -> Result<(), Error> {
+        self.invalidate(reference).await;
+        self.inner.forget_refused(reference, secret).await
     }
 }
 

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use crate::context::RequestContext;
 use crate::credential::{Credential, CredentialKind, CredentialRef};
 use crate::error::Error;
+use crate::secret::Secret;
 
 /// What a store supports beyond the required lookups.
 ///
@@ -166,6 +167,19 @@ pub trait CredentialStore: Send + Sync + Debug + 'static {
             backend: self.backend(),
         })
     }
+
+    /// The service the credential in slot `reference` was meant for refused `secret` (an HTTP
+    /// 401): forget it wherever it is kept, so that the next lookup produces a fresh one rather
+    /// than the same refused one. A store that keeps nothing keeps the default, which does
+    /// nothing. Only that secret is forgotten: a fresher one obtained meanwhile stays.
+    async fn forget_refused(
+        &self,
+        reference: &CredentialRef,
+        secret: &Secret,
+    ) -> Result<(), Error> {
+        let _ = (reference, secret);
+        Ok(())
+    }
 }
 
 /// A store whose credentials can be written: what `import` and the conformance suite use.
@@ -249,6 +263,9 @@ macro_rules! forward_store {
             }
             async fn release(&self, reference: &CredentialRef, migration_id: &str) -> Result<(), Error> {
                 (**self).release(reference, migration_id).await
+            }
+            async fn forget_refused(&self, reference: &CredentialRef, secret: &Secret) -> Result<(), Error> {
+                (**self).forget_refused(reference, secret).await
             }
         }
 

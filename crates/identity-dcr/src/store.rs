@@ -228,6 +228,19 @@ impl CredentialStore for DcrCredentialStore {
         BACKEND
     }
 
+    /// Forgets the slot's token that was refused; the next resolution asks for a new one.
+    async fn forget_refused(
+        &self,
+        reference: &CredentialRef,
+        secret: &Secret,
+    ) -> Result<(), Error> {
+        let (reference, secret) = (reference.clone(), secret.clone());
+        self.tokens.invalidate_if(move |key, cached| {
+            *key == reference && cached.token.expose_secret() == secret.expose_secret()
+        });
+        Ok(())
+    }
+
     #[instrument(skip_all, fields(reference = %reference))]
     async fn find_by_ref(
         &self,

@@ -17,6 +17,9 @@ use tracing::info;
 
 use crate::{Injection, Upstream};
 
+/// The largest request body kept to be sent again after a 401.
+const REPLAYABLE_BYTES: u64 = 64 * 1024;
+
 /// Headers that name the routing context of a proxied call (and are never passed on).
 pub const CONTEXT_HEADER_PREFIX: &str = "x-agent-identity-";
 
@@ -238,33 +241,84 @@ impl Proxy {
             .resolve(&context)
             .await
             .map_err(|denial| ProxyError::Denied(Box::new(denial)))?;
-        let secret = resolution.secret().cloned().ok_or(ProxyError::NoSecret)?;
-
-        let mut url = upstream.url(&path, parts.uri.query());
-        let mut headers = forwarded_headers(&parts.headers, &upstream.inject);
-        inject(&upstream.inject, &secret, &mut headers, &mut url);
+        let mut resolution = resolution;
+        let mut secret = resolution.secret().cloned().ok_or(ProxyError::NoSecret)?;
+        let forwarded = forwarded_headers(&parts.headers, &upstream.inject);
+        // A small body is kept, so that a call refused with a 401 can be sent again once with
+        // a fresh credential; a larger one streams and is sent once.
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let bodiless = declared.is_none() && !parts.headers.contains_key(header::TRANSFER_ENCODING);
+        let mut replay = None;
+        let mut streamed = None;
+        if bodiless || declared.is_some_and(|length| length <= REPLAYABLE_BYTES) {
+            let bytes = axum::body::to_bytes(body, REPLAYABLE_BYTES as usize)
+                .await
+                .map_err(|_| ProxyError::TooLarge(upstream.max_request_bytes))?;
+            replay = Some(bytes);
+        } else {
+            streamed = Some(body);
+        }
         let over = Arc::new(AtomicBool::new(false));
-        let body = capped(body, upstream.max_request_bytes, over.clone());
-        let request = upstream
-            .http
-            .request(parts.method.clone(), &url)
-            .headers(headers)
-            .body(body);
-        let sent = upstream.http.stream(request, "upstream").await;
-        let response = match sent {
-            Ok(response) => response,
-            Err(_) if over.load(Ordering::SeqCst) => {
-                return Err(ProxyError::TooLarge(upstream.max_request_bytes));
+        let mut retried = false;
+        let response = loop {
+            let mut url = upstream.url(&path, parts.uri.query());
+            let mut headers = forwarded.clone();
+            inject(&upstream.inject, &secret, &mut headers, &mut url);
+            let body = match (&replay, streamed.take()) {
+                (Some(bytes), _) => reqwest::Body::from(bytes.clone()),
+                (None, Some(body)) => capped(body, upstream.max_request_bytes, over.clone()),
+                (None, None) => reqwest::Body::from(Vec::new()),
+            };
+            let request = upstream
+                .http
+                .request(parts.method.clone(), &url)
+                .headers(headers)
+                .body(body);
+            let response = match upstream.http.stream(request, "upstream").await {
+                Ok(response) => response,
+                Err(_) if over.load(Ordering::SeqCst) => {
+                    return Err(ProxyError::TooLarge(upstream.max_request_bytes));
+                }
+                Err(err) => {
+                    let timeout = matches!(&err, Error::Unavailable { source: Some(source), .. }
+                        if source.downcast_ref::<reqwest::Error>().is_some_and(reqwest::Error::is_timeout));
+                    audit(upstream, &parts.method, &path, &resolution, None, started);
+                    return Err(if timeout {
+                        ProxyError::Timeout
+                    } else {
+                        ProxyError::Unreachable
+                    });
+                }
+            };
+            if response.status() != http::StatusCode::UNAUTHORIZED || retried || replay.is_none() {
+                break response;
             }
-            Err(err) => {
-                let timeout = matches!(&err, Error::Unavailable { source: Some(source), .. }
-                    if source.downcast_ref::<reqwest::Error>().is_some_and(reqwest::Error::is_timeout));
-                audit(upstream, &parts.method, &path, &resolution, None, started);
-                return Err(if timeout {
-                    ProxyError::Timeout
-                } else {
-                    ProxyError::Unreachable
-                });
+            // Refused: the store forgets that credential, and the call goes again once with a
+            // fresh one. Should that fail to resolve, the 401 stands.
+            retried = true;
+            audit(
+                upstream,
+                &parts.method,
+                &path,
+                &resolution,
+                Some(401),
+                started,
+            );
+            if self.router.forget_refused(&resolution).await.is_err() {
+                break response;
+            }
+            match self.router.resolve(&context).await {
+                Ok(fresh) => match fresh.secret().cloned() {
+                    Some(fresh_secret) => {
+                        secret = fresh_secret;
+                        resolution = fresh;
+                    }
+                    None => break response,
+                },
+                Err(_) => break response,
             }
         };
         let status = response.status();

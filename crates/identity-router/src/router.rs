@@ -480,6 +480,43 @@ impl Router {
         }
     }
 
+    /// The service `resolution`'s credential was meant for refused it (an HTTP 401): the store
+    /// that produced it forgets that secret, so that resolving again produces a fresh one (a
+    /// token exchanged again, a secret read again past the cache). A resolution without a
+    /// secret, or of a rule no longer loaded, asks nothing.
+    ///
+    /// ```
+    /// use identity_core::{Credential, CredentialKind, RequestContext, ResourceKind, RoutingRule, Secret};
+    /// let store = identity_memory::MemoryCredentialStore::new();
+    /// store.insert(Credential::new("c1", CredentialKind::Fixed, "slot")?.with_secret(Secret::new("s")));
+    /// let router = identity_router::Router::builder().default_store(store)
+    ///     .rule(RoutingRule::new("r1", "slot").with_priority(1)).build()?;
+    /// let ctx = RequestContext::builder().user_id("u").resource_id("r")
+    ///     .resource_kind(ResourceKind::Shared).provider("p").model("m")
+    ///     .action("read").trace_id("t").build().unwrap();
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let resolution = router.resolve(&ctx).await.unwrap();
+    /// router.forget_refused(&resolution).await.unwrap(); // the memory store keeps its secret
+    /// assert!(router.resolve(&ctx).await.is_ok());
+    /// # });
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn forget_refused(
+        &self,
+        resolution: &Resolution,
+    ) -> Result<(), identity_core::Error> {
+        let Some(secret) = resolution.secret() else {
+            return Ok(());
+        };
+        let Some(rule) = self.rules.iter().find(|rule| rule.id == resolution.rule_id) else {
+            return Ok(());
+        };
+        let (_, store) = &self.settings.stores[rule.store];
+        store
+            .forget_refused(&resolution.credential_ref, secret)
+            .await
+    }
+
     async fn check(&self, rule: &CompiledRule, ctx: &RequestContext) -> Checked {
         let (store_name, store) = &self.settings.stores[rule.store];
         let credential = match store.find_by_ref(&rule.credential_ref, ctx).await {

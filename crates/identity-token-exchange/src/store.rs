@@ -310,6 +310,19 @@ impl CredentialStore for TokenExchangeStore {
         identity_core::Capabilities::per_caller()
     }
 
+    /// Forgets the exchanged token that was refused; the next resolution exchanges again.
+    async fn forget_refused(
+        &self,
+        reference: &CredentialRef,
+        secret: &Secret,
+    ) -> Result<(), Error> {
+        let (reference, secret) = (reference.clone(), secret.clone());
+        self.cache.invalidate_if(move |_, cached| {
+            cached.reference == reference && cached.token.expose_secret() == secret.expose_secret()
+        });
+        Ok(())
+    }
+
     async fn find_by_ref(
         &self,
         reference: &CredentialRef,
