@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody as _};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use futures::StreamExt;
@@ -246,15 +246,16 @@ impl Proxy {
         let forwarded = forwarded_headers(&parts.headers, &upstream.inject);
         // A small body is kept, so that a call refused with a 401 can be sent again once with
         // a fresh credential; a larger one streams and is sent once.
-        let declared = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        let bodiless = declared.is_none() && !parts.headers.contains_key(header::TRANSFER_ENCODING);
+        // Kept only when its exact size is known and small (no body, or a declared length).
+        let keep = REPLAYABLE_BYTES.min(upstream.max_request_bytes);
         let mut replay = None;
         let mut streamed = None;
-        if bodiless || declared.is_some_and(|length| length <= REPLAYABLE_BYTES) {
-            let bytes = axum::body::to_bytes(body, REPLAYABLE_BYTES as usize)
+        if body
+            .size_hint()
+            .exact()
+            .is_some_and(|length| length <= keep)
+        {
+            let bytes = axum::body::to_bytes(body, usize::try_from(keep).unwrap_or(usize::MAX))
                 .await
                 .map_err(|_| ProxyError::TooLarge(upstream.max_request_bytes))?;
             replay = Some(bytes);
