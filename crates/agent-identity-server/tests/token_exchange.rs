@@ -232,10 +232,10 @@ async fn a_client_with_no_secret_exchanges_with_a_signed_assertion() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// An upstream of this test that refuses the first token it sees (as a service does with a
-/// token revoked behind the cache's back) and, unless `always` is set, accepts any other; it
-/// keeps every bearer token it was sent.
-async fn refusing_upstream(always: bool) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+/// An upstream of this test that keeps every bearer token it was sent. With `Refuse::First` it
+/// refuses the first token it sees (as a service does with a token revoked behind the cache's
+/// back) and accepts any other; with `Refuse::All`, every one; with `Refuse::None`, none.
+async fn refusing_upstream(refuse: Refuse) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
     use axum::response::IntoResponse;
     let seen: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
     let kept = seen.clone();
@@ -249,7 +249,12 @@ async fn refusing_upstream(always: bool) -> (String, Arc<std::sync::Mutex<Vec<St
                 .to_owned();
             let mut kept = kept.lock().unwrap();
             kept.push(token.clone());
-            if always || kept[0] == token {
+            let refused = match refuse {
+                Refuse::None => false,
+                Refuse::First => kept[0] == token,
+                Refuse::All => true,
+            };
+            if refused {
                 StatusCode::UNAUTHORIZED.into_response()
             } else {
                 axum::Json(json!({"ok": true})).into_response()
@@ -262,7 +267,14 @@ async fn refusing_upstream(always: bool) -> (String, Arc<std::sync::Mutex<Vec<St
     (format!("http://{address}"), seen)
 }
 
-async fn proxied(server: &AuthorizationServer, base: &str, token: &str) -> StatusCode {
+#[derive(Clone, Copy)]
+enum Refuse {
+    None,
+    First,
+    All,
+}
+
+async fn proxied(server: &AuthorizationServer, base: &str, token: &str, user: &str) -> StatusCode {
     let text = format!(
         "{}\n[upstreams.crm]\nbase_url = \"{base}\"\nprovider = \"openai\"\nallow_http_loopback = true\n",
         config(server.issuer())
@@ -276,7 +288,7 @@ async fn proxied(server: &AuthorizationServer, base: &str, token: &str) -> Statu
     let request = Request::post("/proxy/crm/items")
         .header("host", "127.0.0.1:3001")
         .header("authorization", format!("Bearer {token}"))
-        .header("x-agent-identity-user", "alice")
+        .header("x-agent-identity-user", user)
         .header("content-type", "application/json")
         .body(Body::from("{\"name\":\"x\"}"))
         .unwrap();
@@ -289,8 +301,11 @@ async fn a_401_from_the_upstream_costs_exactly_one_fresh_exchange_and_one_retry(
     let alice = server
         .jwt_access_token("alice", "crm:read crm:write", "agent-identity")
         .await;
-    let (base, seen) = refusing_upstream(false).await;
-    assert_eq!(proxied(&server, &base, &alice).await, StatusCode::OK);
+    let (base, seen) = refusing_upstream(Refuse::First).await;
+    assert_eq!(
+        proxied(&server, &base, &alice, "alice").await,
+        StatusCode::OK
+    );
     assert_eq!(server.exchanges().await, 2);
     let tokens = seen.lock().unwrap().clone();
     assert_eq!(tokens.len(), 2, "{tokens:?}");
@@ -301,11 +316,43 @@ async fn a_401_from_the_upstream_costs_exactly_one_fresh_exchange_and_one_retry(
     );
 
     // An upstream that refuses every token: one retry, then its 401 stands.
-    let (base, seen) = refusing_upstream(true).await;
+    let (base, seen) = refusing_upstream(Refuse::All).await;
     assert_eq!(
-        proxied(&server, &base, &alice).await,
+        proxied(&server, &base, &alice, "alice").await,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(seen.lock().unwrap().len(), 2);
     assert_eq!(server.exchanges().await, 4);
+}
+
+#[tokio::test]
+async fn two_users_through_one_upstream_each_get_a_token_of_their_own() {
+    let server = AuthorizationServer::start().await;
+    let (base, seen) = refusing_upstream(Refuse::None).await;
+    let alice = server
+        .jwt_access_token("alice", "crm:read", "agent-identity")
+        .await;
+    let bob = server
+        .jwt_access_token("bob", "crm:read", "agent-identity")
+        .await;
+    assert_eq!(
+        proxied(&server, &base, &alice, "alice").await,
+        StatusCode::OK
+    );
+    assert_eq!(proxied(&server, &base, &bob, "bob").await, StatusCode::OK);
+    let tokens = seen.lock().unwrap().clone();
+    assert_eq!(tokens.len(), 2);
+    assert_ne!(tokens[0], tokens[1], "both users were sent the same token");
+    let subjects: Vec<Value> = tokens
+        .iter()
+        .map(|t| server.introspect(t.trim_start_matches("Bearer ")))
+        .collect::<futures::future::JoinAll<_>>()
+        .await;
+    assert_eq!(subjects[0]["sub"], "alice", "{subjects:?}");
+    assert_eq!(subjects[1]["sub"], "bob", "{subjects:?}");
+    // Bob's own JWT may not be used to act for alice.
+    assert_eq!(
+        proxied(&server, &base, &bob, "alice").await,
+        StatusCode::FORBIDDEN
+    );
 }
