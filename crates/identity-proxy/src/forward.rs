@@ -341,6 +341,55 @@ impl Proxy {
     }
 }
 
+impl Proxy {
+    /// This proxy as an axum router (a tower service) answering `/{upstream}/{*path}` for any
+    /// method, to nest where a backend wants it (`.nest("/proxy", proxy.into_router())`). The
+    /// caller is the [`Caller`] the backend's own authentication put in the request's
+    /// extensions, or an anonymous one. Refusals answer `{"error", "code"}` with their status.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// let router = identity_router::Router::builder()
+    ///     .default_store(identity_memory::MemoryCredentialStore::new()).build()?;
+    /// let app: axum::Router = axum::Router::new()
+    ///     .nest("/proxy", identity_proxy::Proxy::new(Arc::new(router), []).into_router());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn into_router(self) -> axum::Router {
+        let handler =
+            move |axum::extract::Path((upstream, path)): axum::extract::Path<(String, String)>,
+                  request: Request<Body>| {
+                let proxy = self.clone();
+                async move {
+                    let caller = request
+                        .extensions()
+                        .get::<Caller>()
+                        .cloned()
+                        .unwrap_or_default();
+                    match proxy.forward(&upstream, &path, caller, request).await {
+                        Ok(response) => response,
+                        Err(err) => error_response(&err),
+                    }
+                }
+            };
+        axum::Router::new().route("/{upstream}/{*path}", axum::routing::any(handler))
+    }
+}
+
+/// `{"error", "code"}` with the error's status, not to be cached.
+fn error_response(err: &ProxyError) -> Response<Body> {
+    let body = serde_json::json!({ "error": err.to_string(), "code": err.code() }).to_string();
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = err.status();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 /// The routing context of a proxied call: the caller's binding and token, the
 /// `x-agent-identity-*` headers, the upstream's defaults.
 fn context(

@@ -420,3 +420,47 @@ async fn the_secret_is_in_no_log_line_down_to_trace_and_each_call_is_audited() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn nested_as_a_router_it_proxies_for_the_caller_the_backend_put_in_the_extensions() {
+    use tower::ServiceExt as _;
+    let (base, seen) = upstream().await;
+    let config: UpstreamConfig = serde_json::from_value(serde_json::json!({
+        "base_url": base, "provider": "example", "allow_http_loopback": true
+    }))
+    .unwrap();
+    let proxy = Proxy::new(router(), [Upstream::new("api", config).unwrap()]);
+    // The backend's own authentication binds the caller to alice.
+    let app = axum::Router::new()
+        .nest("/proxy", proxy.into_router())
+        .layer(axum::middleware::map_request(
+            |mut request: Request| async move {
+                request
+                    .extensions_mut()
+                    .insert(Caller::new(Some("alice".into()), None));
+                request
+            },
+        ));
+    let call = |path: &str, user: &str| {
+        http::Request::get(path)
+            .header("x-agent-identity-user", user)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let response = app
+        .clone()
+        .oneshot(call("/proxy/api/items", "alice"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = seen.lock().unwrap().headers.clone().unwrap();
+    assert_eq!(
+        headers["authorization"],
+        format!("Bearer {CANARY}").as_str()
+    );
+    let response = app.oneshot(call("/proxy/api/items", "bob")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: serde_json::Value = serde_json::from_str(&text(response).await).unwrap();
+    assert_eq!(body["code"], "caller_user_mismatch");
+}
