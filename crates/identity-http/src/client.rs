@@ -195,29 +195,8 @@ impl HttpClient {
         what: &str,
     ) -> Result<Answer, Error> {
         let unavailable = |detail: &str| Error::unavailable(BACKEND, format!("{what}: {detail}"));
-        let request = request
-            .build()
-            .map_err(|_| unavailable("the request could not be built"))?;
-        self.policy.check_url(request.url().as_str(), what)?;
-        let mut response = self.client.execute(request).await.map_err(|err| {
-            if err.is_timeout() {
-                unavailable("timed out")
-            } else if err.is_connect() {
-                unavailable("could not connect (or the address is not allowed)")
-            } else {
-                unavailable("the request failed")
-            }
-        })?;
+        let mut response = self.stream(request, what).await?;
         let status = response.status().as_u16();
-        if (300..400).contains(&status) {
-            return Err(Error::Protocol {
-                backend: BACKEND,
-                code: "redirect_refused".into(),
-                description: Some(format!(
-                    "{what}: answered a redirect ({status}), not followed"
-                )),
-            });
-        }
         let retry_after = response
             .headers()
             .get("retry-after")

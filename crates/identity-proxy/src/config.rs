@@ -8,6 +8,8 @@ use identity_http::{HttpClient, OutboundPolicy};
 use serde::Deserialize;
 use url::Url;
 
+use crate::ProxyError;
+
 /// How the credential is put into a proxied request.
 ///
 /// ```
@@ -214,10 +216,10 @@ impl Upstream {
         &self.name
     }
 
-    /// True when `method` on `path` may be proxied.
-    pub(crate) fn allows(&self, method: &Method, path: &str) -> Result<(), &'static str> {
+    /// Why `method` on `path` may not be proxied, if it may not.
+    pub(crate) fn allows(&self, method: &Method, path: &str) -> Result<(), ProxyError> {
         if !self.methods.is_empty() && !self.methods.contains(method) {
-            return Err("method_not_allowed");
+            return Err(ProxyError::MethodNotAllowed);
         }
         if !self.path_prefixes.is_empty()
             && !self
@@ -225,7 +227,7 @@ impl Upstream {
                 .iter()
                 .any(|prefix| path.starts_with(prefix))
         {
-            return Err("path_not_allowed");
+            return Err(ProxyError::PathNotAllowed);
         }
         Ok(())
     }

@@ -222,11 +222,7 @@ impl Proxy {
             .ok_or_else(|| ProxyError::UnknownUpstream(upstream.to_owned()))?;
         let path = clean_path(path).ok_or(ProxyError::PathNotAllowed)?;
         let (parts, body) = request.into_parts();
-        match upstream.allows(&parts.method, &path) {
-            Ok(()) => {}
-            Err("method_not_allowed") => return Err(ProxyError::MethodNotAllowed),
-            Err(_) => return Err(ProxyError::PathNotAllowed),
-        }
+        upstream.allows(&parts.method, &path)?;
         if parts
             .headers
             .get(header::CONTENT_LENGTH)
