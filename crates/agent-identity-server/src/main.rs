@@ -9,7 +9,7 @@ use agent_identity::{ExplainedOutcome, RequestContext};
 use agent_identity_server::app::metrics::{Metrics, MetricsObserver};
 use agent_identity_server::app::settings::LogFormat;
 use agent_identity_server::cli::serve::{Server, shutdown_signal};
-use agent_identity_server::cli::{check as lint, import};
+use agent_identity_server::cli::{check as lint, exec, import};
 use agent_identity_server::config::{self, LoadError, Loaded};
 use agent_identity_server::init_logging;
 use clap::{Parser, Subcommand};
@@ -71,6 +71,38 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Runs a command with credentials in its environment only, for tools that read a token
+    /// from a variable.
+    ///
+    /// Each --env VAR=PROVIDER resolves the context for that provider; the secret is taken from
+    /// a sidecar's POST /api/deliver (authenticated with the token in --token-env) or from a
+    /// configuration read here, and only when the credential or its rule says
+    /// `delivery = "reveal"`. Nothing runs unless every variable was delivered. Exits with the
+    /// command's code; 125 when a credential was not delivered or the input is bad, 126 when
+    /// the command could not be run, 127 when it was not found.
+    #[command(group(clap::ArgGroup::new("source").required(true).args(["sidecar", "config"])))]
+    Exec {
+        /// The sidecar's base URL (HTTPS, or plain HTTP on a loopback address).
+        #[arg(long)]
+        sidecar: Option<String>,
+        /// Or: a configuration file (TOML), resolved in this process.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The environment variable holding the token this process presents to the sidecar
+        /// (a token on the command line would show in the process list).
+        #[arg(long, default_value = "AGENT_IDENTITY_TOKEN", value_name = "VARIABLE")]
+        token_env: String,
+        /// The request context as JSON (the body of POST /api/resolve), or @FILE; `provider`
+        /// comes from each --env, `traceId` is made up when absent.
+        #[arg(long)]
+        context: String,
+        /// VAR=PROVIDER: put the credential resolved for PROVIDER in the command's VAR.
+        #[arg(long = "env", value_name = "VAR=PROVIDER", required = true)]
+        bindings: Vec<String>,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<std::ffi::OsString>,
+    },
     /// Explains how one request context resolves: every rule with why it matched or not, and the
     /// outcome. Exits 0 when granted, 1 when denied, 2 on bad input.
     Resolve {
@@ -112,6 +144,31 @@ fn main() -> ExitCode {
                 deny_warnings,
             } => check(&config, deny_warnings),
             Command::Resolve { config, context } => resolve(&config, &context).await,
+            Command::Exec {
+                sidecar,
+                config,
+                token_env,
+                context,
+                bindings,
+                command,
+            } => {
+                let _logs = init_logging(LogFormat::Text, "warn");
+                // clap requires exactly one of the two.
+                let source = match (sidecar, config) {
+                    (Some(url), _) => exec::Source::Sidecar {
+                        url,
+                        token: std::env::var(&token_env).ok().map(Into::into),
+                    },
+                    (None, path) => exec::Source::Config(path.unwrap_or_default()),
+                };
+                exec::run(exec::Exec {
+                    source,
+                    context,
+                    bindings,
+                    command,
+                })
+                .await
+            }
             Command::Import {
                 config,
                 from,
@@ -235,20 +292,10 @@ async fn resolve(path: &std::path::Path, context: &str) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let text = match context.strip_prefix('@') {
-        Some(file) => match std::fs::read_to_string(file) {
-            Ok(text) => text,
-            Err(err) => {
-                eprintln!("error: cannot read {file}: {err}");
-                return ExitCode::from(2);
-            }
-        },
-        None => context.to_owned(),
-    };
-    let value: serde_json::Value = match serde_json::from_str(&text) {
-        Ok(value) => value,
+    let value = match exec::read_context(context) {
+        Ok(object) => serde_json::Value::Object(object),
         Err(err) => {
-            eprintln!("error: the context is not valid JSON: {err}");
+            eprintln!("error: {err}");
             return ExitCode::from(2);
         }
     };

@@ -383,6 +383,10 @@ fn auth_mistakes_are_configuration_errors() {
             "[auth]\nmode = \"none\"\n[[auth.api_keys]]\nname = \"k\"\nsha256 = \"00\"\n",
             "mode",
         ),
+        (
+            "[auth]\nmode = \"jwt\"\n[auth.jwt]\nissuer = \"i\"\naudience = [\"a\"]\njwks_file = \"x\"\nreceive_secrets_scope = \"a b\"\n",
+            "jwt.receive_secrets_scope",
+        ),
     ] {
         let err = load_error(&format!("{STORE}\n{config}"));
         assert!(
@@ -390,4 +394,185 @@ fn auth_mistakes_are_configuration_errors() {
             "{field}: {err}"
         );
     }
+}
+
+// ---- delivery -------------------------------------------------------------------------------------
+
+/// Alice's credential may be delivered (its rule says `reveal`); Bob's is proxy-only.
+const DELIVERY_STORE: &str = r#"
+[stores.default]
+type = "memory"
+credentials = [
+  { id = "cred-alice", kind = "user-delegated", status = "active", ref = "alice" },
+  { id = "cred-bob", kind = "user-delegated", status = "active", ref = "bob" },
+]
+secrets = { alice = { env = "ALICE_SECRET" }, bob = { env = "BOB_SECRET" } }
+
+[[rules]]
+id = "alice"
+credentialRef = "alice"
+priority = 1
+matchUserId = "alice"
+delivery = "reveal"
+
+[[rules]]
+id = "bob"
+credentialRef = "bob"
+priority = 1
+matchUserId = "bob"
+"#;
+
+const ALICE_SECRET: &str = "ghp-alice-delivery-canary";
+const BOB_SECRET: &str = "ghp-bob-delivery-canary";
+const DEPLOYER_KEY: &str = "deployer-key-0123456789abcdef";
+
+async fn delivery_app(auth: &str, base: &Path) -> axum::Router {
+    let env = |name: &str| match name {
+        "ALICE_SECRET" => Some(ALICE_SECRET.to_owned()),
+        "BOB_SECRET" => Some(BOB_SECRET.to_owned()),
+        "DEPLOYER_KEY" => Some(DEPLOYER_KEY.to_owned()),
+        "SERVICE_KEY" => Some(SERVICE_KEY.to_owned()),
+        _ => None,
+    };
+    let config = format!("{DELIVERY_STORE}\n{auth}");
+    let loaded = load_str(&config, base, "test".into(), &env, None).unwrap();
+    let state = loaded
+        .into_state(Arc::new(Metrics::new()), "127.0.0.1:3001".parse().unwrap())
+        .await
+        .unwrap();
+    app(state)
+}
+
+async fn deliver_as(
+    app: &axum::Router,
+    user: &str,
+    authorization: Option<(&str, String)>,
+) -> (StatusCode, Value, http::HeaderMap) {
+    let body = json!({"userId": user, "resourceId": "r", "resourceKind": "personal", "provider": "github",
+                      "model": "none", "action": "read", "traceId": "t"});
+    let mut request = Request::post("/api/deliver")
+        .header("host", "127.0.0.1:3001")
+        .header("content-type", "application/json");
+    if let Some((name, value)) = authorization {
+        request = request.header(name, value);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap(), headers)
+}
+
+#[tokio::test]
+async fn a_secret_is_delivered_only_to_a_permitted_caller_for_a_revealing_rule() {
+    let auth = "[auth]\nmode = \"api-key\"\n\n[[auth.api_keys]]\nname = \"backend\"\nenv = \"SERVICE_KEY\"\n\n\
+                [[auth.api_keys]]\nname = \"deployer\"\nenv = \"DEPLOYER_KEY\"\npermissions = [\"receive-secrets\"]\n";
+    let app = delivery_app(auth, Path::new(".")).await;
+
+    let (status, body, headers) = deliver_as(&app, "alice", bearer(DEPLOYER_KEY)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["secret"], ALICE_SECRET);
+    assert_eq!(body["credentialId"], "cred-alice");
+    assert_eq!(body["resolvedFor"], "alice");
+    assert_eq!(headers["cache-control"], "no-store");
+
+    // GitHub's `token` scheme authenticates as well as `Bearer`.
+    let token_scheme = Some(("authorization", format!("token {DEPLOYER_KEY}")));
+    assert_eq!(
+        deliver_as(&app, "alice", token_scheme).await.0,
+        StatusCode::OK
+    );
+
+    // A caller without the permission gets nothing, even for a revealing rule.
+    let (status, body, headers) = deliver_as(&app, "alice", bearer(SERVICE_KEY)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["code"], "caller_may_not_receive_secrets");
+    assert_eq!(headers["cache-control"], "no-store");
+    // A proxy-only credential is not delivered to anyone.
+    let (status, body, _) = deliver_as(&app, "bob", bearer(DEPLOYER_KEY)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["code"], "credential_not_deliverable");
+    // A denial is the resolve endpoint's.
+    let (status, body, _) = deliver_as(&app, "carol", bearer(DEPLOYER_KEY)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["code"], "no_matching_rule");
+    // Unauthenticated: 401 before anything else.
+    assert_eq!(
+        deliver_as(&app, "alice", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    for user in ["alice", "bob", "carol"] {
+        let (_, body, _) = deliver_as(&app, user, bearer(SERVICE_KEY)).await;
+        let text = body.to_string();
+        assert!(
+            !text.contains(ALICE_SECRET) && !text.contains(BOB_SECRET),
+            "{text}"
+        );
+    }
+
+    // With no authentication at all, nobody may receive a secret.
+    let open = delivery_app("[auth]\nmode = \"none\"\n", Path::new(".")).await;
+    let (status, body, _) = deliver_as(&open, "alice", None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["code"], "caller_may_not_receive_secrets");
+}
+
+#[tokio::test]
+async fn a_jwt_receives_secrets_only_with_the_configured_scope() {
+    let keys = Keys::new(11, "delivery-key");
+    let dir = temp_dir("delivery-jwks");
+    std::fs::write(
+        dir.join("jwks.json"),
+        json!({"keys": [keys.jwk()]}).to_string(),
+    )
+    .unwrap();
+    let auth = format!(
+        "[auth]\nmode = \"jwt\"\n\n[auth.jwt]\nissuer = \"{ISSUER}\"\naudience = [\"{AUDIENCE}\"]\n\
+         algorithms = [\"EdDSA\"]\njwks_file = \"jwks.json\"\nreceive_secrets_scope = \"secrets:receive\"\n"
+    );
+    let app = delivery_app(&auth, &dir).await;
+    let with = |scope: Value, claim: &str| {
+        let mut claims = claims("alice");
+        claims[claim] = scope;
+        bearer(keys.token(&claims))
+    };
+
+    let (status, body, _) = deliver_as(
+        &app,
+        "alice",
+        with(json!("openid secrets:receive"), "scope"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["secret"], ALICE_SECRET);
+    let (status, _, _) = deliver_as(&app, "alice", with(json!(["secrets:receive"]), "scp")).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A scope that only starts the same, or none, is not the permission.
+    for (scope, claim) in [
+        (json!("openid secrets:receive-all"), "scope"),
+        (json!("openid"), "scope"),
+        (json!(["secrets"]), "scp"),
+    ] {
+        let (status, body, _) = deliver_as(&app, "alice", with(scope, claim)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(body["code"], "caller_may_not_receive_secrets");
+    }
+    // The token's subject binds the user: Alice's token cannot take Bob's secret.
+    let (status, body, _) = deliver_as(&app, "bob", with(json!("secrets:receive"), "scope")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["code"], "caller_user_mismatch");
+}
+
+#[test]
+fn an_unknown_permission_is_a_configuration_error() {
+    let err = load_error(&format!(
+        "{STORE}\n[auth]\nmode = \"api-key\"\n[[auth.api_keys]]\nname = \"k\"\nsha256 = \"{}\"\npermissions = [\"everything\"]\n",
+        hex_sha256("k")
+    ));
+    assert!(err.to_string().contains("everything"), "{err}");
 }

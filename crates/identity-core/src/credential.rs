@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::delivery::Delivery;
 use crate::error::{ConfigError, Error};
 use crate::secret::Secret;
 use crate::timestamp::{format_rfc3339, parse_rfc3339};
@@ -271,6 +272,8 @@ pub struct Credential {
     pub refresh_token_ref: Option<String>,
     /// Rotation policy in days, kept for compatibility.
     pub rotation_interval_days: Option<u32>,
+    /// Whether the secret may be delivered to a caller, or only injected by the broker.
+    pub delivery: Delivery,
     /// The secret material, if the store holds one for this credential.
     pub secret: Option<Secret>,
 }
@@ -309,6 +312,7 @@ impl Credential {
             tags: BTreeMap::new(),
             refresh_token_ref: None,
             rotation_interval_days: None,
+            delivery: Delivery::ProxyOnly,
             secret: None,
         })
     }
@@ -405,6 +409,21 @@ impl Credential {
         self
     }
 
+    /// Sets whether the secret may be delivered to a caller.
+    ///
+    /// ```
+    /// # use identity_core::{Credential, CredentialKind, Delivery};
+    /// let c = Credential::new("c", CredentialKind::Fixed, "r")?.with_delivery(Delivery::Reveal);
+    /// assert_eq!(c.delivery, Delivery::Reveal);
+    /// let json = serde_json::to_value(&c).unwrap();
+    /// assert_eq!(json["delivery"], "reveal");
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub fn with_delivery(mut self, delivery: Delivery) -> Self {
+        self.delivery = delivery;
+        self
+    }
+
     /// The same credential without its secret: what listings return.
     ///
     /// ```
@@ -466,6 +485,8 @@ struct RawCredential {
     refresh_token_ref: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     rotation_interval_days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Delivery::is_proxy_only")]
+    delivery: Delivery,
 }
 
 impl TryFrom<RawCredential> for Credential {
@@ -499,6 +520,7 @@ impl TryFrom<RawCredential> for Credential {
             tags: raw.tags,
             refresh_token_ref: raw.refresh_token_ref,
             rotation_interval_days: raw.rotation_interval_days,
+            delivery: raw.delivery,
             secret: None,
         })
     }
@@ -519,6 +541,7 @@ impl From<Credential> for RawCredential {
             tags: credential.tags,
             refresh_token_ref: credential.refresh_token_ref,
             rotation_interval_days: credential.rotation_interval_days,
+            delivery: credential.delivery,
         }
     }
 }

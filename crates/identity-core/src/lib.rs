@@ -32,6 +32,7 @@ mod body;
 mod config_env;
 mod context;
 mod credential;
+mod delivery;
 mod error;
 mod fields;
 mod migration;
@@ -50,6 +51,7 @@ pub use context::{
     ResourceKind, SubjectToken,
 };
 pub use credential::{Credential, CredentialKind, CredentialRef, CredentialStatus};
+pub use delivery::Delivery;
 pub use error::{BoxError, ConfigError, Error};
 pub use migration::MigrationRequest;
 pub use rule::{OneOrMany, RoutingRule, parse_credentials_json, parse_rules_json};

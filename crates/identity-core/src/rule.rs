@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::context::{MigrationPhase, ResourceKind};
 use crate::credential::{Credential, CredentialKind};
+use crate::delivery::Delivery;
 use crate::error::ConfigError;
 
 /// One value or a list of values, as `matchAction` and `matchPhase` accept.
@@ -142,6 +143,10 @@ pub struct RoutingRule {
     /// The credential must not be able to write.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub read_only: bool,
+    /// Whether the secret this rule grants may be delivered to a caller with the permission to
+    /// receive secrets; by default it is only injected by the broker.
+    #[serde(default, skip_serializing_if = "Delivery::is_proxy_only")]
+    pub delivery: Delivery,
 }
 
 macro_rules! rule_setters {
@@ -228,6 +233,18 @@ impl RoutingRule {
     /// ```
     pub fn with_read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
+        self
+    }
+
+    /// Sets `delivery`.
+    ///
+    /// ```
+    /// use identity_core::{Delivery, RoutingRule};
+    /// let rule = RoutingRule::new("r", "c").with_delivery(Delivery::Reveal);
+    /// assert_eq!(serde_json::to_value(&rule).unwrap()["delivery"], "reveal");
+    /// ```
+    pub fn with_delivery(mut self, delivery: Delivery) -> Self {
+        self.delivery = delivery;
         self
     }
 }

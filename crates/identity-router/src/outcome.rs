@@ -4,8 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use identity_core::{
-    CredentialKind, CredentialRef, CredentialStatus, MigrationPhase, OffsetDateTime, Secret,
-    format_rfc3339,
+    CredentialKind, CredentialRef, CredentialStatus, Delivery, MigrationPhase, OffsetDateTime,
+    Secret, format_rfc3339,
 };
 use serde::Serialize;
 
@@ -54,6 +54,9 @@ pub struct Resolution {
     pub scope: String,
     /// The credential's provider.
     pub provider: Option<String>,
+    /// Whether the secret may be delivered to a caller: `reveal` when the rule or the
+    /// credential says so.
+    pub delivery: Delivery,
     pub(crate) secret: Option<Secret>,
 }
 

@@ -696,6 +696,7 @@ fn grant(rule: &CompiledRule, credential: Credential, ctx: &RequestContext) -> R
         rule_id: rule.id.clone(),
         scope: credential.scope,
         provider: credential.provider,
+        delivery: rule.delivery.or(credential.delivery),
         secret: credential.secret,
     }
 }

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use identity_core::{
-    ConfigError, CredentialKind, CredentialRef, MigrationPhase, OneOrMany, RequestContext,
-    ResourceKind, RoutingRule,
+    ConfigError, CredentialKind, CredentialRef, Delivery, MigrationPhase, OneOrMany,
+    RequestContext, ResourceKind, RoutingRule,
 };
 
 use crate::glob::Glob;
@@ -20,6 +20,7 @@ pub(crate) struct CompiledRule {
     /// Index of the rule's store in the router's store list.
     pub(crate) store: usize,
     pub(crate) read_only: bool,
+    pub(crate) delivery: Delivery,
     pub(crate) resource_kind: Option<ResourceKind>,
     pub(crate) actions: Option<Box<[Box<str>]>>,
     pub(crate) provider: Option<Box<str>>,
@@ -283,6 +284,7 @@ pub(crate) fn compile(
                 credential_kind: rule.credential_kind,
                 store,
                 read_only: rule.read_only,
+                delivery: rule.delivery,
                 resource_kind: rule.match_resource_kind,
                 actions,
                 provider,

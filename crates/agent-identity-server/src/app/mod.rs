@@ -1,5 +1,5 @@
 //! The HTTP API of the sidecar (WIRE.md): health, resolve, migrate-resolve, metrics, and the
-//! `/oauth/` endpoints.
+//! `/oauth/` endpoints, delivery and the injection proxy.
 
 pub mod health;
 pub mod metrics;
@@ -7,6 +7,7 @@ pub mod oauth;
 pub mod settings;
 
 mod body;
+mod deliver;
 mod guard;
 mod proxy;
 mod resolve;
@@ -44,6 +45,7 @@ const ROUTES: &[&str] = &[
     "/oauth/{provider}/token",
     "/oauth/{provider}/callback",
     "/proxy/{upstream}/{*path}",
+    "/api/deliver",
 ];
 
 /// The sidecar's HTTP application.
@@ -51,7 +53,8 @@ pub fn app(state: AppState) -> axum::Router {
     let api = axum::Router::new()
         .route(ROUTES[3], post(resolve::resolve))
         .route(ROUTES[4], post(resolve::migrate))
-        .route(ROUTES[10], any(proxy::proxy));
+        .route(ROUTES[10], any(proxy::proxy))
+        .route(ROUTES[11], post(deliver::deliver));
     // Users manage their connections as themselves; the callback is authenticated by its
     // sealed flow cookie instead (a browser coming back from a provider carries no token).
     let oauth = axum::Router::new()

@@ -766,6 +766,7 @@ mod tests {
             name: "alice".into(),
             user_id: Some("alice".into()),
             subject_token: None,
+            permissions: crate::auth::Permissions::default(),
         };
         assert_eq!(user_of(Some(&bound), None).unwrap(), "alice");
         assert_eq!(

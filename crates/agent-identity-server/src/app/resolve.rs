@@ -36,6 +36,42 @@ pub(crate) enum ApiError {
     Denied(Box<Denial>),
     /// The router refused one side of a migration pair, or both: 403.
     PairDenied(Box<PairDenial>),
+    /// A delivery was refused before or after resolving: 403 with the reason's code.
+    Undelivered(Undelivered),
+}
+
+/// Why `POST /api/deliver` gives no secret although the caller is authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Undelivered {
+    /// The caller does not hold the `receive-secrets` permission (or nobody is authenticated).
+    CallerMayNotReceive,
+    /// Neither the credential nor its rule allows delivery (`delivery = "reveal"`).
+    ProxyOnly,
+    /// The credential chosen holds no secret.
+    NoSecret,
+}
+
+impl Undelivered {
+    /// The stable code in the JSON body and the audit event.
+    pub(crate) const fn code(self) -> &'static str {
+        match self {
+            Self::CallerMayNotReceive => "caller_may_not_receive_secrets",
+            Self::ProxyOnly => "credential_not_deliverable",
+            Self::NoSecret => "credential_has_no_secret",
+        }
+    }
+
+    const fn message(self) -> &'static str {
+        match self {
+            Self::CallerMayNotReceive => {
+                "delivery needs an authenticated caller with the `receive-secrets` permission"
+            }
+            Self::ProxyOnly => {
+                "the credential is proxy-only: neither it nor its rule says `delivery = \"reveal\"`"
+            }
+            Self::NoSecret => "the credential chosen holds no secret",
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -70,6 +106,9 @@ impl IntoResponse for ApiError {
                 };
                 let body = json!({ "error": denial.to_string(), "code": code, "side": side });
                 no_store((StatusCode::FORBIDDEN, Json(body)).into_response())
+            }
+            Self::Undelivered(reason) => {
+                json_error(StatusCode::FORBIDDEN, reason.code(), reason.message())
             }
         }
     }
@@ -144,7 +183,7 @@ pub(crate) async fn migrate(
 }
 
 /// The caller's own token, when authentication found one (never from the body).
-fn subject_token(parts: &Parts) -> Option<agent_identity::SubjectToken> {
+pub(crate) fn subject_token(parts: &Parts) -> Option<agent_identity::SubjectToken> {
     parts
         .extensions
         .get::<Caller>()
@@ -152,7 +191,7 @@ fn subject_token(parts: &Parts) -> Option<agent_identity::SubjectToken> {
 }
 
 /// The request names `user_id`; an authenticated caller bound to another user may not ask.
-fn check_caller(parts: &Parts, user_id: &str) -> Result<(), ApiError> {
+pub(crate) fn check_caller(parts: &Parts, user_id: &str) -> Result<(), ApiError> {
     match parts
         .extensions
         .get::<Caller>()

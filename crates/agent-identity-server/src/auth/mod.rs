@@ -35,6 +35,58 @@ pub struct Caller {
     /// The caller's own token, when it authenticated with one (a JWT): stores that act for the
     /// caller (token exchange) present it as the subject token.
     pub subject_token: Option<SubjectToken>,
+    /// What the caller may do beyond resolving.
+    pub permissions: Permissions,
+}
+
+/// Something a caller may do beyond resolving, granted per API key or by a JWT scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Permission {
+    /// Receive a credential's secret from `POST /api/deliver` (when the credential or its rule
+    /// also allows delivery).
+    ReceiveSecrets,
+}
+
+impl Permission {
+    const fn bit(self) -> u8 {
+        match self {
+            Self::ReceiveSecrets => 1,
+        }
+    }
+}
+
+/// A set of [`Permission`]s; empty by default.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct Permissions(u8);
+
+impl Permissions {
+    /// The set with `permission` added.
+    #[must_use]
+    pub const fn with(self, permission: Permission) -> Self {
+        Self(self.0 | permission.bit())
+    }
+
+    /// True when `permission` is in the set.
+    pub const fn contains(self, permission: Permission) -> bool {
+        self.0 & permission.bit() != 0
+    }
+}
+
+impl FromIterator<Permission> for Permissions {
+    fn from_iter<I: IntoIterator<Item = Permission>>(iter: I) -> Self {
+        iter.into_iter().fold(Self::default(), Self::with)
+    }
+}
+
+impl std::fmt::Debug for Permissions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut set = f.debug_set();
+        if self.contains(Permission::ReceiveSecrets) {
+            set.entry(&"receive-secrets");
+        }
+        set.finish()
+    }
 }
 
 /// SHA-256 of an API key: keys are kept and compared only as digests.
@@ -152,6 +204,7 @@ impl Authenticator {
                 name: "anonymous".into(),
                 user_id: None,
                 subject_token: None,
+                permissions: Permissions::default(),
             }),
             Self::ApiKeys(keys) => {
                 let presented = bearer(headers)
@@ -171,6 +224,7 @@ impl Authenticator {
                     name: key.name.clone(),
                     user_id: key.user_id.clone(),
                     subject_token: None,
+                    permissions: key.permissions,
                 })
             }
             Self::Jwt(verifier) => {
@@ -181,10 +235,14 @@ impl Authenticator {
     }
 }
 
+/// The token of `Authorization: Bearer <token>`, or of GitHub's `token <token>` scheme: an
+/// agent's GitHub SDK sends its configured token that way, and through the proxy that token is
+/// the agent's key to this server (the proxy removes it before the upstream).
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
+    let known = scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token");
+    (known && !token.trim().is_empty()).then(|| token.trim())
 }
 
 /// The middleware that authenticates every request of the routes it wraps, and puts the
@@ -382,12 +440,36 @@ impl JwtVerifier {
             .ok_or_else(|| {
                 AuthError::BadToken(format!("claim `{}` is missing", self.settings.user_claim))
             })?;
+        let permissions = match &self.settings.receive_secrets_scope {
+            Some(scope) if has_scope(&claims, scope) => {
+                Permissions::default().with(Permission::ReceiveSecrets)
+            }
+            _ => Permissions::default(),
+        };
         Ok(Caller {
             name: user.to_owned(),
             user_id: Some(user.to_owned()),
             subject_token: Some(SubjectToken::new(Secret::new(token))),
+            permissions,
         })
     }
+}
+
+/// True when the token grants `wanted`: in `scope` (space-separated, RFC 8693 and RFC 9068) or
+/// in `scp` (a list, or a string as some issuers write it).
+fn has_scope(claims: &serde_json::Map<String, serde_json::Value>, wanted: &str) -> bool {
+    let in_text = |value: &serde_json::Value| {
+        value
+            .as_str()
+            .is_some_and(|text| text.split_ascii_whitespace().any(|scope| scope == wanted))
+    };
+    claims.get("scope").is_some_and(in_text)
+        || claims.get("scp").is_some_and(|scp| match scp {
+            serde_json::Value::Array(items) => {
+                items.iter().any(|item| item.as_str() == Some(wanted))
+            }
+            other => in_text(other),
+        })
 }
 
 fn token_problem(err: &jsonwebtoken::errors::Error) -> String {

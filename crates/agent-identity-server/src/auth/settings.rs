@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use agent_identity::ConfigError;
 use serde::Deserialize;
 
+use super::{Permission, Permissions};
+
 /// The `[auth]` section as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +41,9 @@ struct ApiKeySection {
     env: Option<String>,
     /// The user this key may act for; any user when absent (a service key).
     user_id: Option<String>,
+    /// What the key may do beyond resolving (`receive-secrets`).
+    #[serde(default)]
+    permissions: Vec<Permission>,
 }
 
 /// Caller authentication, checked.
@@ -61,6 +66,8 @@ pub struct ApiKey {
     pub digest: [u8; 32],
     /// The user it may act for, if bound to one.
     pub user_id: Option<String>,
+    /// What it may do beyond resolving.
+    pub permissions: Permissions,
 }
 
 impl std::fmt::Debug for ApiKey {
@@ -68,6 +75,7 @@ impl std::fmt::Debug for ApiKey {
         f.debug_struct("ApiKey")
             .field("name", &self.name)
             .field("user_id", &self.user_id)
+            .field("permissions", &self.permissions)
             .finish_non_exhaustive()
     }
 }
@@ -99,6 +107,9 @@ pub struct JwtSettings {
     /// How often to fetch the JWKS again, in seconds (also on an unknown `kid`, at most every 30 s).
     #[serde(default = "default_jwks_refresh")]
     pub jwks_refresh_secs: u64,
+    /// The scope (in the token's `scope` or `scp` claim) that grants `receive-secrets`; no token
+    /// may receive secrets when absent.
+    pub receive_secrets_scope: Option<String>,
 }
 
 fn default_algorithms() -> Vec<String> {
@@ -191,6 +202,7 @@ pub(crate) fn auth_settings(
                         name: key.name,
                         digest,
                         user_id: key.user_id,
+                        permissions: key.permissions.into_iter().collect(),
                     });
                 }
             }
@@ -214,6 +226,16 @@ pub(crate) fn auth_settings(
                 errors.push(located(
                     "jwt.audience",
                     "is empty; name the audience tokens must carry",
+                ));
+            }
+            if jwt
+                .receive_secrets_scope
+                .as_deref()
+                .is_some_and(|scope| scope.trim().is_empty() || scope.contains(' '))
+            {
+                errors.push(located(
+                    "jwt.receive_secrets_scope",
+                    "must be one scope: not empty, no spaces",
                 ));
             }
             if let Err(problem) = crate::auth::parse_algorithms(&jwt.algorithms) {
