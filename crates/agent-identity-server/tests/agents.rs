@@ -325,3 +325,245 @@ allow_http_loopback = true
         "the agent's key is in the sidecar's log"
     );
 }
+
+/// GitHub may be delivered (its rule says `reveal`); OpenAI is proxy-only. The deployer's key
+/// may receive secrets, the reader's may not; both act for Alice.
+const EXEC_CONFIG: &str = r#"
+[auth]
+mode = "api-key"
+
+[[auth.api_keys]]
+name = "deployer"
+env = "DEPLOYER_KEY"
+user_id = "alice"
+permissions = ["receive-secrets"]
+
+[[auth.api_keys]]
+name = "reader"
+env = "READER_KEY"
+user_id = "alice"
+
+[stores.default]
+type = "memory"
+credentials = [
+  { id = "cred-github", kind = "user-delegated", status = "active", ref = "github-alice" },
+  { id = "cred-openai", kind = "fixed", status = "active", ref = "openai-prod" },
+]
+secrets = { github-alice = { env = "GITHUB_SECRET" }, openai-prod = { env = "OPENAI_SECRET" } }
+
+[[rules]]
+id = "github-for-alice"
+credentialRef = "github-alice"
+priority = 10
+matchUserId = "alice"
+matchProvider = "github"
+delivery = "reveal"
+
+[[rules]]
+id = "openai"
+credentialRef = "openai-prod"
+priority = 10
+matchProvider = "openai"
+"#;
+
+const GITHUB_SECRET: &str = "ghp-exec-delivered-canary-77a0";
+const OPENAI_SECRET: &str = "sk-exec-proxy-only-canary-3b9e";
+const DEPLOYER_KEY: &str = "deployer-key-0123456789abcdef";
+const READER_KEY: &str = "reader-key-0123456789abcdef";
+const ALICE_CONTEXT: &str = r#"{"userId":"alice","resourceId":"repo","resourceKind":"personal","model":"none","action":"read"}"#;
+
+/// The environment every process of the exec tests gets: the stores' secrets and the keys.
+const EXEC_ENV: [(&str, &str); 4] = [
+    ("GITHUB_SECRET", GITHUB_SECRET),
+    ("OPENAI_SECRET", OPENAI_SECRET),
+    ("DEPLOYER_KEY", DEPLOYER_KEY),
+    ("READER_KEY", READER_KEY),
+];
+
+/// A shell command for the child: it writes what it sees in `$1` (the variable, and whether its
+/// parent, the exec process, has the secret in its own environment), then exits 7.
+const CHILD: &str = r#"printf '%s\n' "${GITHUB_TOKEN-unset}" > "$1"; if tr '\0' '\n' < /proc/$PPID/environ | grep -q '^GITHUB_TOKEN='; then echo parent-has-it >> "$1"; fi; exit 7"#;
+
+/// Runs `agent-identity exec` with `args` before `--` and the child after; its exit code, its
+/// output, and what the child wrote (`None` when it never ran).
+async fn exec(
+    args: &[&str],
+    env: &[(&str, &str)],
+    name: &str,
+) -> (Option<i32>, String, Option<String>) {
+    let out =
+        std::env::temp_dir().join(format!("agent-identity-exec-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_file(&out);
+    let mut command = tokio::process::Command::new(support::BINARY);
+    command
+        .arg("exec")
+        .args(args)
+        .arg("--")
+        .args(["sh", "-c", CHILD, "sh"])
+        .arg(&out);
+    command
+        .env_remove("AGENT_IDENTITY_TOKEN")
+        .env_remove("GITHUB_TOKEN");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command.output().await.unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (
+        output.status.code(),
+        text,
+        std::fs::read_to_string(&out).ok(),
+    )
+}
+
+#[tokio::test]
+async fn exec_puts_a_delivered_secret_in_the_childs_environment_only() {
+    let config = write_config("exec", EXEC_CONFIG);
+    let mut sidecar_env = EXEC_ENV.to_vec();
+    sidecar_env.push(("RUST_LOG", "trace"));
+    let sidecar = Sidecar::start(
+        &[
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &sidecar_env,
+    )
+    .await;
+    let url = format!("http://{}", sidecar.address);
+    let sidecar_args = |binding: &'static str| {
+        vec![
+            "--sidecar".to_owned(),
+            url.clone(),
+            "--context".to_owned(),
+            ALICE_CONTEXT.to_owned(),
+            "--env".to_owned(),
+            binding.to_owned(),
+        ]
+    };
+    let args = sidecar_args("GITHUB_TOKEN=github");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+
+    // Delivered: the child sees the variable, its parent does not have it, the child's exit
+    // code comes back, and nothing printed holds the secret.
+    let (code, output, seen) =
+        exec(&args, &[("AGENT_IDENTITY_TOKEN", DEPLOYER_KEY)], "granted").await;
+    assert_eq!(code, Some(7), "{output}");
+    assert_eq!(seen.as_deref(), Some(format!("{GITHUB_SECRET}\n").as_str()));
+    assert!(!output.contains(GITHUB_SECRET), "{output}");
+
+    // A caller without the permission: nothing runs.
+    let (code, output, seen) = exec(&args, &[("AGENT_IDENTITY_TOKEN", READER_KEY)], "reader").await;
+    assert_eq!(code, Some(125), "{output}");
+    assert!(
+        output.contains("caller_may_not_receive_secrets"),
+        "{output}"
+    );
+    assert_eq!(seen, None, "the command ran");
+    // No token at all: the sidecar refuses, nothing runs.
+    let (code, output, seen) = exec(&args, &[], "anonymous").await;
+    assert_eq!(code, Some(125), "{output}");
+    assert!(output.contains("401 unauthenticated"), "{output}");
+    assert_eq!(seen, None, "the command ran");
+    // A proxy-only credential, to a caller who may receive secrets: nothing runs.
+    let args = sidecar_args("OPENAI_API_KEY=openai");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, output, seen) = exec(
+        &args,
+        &[("AGENT_IDENTITY_TOKEN", DEPLOYER_KEY)],
+        "proxy-only",
+    )
+    .await;
+    assert_eq!(code, Some(125), "{output}");
+    assert!(output.contains("credential_not_deliverable"), "{output}");
+    assert!(!output.contains(OPENAI_SECRET), "{output}");
+    assert_eq!(seen, None, "the command ran");
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = sidecar.log.lock().unwrap().clone();
+    assert_eq!(log.matches("secret delivered").count(), 1, "{log}");
+    assert_eq!(log.matches("delivery refused").count(), 2, "{log}");
+    assert!(
+        !log.contains(GITHUB_SECRET) && !log.contains(OPENAI_SECRET),
+        "a secret is in the sidecar's log"
+    );
+    assert!(!log.contains(DEPLOYER_KEY), "a key is in the sidecar's log");
+}
+
+#[tokio::test]
+async fn exec_with_a_configuration_resolves_here_under_the_same_rules() {
+    let config = write_config("exec-local", EXEC_CONFIG);
+    let config = config.to_str().unwrap();
+    let args = [
+        "--config",
+        config,
+        "--context",
+        ALICE_CONTEXT,
+        "--env",
+        "GITHUB_TOKEN=github",
+    ];
+    let (code, output, seen) = exec(&args, &EXEC_ENV, "local").await;
+    assert_eq!(code, Some(7), "{output}");
+    assert_eq!(seen.as_deref(), Some(format!("{GITHUB_SECRET}\n").as_str()));
+
+    let args = [
+        "--config",
+        config,
+        "--context",
+        ALICE_CONTEXT,
+        "--env",
+        "OPENAI_API_KEY=openai",
+    ];
+    let (code, output, seen) = exec(&args, &EXEC_ENV, "local-proxy-only").await;
+    assert_eq!(code, Some(125), "{output}");
+    assert!(output.contains("proxy-only"), "{output}");
+    assert_eq!(seen, None, "the command ran");
+
+    // Bad input is refused before anything runs: a malformed binding, a variable bound twice.
+    for (binding, second, expected) in [
+        ("GITHUB TOKEN=github", None, "--env `GITHUB TOKEN=github`"),
+        (
+            "GITHUB_TOKEN=github",
+            Some("GITHUB_TOKEN=gitlab"),
+            "given twice",
+        ),
+    ] {
+        let mut args = vec![
+            "--config",
+            config,
+            "--context",
+            ALICE_CONTEXT,
+            "--env",
+            binding,
+        ];
+        if let Some(second) = second {
+            args.extend(["--env", second]);
+        }
+        let (code, output, seen) = exec(&args, &EXEC_ENV, "bad").await;
+        assert_eq!(code, Some(125), "{output}");
+        assert!(output.contains(expected), "{output}");
+        assert_eq!(seen, None, "the command ran");
+    }
+    // A command that does not exist: 127, as a shell says it.
+    let output = std::process::Command::new(support::BINARY)
+        .args([
+            "exec",
+            "--config",
+            config,
+            "--context",
+            ALICE_CONTEXT,
+            "--env",
+            "GITHUB_TOKEN=github",
+        ])
+        .args(["--", "/nonexistent/agent-identity-tool"])
+        .envs(EXEC_ENV)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(127));
+}

@@ -256,7 +256,7 @@ enum Deliverer {
     Sidecar {
         url: url::Url,
         token: Option<Secret>,
-        http: HttpClient,
+        http: Box<HttpClient>,
     },
     Local(Box<Router>),
 }
@@ -284,7 +284,7 @@ impl Deliverer {
                 Ok(Self::Sidecar {
                     url,
                     token: token.clone(),
-                    http,
+                    http: Box::new(http),
                 })
             }
             Source::Config(path) => match config::load_file(path, None) {
