@@ -114,6 +114,33 @@ async fn the_proxy_puts_the_users_credential_in_and_keeps_it_from_the_agent() {
     let (status, _, body) = call(&app, "/proxy/github/user", "alice").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert!(seen.lock().unwrap().is_none());
+
+    // The call that reached the upstream is counted per upstream, with its bytes each way; the
+    // refusals never reached it.
+    let request = Request::get("/metrics")
+        .header("host", "127.0.0.1:3001")
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let metrics = response.into_body().collect().await.unwrap().to_bytes();
+    let metrics = String::from_utf8(metrics.to_vec()).unwrap();
+    let sent = r#"{"model":"gpt-4o","messages":[]}"#.len();
+    let received = r#"{"id":"chatcmpl-1","object":"chat.completion"}"#.len();
+    for line in [
+        r#"agent_identity_proxy_calls_total{upstream="openai",status="2xx"} 1"#.to_owned(),
+        format!(
+            r#"agent_identity_proxy_body_bytes_total{{upstream="openai",direction="sent"}} {sent}"#
+        ),
+        format!(
+            r#"agent_identity_proxy_body_bytes_total{{upstream="openai",direction="received"}} {received}"#
+        ),
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in\n{metrics}"
+        );
+    }
+    assert!(!metrics.contains(CANARY));
 }
 
 #[tokio::test]

@@ -281,10 +281,11 @@ impl<S: CredentialStore> CredentialStore for CachedStore<S> {
     async fn forget_refused(
         &self,
         reference: &CredentialRef,
+        context: &RequestContext,
         secret: &Secret,
     ) -> Result<(), Error> {
         self.invalidate(reference).await;
-        self.inner.forget_refused(reference, secret).await
+        self.inner.forget_refused(reference, context, secret).await
     }
 }
 

@@ -168,16 +168,18 @@ pub trait CredentialStore: Send + Sync + Debug + 'static {
         })
     }
 
-    /// The service the credential in slot `reference` was meant for refused `secret` (an HTTP
-    /// 401): forget it wherever it is kept, so that the next lookup produces a fresh one rather
-    /// than the same refused one. A store that keeps nothing keeps the default, which does
-    /// nothing. Only that secret is forgotten: a fresher one obtained meanwhile stays.
+    /// The service the credential in slot `reference`, found for `context`, was meant for
+    /// refused `secret` (an HTTP 401): forget it wherever it is kept, so that the next lookup
+    /// produces a fresh one rather than the same refused one. A store that keeps nothing keeps
+    /// the default, which does nothing. Only that secret is forgotten: a fresher one obtained
+    /// meanwhile stays.
     async fn forget_refused(
         &self,
         reference: &CredentialRef,
+        context: &RequestContext,
         secret: &Secret,
     ) -> Result<(), Error> {
-        let _ = (reference, secret);
+        let _ = (reference, context, secret);
         Ok(())
     }
 }
@@ -264,8 +266,8 @@ macro_rules! forward_store {
             async fn release(&self, reference: &CredentialRef, migration_id: &str) -> Result<(), Error> {
                 (**self).release(reference, migration_id).await
             }
-            async fn forget_refused(&self, reference: &CredentialRef, secret: &Secret) -> Result<(), Error> {
-                (**self).forget_refused(reference, secret).await
+            async fn forget_refused(&self, reference: &CredentialRef, context: &RequestContext, secret: &Secret) -> Result<(), Error> {
+                (**self).forget_refused(reference, context, secret).await
             }
         }
 

@@ -232,6 +232,7 @@ impl CredentialStore for DcrCredentialStore {
     async fn forget_refused(
         &self,
         reference: &CredentialRef,
+        _context: &RequestContext,
         secret: &Secret,
     ) -> Result<(), Error> {
         let (reference, secret) = (reference.clone(), secret.clone());

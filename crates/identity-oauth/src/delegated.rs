@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use identity_core::{
     Credential, CredentialKind, CredentialRef, CredentialStore, Error, OffsetDateTime,
-    RequestContext,
+    RequestContext, Secret,
 };
 use identity_http::KeyedLocks;
 use tracing::{info, instrument, warn};
@@ -556,6 +556,43 @@ impl CredentialStore for DelegatedTokenStore {
     /// Each caller gets its own token.
     fn capabilities(&self) -> identity_core::Capabilities {
         identity_core::Capabilities::per_caller()
+    }
+
+    /// The provider's API refused the user's access token (revoked, or expired early): it is
+    /// marked expired, so that the next read refreshes it, or, with no refresh token, asks the
+    /// user to connect again. Only that token: one refreshed meanwhile stays.
+    #[instrument(skip_all, fields(reference = %reference))]
+    async fn forget_refused(
+        &self,
+        reference: &CredentialRef,
+        context: &RequestContext,
+        secret: &Secret,
+    ) -> Result<(), Error> {
+        let Some(provider) = self.slots.get(reference) else {
+            return Ok(());
+        };
+        let connection = Connection {
+            user: context.user_id.clone(),
+            provider: provider.clone(),
+        };
+        let Some(stored) = self.persistence.load(&connection).await? else {
+            return Ok(());
+        };
+        if stored.tokens.access_token.expose_secret() != secret.expose_secret() {
+            return Ok(());
+        }
+        let mut expired = stored.tokens.clone();
+        expired.expires_at = Some(OffsetDateTime::now_utc() - time::Duration::seconds(1));
+        // Saved only over the version read: a refresh that came first is newer, and stays.
+        if self
+            .persistence
+            .save_if(&connection, &expired, Some(stored.version))
+            .await?
+            .is_some()
+        {
+            info!(user = %connection.user, provider = %connection.provider, "access token refused by the provider: marked expired");
+        }
+        Ok(())
     }
 
     #[instrument(skip_all, fields(reference = %reference))]

@@ -355,6 +355,47 @@ async fn delegated_tokens_refresh_on_read_one_at_a_time_and_need_reconnecting_wh
     );
     assert!(credential.expires_at.is_some());
 
+    // The provider's API refuses the token: the next read refreshes; a later report of the same,
+    // now stale, token leaves the fresh one alone.
+    let refused = identity_core::Secret::new(last.clone());
+    store.forget_refused(&slot, &alice, &refused).await.unwrap();
+    async fn read(
+        store: &DelegatedTokenStore,
+        slot: &CredentialRef,
+        ctx: &RequestContext,
+    ) -> String {
+        let credential = store.find_by_ref(slot, ctx).await.unwrap().unwrap();
+        credential.secret.unwrap().expose_secret().to_owned()
+    }
+    let fresh = read(&store, &slot, &alice).await;
+    assert_ne!(&fresh, last, "a refused token is not handed out again");
+    assert_eq!(server.introspect(&fresh).await["active"], true);
+    let no_refresh = DelegatedTokenStore::new(Arc::new(MemoryTokens::default()))
+        .provider(slot.clone(), Provider::with_client("idp", client.clone()));
+    let mut without_refresh_token = connected.clone();
+    without_refresh_token.refresh_token = None;
+    no_refresh
+        .connect("alice", "idp", &without_refresh_token)
+        .await
+        .unwrap();
+    let stale = identity_core::Secret::new("an-older-token");
+    no_refresh
+        .forget_refused(&slot, &alice, &stale)
+        .await
+        .unwrap();
+    assert_eq!(
+        read(&no_refresh, &slot, &alice).await,
+        connected.access_token.expose_secret(),
+        "a stale report forgets nothing"
+    );
+    // Refused with no refresh token: the user must connect again.
+    no_refresh
+        .forget_refused(&slot, &alice, &connected.access_token)
+        .await
+        .unwrap();
+    let err = no_refresh.find_by_ref(&slot, &alice).await.unwrap_err();
+    assert!(matches!(err, Error::Unauthenticated { .. }), "{err:?}");
+
     // Bob never connected: no credential.
     let bob = RequestContext::builder()
         .user_id("bob")

@@ -1,5 +1,6 @@
 //! [`UpstreamConfig`]: an upstream as a configuration file writes it, and [`Upstream`], checked.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
@@ -117,7 +118,7 @@ fn default_max_request_bytes() -> u64 {
 /// A checked upstream, with the HTTP client that reaches it under its address policy.
 #[derive(Debug)]
 pub struct Upstream {
-    pub(crate) name: String,
+    pub(crate) name: Arc<str>,
     pub(crate) base: Url,
     pub(crate) provider: String,
     pub(crate) resource: String,
@@ -190,7 +191,7 @@ impl Upstream {
         }
         let http = HttpClient::new(policy).map_err(|err| problem("base_url", err.to_string()))?;
         Ok(Self {
-            name: name.to_owned(),
+            name: Arc::from(name),
             base,
             provider: config.provider,
             resource: config.resource.unwrap_or_else(|| name.to_owned()),

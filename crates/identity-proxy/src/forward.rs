@@ -2,9 +2,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
+use crate::record::{Metered, Report};
+use crate::{CallObserver, Injection, ProxiedCall, Upstream};
 use axum::body::{Body, HttpBody as _};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -13,9 +15,6 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response};
 use identity_core::{Error, InvalidInput, RequestContext, Secret, SubjectToken};
 use identity_router::{Denial, Router};
-use tracing::info;
-
-use crate::{Injection, Upstream};
 
 /// The largest request body kept to be sent again after a 401.
 const REPLAYABLE_BYTES: u64 = 64 * 1024;
@@ -157,6 +156,7 @@ impl Caller {
 pub struct Proxy {
     router: Arc<Router>,
     upstreams: Arc<HashMap<String, Upstream>>,
+    observer: Option<Arc<dyn CallObserver>>,
 }
 
 impl Proxy {
@@ -173,8 +173,34 @@ impl Proxy {
     pub fn new(router: Arc<Router>, upstreams: impl IntoIterator<Item = Upstream>) -> Self {
         Self {
             router,
-            upstreams: Arc::new(upstreams.into_iter().map(|u| (u.name.clone(), u)).collect()),
+            upstreams: Arc::new(
+                upstreams
+                    .into_iter()
+                    .map(|u| (u.name.to_string(), u))
+                    .collect(),
+            ),
+            observer: None,
         }
+    }
+
+    /// Tells `observer` of every call when it ends (metrics per upstream).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// #[derive(Debug)]
+    /// struct Ignore;
+    /// impl identity_proxy::CallObserver for Ignore {
+    ///     fn call_ended(&self, _: &identity_proxy::ProxiedCall) {}
+    /// }
+    /// let router = identity_router::Router::builder()
+    ///     .default_store(identity_memory::MemoryCredentialStore::new()).build()?;
+    /// let proxy = identity_proxy::Proxy::new(Arc::new(router), []).with_observer(Arc::new(Ignore));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn CallObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The upstream named `name`.
@@ -260,13 +286,19 @@ impl Proxy {
         }
         let over = Arc::new(AtomicBool::new(false));
         let mut retried = false;
-        let response = loop {
+        let (response, sent) = loop {
             let mut url = upstream.url(&path, parts.uri.query());
             let mut headers = forwarded.clone();
             inject(&upstream.inject, &secret, &mut headers, &mut url);
+            let sent = Arc::new(AtomicU64::new(0));
             let body = match (&replay, streamed.take()) {
-                (Some(bytes), _) => reqwest::Body::from(bytes.clone()),
-                (None, Some(body)) => capped(body, upstream.max_request_bytes, over.clone()),
+                (Some(bytes), _) => {
+                    sent.store(bytes.len() as u64, Ordering::Relaxed);
+                    reqwest::Body::from(bytes.clone())
+                }
+                (None, Some(body)) => {
+                    capped(body, upstream.max_request_bytes, over.clone(), sent.clone())
+                }
                 (None, None) => reqwest::Body::from(Vec::new()),
             };
             let request = upstream
@@ -282,7 +314,8 @@ impl Proxy {
                 Err(err) => {
                     let timeout = matches!(&err, Error::Unavailable { source: Some(source), .. }
                         if source.downcast_ref::<reqwest::Error>().is_some_and(reqwest::Error::is_timeout));
-                    audit(upstream, &parts.method, &path, &resolution, None, started);
+                    self.report(upstream, &parts.method, &path, &resolution, started, sent)
+                        .end();
                     return Err(if timeout {
                         ProxyError::Timeout
                     } else {
@@ -291,21 +324,28 @@ impl Proxy {
                 }
             };
             if response.status() != http::StatusCode::UNAUTHORIZED || retried || replay.is_none() {
-                break response;
+                break (response, sent);
             }
             // Refused: the store forgets that credential, and the call goes again once with a
             // fresh one. Should that fail to resolve, the 401 stands.
             retried = true;
-            audit(
+            let mut refused = self.report(
                 upstream,
                 &parts.method,
                 &path,
                 &resolution,
-                Some(401),
                 started,
+                sent.clone(),
             );
-            if self.router.forget_refused(&resolution).await.is_err() {
-                break response;
+            refused.call.status = Some(401);
+            refused.end();
+            if self
+                .router
+                .forget_refused(&resolution, &context)
+                .await
+                .is_err()
+            {
+                break (response, sent);
             }
             match self.router.resolve(&context).await {
                 Ok(fresh) => match fresh.secret().cloned() {
@@ -313,27 +353,49 @@ impl Proxy {
                         secret = fresh_secret;
                         resolution = fresh;
                     }
-                    None => break response,
+                    None => break (response, sent),
                 },
-                Err(_) => break response,
+                Err(_) => break (response, sent),
             }
         };
         let status = response.status();
-        audit(
-            upstream,
-            &parts.method,
-            &path,
-            &resolution,
-            Some(status.as_u16()),
-            started,
-        );
+        let mut report = self.report(upstream, &parts.method, &path, &resolution, started, sent);
+        report.call.status = Some(status.as_u16());
         let mut answer = Response::builder().status(status);
         if let Some(headers) = answer.headers_mut() {
             *headers = answered_headers(response.headers(), &secret);
         }
+        // The call is reported when its answer has been passed on, with the bytes it carried.
+        let body = Metered::new(Box::pin(response.bytes_stream()), report);
         answer
-            .body(Body::from_stream(response.bytes_stream()))
+            .body(Body::from_stream(body))
             .map_err(|_| ProxyError::Unreachable)
+    }
+
+    /// The report of a call to `upstream` with `resolution`'s credential, not yet ended.
+    fn report(
+        &self,
+        upstream: &Upstream,
+        method: &Method,
+        path: &str,
+        resolution: &identity_router::Resolution,
+        started: Instant,
+        sent: Arc<AtomicU64>,
+    ) -> Report {
+        let call = ProxiedCall {
+            upstream: upstream.name.clone(),
+            method: method.clone(),
+            path: path.to_owned(),
+            rule_id: resolution.rule_id.clone(),
+            credential_id: resolution.credential_id.clone(),
+            resolved_for: resolution.resolved_for.clone(),
+            status: None,
+            bytes_sent: 0,
+            bytes_received: 0,
+            complete: false,
+            duration: Duration::ZERO,
+        };
+        Report::new(call, started, sent, self.observer.clone())
     }
 }
 
@@ -551,12 +613,14 @@ fn answered_headers(incoming: &HeaderMap, secret: &Secret) -> HeaderMap {
     headers
 }
 
-/// The request body, streamed on, cut with an error past `max` bytes (`over` then says so).
-fn capped(body: Body, max: u64, over: Arc<AtomicBool>) -> reqwest::Body {
+/// The request body, streamed on, cut with an error past `max` bytes (`over` then says so);
+/// `sent` counts what has passed.
+fn capped(body: Body, max: u64, over: Arc<AtomicBool>, sent: Arc<AtomicU64>) -> reqwest::Body {
     let mut seen = 0u64;
     let stream = body.into_data_stream().map(move |chunk| {
         let chunk = chunk.map_err(std::io::Error::other)?;
         seen += chunk.len() as u64;
+        sent.store(seen, Ordering::Relaxed);
         if seen > max {
             over.store(true, Ordering::SeqCst);
             return Err(std::io::Error::other("the request body is too large"));
@@ -564,29 +628,6 @@ fn capped(body: Body, max: u64, over: Arc<AtomicBool>) -> reqwest::Body {
         Ok(chunk)
     });
     reqwest::Body::wrap_stream(stream)
-}
-
-/// The audit event of one proxied call: never the query, a header or a secret.
-fn audit(
-    upstream: &Upstream,
-    method: &Method,
-    path: &str,
-    resolution: &identity_router::Resolution,
-    status: Option<u16>,
-    started: Instant,
-) {
-    info!(
-        target: "agent_identity::audit",
-        message = "proxied call",
-        upstream = upstream.name.as_str(),
-        method = method.as_str(),
-        path,
-        rule_id = &*resolution.rule_id,
-        credential_id = resolution.credential_id.as_str(),
-        resolved_for = resolution.resolved_for.as_str(),
-        status,
-        duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-    );
 }
 
 #[cfg(test)]

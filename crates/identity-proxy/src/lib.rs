@@ -17,8 +17,10 @@
 //! 5. the answer streams back as it comes (server-sent events included), without hop-by-hop
 //!    headers and without any header that carries the secret. Redirects are not followed.
 //!
-//! Every proxied call is an audit event on target `agent_identity::audit` (upstream, method,
-//! path without its query, rule, credential id, status, duration).
+//! Every proxied call is an audit event on target `agent_identity::audit` when it ends
+//! (upstream, method, path without its query, rule, credential id, status, bytes each way,
+//! whether the answer was passed back whole, duration), and is told to a [`CallObserver`] if
+//! one is set (metrics per upstream).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -37,6 +39,8 @@
 
 mod config;
 mod forward;
+mod record;
 
 pub use config::{Injection, Upstream, UpstreamConfig};
 pub use forward::{CONTEXT_HEADER_PREFIX, Caller, Proxy, ProxyError};
+pub use record::{CallObserver, ProxiedCall};

@@ -255,6 +255,66 @@ async fn server_sent_events_arrive_as_they_are_sent() {
     );
 }
 
+/// Keeps every call it is told of.
+#[derive(Debug, Default)]
+struct Calls(std::sync::Mutex<Vec<identity_proxy::ProxiedCall>>);
+
+impl identity_proxy::CallObserver for Calls {
+    fn call_ended(&self, call: &identity_proxy::ProxiedCall) {
+        self.0.lock().unwrap().push(call.clone());
+    }
+}
+
+#[tokio::test]
+async fn a_call_is_reported_when_its_answer_ends_with_the_bytes_it_carried() {
+    let (base, _) = upstream().await;
+    let calls = Arc::new(Calls::default());
+    let proxy = proxy(&base, serde_json::json!({})).with_observer(calls.clone());
+    let call = request("GET", &[("x-agent-identity-user", "alice")], Body::empty());
+    let response = proxy
+        .forward("api", "/events", Caller::default(), call)
+        .await
+        .unwrap();
+    // Not yet: the answer is still streaming.
+    assert!(calls.0.lock().unwrap().is_empty());
+    let body = text(response).await;
+    let ended = calls.0.lock().unwrap().clone();
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].status, Some(200));
+    assert!(ended[0].complete);
+    assert_eq!(ended[0].bytes_received, body.len() as u64);
+    assert_eq!(&*ended[0].upstream, "api");
+    assert_eq!(ended[0].path, "/events");
+
+    // A caller that goes away after the first event ends the call, incomplete.
+    let call = request("GET", &[("x-agent-identity-user", "alice")], Body::empty());
+    let response = proxy
+        .forward("api", "/events", Caller::default(), call)
+        .await
+        .unwrap();
+    let mut stream = response.into_body().into_data_stream();
+    let first = stream.next().await.unwrap().unwrap();
+    drop(stream);
+    let ended = calls.0.lock().unwrap().clone();
+    assert_eq!(ended.len(), 2);
+    assert!(!ended[1].complete);
+    assert_eq!(ended[1].bytes_received, first.len() as u64);
+
+    // A body sent on is counted.
+    let call = request(
+        "POST",
+        &[("x-agent-identity-user", "alice")],
+        Body::from("0123456789"),
+    );
+    let response = proxy
+        .forward("api", "/items", Caller::default(), call)
+        .await
+        .unwrap();
+    let _ = text(response).await;
+    let ended = calls.0.lock().unwrap().clone();
+    assert_eq!(ended[2].bytes_sent, 10);
+}
+
 #[tokio::test]
 async fn what_the_upstream_does_not_allow_is_refused_before_any_call() {
     let (base, seen) = upstream().await;

@@ -480,10 +480,11 @@ impl Router {
         }
     }
 
-    /// The service `resolution`'s credential was meant for refused it (an HTTP 401): the store
-    /// that produced it forgets that secret, so that resolving again produces a fresh one (a
-    /// token exchanged again, a secret read again past the cache). A resolution without a
-    /// secret, or of a rule no longer loaded, asks nothing.
+    /// The service `resolution`'s credential (resolved for `ctx`) was meant for refused it (an
+    /// HTTP 401): the store that produced it forgets that secret, so that resolving again
+    /// produces a fresh one (a token exchanged again, a user's token refreshed, a secret read
+    /// again past the cache). A resolution without a secret, or of a rule no longer loaded,
+    /// asks nothing.
     ///
     /// ```
     /// use identity_core::{Credential, CredentialKind, RequestContext, ResourceKind, RoutingRule, Secret};
@@ -496,7 +497,7 @@ impl Router {
     ///     .action("read").trace_id("t").build().unwrap();
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// let resolution = router.resolve(&ctx).await.unwrap();
-    /// router.forget_refused(&resolution).await.unwrap(); // the memory store keeps its secret
+    /// router.forget_refused(&resolution, &ctx).await.unwrap(); // the memory store keeps its secret
     /// assert!(router.resolve(&ctx).await.is_ok());
     /// # });
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -504,6 +505,7 @@ impl Router {
     pub async fn forget_refused(
         &self,
         resolution: &Resolution,
+        ctx: &RequestContext,
     ) -> Result<(), identity_core::Error> {
         let Some(secret) = resolution.secret() else {
             return Ok(());
@@ -513,7 +515,7 @@ impl Router {
         };
         let (_, store) = &self.settings.stores[rule.store];
         store
-            .forget_refused(&resolution.credential_ref, secret)
+            .forget_refused(&resolution.credential_ref, ctx, secret)
             .await
     }
 

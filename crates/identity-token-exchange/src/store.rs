@@ -314,6 +314,7 @@ impl CredentialStore for TokenExchangeStore {
     async fn forget_refused(
         &self,
         reference: &CredentialRef,
+        _context: &RequestContext,
         secret: &Secret,
     ) -> Result<(), Error> {
         let (reference, secret) = (reference.clone(), secret.clone());

@@ -1,8 +1,10 @@
-//! Prometheus metrics: HTTP requests, resolutions by outcome and by rule, latency histograms.
+//! Prometheus metrics: HTTP requests, resolutions by outcome and by rule, proxied calls by
+//! upstream, latency histograms.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use agent_identity::identity_proxy::{CallObserver, ProxiedCall};
 use agent_identity::{Denial, RequestContext, Resolution, ResolutionObserver};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -45,6 +47,20 @@ impl EncodeLabelValue for RuleLabel {
     }
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabels {
+    upstream: RuleLabel,
+    /// `2xx` ... `5xx`, or `failed` when the upstream gave no answer.
+    status: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabels {
+    upstream: RuleLabel,
+    /// `sent` (request bodies) or `received` (answer bodies).
+    direction: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Every metric the sidecar exports. Labels are bounded: routes are the matched route templates
@@ -56,6 +72,9 @@ pub struct Metrics {
     http_requests: Family<HttpLabels, Counter>,
     http_duration: HistogramFamily<RouteLabels>,
     resolutions: Family<ResolutionLabels, Counter>,
+    proxy_calls: Family<UpstreamLabels, Counter>,
+    proxy_duration: HistogramFamily<UpstreamLabels>,
+    proxy_bytes: Family<DirectionLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -86,11 +105,33 @@ impl Metrics {
             "Resolutions, by outcome, deciding rule and denial reason",
             resolutions.clone(),
         );
+        let proxy_calls = Family::<UpstreamLabels, Counter>::default();
+        registry.register(
+            "proxy_calls",
+            "Proxied calls, by upstream and status class",
+            proxy_calls.clone(),
+        );
+        let proxy_duration: HistogramFamily<UpstreamLabels> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "proxy_call_duration_seconds",
+            "Time from a proxied call's arrival to the end of its answer, by upstream",
+            proxy_duration.clone(),
+        );
+        let proxy_bytes = Family::<DirectionLabels, Counter>::default();
+        registry.register(
+            "proxy_body_bytes",
+            "Body bytes proxied, by upstream and direction",
+            proxy_bytes.clone(),
+        );
         Self {
             registry,
             http_requests,
             http_duration,
             resolutions,
+            proxy_calls,
+            proxy_duration,
+            proxy_bytes,
         }
     }
 
@@ -151,6 +192,38 @@ impl ResolutionObserver for MetricsObserver {
             },
         };
         self.0.resolutions.get_or_create(&labels).inc();
+    }
+}
+
+/// Counts each proxied call by upstream (a configured name: bounded) and status class.
+impl CallObserver for MetricsObserver {
+    fn call_ended(&self, call: &ProxiedCall) {
+        let upstream = RuleLabel(Some(call.upstream.clone()));
+        let labels = UpstreamLabels {
+            upstream: upstream.clone(),
+            status: match call.status {
+                Some(100..=199) => "1xx",
+                Some(200..=299) => "2xx",
+                Some(300..=399) => "3xx",
+                Some(400..=499) => "4xx",
+                Some(_) => "5xx",
+                None => "failed",
+            },
+        };
+        self.0.proxy_calls.get_or_create(&labels).inc();
+        self.0
+            .proxy_duration
+            .get_or_create(&labels)
+            .observe(call.duration.as_secs_f64());
+        for (direction, bytes) in [("sent", call.bytes_sent), ("received", call.bytes_received)] {
+            self.0
+                .proxy_bytes
+                .get_or_create(&DirectionLabels {
+                    upstream: upstream.clone(),
+                    direction,
+                })
+                .inc_by(bytes);
+        }
     }
 }
 

@@ -64,11 +64,12 @@ impl AppState {
         mut self,
         upstreams: Vec<agent_identity::identity_proxy::Upstream>,
     ) -> Self {
+        let observer = Arc::new(super::metrics::MetricsObserver(self.metrics.clone()));
         self.proxy = (!upstreams.is_empty()).then(|| {
-            Arc::new(agent_identity::identity_proxy::Proxy::new(
-                self.router.clone(),
-                upstreams,
-            ))
+            Arc::new(
+                agent_identity::identity_proxy::Proxy::new(self.router.clone(), upstreams)
+                    .with_observer(observer),
+            )
         });
         self
     }
