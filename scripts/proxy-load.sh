@@ -7,7 +7,9 @@
 # three ways in the same run: directly; through nginx (Debian package) with `proxy_pass` and a
 # fixed `Authorization` header; through the sidecar's `/proxy/bench/` with the credential of a
 # memory store injected as a bearer token. wrk, 10 s each, 64 connections and 2 threads, then one
-# connection (latency). Installs wrk and nginx when missing. Prints a summary.
+# connection (latency). Then a stream of 100 server-sent events each way (nginx with buffering
+# off): time to the first event and to the end (scripts/stream-timing.py). Installs wrk and nginx
+# when missing. Prints a summary.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -86,6 +88,13 @@ http {
     upstream bench { server $upstream; keepalive 128; }
     server {
         listen 127.0.0.1:$nginx_port;
+        location /events {
+            proxy_pass http://bench;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Authorization "Bearer sk-bench-key";
+            proxy_buffering off;
+        }
         location / {
             proxy_pass http://bench;
             proxy_http_version 1.1;
@@ -109,6 +118,13 @@ for connections in 64 1; do
     run direct "http://$upstream/items" "$connections"
     run nginx "http://127.0.0.1:$nginx_port/items" "$connections"
     run sidecar "http://$sidecar/proxy/bench/items" "$connections"
+done
+
+echo "== streaming: 100 events 5 ms apart, the first at once (median of 20 runs)"
+for target in "direct http://$upstream/events" "nginx http://127.0.0.1:$nginx_port/events" \
+    "sidecar http://$sidecar/proxy/bench/events"; do
+    set -- $target
+    printf '%-8s %s\n' "$1:" "$(python3 scripts/stream-timing.py "$2" 20)"
 done
 
 rps() { awk '/^Requests\/sec/ {print $2}' "$1"; }
