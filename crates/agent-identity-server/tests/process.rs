@@ -180,13 +180,14 @@ fn check_validates_and_lints() {
 type = "memory"
 credentials = [
   { id = "used", kind = "fixed", status = "active", ref = "a" },
-  { id = "unused", kind = "fixed", status = "active", ref = "b" },
+  { id = "unused", kind = "fixed", status = "active", ref = "b", delivery = "reveal" },
 ]
 
 [[rules]]
 id = "everyone"
 credentialRef = "a"
 priority = 10
+delivery = "reveal"
 
 [[rules]]
 id = "shadowed"
@@ -213,6 +214,8 @@ matchResourceKind = "shared"
         "rule `shadowed` can never win: rule `everyone`",
         "credential `unused` (ref `b`) of store `default` is named by no rule",
         "rule `shared` names credential `missing`",
+        "rule `everyone` says `delivery = \"reveal\"`, but no caller holds `receive-secrets`",
+        "credential `unused` says `delivery = \"reveal\"`",
     ] {
         assert!(
             stdout.contains(expected),

@@ -29,6 +29,8 @@ pub enum LintKind {
     UnusedCredential,
     /// A rule names a ref its memory store does not hold.
     MissingCredential,
+    /// A rule or credential allows delivery, but no caller may receive secrets.
+    DeliveryWithoutReceiver,
 }
 
 impl fmt::Display for Lint {
@@ -74,7 +76,45 @@ pub fn lint(loaded: &Loaded) -> Vec<Lint> {
             }
         }
     }
+    lints.extend(delivery_lints(loaded));
     lints
+}
+
+/// `delivery = "reveal"` where no caller can hold `receive-secrets`: the setting does nothing,
+/// which is likely not what was meant.
+fn delivery_lints(loaded: &Loaded) -> Vec<Lint> {
+    use crate::auth::Permission;
+    use crate::auth::settings::AuthSettings;
+    let someone_may_receive = match &loaded.auth {
+        AuthSettings::None => false,
+        AuthSettings::ApiKeys(keys) => keys
+            .iter()
+            .any(|key| key.permissions.contains(Permission::ReceiveSecrets)),
+        AuthSettings::Jwt(jwt) => jwt.receive_secrets_scope.is_some(),
+    };
+    if someone_may_receive {
+        return Vec::new();
+    }
+    let rules = loaded
+        .router
+        .rules()
+        .filter(|rule| rule.delivery == agent_identity::Delivery::Reveal)
+        .map(|rule| format!("rule `{}`", rule.id));
+    let credentials = loaded
+        .memory_credentials
+        .values()
+        .flatten()
+        .filter(|credential| credential.delivery == agent_identity::Delivery::Reveal)
+        .map(|credential| format!("credential `{}`", credential.id));
+    rules
+        .chain(credentials)
+        .map(|item| Lint {
+            kind: LintKind::DeliveryWithoutReceiver,
+            message: format!(
+                "{item} says `delivery = \"reveal\"`, but no caller holds `receive-secrets` (an API key's `permissions`, or `auth.jwt.receive_secrets_scope`): nothing will be delivered"
+            ),
+        })
+        .collect()
 }
 
 fn rule_lints(router: &Router) -> Vec<Lint> {
