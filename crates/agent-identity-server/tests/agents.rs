@@ -6,11 +6,10 @@
     reason = "a panic in a test is a failed test"
 )]
 
-use std::path::Path;
 use std::time::Duration;
 
 mod support;
-use support::{Sidecar, write_config};
+use support::{Sidecar, python, write_config};
 
 /// A server of this test answering as the OpenAI chat completions API does, to the user's key
 /// only; it remembers whether it ever saw the agent's own key. (The real API cannot be reached
@@ -69,8 +68,6 @@ async fn openai_like_upstream(
 #[tokio::test]
 async fn the_openai_package_and_curl_work_through_the_proxy_and_never_see_the_key() {
     const KEY: &str = "sk-user-key-canary-91c4";
-    let python = std::env::var("AGENT_IDENTITY_PYTHON")
-        .expect("AGENT_IDENTITY_PYTHON must name a Python with openai installed (scripts/test.sh)");
     let (base, saw_agents_key) = openai_like_upstream(KEY).await;
     let config = write_config(
         "proxy",
@@ -97,28 +94,14 @@ allow_http_loopback = true
 "#
         ),
     );
-    let sidecar = Sidecar::start(
-        &[
-            "serve",
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
+    let sidecar = Sidecar::serve(
+        &config,
         &[("OPENAI_KEY_OF_ALICE", KEY), ("RUST_LOG", "trace")],
     )
     .await;
     let proxy = format!("http://{}/proxy/openai", sidecar.address);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/proxy_openai.py");
-    let output = tokio::process::Command::new(&python)
-        .arg(&script)
-        .arg(&proxy)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let (success, stdout, stderr) = python("proxy_openai.py", &[&proxy]).await;
+    assert!(success, "{stdout}\n{stderr}");
     assert!(!stdout.contains(KEY) && !stderr.contains(KEY));
 
     // curl, with a key of its own that must not pass.
@@ -245,9 +228,6 @@ async fn github_like_upstream(
 async fn pygithub_works_through_the_proxy_with_its_token_as_the_agents_key() {
     const TOKEN: &str = "ghp-alice-github-canary-5e1d";
     const AGENT_KEY: &str = "agent-key-of-alice-0123456789";
-    let python = std::env::var("AGENT_IDENTITY_PYTHON").expect(
-        "AGENT_IDENTITY_PYTHON must name a Python with PyGithub installed (scripts/test.sh)",
-    );
     let (base, seen) = github_like_upstream(TOKEN).await;
     let config = write_config(
         "github",
@@ -282,14 +262,8 @@ allow_http_loopback = true
 "#
         ),
     );
-    let sidecar = Sidecar::start(
-        &[
-            "serve",
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
+    let sidecar = Sidecar::serve(
+        &config,
         &[
             ("GITHUB_TOKEN_OF_ALICE", TOKEN),
             ("ALICE_AGENT_KEY", AGENT_KEY),
@@ -298,17 +272,8 @@ allow_http_loopback = true
     )
     .await;
     let proxy = format!("http://{}/proxy/github", sidecar.address);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/proxy_github.py");
-    let output = tokio::process::Command::new(&python)
-        .arg(&script)
-        .arg(&proxy)
-        .arg(AGENT_KEY)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let (success, stdout, stderr) = python("proxy_github.py", &[&proxy, AGENT_KEY]).await;
+    assert!(success, "{stdout}\n{stderr}");
     assert!(stdout.contains("checks passed"), "{stdout}");
     assert!(!stdout.contains(TOKEN) && !stderr.contains(TOKEN));
 
@@ -425,17 +390,7 @@ async fn exec_puts_a_delivered_secret_in_the_childs_environment_only() {
     let config = write_config("exec", EXEC_CONFIG);
     let mut sidecar_env = EXEC_ENV.to_vec();
     sidecar_env.push(("RUST_LOG", "trace"));
-    let sidecar = Sidecar::start(
-        &[
-            "serve",
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        &sidecar_env,
-    )
-    .await;
+    let sidecar = Sidecar::serve(&config, &sidecar_env).await;
     let url = format!("http://{}", sidecar.address);
     let sidecar_args = |binding: &'static str| {
         vec![

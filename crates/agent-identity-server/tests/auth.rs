@@ -56,7 +56,11 @@ const ALICE_KEY: &str = "alice-key-0123456789abcdef";
 
 async fn app_for(config: &str, base: &Path) -> axum::Router {
     let env = |name: &str| (name == "ALICE_API_KEY").then(|| ALICE_KEY.to_owned());
-    let loaded = load_str(config, base, "test".into(), &env, None).unwrap();
+    app_with(config, base, &env).await
+}
+
+async fn app_with(config: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> axum::Router {
+    let loaded = load_str(config, base, "test".into(), env, None).unwrap();
     let state = loaded
         .into_state(Arc::new(Metrics::new()), "127.0.0.1:3001".parse().unwrap())
         .await
@@ -69,9 +73,20 @@ async fn resolve_as(
     user: &str,
     authorization: Option<(&str, String)>,
 ) -> (StatusCode, Value, http::HeaderMap) {
-    let body = json!({"userId": user, "resourceId": "r", "resourceKind": "personal", "provider": "openai",
+    post_as(app, "/api/resolve", "openai", user, authorization).await
+}
+
+/// POSTs a request context for `user` and `provider` to `path`.
+async fn post_as(
+    app: &axum::Router,
+    path: &str,
+    provider: &str,
+    user: &str,
+    authorization: Option<(&str, String)>,
+) -> (StatusCode, Value, http::HeaderMap) {
+    let body = json!({"userId": user, "resourceId": "r", "resourceKind": "personal", "provider": provider,
                       "model": "gpt-4o", "action": "read", "traceId": "t"});
-    let mut request = Request::post("/api/resolve")
+    let mut request = Request::post(path)
         .header("host", "127.0.0.1:3001")
         .header("content-type", "application/json");
     if let Some((name, value)) = authorization {
@@ -434,13 +449,7 @@ async fn delivery_app(auth: &str, base: &Path) -> axum::Router {
         "SERVICE_KEY" => Some(SERVICE_KEY.to_owned()),
         _ => None,
     };
-    let config = format!("{DELIVERY_STORE}\n{auth}");
-    let loaded = load_str(&config, base, "test".into(), &env, None).unwrap();
-    let state = loaded
-        .into_state(Arc::new(Metrics::new()), "127.0.0.1:3001".parse().unwrap())
-        .await
-        .unwrap();
-    app(state)
+    app_with(&format!("{DELIVERY_STORE}\n{auth}"), base, &env).await
 }
 
 async fn deliver_as(
@@ -448,23 +457,7 @@ async fn deliver_as(
     user: &str,
     authorization: Option<(&str, String)>,
 ) -> (StatusCode, Value, http::HeaderMap) {
-    let body = json!({"userId": user, "resourceId": "r", "resourceKind": "personal", "provider": "github",
-                      "model": "none", "action": "read", "traceId": "t"});
-    let mut request = Request::post("/api/deliver")
-        .header("host", "127.0.0.1:3001")
-        .header("content-type", "application/json");
-    if let Some((name, value)) = authorization {
-        request = request.header(name, value);
-    }
-    let response = app
-        .clone()
-        .oneshot(request.body(Body::from(body.to_string())).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap(), headers)
+    post_as(app, "/api/deliver", "github", user, authorization).await
 }
 
 #[tokio::test]

@@ -6,46 +6,20 @@
     reason = "a panic in a test is a failed test"
 )]
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod support;
-use support::{Sidecar, example_config, run, write_config};
+use support::{Sidecar, example_config, python, run, write_config};
 
 #[tokio::test]
 async fn the_reference_python_clients_work_unchanged() {
-    let python = std::env::var("AGENT_IDENTITY_PYTHON").expect(
-        "AGENT_IDENTITY_PYTHON must name a Python with datacules-agent-identity==0.13.0, httpx and \
-         pydantic installed; `bash scripts/test.sh` sets it up",
-    );
     let config = example_config();
-    let mut sidecar = Sidecar::start(
-        &[
-            "serve",
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-    )
-    .await;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/clients.py");
+    let mut sidecar = Sidecar::serve(&config, &[]).await;
     let base = format!("http://localhost:{}", sidecar.port());
-    let output = tokio::process::Command::new(python)
-        .arg(script)
-        .arg(&base)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "python clients failed:\n{stdout}\n{stderr}"
-    );
+    let (success, stdout, stderr) = python("clients.py", &[&base]).await;
+    assert!(success, "python clients failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("checks passed"), "{stdout}");
     assert!(sidecar.terminate().await.success());
 }

@@ -8,15 +8,14 @@
 use std::sync::Arc;
 
 use agent_identity::layer::no_store;
-use agent_identity::{Delivery, RequestContext, Resolution, format_rfc3339};
+use agent_identity::{Delivery, Resolution, format_rfc3339};
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::AppState;
-use super::body::read_json_body;
-use super::resolve::{ApiError, Undelivered, check_caller, subject_token};
+use super::resolve::{ApiError, Undelivered, resolve_body};
 use crate::auth::{Caller, Permission};
 
 /// The body of a delivery.
@@ -44,16 +43,7 @@ pub(crate) async fn deliver(
         audit_refusal(caller_name, None, Undelivered::CallerMayNotReceive);
         return Err(ApiError::Undelivered(Undelivered::CallerMayNotReceive));
     }
-    let body = read_json_body(&parts, body, state.settings.body_limit_bytes).await?;
-    let mut context =
-        RequestContext::from_slice(&body).map_err(|err| ApiError::Invalid(Box::new(err)))?;
-    check_caller(&parts, &context.user_id)?;
-    context.subject_token = subject_token(&parts);
-    let resolution = state
-        .router
-        .resolve(&context)
-        .await
-        .map_err(|denial| ApiError::Denied(Box::new(denial)))?;
+    let (context, resolution) = resolve_body(&state, &parts, body).await?;
     if resolution.delivery != Delivery::Reveal {
         audit_refusal(caller_name, Some(&resolution), Undelivered::ProxyOnly);
         return Err(ApiError::Undelivered(Undelivered::ProxyOnly));

@@ -2,7 +2,7 @@
 
 use agent_identity::layer::{denial_response, json_error, no_store};
 use agent_identity::{
-    Denial, InvalidInput, MigrationRequest, PairDenial, RequestContext, format_rfc3339,
+    Denial, InvalidInput, MigrationRequest, PairDenial, RequestContext, Resolution, format_rfc3339,
 };
 use axum::Json;
 use axum::extract::{Request, State};
@@ -130,16 +130,7 @@ pub(crate) async fn resolve(
     request: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
-    let body = read_json_body(&parts, body, state.settings.body_limit_bytes).await?;
-    let mut context =
-        RequestContext::from_slice(&body).map_err(|err| ApiError::Invalid(Box::new(err)))?;
-    check_caller(&parts, &context.user_id)?;
-    context.subject_token = subject_token(&parts);
-    let resolution = state
-        .router
-        .resolve(&context)
-        .await
-        .map_err(|denial| ApiError::Denied(Box::new(denial)))?;
+    let (_, resolution) = resolve_body(&state, &parts, body).await?;
     Ok(no_store(
         Json(ResolveAnswer {
             ok: true,
@@ -149,6 +140,26 @@ pub(crate) async fn resolve(
         })
         .into_response(),
     ))
+}
+
+/// The request context in `body` (a JSON object), checked against the caller and given the
+/// caller's token, and what the router grants it.
+pub(crate) async fn resolve_body(
+    state: &AppState,
+    parts: &Parts,
+    body: axum::body::Body,
+) -> Result<(RequestContext, Resolution), ApiError> {
+    let body = read_json_body(parts, body, state.settings.body_limit_bytes).await?;
+    let mut context =
+        RequestContext::from_slice(&body).map_err(|err| ApiError::Invalid(Box::new(err)))?;
+    check_caller(parts, &context.user_id)?;
+    context.subject_token = subject_token(parts);
+    let resolution = state
+        .router
+        .resolve(&context)
+        .await
+        .map_err(|denial| ApiError::Denied(Box::new(denial)))?;
+    Ok((context, resolution))
 }
 
 /// `POST /api/migrate/resolve`.
@@ -183,7 +194,7 @@ pub(crate) async fn migrate(
 }
 
 /// The caller's own token, when authentication found one (never from the body).
-pub(crate) fn subject_token(parts: &Parts) -> Option<agent_identity::SubjectToken> {
+fn subject_token(parts: &Parts) -> Option<agent_identity::SubjectToken> {
     parts
         .extensions
         .get::<Caller>()
@@ -191,7 +202,7 @@ pub(crate) fn subject_token(parts: &Parts) -> Option<agent_identity::SubjectToke
 }
 
 /// The request names `user_id`; an authenticated caller bound to another user may not ask.
-pub(crate) fn check_caller(parts: &Parts, user_id: &str) -> Result<(), ApiError> {
+fn check_caller(parts: &Parts, user_id: &str) -> Result<(), ApiError> {
     match parts
         .extensions
         .get::<Caller>()

@@ -68,6 +68,16 @@ impl Sidecar {
         }
     }
 
+    /// `serve --config <config>` on an ephemeral loopback port, with `env` set.
+    pub(crate) async fn serve(config: &Path, env: &[(&str, &str)]) -> Self {
+        let config = config.to_str().unwrap();
+        Self::start(
+            &["serve", "--config", config, "--listen", "127.0.0.1:0"],
+            env,
+        )
+        .await
+    }
+
     pub(crate) fn port(&self) -> &str {
         self.address.rsplit(':').next().unwrap()
     }
@@ -91,6 +101,29 @@ impl Sidecar {
             .expect("no exit after SIGTERM")
             .unwrap()
     }
+}
+
+/// Runs `script` (under `tests/python/`) with the Python of `AGENT_IDENTITY_PYTHON` and `args`:
+/// whether it succeeded, its standard output and error.
+pub(crate) async fn python(script: &str, args: &[&str]) -> (bool, String, String) {
+    let python = std::env::var("AGENT_IDENTITY_PYTHON").expect(
+        "AGENT_IDENTITY_PYTHON must name the Python that scripts/test.sh prepares (the reference's \
+         clients, openai, PyGithub)",
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
+    let output = tokio::process::Command::new(python)
+        .arg(script)
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 /// Runs the binary with `args` to completion: its exit code, standard output and error.
