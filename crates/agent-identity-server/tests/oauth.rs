@@ -7,254 +7,18 @@
     reason = "a panic in a test is a failed test"
 )]
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
-use agent_identity::identity_dcr::{ClientMetadata, Dcr};
-use agent_identity::identity_http::OutboundPolicy;
-use agent_identity::{CredentialRef, CredentialStore, RequestContext, ResourceKind};
-use agent_identity_server::app::metrics::Metrics;
-use agent_identity_server::cli::serve::Server;
+use agent_identity::{CredentialRef, CredentialStore};
 use agent_identity_server::config::load_str;
 use base64::Engine;
 use identity_test_support::AuthorizationServer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const KEY: [u8; 32] = [42; 32];
-
-struct Sidecar {
-    base: String,
-    store: Arc<agent_identity::identity_oauth::DelegatedTokenStore>,
-    dir: PathBuf,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A free loopback port: the public URL names it before the sidecar binds it.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A sidecar with an `oauth` store: `idp` (a client it registers itself), `corp` (an OpenID
-/// provider with a pre-registered client) and `kaggle` (API tokens), connections in a sealed
-/// file, and `extra` appended to the configuration.
-async fn sidecar(server: &AuthorizationServer, name: &str, extra: &str) -> Sidecar {
-    sidecar_keeping(
-        server,
-        name,
-        "connections_file = \"connections.json\"",
-        extra,
-    )
-    .await
-}
-
-/// [`sidecar`], with `connections` saying where connections are kept.
-async fn sidecar_keeping(
-    server: &AuthorizationServer,
-    name: &str,
-    connections: &str,
-    extra: &str,
-) -> Sidecar {
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let dcr = Dcr::new(OutboundPolicy::default().allow_http_loopback(true)).unwrap();
-    let metadata = dcr.discover(server.issuer()).await.unwrap();
-    let corp = dcr
-        .register(
-            &metadata,
-            &ClientMetadata::web_app(
-                "corp-app",
-                format!("{base}/oauth/corp/callback"),
-                "openid offline_access",
-            ),
-            None,
-        )
-        .await
-        .unwrap();
-    let dir = std::env::temp_dir().join(format!(
-        "agent-identity-oauth-{name}-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let issuer = server.issuer();
-    let corp_id = &corp.client_id;
-    let config = format!(
-        r#"
-[server]
-listen = "127.0.0.1:{port}"
-
-[stores.users]
-type = "oauth"
-public_url = "{base}"
-allow_http_loopback = true
-{connections}
-connections_key_env = "CONNECTIONS_KEY"
-
-[stores.users.providers.idp]
-preset = "dcr"
-ref = "user-idp"
-issuer = "{issuer}"
-scopes = ["openid", "offline_access"]
-prompt = "consent"
-
-[stores.users.providers.corp]
-preset = "openid"
-ref = "user-corp"
-issuer = "{issuer}"
-client_id = "{corp_id}"
-client_secret_env = "CORP_SECRET"
-scopes = ["openid", "offline_access"]
-allowed_scopes = ["openid", "offline_access", "crm:read"]
-prompt = "consent"
-
-[stores.users.providers.kaggle]
-preset = "kaggle"
-ref = "user-kaggle"
-
-[[rules]]
-id = "idp"
-credentialRef = "user-idp"
-credentialKind = "user-delegated"
-store = "users"
-matchProvider = "idp"
-priority = 1
-
-[[rules]]
-id = "kaggle"
-credentialRef = "user-kaggle"
-credentialKind = "user-delegated"
-store = "users"
-matchProvider = "kaggle"
-priority = 2
-{extra}"#
-    );
-    let secret = corp
-        .client_secret
-        .as_ref()
-        .unwrap()
-        .expose_secret()
-        .to_owned();
-    let env = move |name: &str| match name {
-        "CONNECTIONS_KEY" => Some(base64::engine::general_purpose::STANDARD.encode(KEY)),
-        "CORP_SECRET" => Some(secret.clone()),
-        "ALICE_KEY" => Some("alice-key-0123456789".into()),
-        "BAO_TOKEN" => Some(identity_test_support::BAO_ROOT_TOKEN.into()),
-        _ => None,
-    };
-    let loaded = load_str(&config, &dir, "test".into(), &env, None).unwrap();
-    let store = loaded.oauth.as_ref().unwrap().store.clone();
-    let server = Server::bind(loaded, Arc::new(Metrics::new()))
-        .await
-        .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.run(async move {
-        let _ = stopped.await;
-    }));
-    Sidecar {
-        base,
-        store,
-        dir,
-        stop: Some(stop),
-    }
-}
-
-/// A browser: it keeps cookies and does not follow redirects (the test follows them).
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// Starts a connection of `user` to `provider`: the provider's authorize URL, and the flow
-/// cookie as set.
-async fn start(
-    browser: &reqwest::Client,
-    sidecar: &Sidecar,
-    provider: &str,
-    user: &str,
-) -> (String, String) {
-    let response = browser
-        .get(format!(
-            "{}/oauth/{provider}/connect?userId={user}&login_hint={user}",
-            sidecar.base
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::FOUND);
-    let cookie = response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(cookie.contains("HttpOnly"), "{cookie}");
-    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
-    let location = response.headers()["location"].to_str().unwrap().to_owned();
-    (location, cookie)
-}
-
-/// The whole flow in the browser: connect, the provider's login and consent, the callback.
-async fn connect(
-    browser: &reqwest::Client,
-    server: &AuthorizationServer,
-    sidecar: &Sidecar,
-    provider: &str,
-    user: &str,
-) -> (reqwest::Response, String) {
-    let (authorize, cookie) = start(browser, sidecar, provider, user).await;
-    let callback = server
-        .follow_authorization(
-            &authorize,
-            &format!("{}/oauth/{provider}/callback", sidecar.base),
-        )
-        .await;
-    (browser.get(&callback).send().await.unwrap(), cookie)
-}
-
-fn context(user: &str, provider: &str) -> RequestContext {
-    RequestContext::builder()
-        .user_id(user)
-        .resource_id("repo")
-        .resource_kind(ResourceKind::Personal)
-        .provider(provider)
-        .model("m")
-        .action("read")
-        .trace_id("t")
-        .build()
-        .unwrap()
-}
-
-async fn resolve_over_http(sidecar: &Sidecar, user: &str, provider: &str) -> (StatusCode, String) {
-    let body = json!({"userId": user, "resourceId": "repo", "resourceKind": "personal",
-        "provider": provider, "model": "m", "action": "read", "traceId": "t"});
-    let response = reqwest::Client::new()
-        .post(format!("{}/api/resolve", sidecar.base))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (response.status(), response.text().await.unwrap())
-}
-
-async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
-    let status = response.status();
-    (status, response.json().await.unwrap())
-}
+mod oauth_support;
+use oauth_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_connects_through_the_sidecar_and_resolutions_yield_the_users_token() {
@@ -785,4 +549,90 @@ fn connections_in_vault_need_a_vault_store_and_a_key() {
         .to_string();
         assert!(err.contains(expected), "{lines}: {err}");
     }
+}
+
+/// An API of this test that accepts any bearer token but the ones it was told to refuse (each
+/// once), and records every token it saw. (The provider's real API cannot be reached here.)
+async fn users_api() -> (String, Arc<Mutex<Vec<String>>>, Arc<Mutex<Vec<String>>>) {
+    use axum::response::IntoResponse;
+    let seen = Arc::<Mutex<Vec<String>>>::default();
+    let refuse = Arc::<Mutex<Vec<String>>>::default();
+    let (recorder, refusals) = (seen.clone(), refuse.clone());
+    let me = move |headers: http::HeaderMap| {
+        let (recorder, refusals) = (recorder.clone(), refusals.clone());
+        async move {
+            let token = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("")
+                .to_owned();
+            recorder.lock().unwrap().push(token.clone());
+            let mut refusals = refusals.lock().unwrap();
+            if let Some(index) = refusals.iter().position(|t| *t == token) {
+                refusals.remove(index);
+                return http::StatusCode::UNAUTHORIZED.into_response();
+            }
+            axum::Json(json!({"ok": true})).into_response()
+        }
+    };
+    let app = axum::Router::new().route("/me", axum::routing::get(me));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{address}"), seen, refuse)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_users_through_one_upstream_each_get_their_own_token_refreshed_when_refused() {
+    let server = AuthorizationServer::start().await;
+    let (api, seen, refuse) = users_api().await;
+    let upstream = format!(
+        "\n[upstreams.idp-api]\nbase_url = \"{api}\"\nprovider = \"idp\"\nallow_http_loopback = true\n"
+    );
+    let sidecar = sidecar(&server, "proxy", &upstream).await;
+    for user in ["alice", "bob"] {
+        let (response, _) = connect(&browser(), &server, &sidecar, "idp", user).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let call = |user: &'static str| {
+        let url = format!("{}/proxy/idp-api/me", sidecar.base);
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .header("x-agent-identity-user", user)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    // Each user's call carries that user's own access token.
+    for user in ["alice", "bob"] {
+        let response = call(user).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let token = seen.lock().unwrap().last().unwrap().clone();
+        assert!(!response.text().await.unwrap().contains(&token));
+        let introspected = server.introspect(&token).await;
+        assert_eq!(introspected["active"], true, "{introspected}");
+        assert_eq!(introspected["sub"], user, "{introspected}");
+    }
+
+    // The API refuses Alice's token once: the connection refreshes at the provider and the call
+    // goes again with the fresh token, which is hers and active.
+    let refused = seen.lock().unwrap()[0].clone();
+    refuse.lock().unwrap().push(refused.clone());
+    let response = call("alice").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let tokens = seen.lock().unwrap().clone();
+    assert_eq!(tokens.len(), 4, "one refused call and one retry");
+    assert_eq!(tokens[2], refused);
+    assert_ne!(tokens[3], refused);
+    let introspected = server.introspect(&tokens[3]).await;
+    assert_eq!(introspected["active"], true, "{introspected}");
+    assert_eq!(introspected["sub"], "alice", "{introspected}");
+    // Bob's connection was not touched.
+    let response = call("bob").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(seen.lock().unwrap()[4], tokens[1]);
 }
