@@ -180,6 +180,12 @@ id = "shared"
 credentialRef = "missing"
 priority = 1
 matchResourceKind = "shared"
+
+[[rules]]
+id = "token-as-ref"
+credentialRef = "ghp_16C7e42F292c6912E7710c838347Ae178B4a"
+priority = 0
+matchModel = "gpt-4o"
 "#,
     );
     let (code, stdout, _) = run(&["check", "--config", linted.to_str().unwrap()]);
@@ -190,12 +196,15 @@ matchResourceKind = "shared"
         "rule `shared` names credential `missing`",
         "rule `everyone` says `delivery = \"reveal\"`, but no caller holds `receive-secrets`",
         "credential `unused` says `delivery = \"reveal\"`",
+        "rule `token-as-ref`: its credential ref looks like a secret",
+        "rule `token-as-ref` names credential (a ref shaped like a secret, not shown)",
     ] {
         assert!(
             stdout.contains(expected),
             "missing {expected:?} in:\n{stdout}"
         );
     }
+    assert!(!stdout.contains("ghp_16C7e42F"), "{stdout}");
     let (code, _, _) = run(&[
         "check",
         "--config",

@@ -194,6 +194,69 @@ impl CredentialRef {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// True when the ref looks like secret material rather than a name: a known token prefix
+    /// (`sk-`, `ghp_`, `github_pat_`, `xoxb-`, `AKIA`, `glpat-`, `AIza`, a JWT's `eyJ`), or a
+    /// long run of letters and digits with the spread of random text. In the reference's data a
+    /// ref is sometimes the live token itself; such a ref is reported wherever a ref is shown.
+    ///
+    /// ```
+    /// use identity_core::CredentialRef;
+    /// let looks = |text: &str| CredentialRef::new(text).unwrap().looks_like_secret();
+    /// assert!(looks("sk-live-4f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c"));
+    /// assert!(looks("ghp_16C7e42F292c6912E7710c838347Ae178B4a"));
+    /// assert!(looks("Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5d2FsZG8"));
+    /// assert!(!looks("openai-prod"));
+    /// assert!(!looks("vault:openai/user-alice-slot"));
+    /// assert!(!looks("team-billing-openai-production-primary-key"));
+    /// ```
+    pub fn looks_like_secret(&self) -> bool {
+        const PREFIXES: &[&str] = &[
+            "sk-",
+            "sk_live_",
+            "sk_test_",
+            "rk_live_",
+            "ghp_",
+            "gho_",
+            "ghu_",
+            "ghs_",
+            "ghr_",
+            "github_pat_",
+            "xoxb-",
+            "xoxp-",
+            "xoxa-",
+            "AKIA",
+            "ASIA",
+            "glpat-",
+            "AIza",
+            "eyJ",
+            "hf_",
+            "pk_live_",
+        ];
+        let text = self.as_str();
+        if PREFIXES.iter().any(|prefix| text.starts_with(prefix)) && text.len() >= 16 {
+            return true;
+        }
+        // The longest run of characters a token is made of (letters, digits, `+/=_`): names
+        // break into words at `-`, `.`, `:` and `/`, tokens rarely do.
+        let longest = text
+            .split(['-', '.', ':', '/', ' '])
+            .map(str::len)
+            .max()
+            .unwrap_or(0);
+        if longest < 24 {
+            return false;
+        }
+        let digits = text.chars().filter(char::is_ascii_digit).count();
+        let upper = text.chars().filter(char::is_ascii_uppercase).count();
+        let lower = text.chars().filter(char::is_ascii_lowercase).count();
+        // Random text mixes classes: a name of words is nearly all lower case.
+        [digits, upper, lower]
+            .iter()
+            .filter(|&&n| n * 10 >= text.len())
+            .count()
+            >= 2
+    }
 }
 
 impl fmt::Debug for CredentialRef {

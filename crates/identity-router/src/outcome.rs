@@ -87,10 +87,14 @@ impl Resolution {
 pub enum DenialReason {
     /// No rule matches the request.
     NoMatchingRule,
-    /// The rule's store has no credential in the slot.
+    /// The rule's store has no credential in the slot. The slot's name is kept for programs
+    /// but never shown: in some data a ref is the live token itself.
     CredentialNotFound {
-        /// The slot.
+        /// The slot (not serialized, not displayed).
+        #[serde(skip)]
         credential_ref: CredentialRef,
+        /// The store's name in the router.
+        store: String,
     },
     /// The credential exists but is not `active`.
     NotActive {
@@ -190,8 +194,8 @@ impl fmt::Display for DenialReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NoMatchingRule => f.write_str("no rule matches this request"),
-            Self::CredentialNotFound { credential_ref } => {
-                write!(f, "credential `{credential_ref}` was not found")
+            Self::CredentialNotFound { store, .. } => {
+                write!(f, "store `{store}` holds no credential for the rule")
             }
             Self::NotActive {
                 credential_id,

@@ -526,9 +526,12 @@ impl Router {
             Ok(None) => {
                 return Checked::Denied(DenialReason::CredentialNotFound {
                     credential_ref: rule.credential_ref.clone(),
+                    store: store_name.clone(),
                 });
             }
-            Err(err) => return Checked::Denied(store_denial(store_name, &err)),
+            Err(err) => {
+                return Checked::Denied(store_denial(store_name, &rule.credential_ref, &err));
+            }
         };
         match self.refusal(rule, &credential) {
             Some(reason) => Checked::Denied(reason),
@@ -665,7 +668,11 @@ impl Router {
 
 /// The denial for a store's error: a refusal for what the caller cannot have, unavailable for
 /// what may work later.
-fn store_denial(store: &str, err: &identity_core::Error) -> DenialReason {
+fn store_denial(
+    store: &str,
+    reference: &identity_core::CredentialRef,
+    err: &identity_core::Error,
+) -> DenialReason {
     use identity_core::Error;
     let refused = |code: &str| DenialReason::StoreRefused {
         store: store.to_owned(),
@@ -673,6 +680,12 @@ fn store_denial(store: &str, err: &identity_core::Error) -> DenialReason {
         detail: err.to_string(),
     };
     match err {
+        // The store's message names the slot; the denial names the store and (with the rule)
+        // nothing else.
+        Error::NotFound { .. } => DenialReason::CredentialNotFound {
+            credential_ref: reference.clone(),
+            store: store.to_owned(),
+        },
         Error::Protocol { code, .. } => refused(code),
         Error::Unauthenticated { .. } => refused("unauthenticated"),
         Error::PermissionDenied { .. } => refused("permission_denied"),

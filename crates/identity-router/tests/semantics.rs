@@ -164,6 +164,22 @@ async fn by_default_the_top_rule_decides_even_when_its_credential_is_unavailable
 }
 
 #[tokio::test]
+async fn a_missing_credential_is_named_by_its_rule_and_store_never_by_its_ref() {
+    // In the reference's data a ref is sometimes the live token itself.
+    const REF: &str = "sk-live-4f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c";
+    let r = router(vec![rule("top", REF, 9)]);
+    let denial = r.resolve(&build(ctx())).await.unwrap_err();
+    assert_eq!(denial.reason.code(), "credential_not_found");
+    assert_eq!(
+        denial.to_string(),
+        "rule `top`: store `default` holds no credential for the rule"
+    );
+    let json = serde_json::to_string(&denial).unwrap();
+    assert!(!json.contains(REF), "{json}");
+    assert!(!format!("{denial:?}").is_empty());
+}
+
+#[tokio::test]
 async fn fall_through_is_an_explicit_option() {
     let store = store_with([
         fixed("cred-a", "a"),

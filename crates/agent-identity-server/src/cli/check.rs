@@ -31,6 +31,8 @@ pub enum LintKind {
     MissingCredential,
     /// A rule or credential allows delivery, but no caller may receive secrets.
     DeliveryWithoutReceiver,
+    /// A ref looks like secret material rather than a name.
+    SecretShapedRef,
 }
 
 impl fmt::Display for Lint {
@@ -54,8 +56,9 @@ pub fn lint(loaded: &Loaded) -> Vec<Lint> {
             lints.push(Lint {
                 kind: LintKind::MissingCredential,
                 message: format!(
-                    "rule `{}` names credential `{}`, which store `{store}` does not hold: it will always be denied",
-                    rule.id, rule.credential_ref
+                    "rule `{}` names credential {}, which store `{store}` does not hold: it will always be denied",
+                    rule.id,
+                    shown(&rule.credential_ref)
                 ),
             });
         }
@@ -69,15 +72,34 @@ pub fn lint(loaded: &Loaded) -> Vec<Lint> {
                 lints.push(Lint {
                     kind: LintKind::UnusedCredential,
                     message: format!(
-                        "credential `{}` (ref `{}`) of store `{store}` is named by no rule",
-                        credential.id, credential.reference
+                        "credential `{}` (ref {}) of store `{store}` is named by no rule",
+                        credential.id,
+                        shown(credential.reference.as_str())
                     ),
                 });
             }
         }
     }
     lints.extend(delivery_lints(loaded));
+    lints.extend(
+        crate::config::secret_shaped_refs(loaded)
+            .into_iter()
+            .map(|item| Lint {
+                kind: LintKind::SecretShapedRef,
+                message: format!(
+                    "{item}: its credential ref looks like a secret (a token, not a name); refs are shown in explanations and listings, so keep the secret in the store and name the slot"
+                ),
+            }),
+    );
     lints
+}
+
+/// `reference` as a lint shows it: not at all when it looks like a secret.
+fn shown(reference: &str) -> String {
+    match agent_identity::CredentialRef::new(reference) {
+        Ok(checked) if !checked.looks_like_secret() => format!("`{reference}`"),
+        _ => "(a ref shaped like a secret, not shown)".to_owned(),
+    }
 }
 
 /// `delivery = "reveal"` where no caller can hold `receive-secrets`: the setting does nothing,

@@ -400,18 +400,47 @@ fn build(
         }
     }
     match (router, auth) {
-        (Some(router), Some(auth)) if errors.is_empty() => Ok(Loaded {
-            upstreams,
-            router,
-            server,
-            auth,
-            memory_credentials,
-            writers,
-            oauth,
-            source,
-        }),
+        (Some(router), Some(auth)) if errors.is_empty() => {
+            let loaded = Loaded {
+                upstreams,
+                router,
+                server,
+                auth,
+                memory_credentials,
+                writers,
+                oauth,
+                source,
+            };
+            for item in secret_shaped_refs(&loaded) {
+                tracing::warn!(
+                    item = item.as_str(),
+                    "a credential ref looks like a secret: refs are names, shown in explanations and listings; move the secret into the store"
+                );
+            }
+            Ok(loaded)
+        }
         _ => Err(LoadError { errors }),
     }
+}
+
+/// The rules and memory credentials whose ref looks like secret material (never the ref
+/// itself): `rule `r1``, `credential `c1``.
+pub fn secret_shaped_refs(loaded: &Loaded) -> Vec<String> {
+    let rules = loaded
+        .router
+        .rules()
+        .filter(|rule| {
+            agent_identity::CredentialRef::new(rule.credential_ref.as_str())
+                .is_ok_and(|reference| reference.looks_like_secret())
+        })
+        .map(|rule| format!("rule `{}`", rule.id));
+    let credentials = loaded
+        .memory_credentials
+        .values()
+        .flatten()
+        .filter(|credential| credential.reference.looks_like_secret())
+        .map(|credential| format!("credential `{}`", credential.id));
+    rules.chain(credentials).collect()
 }
 
 /// Refuses an unauthenticated non-loopback bind unless the operator allowed it explicitly.
