@@ -21,6 +21,7 @@ use agent_identity_server::app::{AppState, app};
 use agent_identity_server::auth::Authenticator;
 use axum::body::Body;
 use http::{Request, StatusCode};
+use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;
 
@@ -90,7 +91,7 @@ fn resolve_request() -> Request<Body> {
 }
 
 #[tokio::test]
-async fn a_request_that_takes_too_long_gets_408() {
+async fn a_request_that_takes_too_long_gets_a_json_504_not_a_bare_408() {
     let settings = ServerSettings {
         request_timeout_ms: 100,
         ..ServerSettings::default()
@@ -98,8 +99,13 @@ async fn a_request_that_takes_too_long_gets_408() {
     let (app, _) = slow_app(Duration::from_secs(5), settings).await;
     let started = std::time::Instant::now();
     let response = app.oneshot(resolve_request()).await.unwrap();
-    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
     assert!(started.elapsed() < Duration::from_secs(4));
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["code"], "timeout");
+    assert!(body["error"].as_str().unwrap().contains("100 ms"), "{body}");
 }
 
 #[tokio::test]

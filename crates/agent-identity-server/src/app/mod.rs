@@ -14,7 +14,7 @@ mod resolve;
 mod state;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use agent_identity::layer::json_error;
 use axum::extract::{MatchedPath, Request, State};
@@ -78,10 +78,7 @@ pub fn app(state: AppState) -> axum::Router {
         guard: Guard::new(&state.settings, state.bound),
         in_flight: Semaphore::new(state.settings.max_in_flight),
     });
-    let timeout = tower_http::timeout::TimeoutLayer::with_status_code(
-        StatusCode::REQUEST_TIMEOUT,
-        state.settings.request_timeout(),
-    );
+    let timeout = from_fn_with_state(state.settings.request_timeout(), deadline);
     let metrics = state.metrics.clone();
     // Shared behind one `Arc`: every request hands the handler its own copy of the state.
     let state = Arc::new(state);
@@ -156,6 +153,24 @@ async fn record(State(metrics): State<Arc<Metrics>>, request: Request, next: Nex
     let response = next.run(request).await;
     metrics.record_request(route, method, response.status().as_u16(), started.elapsed());
     response
+}
+
+/// Answers 504 `timeout` (JSON, not to be stored) when the answer's head is not ready within
+/// `limit`. Not 408: clients and browsers resend a 408 on their own, and a resolution that ran
+/// out of time (a slow store) should not be doubled by a blind retry. A streamed answer is not
+/// cut once its head has gone.
+async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => json_error(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            &format!(
+                "the answer was not ready within {} ms; the request was abandoned",
+                limit.as_millis()
+            ),
+        ),
+    }
 }
 
 async fn not_found(State(state): State<Arc<AppState>>, request: Request) -> Response {

@@ -33,7 +33,8 @@ pub struct ServerSettings {
     pub allowed_origins: Vec<String>,
     /// Largest request body, in bytes (413 above).
     pub body_limit_bytes: usize,
-    /// Longest a request may take, in milliseconds (408 after).
+    /// Longest a request may take to get its answer's head, in milliseconds (504 `timeout`
+    /// after).
     pub request_timeout_ms: u64,
     /// Longest a client may take to send its request headers, in milliseconds.
     pub header_read_timeout_ms: u64,
