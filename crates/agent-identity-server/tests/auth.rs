@@ -351,6 +351,69 @@ async fn the_jwks_can_come_from_a_url() {
     server.abort();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_key_ids_cause_one_fetch_at_a_time_and_back_off_while_the_issuer_fails() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let old = Keys::new(21, "old-key");
+    let new = Keys::new(22, "new-key");
+    let (fetches, failing) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    // A JWKS endpoint of this test that can be made to fail (a real issuer cannot be).
+    let (counter, fail) = (fetches.clone(), failing.clone());
+    let both = json!({"keys": [old.jwk(), new.jwk()]});
+    let only_old = json!({"keys": [old.jwk()]});
+    let issuer = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let (counter, fail) = (counter.clone(), fail.clone());
+            let (both, only_old) = (both.clone(), only_old.clone());
+            async move {
+                let served = counter.fetch_add(1, Ordering::SeqCst);
+                if fail.load(Ordering::SeqCst) {
+                    return Err(StatusCode::INTERNAL_SERVER_ERROR);
+                }
+                Ok(axum::Json(if served == 0 { only_old } else { both }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, issuer).await.unwrap() });
+    let app = app_for(
+        &jwt_config(&format!(
+            "jwks_url = \"http://{address}/jwks\"\nallow_http_loopback = true\njwks_min_refetch_secs = 0"
+        )),
+        Path::new("."),
+    )
+    .await;
+    assert_eq!(fetches.load(Ordering::SeqCst), 1, "fetched once at start");
+
+    // The issuer fails; 200 tokens naming a key not yet known arrive at once.
+    failing.store(true, Ordering::SeqCst);
+    let calls = (0..200).map(|_| resolve_as(&app, "alice", bearer(new.token(&claims("alice")))));
+    let answers = futures::future::join_all(calls).await;
+    assert!(
+        answers
+            .iter()
+            .all(|(status, _, _)| *status == StatusCode::UNAUTHORIZED)
+    );
+    let during = fetches.load(Ordering::SeqCst) - 1;
+    assert!((1..=3).contains(&during), "{during} fetches");
+    // Tokens of the known key still pass meanwhile.
+    let (status, _, _) = resolve_as(&app, "alice", bearer(old.token(&claims("alice")))).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // The issuer recovers: once the pause after the failure has passed, the new key is fetched.
+    failing.store(false, Ordering::SeqCst);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, body, _) = resolve_as(&app, "alice", bearer(new.token(&claims("alice")))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(fetches.load(Ordering::SeqCst), 1 + during + 1);
+    server.abort();
+}
+
 fn load_error(config: &str) -> LoadError {
     load_str(config, Path::new("."), "t".into(), &|_| None, None).unwrap_err()
 }

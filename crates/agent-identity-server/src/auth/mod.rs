@@ -4,7 +4,7 @@
 //! a request body that names another user is then refused.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use agent_identity::layer::json_error;
@@ -276,8 +276,28 @@ enum JwksSource {
 
 /// The largest JWKS document accepted.
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
-/// The least time between two fetches caused by unknown key ids.
-const MIN_REFETCH: Duration = Duration::from_secs(30);
+/// The longest pause after failed fetches.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// When the JWKS was last fetched, and how many fetches in a row have failed since.
+#[derive(Debug)]
+struct Fetches {
+    last: Instant,
+    failures: u32,
+}
+
+impl Fetches {
+    /// The pause before the next fetch caused by an unknown key id: the configured minimum
+    /// after a success; after failures, 1 s doubling with each (at most five minutes), so
+    /// that an issuer that is down is not hammered by every token that names a new key.
+    fn pause(&self, minimum: Duration) -> Duration {
+        if self.failures == 0 {
+            return minimum;
+        }
+        let backoff = Duration::from_secs(1u64 << self.failures.saturating_sub(1).min(9));
+        backoff.min(MAX_BACKOFF).max(minimum)
+    }
+}
 
 /// Verifies bearer JWTs: signature by a key of the issuer's JWKS, algorithm in the allowed list,
 /// `iss`, `aud`, `exp` (and `nbf` when present) with leeway, and a non-empty user claim.
@@ -286,7 +306,8 @@ pub struct JwtVerifier {
     algorithms: Vec<Algorithm>,
     source: JwksSource,
     keys: RwLock<HashMap<String, DecodingKey>>,
-    last_fetch: Mutex<Instant>,
+    /// Held across a fetch: one fetch at a time, and callers queued behind it see its result.
+    fetches: tokio::sync::Mutex<Fetches>,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -317,7 +338,10 @@ impl JwtVerifier {
             algorithms,
             source,
             keys: RwLock::new(HashMap::new()),
-            last_fetch: Mutex::new(Instant::now()),
+            fetches: tokio::sync::Mutex::new(Fetches {
+                last: Instant::now(),
+                failures: 0,
+            }),
         };
         let keys = verifier.fetch().await?;
         *verifier
@@ -337,19 +361,43 @@ impl JwtVerifier {
     }
 
     async fn refetch(&self) {
+        let mut fetches = self.fetches.lock().await;
+        self.refetch_holding(&mut fetches).await;
+    }
+
+    /// Fetches the keys, with the fetch lock held.
+    async fn refetch_holding(&self, fetches: &mut Fetches) {
+        fetches.last = Instant::now();
         match self.fetch().await {
             Ok(keys) => {
                 *self.keys.write().unwrap_or_else(PoisonError::into_inner) = keys;
-                *self
-                    .last_fetch
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Instant::now();
+                fetches.failures = 0;
             }
             // Keep the keys we have: an issuer briefly down must not lock every caller out.
             Err(err) => {
-                tracing::warn!(target: "agent_identity::auth", error = %err, "JWKS refresh failed")
+                fetches.failures = fetches.failures.saturating_add(1);
+                tracing::warn!(target: "agent_identity::auth", error = %err, failures = fetches.failures, "JWKS refresh failed")
             }
         }
+    }
+
+    /// The key `kid` names, fetching the JWKS again when it is unknown: one fetch at a time
+    /// (callers queue behind it and use its result), and none within the pause of the last.
+    async fn key_or_refetch(&self, kid: &str) -> Option<DecodingKey> {
+        if let Some(key) = self.key(kid) {
+            return Some(key);
+        }
+        let mut fetches = self.fetches.lock().await;
+        // A fetch that ran while this caller waited may have brought the key.
+        if let Some(key) = self.key(kid) {
+            return Some(key);
+        }
+        let minimum = Duration::from_secs(self.settings.jwks_min_refetch_secs);
+        if fetches.last.elapsed() >= fetches.pause(minimum) {
+            self.refetch_holding(&mut fetches).await;
+        }
+        drop(fetches);
+        self.key(kid)
     }
 
     async fn fetch(&self) -> Result<HashMap<String, DecodingKey>, String> {
@@ -403,22 +451,10 @@ impl JwtVerifier {
             )));
         }
         let kid = header.kid.unwrap_or_default();
-        let key = match self.key(&kid) {
-            Some(key) => key,
-            None => {
-                let due = self
-                    .last_fetch
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .elapsed()
-                    >= MIN_REFETCH;
-                if due {
-                    self.refetch().await;
-                }
-                self.key(&kid)
-                    .ok_or_else(|| AuthError::BadToken("it is signed by an unknown key".into()))?
-            }
-        };
+        let key = self
+            .key_or_refetch(&kid)
+            .await
+            .ok_or_else(|| AuthError::BadToken("it is signed by an unknown key".into()))?;
         let mut validation = Validation::new(header.alg);
         validation.algorithms = vec![header.alg];
         validation.set_issuer(&[&self.settings.issuer]);

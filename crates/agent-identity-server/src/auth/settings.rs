@@ -104,9 +104,13 @@ pub struct JwtSettings {
     /// The claim that names the user.
     #[serde(default = "default_user_claim")]
     pub user_claim: String,
-    /// How often to fetch the JWKS again, in seconds (also on an unknown `kid`, at most every 30 s).
+    /// How often to fetch the JWKS again, in seconds.
     #[serde(default = "default_jwks_refresh")]
     pub jwks_refresh_secs: u64,
+    /// The least time between two fetches caused by tokens naming an unknown `kid`, in seconds
+    /// (30). After failed fetches the pause grows (1 s, doubling, at most five minutes).
+    #[serde(default = "default_jwks_min_refetch")]
+    pub jwks_min_refetch_secs: u64,
     /// The scope (in the token's `scope` or `scp` claim) that grants `receive-secrets`; no token
     /// may receive secrets when absent.
     pub receive_secrets_scope: Option<String>,
@@ -126,6 +130,10 @@ fn default_user_claim() -> String {
 
 fn default_jwks_refresh() -> u64 {
     300
+}
+
+fn default_jwks_min_refetch() -> u64 {
+    30
 }
 
 pub(crate) fn auth_settings(
