@@ -174,3 +174,123 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
         .unwrap()
         .unwrap();
 }
+
+/// The resident memory of this process, in bytes (Linux).
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+/// Sends `head` on a fresh connection and reads what comes back (the error of a connection the
+/// server reset counts as nothing read).
+async fn exchange(address: std::net::SocketAddr, head: &[u8]) -> String {
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let _ = stream.write_all(head).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_oversized_headers_keep_memory_bounded_while_health_answers() {
+    let loaded = agent_identity_server::config::load_str(
+        "[server]\nlisten = \"127.0.0.1:0\"\n",
+        std::path::Path::new("."),
+        "test".into(),
+        &|_| None,
+        None,
+    )
+    .unwrap();
+    let server = agent_identity_server::cli::serve::Server::bind(loaded, Arc::new(Metrics::new()))
+        .await
+        .unwrap();
+    let address = server.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+
+    // Each limit on its own: too many fields, and one field too large, are 431s.
+    let mut many = format!("GET /health HTTP/1.1\r\nHost: {address}\r\n");
+    for index in 0..80 {
+        many.push_str(&format!("x-field-{index}: v\r\n"));
+    }
+    many.push_str("\r\n");
+    let answer = exchange(address, many.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    // (hyper checks the cap when a head is still incomplete, so a head may pass it by less
+    // than one read; this one is three times over.)
+    let large = format!(
+        "GET /health HTTP/1.1\r\nHost: {address}\r\nx-large: {}\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
+    let answer = exchange(address, large.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+
+    let before = resident_bytes();
+    // 200 connections sending their headers a byte at a time...
+    let mut clients = Vec::new();
+    for _ in 0..200 {
+        clients.push(tokio::spawn(async move {
+            let Ok(mut stream) = tokio::net::TcpStream::connect(address).await else {
+                return;
+            };
+            if stream
+                .write_all(b"GET /health HTTP/1.1\r\nx-slow: ")
+                .await
+                .is_err()
+            {
+                return;
+            }
+            for _ in 0..30 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if stream.write_all(b"a").await.is_err() {
+                    return;
+                }
+            }
+        }));
+    }
+    // ...and 100 sending 100 headers of 4 KiB each.
+    let mut huge = String::from("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    for index in 0..100 {
+        huge.push_str(&format!("x-big-{index}: {}\r\n", "b".repeat(4096)));
+    }
+    huge.push_str("\r\n");
+    let huge = Arc::new(huge.into_bytes());
+    for _ in 0..100 {
+        let huge = huge.clone();
+        clients.push(tokio::spawn(async move {
+            let _ = exchange(address, &huge).await;
+        }));
+    }
+    // Throughout, /health answers within a second, and memory stays bounded.
+    let mut peak = before;
+    for _ in 0..10 {
+        let started = std::time::Instant::now();
+        let health =
+            format!("GET /health HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+        let answer = exchange(address, health.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "/health took {:?}",
+            started.elapsed()
+        );
+        peak = peak.max(resident_bytes());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    for client in clients {
+        let _ = client.await;
+    }
+    peak = peak.max(resident_bytes());
+    let growth = peak.saturating_sub(before);
+    assert!(growth < 50 * 1024 * 1024, "memory grew by {growth} bytes");
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .unwrap()
+        .unwrap();
+}

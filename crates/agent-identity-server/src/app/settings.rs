@@ -38,6 +38,11 @@ pub struct ServerSettings {
     pub request_timeout_ms: u64,
     /// Longest a client may take to send its request headers, in milliseconds.
     pub header_read_timeout_ms: u64,
+    /// Largest read buffer per connection, in bytes (at least 8,192): a request head larger
+    /// than this is refused (431). Bounds what each connection can make the server hold.
+    pub max_header_bytes: usize,
+    /// Most header fields in a request (431 above).
+    pub max_headers: usize,
     /// Most open connections; more are answered 429 and closed.
     pub max_connections: usize,
     /// Most requests in flight; more are answered 429.
@@ -60,6 +65,8 @@ impl Default for ServerSettings {
             body_limit_bytes: 64 * 1024,
             request_timeout_ms: 10_000,
             header_read_timeout_ms: 5_000,
+            max_header_bytes: 32 * 1024,
+            max_headers: 64,
             max_connections: 1024,
             max_in_flight: 512,
             shutdown_grace_ms: 30_000,

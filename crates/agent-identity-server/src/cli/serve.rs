@@ -72,6 +72,9 @@ impl Server {
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(Duration::from_millis(settings.header_read_timeout_ms))
+            // hyper's defaults let one connection hold hundreds of KiB of headers.
+            .max_buf_size(settings.max_header_bytes.max(8192))
+            .max_headers(settings.max_headers)
             .keep_alive(true);
         tokio::pin!(shutdown);
         tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");

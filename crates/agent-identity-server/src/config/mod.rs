@@ -374,6 +374,7 @@ fn build(
         ("body_limit_bytes", server.body_limit_bytes),
         ("max_connections", server.max_connections),
         ("max_in_flight", server.max_in_flight),
+        ("max_headers", server.max_headers),
     ] {
         if value == 0 {
             errors.push(ConfigError::new(
@@ -382,6 +383,14 @@ fn build(
                 "must be at least 1",
             ));
         }
+    }
+
+    if server.max_header_bytes < 8192 {
+        errors.push(ConfigError::new(
+            "server",
+            Some("max_header_bytes"),
+            "must be at least 8192",
+        ));
     }
 
     let router = builder.rules(rules).build();
