@@ -128,6 +128,24 @@ async fn api_keys_are_checked_and_may_bind_a_user() {
         "the key was echoed: {body}"
     );
 
+    // /metrics is behind the same authentication; /health is not.
+    let get = |path: &'static str, key: Option<&'static str>| {
+        let app = app.clone();
+        async move {
+            let mut request = Request::get(path).header("host", "127.0.0.1:3001");
+            if let Some(key) = key {
+                request = request.header("x-api-key", key);
+            }
+            app.oneshot(request.body(Body::empty()).unwrap())
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(get("/metrics", None).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(get("/metrics", Some(SERVICE_KEY)).await, StatusCode::OK);
+    assert_eq!(get("/health", None).await, StatusCode::OK);
+
     // A service key may resolve for any user, by either header.
     assert_eq!(
         resolve_as(&app, "alice", bearer(SERVICE_KEY)).await.0,

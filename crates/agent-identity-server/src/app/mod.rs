@@ -50,7 +50,10 @@ const ROUTES: &[&str] = &[
 
 /// The sidecar's HTTP application.
 pub fn app(state: AppState) -> axum::Router {
+    // `/metrics` is behind the same authentication as the API: its labels name rules and
+    // upstreams, which are not for anyone who can reach the port.
     let api = axum::Router::new()
+        .route(ROUTES[2], get(metrics::metrics_text))
         .route(ROUTES[3], post(resolve::resolve))
         .route(ROUTES[4], post(resolve::migrate))
         .route(ROUTES[10], any(proxy::proxy))
@@ -85,7 +88,6 @@ pub fn app(state: AppState) -> axum::Router {
     axum::Router::new()
         .route(ROUTES[0], get(health::health))
         .route(ROUTES[1], get(health::health))
-        .route(ROUTES[2], get(metrics::metrics_text))
         .merge(api)
         .merge(oauth)
         .method_not_allowed_fallback(method_not_allowed)
