@@ -467,6 +467,19 @@ fn check_exposure(server: &ServerSettings, auth: &AuthSettings, errors: &mut Vec
             ),
         ));
     }
+    // Unauthenticated beyond loopback, the Host check is all that stands between a page using
+    // DNS rebinding and the API: it answers only for the names it is reached by.
+    if matches!(auth, AuthSettings::None)
+        && !server.listen.ip().is_loopback()
+        && server.allow_unauthenticated
+        && server.allowed_hosts.is_empty()
+    {
+        errors.push(ConfigError::new(
+            "server",
+            Some("allowed_hosts"),
+            "is empty: an unauthenticated server beyond loopback answers only for the Host values named here (`sidecar.internal:3001`); name the ones it is reached by",
+        ));
+    }
 }
 
 /// Checks again, after the listen address was changed on the command line, that an
