@@ -446,7 +446,12 @@ fn an_unauthenticated_server_is_not_exposed_by_accident() {
     );
     let allowed =
         format!("{STORE}\n[server]\nlisten = \"0.0.0.0:3001\"\nallow_unauthenticated = true\n");
-    assert!(load_str(&allowed, Path::new("."), "t".into(), &|_| None, None).is_ok());
+    assert!(load_error(&allowed).to_string().contains("allowed_hosts"));
+    let named = allowed.replace(
+        "allow_unauthenticated = true\n",
+        "allow_unauthenticated = true\nallowed_hosts = [\"sidecar.internal:3001\"]\n",
+    );
+    assert!(load_str(&named, Path::new("."), "t".into(), &|_| None, None).is_ok());
     let keyed = format!(
         "{STORE}\n[server]\nlisten = \"0.0.0.0:3001\"\n[auth]\nmode = \"api-key\"\n[[auth.api_keys]]\nname = \"k\"\nsha256 = \"{}\"\n",
         hex_sha256(SERVICE_KEY)
