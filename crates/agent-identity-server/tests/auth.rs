@@ -111,7 +111,7 @@ fn bearer(token: impl Into<String>) -> Option<(&'static str, String)> {
 async fn api_keys_are_checked_and_may_bind_a_user() {
     let digest = hex_sha256(SERVICE_KEY);
     let config = format!(
-        "{STORE}\n[auth]\nmode = \"api-key\"\n\n[[auth.api_keys]]\nname = \"backend\"\nsha256 = \"{digest}\"\n\n\
+        "{STORE}\n[auth]\nmode = \"api-key\"\n\n[[auth.api_keys]]\nname = \"backend\"\nsha256 = \"{digest}\"\nany_user = true\n\n\
          [[auth.api_keys]]\nname = \"alice-agent\"\nenv = \"ALICE_API_KEY\"\nuser_id = \"alice\"\n"
     );
     let app = app_for(&config, Path::new(".")).await;
@@ -453,7 +453,7 @@ fn an_unauthenticated_server_is_not_exposed_by_accident() {
     );
     assert!(load_str(&named, Path::new("."), "t".into(), &|_| None, None).is_ok());
     let keyed = format!(
-        "{STORE}\n[server]\nlisten = \"0.0.0.0:3001\"\n[auth]\nmode = \"api-key\"\n[[auth.api_keys]]\nname = \"k\"\nsha256 = \"{}\"\n",
+        "{STORE}\n[server]\nlisten = \"0.0.0.0:3001\"\n[auth]\nmode = \"api-key\"\n[[auth.api_keys]]\nname = \"k\"\nsha256 = \"{}\"\nany_user = true\n",
         hex_sha256(SERVICE_KEY)
     );
     assert!(load_str(&keyed, Path::new("."), "t".into(), &|_| None, None).is_ok());
@@ -548,8 +548,8 @@ async fn deliver_as(
 
 #[tokio::test]
 async fn a_secret_is_delivered_only_to_a_permitted_caller_for_a_revealing_rule() {
-    let auth = "[auth]\nmode = \"api-key\"\n\n[[auth.api_keys]]\nname = \"backend\"\nenv = \"SERVICE_KEY\"\n\n\
-                [[auth.api_keys]]\nname = \"deployer\"\nenv = \"DEPLOYER_KEY\"\npermissions = [\"receive-secrets\"]\n";
+    let auth = "[auth]\nmode = \"api-key\"\n\n[[auth.api_keys]]\nname = \"backend\"\nenv = \"SERVICE_KEY\"\nany_user = true\n\n\
+                [[auth.api_keys]]\nname = \"deployer\"\nenv = \"DEPLOYER_KEY\"\nany_user = true\npermissions = [\"receive-secrets\"]\n";
     let app = delivery_app(auth, Path::new(".")).await;
 
     let (status, body, headers) = deliver_as(&app, "alice", bearer(DEPLOYER_KEY)).await;
@@ -654,4 +654,142 @@ fn an_unknown_permission_is_a_configuration_error() {
         hex_sha256("k")
     ));
     assert!(err.to_string().contains("everything"), "{err}");
+}
+
+// ---- workloads ------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_body_may_name_only_the_workload_the_caller_proved() {
+    const BILLING_KEY: &str = "billing-key-0123456789abcdef";
+    let config = format!(
+        "{STORE}
+[[stores.default.credentials]]
+id = \"cred-billing\"
+kind = \"fixed\"
+status = \"active\"
+ref = \"billing\"
+
+[[rules]]
+id = \"billing-workload\"
+credentialRef = \"billing\"
+priority = 5
+matchSpiffeId = \"spiffe://prod/billing\"
+
+[auth]
+mode = \"api-key\"
+
+[[auth.api_keys]]
+name = \"billing\"
+env = \"BILLING_KEY\"
+any_user = true
+spiffe_id = \"spiffe://prod/billing\"
+
+[[auth.api_keys]]
+name = \"alice-agent\"
+env = \"ALICE_API_KEY\"
+user_id = \"alice\"
+"
+    );
+    let env = |name: &str| match name {
+        "BILLING_KEY" => Some(BILLING_KEY.to_owned()),
+        "ALICE_API_KEY" => Some(ALICE_KEY.to_owned()),
+        _ => None,
+    };
+    let app = app_with(&config, Path::new("."), &env).await;
+    let resolve = |key: &'static str, spiffe: Option<&'static str>| {
+        let app = app.clone();
+        async move {
+            let mut body = json!({"userId": "alice", "resourceId": "r", "resourceKind": "personal",
+                "provider": "openai", "model": "gpt-4o", "action": "read", "traceId": "t"});
+            if let Some(spiffe) = spiffe {
+                body["spiffeId"] = json!(spiffe);
+            }
+            let request = Request::post("/api/resolve")
+                .header("host", "127.0.0.1:3001")
+                .header("content-type", "application/json")
+                .header("x-api-key", key)
+                .body(Body::from(body.to_string()))
+                .unwrap();
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            (status, serde_json::from_slice::<Value>(&bytes).unwrap())
+        }
+    };
+    // The billing workload's key: its own ID, or none (filled in), gets the workload's rule.
+    for named in [Some("spiffe://prod/billing"), None] {
+        let (status, body) = resolve(BILLING_KEY, named).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["credentialId"], "cred-billing");
+    }
+    // Another workload named by the billing key, or any workload named by a key that proves
+    // none (alice's), is refused.
+    for (key, named) in [
+        (BILLING_KEY, "spiffe://prod/payroll"),
+        (ALICE_KEY, "spiffe://prod/billing"),
+    ] {
+        let (status, body) = resolve(key, Some(named)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(body["code"], "caller_workload_mismatch");
+    }
+    // Alice's key naming no workload still resolves by user.
+    let (status, body) = resolve(ALICE_KEY, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["credentialId"], "cred-alice");
+}
+
+#[tokio::test]
+async fn a_jwt_caller_proves_no_workload_and_may_name_none() {
+    let keys = Keys::new(31, "workload-key");
+    let dir = temp_dir("workload-jwks");
+    std::fs::write(
+        dir.join("jwks.json"),
+        json!({"keys": [keys.jwk()]}).to_string(),
+    )
+    .unwrap();
+    let app = app_for(&jwt_config("jwks_file = \"jwks.json\""), &dir).await;
+    let body = json!({"userId": "alice", "resourceId": "r", "resourceKind": "personal",
+        "provider": "openai", "model": "gpt-4o", "action": "read", "traceId": "t",
+        "spiffeId": "spiffe://prod/billing"});
+    let request = Request::post("/api/resolve")
+        .header("host", "127.0.0.1:3001")
+        .header("content-type", "application/json")
+        .header(
+            "authorization",
+            format!("Bearer {}", keys.token(&claims("alice"))),
+        )
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(body["code"], "caller_workload_mismatch");
+}
+
+#[test]
+fn a_key_must_say_whom_it_acts_for_and_name_a_real_workload() {
+    for (key, expected) in [
+        ("name = \"k\"\nsha256 = \"{digest}\"\n", "binds no user"),
+        (
+            "name = \"k\"\nsha256 = \"{digest}\"\nuser_id = \"a\"\nany_user = true\n",
+            "both `user_id` and `any_user",
+        ),
+        (
+            "name = \"k\"\nsha256 = \"{digest}\"\nany_user = true\nspiffe_id = \"spiffe://Prod/x\"\n",
+            "`spiffe_id` is not a SPIFFE ID",
+        ),
+    ] {
+        let key = key.replace("{digest}", &hex_sha256("k"));
+        let err = load_error(&format!(
+            "{STORE}\n[auth]\nmode = \"api-key\"\n[[auth.api_keys]]\n{key}"
+        ));
+        assert!(
+            err.errors
+                .iter()
+                .any(|e| e.field.as_deref() == Some("api_keys[0]")
+                    && e.to_string().contains(expected)),
+            "{expected}: {err}"
+        );
+    }
 }

@@ -186,6 +186,12 @@ id = "token-as-ref"
 credentialRef = "ghp_16C7e42F292c6912E7710c838347Ae178B4a"
 priority = 0
 matchModel = "gpt-4o"
+
+[[rules]]
+id = "billing-workload"
+credentialRef = "a"
+priority = 0
+matchSpiffeId = "spiffe://prod/billing"
 "#,
     );
     let (code, stdout, _) = run(&["check", "--config", linted.to_str().unwrap()]);
@@ -198,6 +204,7 @@ matchModel = "gpt-4o"
         "credential `unused` says `delivery = \"reveal\"`",
         "rule `token-as-ref`: its credential ref looks like a secret",
         "rule `token-as-ref` names credential (a ref shaped like a secret, not shown)",
+        "rule `billing-workload` matches a workload (`matchSpiffeId`), but no caller authenticates",
     ] {
         assert!(
             stdout.contains(expected),

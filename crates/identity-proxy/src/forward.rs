@@ -131,6 +131,8 @@ pub struct Caller {
     pub user_id: Option<String>,
     /// The caller's own token, for stores that exchange it.
     pub subject_token: Option<SubjectToken>,
+    /// The workload the caller proved it is (a SPIFFE ID): the context's `spiffeId`.
+    pub workload: Option<String>,
 }
 
 impl Caller {
@@ -144,7 +146,20 @@ impl Caller {
         Self {
             user_id,
             subject_token,
+            workload: None,
         }
+    }
+
+    /// The same caller, proven to be `workload` (a SPIFFE ID).
+    ///
+    /// ```
+    /// let caller = identity_proxy::Caller::new(None, None).with_workload("spiffe://prod/agent");
+    /// assert_eq!(caller.workload.as_deref(), Some("spiffe://prod/agent"));
+    /// ```
+    #[must_use]
+    pub fn with_workload(mut self, workload: impl Into<String>) -> Self {
+        self.workload = Some(workload.into());
+        self
     }
 }
 
@@ -492,6 +507,9 @@ fn context(
     }
     if let Some(token) = caller.subject_token {
         builder = builder.subject_token(token);
+    }
+    if let Some(workload) = caller.workload {
+        builder = builder.spiffe_id(workload);
     }
     builder
         .build()

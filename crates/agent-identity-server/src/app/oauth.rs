@@ -767,6 +767,7 @@ mod tests {
             user_id: Some("alice".into()),
             subject_token: None,
             permissions: crate::auth::Permissions::default(),
+            workload: None,
         };
         assert_eq!(user_of(Some(&bound), None).unwrap(), "alice");
         assert_eq!(

@@ -28,7 +28,13 @@ pub(crate) async fn proxy(
     let caller = request
         .extensions()
         .get::<Caller>()
-        .map(|caller| ProxyCaller::new(caller.user_id.clone(), caller.subject_token.clone()))
+        .map(|caller| {
+            let proxied = ProxyCaller::new(caller.user_id.clone(), caller.subject_token.clone());
+            match &caller.workload {
+                Some(workload) => proxied.with_workload(workload.as_str()),
+                None => proxied,
+            }
+        })
         .unwrap_or_default();
     match proxy.forward(&upstream, &path, caller, request).await {
         Ok(response) => response.into_response(),

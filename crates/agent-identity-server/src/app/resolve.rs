@@ -32,6 +32,8 @@ pub(crate) enum ApiError {
     Invalid(Box<InvalidInput>),
     /// An authenticated caller bound to one user asked for another: 403.
     CallerMismatch,
+    /// The body names a workload (`spiffeId`) the caller did not prove it is: 403.
+    WorkloadMismatch,
     /// The router refused: 403 with the denial's reason code.
     Denied(Box<Denial>),
     /// The router refused one side of a migration pair, or both: 403.
@@ -96,6 +98,11 @@ impl IntoResponse for ApiError {
                 "caller_user_mismatch",
                 "the request names a different user than the authenticated caller",
             ),
+            Self::WorkloadMismatch => json_error(
+                StatusCode::FORBIDDEN,
+                "caller_workload_mismatch",
+                "the request names a workload (`spiffeId`) the authenticated caller did not prove it is",
+            ),
             Self::Denied(denial) => denial_response(&denial),
             Self::PairDenied(denial) => {
                 let (side, code) = match (&denial.source, &denial.target) {
@@ -153,6 +160,7 @@ pub(crate) async fn resolve_body(
     let mut context =
         RequestContext::from_slice(&body).map_err(|err| ApiError::Invalid(Box::new(err)))?;
     check_caller(parts, &context.user_id)?;
+    bind_workload(parts, &mut context.spiffe_id)?;
     context.subject_token = subject_token(parts);
     let resolution = state
         .router
@@ -172,6 +180,7 @@ pub(crate) async fn migrate(
     let mut migration =
         MigrationRequest::from_slice(&body).map_err(|err| ApiError::Invalid(Box::new(err)))?;
     check_caller(&parts, &migration.user_id)?;
+    bind_workload(&parts, &mut migration.spiffe_id)?;
     migration.subject_token = subject_token(&parts);
     let pair = state
         .router
@@ -199,6 +208,25 @@ fn subject_token(parts: &Parts) -> Option<agent_identity::SubjectToken> {
         .extensions
         .get::<Caller>()
         .and_then(|caller| caller.subject_token.clone())
+}
+
+/// The workload of the request is the authenticated caller's: a body's `spiffeId` must equal the
+/// workload the caller proved, and is filled in from it when absent. A caller that proved none
+/// may name none. Without authentication (no caller) the body's value stands, as in the
+/// reference.
+fn bind_workload(parts: &Parts, spiffe_id: &mut Option<String>) -> Result<(), ApiError> {
+    let Some(caller) = parts.extensions.get::<Caller>() else {
+        return Ok(());
+    };
+    match (&caller.workload, spiffe_id.as_deref()) {
+        (Some(proved), None) => {
+            *spiffe_id = Some(proved.as_str().to_owned());
+            Ok(())
+        }
+        (Some(proved), Some(named)) if proved.as_str() == named => Ok(()),
+        (None, None) => Ok(()),
+        _ => Err(ApiError::WorkloadMismatch),
+    }
 }
 
 /// The request names `user_id`; an authenticated caller bound to another user may not ask.

@@ -37,6 +37,8 @@ pub struct Caller {
     pub subject_token: Option<SubjectToken>,
     /// What the caller may do beyond resolving.
     pub permissions: Permissions,
+    /// The workload the caller proved it is (a SPIFFE ID); a body's `spiffeId` must be this.
+    pub workload: Option<agent_identity::SpiffeId>,
 }
 
 /// Something a caller may do beyond resolving, granted per API key or by a JWT scope.
@@ -205,6 +207,7 @@ impl Authenticator {
                 user_id: None,
                 subject_token: None,
                 permissions: Permissions::default(),
+                workload: None,
             }),
             Self::ApiKeys(keys) => {
                 let presented = bearer(headers)
@@ -225,6 +228,7 @@ impl Authenticator {
                     user_id: key.user_id.clone(),
                     subject_token: None,
                     permissions: key.permissions,
+                    workload: key.workload.clone(),
                 })
             }
             Self::Jwt(verifier) => {
@@ -487,6 +491,7 @@ impl JwtVerifier {
             user_id: Some(user.to_owned()),
             subject_token: Some(SubjectToken::new(Secret::new(token))),
             permissions,
+            workload: None,
         })
     }
 }

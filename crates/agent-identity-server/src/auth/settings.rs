@@ -39,8 +39,13 @@ struct ApiKeySection {
     sha256: Option<String>,
     /// Or: the environment variable holding the key (hashed at load).
     env: Option<String>,
-    /// The user this key may act for; any user when absent (a service key).
+    /// The user this key may act for.
     user_id: Option<String>,
+    /// A key with no `user_id` may act for any user only when this says so (a service key).
+    #[serde(default)]
+    any_user: bool,
+    /// The workload the key stands for (a SPIFFE ID): a body's `spiffeId` must be this one.
+    spiffe_id: Option<String>,
     /// What the key may do beyond resolving (`receive-secrets`).
     #[serde(default)]
     permissions: Vec<Permission>,
@@ -64,8 +69,11 @@ pub struct ApiKey {
     pub name: String,
     /// SHA-256 of the key.
     pub digest: [u8; 32],
-    /// The user it may act for, if bound to one.
+    /// The user it may act for, if bound to one (a key bound to none was configured with
+    /// `any_user = true`).
     pub user_id: Option<String>,
+    /// The workload it stands for, if any.
+    pub workload: Option<agent_identity::SpiffeId>,
     /// What it may do beyond resolving.
     pub permissions: Permissions,
 }
@@ -205,8 +213,35 @@ pub(crate) fn auth_settings(
                         None
                     }
                 };
+                match (&key.user_id, key.any_user) {
+                    (None, false) => errors.push(located(
+                        &field,
+                        "binds no user: set `user_id`, or `any_user = true` for a service key that may act for any user",
+                    )),
+                    (Some(_), true) => errors.push(located(
+                        &field,
+                        "has both `user_id` and `any_user = true`; keep the one you mean",
+                    )),
+                    _ => {}
+                }
+                let workload = match key
+                    .spiffe_id
+                    .as_deref()
+                    .map(agent_identity::SpiffeId::parse)
+                {
+                    None => None,
+                    Some(Ok(id)) => Some(id),
+                    Some(Err(problem)) => {
+                        errors.push(located(
+                            &field,
+                            &format!("`spiffe_id` is not a SPIFFE ID: it {problem}"),
+                        ));
+                        None
+                    }
+                };
                 if let Some(digest) = digest {
                     keys.push(ApiKey {
+                        workload,
                         name: key.name,
                         digest,
                         user_id: key.user_id,

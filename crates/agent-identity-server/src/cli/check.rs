@@ -33,6 +33,8 @@ pub enum LintKind {
     DeliveryWithoutReceiver,
     /// A ref looks like secret material rather than a name.
     SecretShapedRef,
+    /// A rule matches a workload, but no caller can prove one: the body's word decides.
+    UnprovenWorkload,
 }
 
 impl fmt::Display for Lint {
@@ -81,6 +83,7 @@ pub fn lint(loaded: &Loaded) -> Vec<Lint> {
         }
     }
     lints.extend(delivery_lints(loaded));
+    lints.extend(workload_lints(loaded));
     lints.extend(
         crate::config::secret_shaped_refs(loaded)
             .into_iter()
@@ -92,6 +95,41 @@ pub fn lint(loaded: &Loaded) -> Vec<Lint> {
             }),
     );
     lints
+}
+
+/// `matchSpiffeId` rules where no caller proves a workload: without authentication the body's
+/// `spiffeId` is taken at its word; with it, no request can match.
+fn workload_lints(loaded: &Loaded) -> Vec<Lint> {
+    use crate::auth::settings::AuthSettings;
+    let (proven, consequence) = match &loaded.auth {
+        AuthSettings::None => (
+            false,
+            "no caller authenticates, so any caller can name any workload in the body",
+        ),
+        AuthSettings::ApiKeys(keys) => (
+            keys.iter().any(|key| key.workload.is_some()),
+            "no API key has a `spiffe_id`, so no request can match it",
+        ),
+        AuthSettings::Jwt(_) => (
+            false,
+            "JWT callers prove no workload, so no request can match it",
+        ),
+    };
+    if proven {
+        return Vec::new();
+    }
+    loaded
+        .router
+        .rules()
+        .filter(|rule| rule.match_spiffe_id.is_some())
+        .map(|rule| Lint {
+            kind: LintKind::UnprovenWorkload,
+            message: format!(
+                "rule `{}` matches a workload (`matchSpiffeId`), but {consequence}",
+                rule.id
+            ),
+        })
+        .collect()
 }
 
 /// `reference` as a lint shows it: not at all when it looks like a secret.

@@ -1,0 +1,119 @@
+//! SPIFFE IDs: the names of workloads.
+
+use std::fmt;
+
+/// A SPIFFE ID, checked against the SPIFFE ID specification: `spiffe://<trust domain><path>`,
+/// the trust domain lower-case letters, digits, `.`, `-` and `_`; the path empty or segments of
+/// letters, digits, `.`, `-` and `_`, none empty, `.` or `..`; no query, fragment, port or
+/// user info. Written here rather than taken from the `spiffe` crate, which brings the whole
+/// Workload API client with it for these few rules.
+///
+/// ```
+/// use identity_core::SpiffeId;
+///
+/// let id = SpiffeId::parse("spiffe://prod.example/billing/agent")?;
+/// assert_eq!(id.trust_domain(), "prod.example");
+/// assert_eq!(id.path(), "/billing/agent");
+/// for bad in ["spiffe://Prod/x", "spiffe://prod/x/", "spiffe://prod//x", "spiffe://prod/../x",
+///             "spiffe://prod:443/x", "https://prod/x", "spiffe:///x", "spiffe://prod/x?y=1"] {
+///     assert!(SpiffeId::parse(bad).is_err(), "{bad}");
+/// }
+/// # Ok::<(), String>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SpiffeId {
+    text: String,
+    /// Where the path starts in `text`.
+    path_at: usize,
+}
+
+impl SpiffeId {
+    /// The longest SPIFFE ID accepted, in bytes (the specification's URI limit).
+    pub const MAX_LEN: usize = 2048;
+
+    /// Checks `text`; the error says what is wrong (never quoting more than the text given).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.len() > Self::MAX_LEN {
+            return Err("is longer than 2048 bytes".into());
+        }
+        let rest = text
+            .strip_prefix("spiffe://")
+            .ok_or("does not start with `spiffe://`")?;
+        let (domain, path) = rest.find('/').map_or((rest, ""), |at| rest.split_at(at));
+        if domain.is_empty() {
+            return Err("has no trust domain".into());
+        }
+        if !domain
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._".contains(&b))
+        {
+            return Err(
+                "has a trust domain with a character other than a-z, 0-9, `.`, `-` and `_`".into(),
+            );
+        }
+        if !path.is_empty() {
+            for segment in path[1..].split('/') {
+                if segment.is_empty() {
+                    return Err("has an empty path segment (or ends with `/`)".into());
+                }
+                if segment == "." || segment == ".." {
+                    return Err("has a `.` or `..` path segment".into());
+                }
+                if !segment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+                {
+                    return Err(
+                        "has a path character other than letters, digits, `.`, `-` and `_`".into(),
+                    );
+                }
+            }
+        }
+        Ok(Self {
+            text: text.to_owned(),
+            path_at: "spiffe://".len() + domain.len(),
+        })
+    }
+
+    /// The ID as text.
+    ///
+    /// ```
+    /// # let id = identity_core::SpiffeId::parse("spiffe://prod/a").unwrap();
+    /// assert_eq!(id.as_str(), "spiffe://prod/a");
+    /// ```
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The trust domain.
+    ///
+    /// ```
+    /// # let id = identity_core::SpiffeId::parse("spiffe://prod/a").unwrap();
+    /// assert_eq!(id.trust_domain(), "prod");
+    /// ```
+    pub fn trust_domain(&self) -> &str {
+        &self.text["spiffe://".len()..self.path_at]
+    }
+
+    /// The path, empty or starting with `/`.
+    ///
+    /// ```
+    /// # let id = identity_core::SpiffeId::parse("spiffe://prod").unwrap();
+    /// assert_eq!(id.path(), "");
+    /// ```
+    pub fn path(&self) -> &str {
+        &self.text[self.path_at..]
+    }
+}
+
+impl fmt::Display for SpiffeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl fmt::Debug for SpiffeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.text, f)
+    }
+}
