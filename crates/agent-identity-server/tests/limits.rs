@@ -294,3 +294,56 @@ async fn slow_and_oversized_headers_keep_memory_bounded_while_health_answers() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_client_that_sends_its_whole_body_first_still_reads_the_413() {
+    let loaded = agent_identity_server::config::load_str(
+        "[server]\nlisten = \"127.0.0.1:0\"\n",
+        std::path::Path::new("."),
+        "test".into(),
+        &|_| None,
+        None,
+    )
+    .unwrap();
+    let server = agent_identity_server::cli::serve::Server::bind(loaded, Arc::new(Metrics::new()))
+        .await
+        .unwrap();
+    let address = server.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    // As Python's http.client does: the whole body is written, piece by piece, then the answer
+    // read. Answered and closed after the head, the later pieces would meet a reset socket.
+    let body = format!("{{\"pad\":\"{}\"}}", "x".repeat(512 * 1024));
+    for (content_type, expected) in [
+        ("application/json", "HTTP/1.1 413"),
+        ("text/plain", "HTTP/1.1 415"),
+    ] {
+        let head = format!(
+            "POST /api/resolve HTTP/1.1\r\nHost: {address}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        for piece in body.as_bytes().chunks(64 * 1024) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            stream
+                .write_all(piece)
+                .await
+                .expect("the server closed the connection while the body was being sent");
+        }
+        let mut answer = vec![0u8; 4096];
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer))
+            .await
+            .unwrap()
+            .expect("the connection was reset before the answer could be read");
+        let answer = String::from_utf8_lossy(&answer[..read]);
+        assert!(answer.starts_with(expected), "{answer}");
+    }
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .unwrap()
+        .unwrap();
+}
