@@ -258,6 +258,30 @@ async fn callbacks_that_do_not_belong_to_the_browsers_flow_are_refused() {
     let browser = browser();
     let callback_of = |provider: &str| format!("{}/oauth/{provider}/callback", sidecar.base);
 
+    // A connection started by another site's page (a top-level navigation, which carries no
+    // Origin) is refused; one the user opens directly, or from the sidecar's own page, starts.
+    let connect_url = format!("{}/oauth/idp/connect?userId=mallory", sidecar.base);
+    for (site, status) in [
+        ("cross-site", StatusCode::FORBIDDEN),
+        ("same-site", StatusCode::FORBIDDEN),
+        ("none", StatusCode::FOUND),
+        ("same-origin", StatusCode::FOUND),
+    ] {
+        let response = browser
+            .get(&connect_url)
+            .header("sec-fetch-site", site)
+            .header("sec-fetch-mode", "navigate")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{site}");
+        if status == StatusCode::FORBIDDEN {
+            assert!(response.headers().get("set-cookie").is_none());
+            let (_, body) = json_of(response).await;
+            assert_eq!(body["code"], "cross_site_request");
+        }
+    }
+
     // A wrong state.
     let (authorize, _) = start(&browser, &sidecar, "corp", "bob").await;
     let callback = server
