@@ -26,6 +26,7 @@ pub mod config;
 mod environment;
 pub mod logging;
 mod stores;
+pub mod tls;
 
 use app::settings::LogFormat;
 

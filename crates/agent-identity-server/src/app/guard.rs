@@ -51,10 +51,12 @@ impl Guard {
     /// The refusal of `request`, if its `Host` or `Origin` is not accepted.
     pub(crate) fn refusal(&self, request: &Request) -> Option<Response> {
         if let Some(hosts) = &self.hosts {
+            // HTTP/2 names the host in `:authority`, which hyper puts in the URI.
             let host = request
                 .headers()
                 .get(header::HOST)
-                .and_then(|v| v.to_str().ok());
+                .and_then(|v| v.to_str().ok())
+                .or_else(|| request.uri().authority().map(http::uri::Authority::as_str));
             let accepted = |host: &str| {
                 // Lower-case only when needed: the common Host is lower case already.
                 if host.bytes().any(|b| b.is_ascii_uppercase()) {

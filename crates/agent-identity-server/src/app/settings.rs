@@ -53,6 +53,8 @@ pub struct ServerSettings {
     pub health_interval_ms: u64,
     /// Log format.
     pub log_format: LogFormat,
+    /// TLS on the listener (`[server.tls]`); plain HTTP when absent.
+    pub tls: Option<crate::tls::TlsSettings>,
 }
 
 impl Default for ServerSettings {
@@ -72,6 +74,7 @@ impl Default for ServerSettings {
             shutdown_grace_ms: 30_000,
             health_interval_ms: 5_000,
             log_format: LogFormat::Text,
+            tls: None,
         }
     }
 }

@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::AsyncWriteExt;
@@ -16,6 +17,7 @@ use crate::app::metrics::Metrics;
 use crate::app::{AppState, app};
 use crate::auth::Authenticator;
 use crate::config::Loaded;
+use crate::tls::Tls;
 
 const TOO_MANY_CONNECTIONS: &str = concat!(
     "HTTP/1.1 429 Too Many Requests\r\n",
@@ -31,6 +33,7 @@ const TOO_MANY_CONNECTIONS: &str = concat!(
 pub struct Server {
     listener: TcpListener,
     state: AppState,
+    tls: Option<Tls>,
 }
 
 impl Server {
@@ -40,8 +43,13 @@ impl Server {
             .await
             .map_err(|err| format!("cannot listen on {}: {err}", loaded.server.listen))?;
         let bound = listener.local_addr().map_err(|err| err.to_string())?;
+        let tls = loaded.server.tls.as_ref().map(Tls::new).transpose()?;
         let state = loaded.into_state(metrics, bound).await?;
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            state,
+            tls,
+        })
     }
 
     /// The address the server listens on.
@@ -52,7 +60,14 @@ impl Server {
     /// Serves until `shutdown` completes, then stops accepting and lets the requests in flight
     /// finish (up to the configured grace period).
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let Self { listener, state } = self;
+        let Self {
+            listener,
+            state,
+            tls,
+        } = self;
+        let reloader = tls
+            .as_ref()
+            .map(|tls| tokio::spawn(tls.certificate.clone().watch(tls.reload_interval)));
         let settings = state.settings.clone();
         let monitor = tokio::spawn(
             state
@@ -69,13 +84,29 @@ impl Server {
         let service = TowerToHyperService::new(app(state));
         let connections = Arc::new(Semaphore::new(settings.max_connections));
         let graceful = GracefulShutdown::new();
+        let header_timeout = Duration::from_millis(settings.header_read_timeout_ms);
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_millis(settings.header_read_timeout_ms))
+            .header_read_timeout(header_timeout)
             // hyper's defaults let one connection hold hundreds of KiB of headers.
             .max_buf_size(settings.max_header_bytes.max(8192))
             .max_headers(settings.max_headers)
             .keep_alive(true);
+        // Over TLS, HTTP/2 as well, chosen by ALPN, under the same limits.
+        let mut negotiated = auto::Builder::new(TokioExecutor::new());
+        negotiated
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .max_buf_size(settings.max_header_bytes.max(8192))
+            .max_headers(settings.max_headers)
+            .keep_alive(true);
+        negotiated
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX))
+            .max_concurrent_streams(Some(256));
+        let negotiated = Arc::new(negotiated);
         tokio::pin!(shutdown);
         tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
         loop {
@@ -98,6 +129,32 @@ impl Server {
                 });
                 continue;
             };
+            if let Some(tls) = &tls {
+                let (acceptor, service) = (tls.acceptor.clone(), service.clone());
+                let (negotiated, watcher) = (negotiated.clone(), graceful.watcher());
+                tokio::spawn(async move {
+                    // The handshake gets the time the headers get: a client that never
+                    // finishes it must not hold a connection slot.
+                    let stream =
+                        match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(err)) => {
+                                tracing::debug!(%peer, error = %err, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        };
+                    let connection = negotiated.serve_connection(TokioIo::new(stream), service);
+                    if let Err(err) = watcher.watch(connection.into_owned()).await {
+                        tracing::debug!(%peer, error = %err, "connection ended with an error");
+                    }
+                    drop(permit);
+                });
+                continue;
+            }
             let connection = http.serve_connection(TokioIo::new(stream), service.clone());
             let connection = graceful.watch(connection);
             tokio::spawn(async move {
@@ -117,6 +174,9 @@ impl Server {
             tracing::warn!("requests still in flight after the grace period were cut off");
         }
         monitor.abort();
+        if let Some(reloader) = reloader {
+            reloader.abort();
+        }
         if let Some(refresher) = refresher {
             refresher.abort();
         }

@@ -366,7 +366,15 @@ fn build(
             None
         }
     };
-    let server = file.server;
+    let mut server = file.server;
+    if let Some(tls) = &mut server.tls {
+        tls.cert_file = base.join(&tls.cert_file);
+        tls.key_file = base.join(&tls.key_file);
+        // Read now, so that a bad file stops the configuration with its name.
+        if let Err(problem) = crate::tls::Tls::new(tls) {
+            errors.push(ConfigError::new("server", Some("tls"), problem));
+        }
+    }
     if let Some(auth) = &auth {
         check_exposure(&server, auth, &mut errors);
     }
