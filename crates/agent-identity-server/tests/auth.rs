@@ -793,3 +793,109 @@ fn a_key_must_say_whom_it_acts_for_and_name_a_real_workload() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_jwt_svid_proves_the_callers_workload() {
+    let keys = Keys::new(41, "svid-key");
+    let dir = temp_dir("jwt-svid");
+    std::fs::write(
+        dir.join("bundle.json"),
+        json!({"keys": [keys.jwk()]}).to_string(),
+    )
+    .unwrap();
+    let config = format!(
+        "{STORE}
+[[stores.default.credentials]]
+id = \"cred-billing\"
+kind = \"fixed\"
+status = \"active\"
+ref = \"billing\"
+
+[[rules]]
+id = \"billing-workload\"
+credentialRef = \"billing\"
+priority = 5
+matchSpiffeId = \"spiffe://prod.example/billing\"
+
+[auth]
+mode = \"jwt-svid\"
+
+[auth.jwt]
+trust_domain = \"prod.example\"
+audience = [\"{AUDIENCE}\"]
+algorithms = [\"EdDSA\"]
+jwks_file = \"bundle.json\"
+"
+    );
+    let app = app_for(&config, &dir).await;
+    let svid =
+        |sub: &str| bearer(keys.token(&json!({"sub": sub, "aud": AUDIENCE, "exp": now() + 300})));
+    let resolve = |authorization, spiffe: Option<&'static str>| {
+        let app = app.clone();
+        async move {
+            let mut body = json!({"userId": "alice", "resourceId": "r", "resourceKind": "personal",
+                "provider": "openai", "model": "gpt-4o", "action": "read", "traceId": "t"});
+            if let Some(spiffe) = spiffe {
+                body["spiffeId"] = json!(spiffe);
+            }
+            let mut request = Request::post("/api/resolve")
+                .header("host", "127.0.0.1:3001")
+                .header("content-type", "application/json");
+            if let Some((name, value)) = authorization {
+                request = request.header(name, value);
+            }
+            let response = app
+                .oneshot(request.body(Body::from(body.to_string())).unwrap())
+                .await
+                .unwrap();
+            let status = response.status();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            (status, serde_json::from_slice::<Value>(&bytes).unwrap())
+        }
+    };
+
+    // The billing workload's SVID: its rule, whether the body names the workload or not.
+    for named in [None, Some("spiffe://prod.example/billing")] {
+        let (status, body) = resolve(svid("spiffe://prod.example/billing"), named).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["credentialId"], "cred-billing");
+    }
+    // Another workload of the domain may not claim billing's rule.
+    let (status, body) = resolve(
+        svid("spiffe://prod.example/payroll"),
+        Some("spiffe://prod.example/billing"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], "caller_workload_mismatch");
+    // A subject of another trust domain, or not a SPIFFE ID, or a token without audience.
+    for authorization in [
+        svid("spiffe://other.example/billing"),
+        svid("billing"),
+        bearer(keys.token(&json!({"sub": "spiffe://prod.example/billing", "exp": now() + 300}))),
+    ] {
+        let (status, body) = resolve(authorization, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    }
+}
+
+#[test]
+fn jwt_svid_mode_needs_a_trust_domain_and_jwt_mode_refuses_one() {
+    for (mode, extra, field) in [
+        ("jwt-svid", "", "jwt.trust_domain"),
+        ("jwt-svid", "trust_domain = \"Prod\"\n", "jwt.trust_domain"),
+        (
+            "jwt",
+            "issuer = \"i\"\ntrust_domain = \"prod\"\n",
+            "jwt.trust_domain",
+        ),
+    ] {
+        let err = load_error(&format!(
+            "{STORE}\n[auth]\nmode = \"{mode}\"\n[auth.jwt]\naudience = [\"a\"]\njwks_file = \"x\"\n{extra}"
+        ));
+        assert!(
+            err.errors.iter().any(|e| e.field.as_deref() == Some(field)),
+            "{mode} {extra}: {err}"
+        );
+    }
+}

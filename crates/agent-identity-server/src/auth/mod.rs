@@ -461,9 +461,14 @@ impl JwtVerifier {
             .ok_or_else(|| AuthError::BadToken("it is signed by an unknown key".into()))?;
         let mut validation = Validation::new(header.alg);
         validation.algorithms = vec![header.alg];
-        validation.set_issuer(&[&self.settings.issuer]);
         validation.set_audience(&self.settings.audience);
-        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        if self.settings.issuer.is_empty() {
+            // A JWT-SVID need not name an issuer; its trust domain is checked on `sub` below.
+            validation.set_required_spec_claims(&["exp", "aud", "sub"]);
+        } else {
+            validation.set_issuer(&[&self.settings.issuer]);
+            validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        }
         validation.leeway = self.settings.leeway_secs;
         validation.validate_nbf = true;
         let claims = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
@@ -473,6 +478,33 @@ impl JwtVerifier {
         )
         .map_err(|err| AuthError::BadToken(token_problem(&err)))?
         .claims;
+        let permissions = match &self.settings.receive_secrets_scope {
+            Some(scope) if has_scope(&claims, scope) => {
+                Permissions::default().with(Permission::ReceiveSecrets)
+            }
+            _ => Permissions::default(),
+        };
+        if let Some(domain) = &self.settings.trust_domain {
+            // A JWT-SVID: the subject is the calling workload, in the configured trust domain.
+            let workload = claims
+                .get("sub")
+                .and_then(|v| v.as_str())
+                .and_then(|sub| agent_identity::SpiffeId::parse(sub).ok())
+                .filter(|id| id.trust_domain() == domain)
+                .ok_or_else(|| {
+                    AuthError::BadToken(format!(
+                        "its `sub` is not a SPIFFE ID in trust domain `{domain}`"
+                    ))
+                })?;
+            // The SVID names the agent, not a user: it is no subject token for an exchange.
+            return Ok(Caller {
+                name: workload.as_str().to_owned(),
+                user_id: None,
+                subject_token: None,
+                permissions,
+                workload: Some(workload),
+            });
+        }
         let user = claims
             .get(&self.settings.user_claim)
             .and_then(|v| v.as_str())
@@ -480,12 +512,6 @@ impl JwtVerifier {
             .ok_or_else(|| {
                 AuthError::BadToken(format!("claim `{}` is missing", self.settings.user_claim))
             })?;
-        let permissions = match &self.settings.receive_secrets_scope {
-            Some(scope) if has_scope(&claims, scope) => {
-                Permissions::default().with(Permission::ReceiveSecrets)
-            }
-            _ => Permissions::default(),
-        };
         Ok(Caller {
             name: user.to_owned(),
             user_id: Some(user.to_owned()),

@@ -29,6 +29,9 @@ pub enum AuthMode {
     ApiKey,
     /// With a bearer JWT checked against a JWKS; its subject is the user.
     Jwt,
+    /// With a JWT-SVID: a bearer JWT whose subject is the calling workload's SPIFFE ID, in the
+    /// configured trust domain, checked against that domain's JWKS bundle.
+    JwtSvid,
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,8 +95,12 @@ impl std::fmt::Debug for ApiKey {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JwtSettings {
-    /// The required `iss`.
+    /// The required `iss` (mode `jwt`; optional for `jwt-svid`, whose tokens need not carry one).
+    #[serde(default)]
     pub issuer: String,
+    /// Mode `jwt-svid`: the trust domain whose workloads may call (`prod.example`); a token's
+    /// `sub` must be a SPIFFE ID in it.
+    pub trust_domain: Option<String>,
     /// Accepted `aud` values (one must be present).
     pub audience: Vec<String>,
     /// Accepted algorithms (`RS256`, `ES256`, `EdDSA`, ...). `none` and HMAC are refused.
@@ -255,15 +262,37 @@ pub(crate) fn auth_settings(
                 Err(errors)
             }
         }
-        AuthMode::Jwt => {
+        AuthMode::Jwt | AuthMode::JwtSvid => {
+            let svid = section.mode == AuthMode::JwtSvid;
             let Some(mut jwt) = section.jwt else {
                 return Err(vec![located(
                     "jwt",
-                    "is missing; mode `jwt` needs an [auth.jwt] section",
+                    "is missing; modes `jwt` and `jwt-svid` need an [auth.jwt] section",
                 )]);
             };
-            if jwt.issuer.trim().is_empty() {
-                errors.push(located("jwt.issuer", "is empty"));
+            match (svid, jwt.trust_domain.as_deref()) {
+                (false, None) => {
+                    if jwt.issuer.trim().is_empty() {
+                        errors.push(located("jwt.issuer", "is empty"));
+                    }
+                }
+                (false, Some(_)) => errors.push(located(
+                    "jwt.trust_domain",
+                    "is for mode `jwt-svid`; mode `jwt` authenticates users",
+                )),
+                (true, None) => errors.push(located(
+                    "jwt.trust_domain",
+                    "is missing; mode `jwt-svid` needs the trust domain of its callers",
+                )),
+                (true, Some(domain)) => {
+                    let whole = agent_identity::SpiffeId::parse(&format!("spiffe://{domain}"));
+                    if !whole.is_ok_and(|id| id.path().is_empty()) {
+                        errors.push(located(
+                            "jwt.trust_domain",
+                            "is not a trust domain (lower-case letters, digits, `.`, `-`, `_`)",
+                        ));
+                    }
+                }
             }
             if jwt.audience.is_empty() {
                 errors.push(located(

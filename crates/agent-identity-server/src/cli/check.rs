@@ -110,9 +110,9 @@ fn workload_lints(loaded: &Loaded) -> Vec<Lint> {
             keys.iter().any(|key| key.workload.is_some()),
             "no API key has a `spiffe_id`, so no request can match it",
         ),
-        AuthSettings::Jwt(_) => (
-            false,
-            "JWT callers prove no workload, so no request can match it",
+        AuthSettings::Jwt(jwt) => (
+            jwt.trust_domain.is_some(),
+            "JWT callers prove no workload (mode `jwt-svid` would), so no request can match it",
         ),
     };
     if proven {
