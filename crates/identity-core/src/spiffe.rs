@@ -117,3 +117,45 @@ impl fmt::Debug for SpiffeId {
         fmt::Debug::fmt(&self.text, f)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::SpiffeId;
+
+    proptest::proptest! {
+        /// Every ID built from the allowed characters parses, and gives back its parts.
+        #[test]
+        fn well_formed_ids_parse_and_keep_their_parts(
+            domain in "[a-z0-9][a-z0-9._-]{0,30}",
+            segments in proptest::collection::vec("[A-Za-z0-9_-][A-Za-z0-9._-]{0,12}", 0..5),
+        ) {
+            // `.` and `..` alone are not segments; the pattern cannot make them (it starts
+            // with a character other than `.`).
+            let path: String = segments.iter().map(|s| format!("/{s}")).collect();
+            let text = format!("spiffe://{domain}{path}");
+            let id = SpiffeId::parse(&text).unwrap();
+            proptest::prop_assert_eq!(id.trust_domain(), domain.as_str());
+            proptest::prop_assert_eq!(id.path(), path.as_str());
+            proptest::prop_assert_eq!(id.as_str(), text.as_str());
+        }
+
+        /// Any text never panics, and whatever parses is well formed: it round-trips, its
+        /// domain is lower case, and its path has no empty, `.` or `..` segment.
+        #[test]
+        fn any_text_is_parsed_or_refused_without_panic(text in "\\PC{0,60}") {
+            let candidate = format!("spiffe://{text}");
+            for input in [text.as_str(), candidate.as_str()] {
+                if let Ok(id) = SpiffeId::parse(input) {
+                    proptest::prop_assert_eq!(id.as_str(), input);
+                    proptest::prop_assert!(!id.trust_domain().is_empty());
+                    proptest::prop_assert!(!id.trust_domain().bytes().any(|b| b.is_ascii_uppercase()));
+                    if !id.path().is_empty() {
+                        proptest::prop_assert!(id.path()[1..]
+                            .split('/')
+                            .all(|s| !s.is_empty() && s != "." && s != ".."));
+                    }
+                }
+            }
+        }
+    }
+}
