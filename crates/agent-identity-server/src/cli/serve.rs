@@ -132,6 +132,7 @@ impl Server {
             if let Some(tls) = &tls {
                 let (acceptor, service) = (tls.acceptor.clone(), service.clone());
                 let (negotiated, watcher) = (negotiated.clone(), graceful.watcher());
+                let http1 = http.clone();
                 tokio::spawn(async move {
                     // The handshake gets the time the headers get: a client that never
                     // finishes it must not hold a connection slot.
@@ -147,8 +148,16 @@ impl Server {
                                 return;
                             }
                         };
-                    let connection = negotiated.serve_connection(TokioIo::new(stream), service);
-                    if let Err(err) = watcher.watch(connection.into_owned()).await {
+                    // ALPN has chosen already: HTTP/1.1 goes straight to its own connection
+                    // type, without the version sniffing of the auto builder.
+                    let ended = if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                        let connection = negotiated.serve_connection(TokioIo::new(stream), service);
+                        watcher.watch(connection.into_owned()).await
+                    } else {
+                        let connection = http1.serve_connection(TokioIo::new(stream), service);
+                        watcher.watch(connection).await.map_err(Into::into)
+                    };
+                    if let Err(err) = ended {
                         tracing::debug!(%peer, error = %err, "connection ended with an error");
                     }
                     drop(permit);
