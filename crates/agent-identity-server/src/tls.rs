@@ -67,7 +67,11 @@ impl ReloadingCertificate {
     /// Reads the files now; an error names the file and what is wrong with it.
     fn open(cert_file: PathBuf, key_file: PathBuf) -> Result<Self, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let loaded = load(&cert_file, &key_file, &provider)?;
+        let (cert_pem, key_pem, digest) = read(&cert_file, &key_file)?;
+        let loaded = (
+            certified(&cert_file, &key_file, &cert_pem, &key_pem, &provider)?,
+            digest,
+        );
         Ok(Self {
             cert_file,
             key_file,
@@ -80,12 +84,25 @@ impl ReloadingCertificate {
     /// `Ok(false)` when nothing changed, an error (and the old certificate kept) when the new
     /// files are not usable, for instance caught between the writes of the two.
     pub fn reload(&self) -> Result<bool, String> {
-        let (key, digest) = load(&self.cert_file, &self.key_file, &self.provider)?;
-        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
-        if current.1 == digest {
+        let (cert_pem, key_pem, digest) = read(&self.cert_file, &self.key_file)?;
+        // Unchanged files are not parsed again.
+        if self
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .1
+            == digest
+        {
             return Ok(false);
         }
-        *current = (key, digest);
+        let key = certified(
+            &self.cert_file,
+            &self.key_file,
+            &cert_pem,
+            &key_pem,
+            &self.provider,
+        )?;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = (key, digest);
         Ok(true)
     }
 
@@ -106,23 +123,38 @@ impl ReloadingCertificate {
     }
 }
 
-/// The chain and key of the files, checked to belong together, and a digest of both files.
-fn load(
-    cert_file: &Path,
-    key_file: &Path,
-    provider: &CryptoProvider,
-) -> Result<(Arc<CertifiedKey>, [u8; 32]), String> {
+/// The certificate file's contents, the key file's, and a digest of both.
+type Contents = (Vec<u8>, Vec<u8>, [u8; 32]);
+
+/// The two files' contents, and a digest of both.
+fn read(cert_file: &Path, key_file: &Path) -> Result<Contents, String> {
     let read = |path: &Path| {
         std::fs::read(path).map_err(|err| format!("cannot read {}: {err}", path.display()))
     };
     let (cert_pem, key_pem) = (read(cert_file)?, read(key_file)?);
-    let chain = CertificateDer::pem_slice_iter(&cert_pem)
+    let digest = Sha256::new()
+        .chain_update(&cert_pem)
+        .chain_update(&key_pem)
+        .finalize()
+        .into();
+    Ok((cert_pem, key_pem, digest))
+}
+
+/// The chain and key of the files' contents, checked to belong together.
+fn certified(
+    cert_file: &Path,
+    key_file: &Path,
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    provider: &CryptoProvider,
+) -> Result<Arc<CertifiedKey>, String> {
+    let chain = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| format!("{} is not a PEM certificate chain", cert_file.display()))?;
     if chain.is_empty() {
         return Err(format!("{} holds no certificate", cert_file.display()));
     }
-    let key = PrivateKeyDer::from_pem_slice(&key_pem)
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
         .map_err(|_| format!("{} is not a PEM private key", key_file.display()))?;
     let key = provider
         .key_provider
@@ -136,12 +168,7 @@ fn load(
             cert_file.display()
         )
     })?;
-    let digest = Sha256::new()
-        .chain_update(&cert_pem)
-        .chain_update(&key_pem)
-        .finalize()
-        .into();
-    Ok((Arc::new(certified), digest))
+    Ok(Arc::new(certified))
 }
 
 /// What the listener needs to speak TLS: the acceptor (HTTP/2 and HTTP/1.1 offered by ALPN),

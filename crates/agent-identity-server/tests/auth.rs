@@ -86,6 +86,31 @@ async fn post_as(
 ) -> (StatusCode, Value, http::HeaderMap) {
     let body = json!({"userId": user, "resourceId": "r", "resourceKind": "personal", "provider": provider,
                       "model": "gpt-4o", "action": "read", "traceId": "t"});
+    post_body(app, path, &body, authorization).await
+}
+
+/// Resolves for Alice (`openai`), the body naming workload `spiffe` when given.
+async fn resolve_claiming(
+    app: &axum::Router,
+    authorization: Option<(&str, String)>,
+    spiffe: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut body = json!({"userId": "alice", "resourceId": "r", "resourceKind": "personal",
+        "provider": "openai", "model": "gpt-4o", "action": "read", "traceId": "t"});
+    if let Some(spiffe) = spiffe {
+        body["spiffeId"] = json!(spiffe);
+    }
+    let (status, body, _) = post_body(app, "/api/resolve", &body, authorization).await;
+    (status, body)
+}
+
+/// POSTs `body` to `path`: the status, the JSON answer and the headers.
+async fn post_body(
+    app: &axum::Router,
+    path: &str,
+    body: &Value,
+    authorization: Option<(&str, String)>,
+) -> (StatusCode, Value, http::HeaderMap) {
     let mut request = Request::post(path)
         .header("host", "127.0.0.1:3001")
         .header("content-type", "application/json");
@@ -698,23 +723,7 @@ user_id = \"alice\"
     let app = app_with(&config, Path::new("."), &env).await;
     let resolve = |key: &'static str, spiffe: Option<&'static str>| {
         let app = app.clone();
-        async move {
-            let mut body = json!({"userId": "alice", "resourceId": "r", "resourceKind": "personal",
-                "provider": "openai", "model": "gpt-4o", "action": "read", "traceId": "t"});
-            if let Some(spiffe) = spiffe {
-                body["spiffeId"] = json!(spiffe);
-            }
-            let request = Request::post("/api/resolve")
-                .header("host", "127.0.0.1:3001")
-                .header("content-type", "application/json")
-                .header("x-api-key", key)
-                .body(Body::from(body.to_string()))
-                .unwrap();
-            let response = app.oneshot(request).await.unwrap();
-            let status = response.status();
-            let bytes = response.into_body().collect().await.unwrap().to_bytes();
-            (status, serde_json::from_slice::<Value>(&bytes).unwrap())
-        }
+        async move { resolve_claiming(&app, Some(("x-api-key", key.to_owned())), spiffe).await }
     };
     // The billing workload's key: its own ID, or none (filled in), gets the workload's rule.
     for named in [Some("spiffe://prod/billing"), None] {
@@ -748,22 +757,13 @@ async fn a_jwt_caller_proves_no_workload_and_may_name_none() {
     )
     .unwrap();
     let app = app_for(&jwt_config("jwks_file = \"jwks.json\""), &dir).await;
-    let body = json!({"userId": "alice", "resourceId": "r", "resourceKind": "personal",
-        "provider": "openai", "model": "gpt-4o", "action": "read", "traceId": "t",
-        "spiffeId": "spiffe://prod/billing"});
-    let request = Request::post("/api/resolve")
-        .header("host", "127.0.0.1:3001")
-        .header("content-type", "application/json")
-        .header(
-            "authorization",
-            format!("Bearer {}", keys.token(&claims("alice"))),
-        )
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let response = app.oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    let (status, body) = resolve_claiming(
+        &app,
+        bearer(keys.token(&claims("alice"))),
+        Some("spiffe://prod/billing"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["code"], "caller_workload_mismatch");
 }
 
@@ -832,26 +832,7 @@ jwks_file = \"bundle.json\"
         |sub: &str| bearer(keys.token(&json!({"sub": sub, "aud": AUDIENCE, "exp": now() + 300})));
     let resolve = |authorization, spiffe: Option<&'static str>| {
         let app = app.clone();
-        async move {
-            let mut body = json!({"userId": "alice", "resourceId": "r", "resourceKind": "personal",
-                "provider": "openai", "model": "gpt-4o", "action": "read", "traceId": "t"});
-            if let Some(spiffe) = spiffe {
-                body["spiffeId"] = json!(spiffe);
-            }
-            let mut request = Request::post("/api/resolve")
-                .header("host", "127.0.0.1:3001")
-                .header("content-type", "application/json");
-            if let Some((name, value)) = authorization {
-                request = request.header(name, value);
-            }
-            let response = app
-                .oneshot(request.body(Body::from(body.to_string())).unwrap())
-                .await
-                .unwrap();
-            let status = response.status();
-            let bytes = response.into_body().collect().await.unwrap().to_bytes();
-            (status, serde_json::from_slice::<Value>(&bytes).unwrap())
-        }
+        async move { resolve_claiming(&app, authorization, spiffe).await }
     };
 
     // The billing workload's SVID: its rule, whether the body names the workload or not.

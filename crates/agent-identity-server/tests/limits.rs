@@ -128,24 +128,56 @@ async fn requests_over_the_in_flight_limit_get_429_without_waiting() {
     );
 }
 
+/// The sidecar serving `config` on a loopback port, in this process, until stopped.
+struct Running {
+    address: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    async fn serve(config: &str) -> Self {
+        let loaded = agent_identity_server::config::load_str(
+            config,
+            std::path::Path::new("."),
+            "test".into(),
+            &|_| None,
+            None,
+        )
+        .unwrap();
+        let server =
+            agent_identity_server::cli::serve::Server::bind(loaded, Arc::new(Metrics::new()))
+                .await
+                .unwrap();
+        let address = server.local_addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            address,
+            stop,
+            task,
+        }
+    }
+
+    /// Stops it, and waits for it to have stopped.
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
 #[tokio::test]
 async fn a_client_that_never_finishes_its_headers_is_cut_off() {
-    let loaded = agent_identity_server::config::load_str(
+    let running = Running::serve(
         "[server]\nlisten = \"127.0.0.1:0\"\nheader_read_timeout_ms = 300\nmax_connections = 2\n",
-        std::path::Path::new("."),
-        "test".into(),
-        &|_| None,
-        None,
     )
-    .unwrap();
-    let server = agent_identity_server::cli::serve::Server::bind(loaded, Arc::new(Metrics::new()))
-        .await
-        .unwrap();
-    let address = server.local_addr();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(server.run(async move {
-        let _ = stopped.await;
-    }));
+    .await;
+    let address = running.address;
 
     // Headers never completed: the server closes the connection after the timeout.
     let mut slow = tokio::net::TcpStream::connect(address).await.unwrap();
@@ -168,11 +200,7 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
         .unwrap();
     assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
 
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), running)
-        .await
-        .unwrap()
-        .unwrap();
+    running.stop().await;
 }
 
 /// The resident memory of this process, in bytes (Linux).
@@ -195,22 +223,8 @@ async fn exchange(address: std::net::SocketAddr, head: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_and_oversized_headers_keep_memory_bounded_while_health_answers() {
-    let loaded = agent_identity_server::config::load_str(
-        "[server]\nlisten = \"127.0.0.1:0\"\n",
-        std::path::Path::new("."),
-        "test".into(),
-        &|_| None,
-        None,
-    )
-    .unwrap();
-    let server = agent_identity_server::cli::serve::Server::bind(loaded, Arc::new(Metrics::new()))
-        .await
-        .unwrap();
-    let address = server.local_addr();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(server.run(async move {
-        let _ = stopped.await;
-    }));
+    let running = Running::serve("[server]\nlisten = \"127.0.0.1:0\"\n").await;
+    let address = running.address;
 
     // Each limit on its own: too many fields, and one field too large, are 431s.
     let mut many = format!("GET /health HTTP/1.1\r\nHost: {address}\r\n");
@@ -288,31 +302,13 @@ async fn slow_and_oversized_headers_keep_memory_bounded_while_health_answers() {
     let growth = peak.saturating_sub(before);
     assert!(growth < 50 * 1024 * 1024, "memory grew by {growth} bytes");
 
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), running)
-        .await
-        .unwrap()
-        .unwrap();
+    running.stop().await;
 }
 
 #[tokio::test]
 async fn a_client_that_sends_its_whole_body_first_still_reads_the_413() {
-    let loaded = agent_identity_server::config::load_str(
-        "[server]\nlisten = \"127.0.0.1:0\"\n",
-        std::path::Path::new("."),
-        "test".into(),
-        &|_| None,
-        None,
-    )
-    .unwrap();
-    let server = agent_identity_server::cli::serve::Server::bind(loaded, Arc::new(Metrics::new()))
-        .await
-        .unwrap();
-    let address = server.local_addr();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(server.run(async move {
-        let _ = stopped.await;
-    }));
+    let running = Running::serve("[server]\nlisten = \"127.0.0.1:0\"\n").await;
+    let address = running.address;
     // As Python's http.client does: the whole body is written, piece by piece, then the answer
     // read. Answered and closed after the head, the later pieces would meet a reset socket.
     let body = format!("{{\"pad\":\"{}\"}}", "x".repeat(512 * 1024));
@@ -341,9 +337,5 @@ async fn a_client_that_sends_its_whole_body_first_still_reads_the_413() {
         let answer = String::from_utf8_lossy(&answer[..read]);
         assert!(answer.starts_with(expected), "{answer}");
     }
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), running)
-        .await
-        .unwrap()
-        .unwrap();
+    running.stop().await;
 }
