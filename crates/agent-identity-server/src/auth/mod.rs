@@ -1,4 +1,5 @@
-//! Caller authentication: none, API keys, or bearer JWTs checked against the issuer's JWKS.
+//! Caller authentication: none, API keys, bearer JWTs checked against the issuer's JWKS, or the
+//! client certificate of the TLS handshake (an X.509-SVID).
 //!
 //! An authenticated caller may be bound to a user (a JWT's subject, an API key's `user_id`);
 //! a request body that names another user is then refused.
@@ -24,6 +25,8 @@ pub mod settings;
 use agent_identity::identity_http::{HttpClient, OutboundPolicy};
 
 use settings::{ApiKey, AuthSettings, JwtSettings};
+
+use crate::tls::PeerWorkload;
 
 /// Who is calling, as far as authentication tells.
 #[derive(Debug, Clone)]
@@ -160,6 +163,19 @@ pub enum AuthError {
     /// The keys to check the token with could not be obtained.
     #[error("the token issuer's keys are unavailable")]
     KeysUnavailable,
+    /// Mode `x509-svid`, and the connection presented no client certificate.
+    #[error("this server requires a client certificate (an X.509-SVID)")]
+    NoCertificate,
+    /// The client certificate and the bearer credential stand for different workloads.
+    #[error(
+        "the client certificate proves workload `{certificate}`, but the bearer credential stands for `{bearer}`"
+    )]
+    WorkloadConflict {
+        /// The certificate's SPIFFE ID.
+        certificate: String,
+        /// The key's or token's.
+        bearer: String,
+    },
 }
 
 impl AuthError {
@@ -187,6 +203,8 @@ pub enum Authenticator {
     ApiKeys(Vec<ApiKey>),
     /// JWTs.
     Jwt(Arc<JwtVerifier>),
+    /// Client certificates (X.509-SVIDs), verified in the TLS handshake.
+    X509Svid,
 }
 
 impl Authenticator {
@@ -196,11 +214,44 @@ impl Authenticator {
             AuthSettings::None => Self::None,
             AuthSettings::ApiKeys(keys) => Self::ApiKeys(keys),
             AuthSettings::Jwt(jwt) => Self::Jwt(Arc::new(JwtVerifier::new(jwt).await?)),
+            AuthSettings::X509Svid => Self::X509Svid,
         })
     }
 
-    /// Who `headers` say is calling.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, AuthError> {
+    /// Who is calling, as `headers` and the connection's client certificate (`peer`) say. A
+    /// certificate's workload is the caller's; a key or token standing for another is refused.
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<&PeerWorkload>,
+    ) -> Result<Caller, AuthError> {
+        if let Self::X509Svid = self {
+            let PeerWorkload(workload) = peer.ok_or(AuthError::NoCertificate)?;
+            // The workload acts for the users it names, as a service key with `any_user`.
+            return Ok(Caller {
+                name: workload.as_str().to_owned(),
+                user_id: None,
+                subject_token: None,
+                permissions: Permissions::default(),
+                workload: Some(workload.clone()),
+            });
+        }
+        let mut caller = self.authenticate_bearer(headers).await?;
+        if let Some(PeerWorkload(proved)) = peer {
+            match &caller.workload {
+                Some(bearer) if bearer != proved => {
+                    return Err(AuthError::WorkloadConflict {
+                        certificate: proved.as_str().to_owned(),
+                        bearer: bearer.as_str().to_owned(),
+                    });
+                }
+                _ => caller.workload = Some(proved.clone()),
+            }
+        }
+        Ok(caller)
+    }
+
+    async fn authenticate_bearer(&self, headers: &HeaderMap) -> Result<Caller, AuthError> {
         match self {
             Self::None => Ok(Caller {
                 name: "anonymous".into(),
@@ -235,6 +286,7 @@ impl Authenticator {
                 let token = bearer(headers).ok_or(AuthError::Missing)?;
                 verifier.verify(token).await
             }
+            Self::X509Svid => Err(AuthError::NoCertificate),
         }
     }
 }
@@ -256,7 +308,8 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    match authenticator.authenticate(request.headers()).await {
+    let peer = request.extensions().get::<PeerWorkload>();
+    match authenticator.authenticate(request.headers(), peer).await {
         Ok(caller) => {
             request.extensions_mut().insert(caller);
             next.run(request).await

@@ -32,6 +32,9 @@ pub enum AuthMode {
     /// With a JWT-SVID: a bearer JWT whose subject is the calling workload's SPIFFE ID, in the
     /// configured trust domain, checked against that domain's JWKS bundle.
     JwtSvid,
+    /// With an X.509-SVID: the client certificate of the TLS handshake, checked against its
+    /// trust domain's bundle (`[server.tls.client_auth]`), names the calling workload.
+    X509Svid,
 }
 
 #[derive(Debug, Deserialize)]
@@ -63,6 +66,8 @@ pub enum AuthSettings {
     ApiKeys(Vec<ApiKey>),
     /// Bearer JWTs.
     Jwt(JwtSettings),
+    /// Client certificates (the TLS section says which trust domains).
+    X509Svid,
 }
 
 /// One API key, kept only as its SHA-256 digest.
@@ -159,14 +164,23 @@ pub(crate) fn auth_settings(
     let mut errors = Vec::new();
     let located = |field: &str, problem: &str| ConfigError::new("auth", Some(field), problem);
     match section.mode {
-        AuthMode::None => {
+        AuthMode::None | AuthMode::X509Svid => {
             if !section.api_keys.is_empty() || section.jwt.is_some() {
+                let mode = if section.mode == AuthMode::None {
+                    "none"
+                } else {
+                    "x509-svid"
+                };
                 errors.push(located(
                     "mode",
-                    "is `none` but keys or a JWT section are configured; set the mode you mean",
+                    &format!(
+                        "is `{mode}`, which takes no keys or JWT section, but some are configured; set the mode you mean"
+                    ),
                 ));
             }
-            if errors.is_empty() {
+            if errors.is_empty() && section.mode == AuthMode::X509Svid {
+                Ok(AuthSettings::X509Svid)
+            } else if errors.is_empty() {
                 Ok(AuthSettings::None)
             } else {
                 Err(errors)

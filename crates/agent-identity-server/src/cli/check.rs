@@ -101,6 +101,12 @@ pub fn lint(loaded: &Loaded) -> Vec<Lint> {
 /// `spiffeId` is taken at its word; with it, no request can match.
 fn workload_lints(loaded: &Loaded) -> Vec<Lint> {
     use crate::auth::settings::AuthSettings;
+    // Client certificates prove a workload under any mode that authenticates.
+    let certificates = loaded
+        .server
+        .tls
+        .as_ref()
+        .is_some_and(|tls| tls.client_auth.is_some());
     let (proven, consequence) = match &loaded.auth {
         AuthSettings::None => (
             false,
@@ -114,8 +120,9 @@ fn workload_lints(loaded: &Loaded) -> Vec<Lint> {
             jwt.trust_domain.is_some(),
             "JWT callers prove no workload (mode `jwt-svid` would), so no request can match it",
         ),
+        AuthSettings::X509Svid => (true, ""),
     };
-    if proven {
+    if proven || certificates {
         return Vec::new();
     }
     loaded
@@ -151,6 +158,7 @@ fn delivery_lints(loaded: &Loaded) -> Vec<Lint> {
             .iter()
             .any(|key| key.permissions.contains(Permission::ReceiveSecrets)),
         AuthSettings::Jwt(jwt) => jwt.receive_secrets_scope.is_some(),
+        AuthSettings::X509Svid => false,
     };
     if someone_may_receive {
         return Vec::new();

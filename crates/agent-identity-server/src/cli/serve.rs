@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -16,7 +15,7 @@ use crate::app::metrics::Metrics;
 use crate::app::{AppState, app};
 use crate::auth::Authenticator;
 use crate::config::Loaded;
-use crate::tls::Tls;
+use crate::tls::{PeerWorkload, Tls};
 
 const TOO_MANY_CONNECTIONS: &str = concat!(
     "HTTP/1.1 429 Too Many Requests\r\n",
@@ -64,9 +63,7 @@ impl Server {
             state,
             tls,
         } = self;
-        let reloader = tls
-            .as_ref()
-            .map(|tls| tokio::spawn(tls.certificate.clone().watch(tls.reload_interval)));
+        let reloader = tls.as_ref().map(|tls| tokio::spawn(tls.clone().watch()));
         let settings = state.settings.clone();
         let monitor = tokio::spawn(
             state
@@ -80,7 +77,10 @@ impl Server {
             }
             _ => None,
         };
-        let service = TowerToHyperService::new(app(state));
+        let service = Connection {
+            router: app(state),
+            peer: None,
+        };
         let connections = Arc::new(Semaphore::new(settings.max_connections));
         let graceful = GracefulShutdown::new();
         let header_timeout = Duration::from_millis(settings.header_read_timeout_ms);
@@ -137,6 +137,12 @@ impl Server {
                                 return;
                             }
                         };
+                    // A client certificate's workload goes with each request of the
+                    // connection, for authentication to read.
+                    let service = Connection {
+                        peer: Tls::peer_workload(stream.get_ref().1),
+                        ..service
+                    };
                     // ALPN has chosen the version: each goes straight to its own connection
                     // type (hyper's version-sniffing builder cost 18 µs per request).
                     let ended = if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
@@ -179,6 +185,28 @@ impl Server {
             refresher.abort();
         }
         tracing::info!("stopped");
+    }
+}
+
+/// The application as one connection serves it: each request carries the workload the
+/// connection's client certificate proved, if any.
+#[derive(Clone)]
+struct Connection {
+    router: axum::Router,
+    peer: Option<PeerWorkload>,
+}
+
+impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Connection {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = axum::routing::future::RouteFuture<std::convert::Infallible>;
+
+    fn call(&self, mut request: http::Request<hyper::body::Incoming>) -> Self::Future {
+        if let Some(peer) = &self.peer {
+            request.extensions_mut().insert(peer.clone());
+        }
+        // A router is always ready, and cloning it clones an `Arc`.
+        tower::Service::call(&mut self.router.clone(), request)
     }
 }
 

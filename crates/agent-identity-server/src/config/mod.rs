@@ -370,6 +370,11 @@ fn build(
     if let Some(tls) = &mut server.tls {
         tls.cert_file = base.join(&tls.cert_file);
         tls.key_file = base.join(&tls.key_file);
+        if let Some(clients) = &mut tls.client_auth {
+            for bundle in clients.trust_domains.values_mut() {
+                *bundle = base.join(&*bundle);
+            }
+        }
         // Read now, so that a bad file stops the configuration with its name.
         if let Err(problem) = crate::tls::Tls::new(tls) {
             errors.push(ConfigError::new("server", Some("tls"), problem));
@@ -377,6 +382,7 @@ fn build(
     }
     if let Some(auth) = &auth {
         check_exposure(&server, auth, &mut errors);
+        check_client_certificates(&server, auth, &mut errors);
     }
     for (field, value) in [
         ("body_limit_bytes", server.body_limit_bytes),
@@ -458,6 +464,36 @@ pub fn secret_shaped_refs(loaded: &Loaded) -> Vec<String> {
         .filter(|credential| credential.reference.looks_like_secret())
         .map(|credential| format!("credential `{}`", credential.id));
     rules.chain(credentials).collect()
+}
+
+/// Mode `x509-svid` needs client certificates required of every connection; client
+/// certificates without authentication would prove a workload nobody asks about.
+fn check_client_certificates(
+    server: &ServerSettings,
+    auth: &AuthSettings,
+    errors: &mut Vec<ConfigError>,
+) {
+    let client_auth = server.tls.as_ref().and_then(|tls| tls.client_auth.as_ref());
+    match (auth, client_auth) {
+        (AuthSettings::X509Svid, None) => errors.push(ConfigError::new(
+            "auth",
+            Some("mode"),
+            "is `x509-svid`, but no [server.tls.client_auth] names the trust bundles to check client certificates with",
+        )),
+        (AuthSettings::X509Svid, Some(clients)) if !clients.required => {
+            errors.push(ConfigError::new(
+                "server",
+                Some("tls.client_auth.required"),
+                "is false, but mode `x509-svid` authenticates callers by their certificate alone: every client must present one",
+            ));
+        }
+        (AuthSettings::None, Some(_)) => errors.push(ConfigError::new(
+            "auth",
+            Some("mode"),
+            "is `none`, but [server.tls.client_auth] asks for client certificates: set mode `x509-svid` to authenticate callers by them (or another mode to combine them with keys or tokens)",
+        )),
+        _ => {}
+    }
 }
 
 /// Refuses an unauthenticated non-loopback bind unless the operator allowed it explicitly.

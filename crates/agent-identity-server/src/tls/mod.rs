@@ -18,6 +18,10 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio_rustls::TlsAcceptor;
 
+mod workloads;
+
+pub use workloads::{ClientAuthSettings, PeerWorkload, SvidProblem, SvidVerifier, spiffe_id_of};
+
 /// The `[server.tls]` section.
 ///
 /// ```
@@ -36,6 +40,9 @@ pub struct TlsSettings {
     /// How often the files are checked for a new certificate, in seconds.
     #[serde(default = "default_reload_interval")]
     pub reload_interval_secs: u64,
+    /// Client certificates as X.509-SVIDs (`[server.tls.client_auth]`); none asked for when
+    /// absent.
+    pub client_auth: Option<ClientAuthSettings>,
 }
 
 fn default_reload_interval() -> u64 {
@@ -105,22 +112,6 @@ impl ReloadingCertificate {
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = (key, digest);
         Ok(true)
     }
-
-    /// Checks the files every `interval`, forever; run in the background.
-    pub async fn watch(self: Arc<Self>, interval: Duration) {
-        loop {
-            tokio::time::sleep(interval).await;
-            match self.reload() {
-                Ok(true) => {
-                    tracing::info!(file = %self.cert_file.display(), "TLS certificate reloaded")
-                }
-                Ok(false) => {}
-                Err(err) => {
-                    tracing::warn!(error = %err, "the new TLS certificate is not usable; the current one stays");
-                }
-            }
-        }
-    }
 }
 
 /// The certificate file's contents, the key file's, and a digest of both.
@@ -179,6 +170,8 @@ pub struct Tls {
     pub acceptor: TlsAcceptor,
     /// The certificate in use.
     pub certificate: Arc<ReloadingCertificate>,
+    /// The verifier of client certificates, when they are asked for.
+    pub clients: Option<Arc<SvidVerifier>>,
     /// How often its files are checked.
     pub reload_interval: Duration,
 }
@@ -199,16 +192,65 @@ impl Tls {
             settings.cert_file.clone(),
             settings.key_file.clone(),
         )?);
-        let mut config = rustls::ServerConfig::builder_with_provider(certificate.provider.clone())
+        let clients = settings
+            .client_auth
+            .as_ref()
+            .map(|clients| SvidVerifier::new(clients, certificate.provider.clone()).map(Arc::new))
+            .transpose()?;
+        let builder = rustls::ServerConfig::builder_with_provider(certificate.provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|err| format!("TLS cannot be set up: {err}"))?
-            .with_no_client_auth()
-            .with_cert_resolver(certificate.clone());
+            .map_err(|err| format!("TLS cannot be set up: {err}"))?;
+        let builder = match &clients {
+            Some(clients) => builder.with_client_cert_verifier(clients.clone()),
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder.with_cert_resolver(certificate.clone());
+        if clients.is_some() {
+            // A resumed session keeps the identity of its first handshake: an SVID that has
+            // expired since (they live an hour) or whose CA left the bundle would go on being
+            // accepted. Every connection verifies its certificate again.
+            config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+            config.send_tls13_tickets = 0;
+        }
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Self {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             certificate,
+            clients,
             reload_interval: Duration::from_secs(settings.reload_interval_secs.max(1)),
         })
+    }
+}
+
+impl Tls {
+    /// Checks the certificate's files and the trust bundles every `reload_interval`, forever;
+    /// run in the background. A file that is not usable is reported and the old one kept.
+    pub async fn watch(self) {
+        loop {
+            tokio::time::sleep(self.reload_interval).await;
+            match self.certificate.reload() {
+                Ok(true) => {
+                    tracing::info!(file = %self.certificate.cert_file.display(), "TLS certificate reloaded")
+                }
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "the new TLS certificate is not usable; the current one stays");
+                }
+            }
+            match self.clients.as_ref().map(|clients| clients.reload()) {
+                Some(Ok(true)) => tracing::info!("trust bundles reloaded"),
+                Some(Err(err)) => {
+                    tracing::warn!(error = %err, "the new trust bundles are not usable; the current ones stay");
+                }
+                Some(Ok(false)) | None => {}
+            }
+        }
+    }
+
+    /// The workload a finished handshake's client certificate proved, if one was presented
+    /// (the verifier has checked it already).
+    pub fn peer_workload(connection: &rustls::ServerConnection) -> Option<PeerWorkload> {
+        let leaf = connection.peer_certificates()?.first()?;
+        spiffe_id_of(leaf).ok().map(PeerWorkload)
     }
 }
