@@ -513,6 +513,14 @@ fn auth_mistakes_are_configuration_errors() {
             "[auth]\nmode = \"jwt\"\n[auth.jwt]\nissuer = \"i\"\naudience = [\"a\"]\njwks_file = \"x\"\nreceive_secrets_scope = \"a b\"\n",
             "jwt.receive_secrets_scope",
         ),
+        (
+            "[auth]\nmode = \"none\"\n[auth.workload_jwt]\ntrust_domain = \"prod\"\naudience = [\"a\"]\njwks_file = \"x\"\n",
+            "workload_jwt",
+        ),
+        (
+            "[auth]\nmode = \"jwt\"\n[auth.jwt]\nissuer = \"i\"\naudience = [\"a\"]\njwks_file = \"x\"\n[auth.workload_jwt]\naudience = [\"a\"]\njwks_file = \"x\"\n",
+            "workload_jwt.trust_domain",
+        ),
     ] {
         let err = load_error(&format!("{STORE}\n{config}"));
         assert!(

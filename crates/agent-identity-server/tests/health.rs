@@ -88,7 +88,7 @@ async fn a_store_down_makes_health_503_and_probes_never_reach_the_store() {
         health: monitor.clone(),
         metrics: Arc::new(Metrics::new()),
         settings: Arc::new(ServerSettings::default()),
-        authenticator: Arc::new(Authenticator::None),
+        authenticator: Arc::new(Authenticator::none()),
         bound: "127.0.0.1:3001".parse().unwrap(),
         oauth: None,
         proxy: None,

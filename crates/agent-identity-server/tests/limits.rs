@@ -73,7 +73,7 @@ async fn slow_app(
         router,
         metrics: Arc::new(Metrics::new()),
         settings: Arc::new(settings),
-        authenticator: Arc::new(Authenticator::None),
+        authenticator: Arc::new(Authenticator::none()),
         bound,
         oauth: None,
         proxy: None,

@@ -356,3 +356,110 @@ async fn two_users_through_one_upstream_each_get_a_token_of_their_own() {
         StatusCode::FORBIDDEN
     );
 }
+
+/// A JWT-SVID of `spiffe://prod.example/agent`, signed with the key of seed `seed`, for the
+/// sidecar and for the authorization server at `issuer` (both are its audience).
+fn jwt_svid(seed: u8, issuer: &str) -> String {
+    let (pem, _) = ed25519_key_pair(seed);
+    let key = jsonwebtoken::EncodingKey::from_ed_pem(pem.as_bytes()).unwrap();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some(identity_test_support::CLIENT_KEY_ID.into());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = json!({"sub": "spiffe://prod.example/agent", "aud": ["agent-identity", issuer],
+                        "iat": now, "exp": now + 300});
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+#[tokio::test]
+async fn the_calling_workloads_jwt_svid_is_the_actor_of_the_exchange() {
+    // The trust domain's bundle: the authorization server and the sidecar both trust it.
+    let (_, jwk) = ed25519_key_pair(41);
+    let bundle = format!("{{\"keys\":[{jwk}]}}");
+    let server = AuthorizationServer::start_with_env(&[("FIXTURE_SPIFFE_JWKS", &bundle)]).await;
+    let dir = std::env::temp_dir().join(format!("agent-identity-actor-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("bundle.json"), &bundle).unwrap();
+    let (base, seen) = refusing_upstream(Refuse::None).await;
+    let text = format!(
+        "{}\n[auth.workload_jwt]\ntrust_domain = \"prod.example\"\naudience = [\"agent-identity\"]\njwks_file = \"bundle.json\"\n\n[upstreams.crm]\nbase_url = \"{base}\"\nprovider = \"openai\"\nallow_http_loopback = true\n",
+        config(server.issuer()).replace(
+            "scopes = [\"crm:read\"]\n",
+            "scopes = [\"crm:read\"]\nactor_is_caller = true\n"
+        )
+    );
+    let env = |name: &str| (name == "CRM_CLIENT_SECRET").then(|| CLIENT_SECRET.to_owned());
+    let loaded = load_str(&text, &dir, "test".into(), &env, None).unwrap();
+    let app = app(loaded
+        .into_state(Arc::new(Metrics::new()), "127.0.0.1:3001".parse().unwrap())
+        .await
+        .unwrap());
+    let alice = server
+        .jwt_access_token("alice", "crm:read", "agent-identity")
+        .await;
+    let call = |workload_token: Option<String>| {
+        let mut request = Request::post("/proxy/crm/items")
+            .header("host", "127.0.0.1:3001")
+            .header("authorization", format!("Bearer {alice}"))
+            .header("x-agent-identity-user", "alice")
+            .header("content-type", "application/json");
+        if let Some(token) = workload_token {
+            request = request.header("x-agent-identity-workload-token", token);
+        }
+        let app = app.clone();
+        async move {
+            let response = app
+                .oneshot(request.body(Body::from("{}")).unwrap())
+                .await
+                .unwrap();
+            let status = response.status();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8_lossy(&bytes).into_owned())
+        }
+    };
+
+    // Alice's agent, proving its workload: the upstream gets a token for alice whose actor is
+    // the agent, and neither the SVID nor alice's token reaches it.
+    let svid = jwt_svid(41, server.issuer());
+    let (status, body) = call(Some(svid.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let sent = seen.lock().unwrap()[0].clone();
+    assert!(!sent.contains(&svid) && !sent.contains(&alice));
+    let issued = server.introspect(sent.trim_start_matches("Bearer ")).await;
+    assert_eq!(issued["sub"], "alice", "{issued}");
+    assert_eq!(
+        issued["act"]["sub"], "spiffe://prod.example/agent",
+        "{issued}"
+    );
+
+    // Without its workload token the slot does not exchange (no actor, no delegation).
+    let exchanges = server.exchanges().await;
+    let (status, body) = call(None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("JWT-SVID"), "{body}");
+    assert_eq!(server.exchanges().await, exchanges);
+    // A workload token signed by a key outside the bundle is refused before anything else.
+    let (status, body) = call(Some(jwt_svid(42, server.issuer()))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(body.contains("workload token"), "{body}");
+    // The proven workload binds the request: a body naming another is refused.
+    let body = json!({"userId": "alice", "resourceId": "crm", "resourceKind": "shared",
+        "provider": "openai", "model": "gpt-4o", "action": "read", "traceId": "t",
+        "spiffeId": "spiffe://prod.example/payroll"});
+    let request = Request::post("/api/resolve")
+        .header("host", "127.0.0.1:3001")
+        .header("authorization", format!("Bearer {alice}"))
+        .header("x-agent-identity-workload-token", svid)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let refused: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(refused["code"], "caller_workload_mismatch");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}

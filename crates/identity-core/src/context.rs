@@ -288,10 +288,16 @@ pub struct RequestContext {
     /// read from a request body: whoever authenticated the caller sets it.
     #[serde(skip)]
     pub subject_token: Option<SubjectToken>,
+    /// The calling workload's own token (its JWT-SVID), for stores that delegate: token
+    /// exchange sends it as the RFC 8693 `actor_token`, so that the issued token's `act` names
+    /// the agent acting for the user. Like the subject token, never read from a request body.
+    #[serde(skip)]
+    pub actor_token: Option<SubjectToken>,
 }
 
-/// The caller's own token, presented to stores that act for the caller: token exchange sends it
-/// to the authorization server as the RFC 8693 `subject_token`. `Debug` is redacted.
+/// A caller's own token, presented to stores that act for the caller: token exchange sends the
+/// user's as the RFC 8693 `subject_token`, and the calling workload's as the `actor_token`.
+/// `Debug` is redacted.
 ///
 /// Equality compares the tokens, for tests and cache keys; it is not constant-time, so never
 /// decide who a caller is with it.
@@ -447,6 +453,7 @@ impl RequestContext {
             migration_id,
             phase,
             subject_token: None,
+            actor_token: None,
         });
         let context = fields.finish(WHAT, context)?;
         // `resource_kind` is `None` only when a problem was recorded, and `finish` returned it.
@@ -492,6 +499,7 @@ pub struct RequestContextBuilder {
     migration_id: Option<String>,
     phase: Option<MigrationPhase>,
     subject_token: Option<SubjectToken>,
+    actor_token: Option<SubjectToken>,
 }
 
 macro_rules! setters {
@@ -534,6 +542,8 @@ impl RequestContextBuilder {
         phase: MigrationPhase,
         /// Sets the caller's own token, for stores that act for the caller.
         subject_token: SubjectToken,
+        /// Sets the calling workload's own token, for stores that delegate.
+        actor_token: SubjectToken,
     }
 
     /// Checks the required fields and builds the context.
@@ -619,6 +629,7 @@ impl RequestContextBuilder {
             migration_id: self.migration_id,
             phase: self.phase,
             subject_token: self.subject_token,
+            actor_token: self.actor_token,
         })
     }
 }

@@ -75,6 +75,9 @@ pub struct MigrationRequest {
     /// The caller's own token, passed to both derived contexts; never read from a body.
     #[serde(skip)]
     pub subject_token: Option<SubjectToken>,
+    /// The calling workload's own token, passed to both derived contexts; never from a body.
+    #[serde(skip)]
+    pub actor_token: Option<SubjectToken>,
 }
 
 impl MigrationRequest {
@@ -165,6 +168,7 @@ impl MigrationRequest {
             parent_trace_id,
             spiffe_id,
             subject_token: None,
+            actor_token: None,
         });
         fields.finish(WHAT, request)?.ok_or_else(|| InvalidInput {
             what: WHAT,
@@ -222,6 +226,7 @@ impl MigrationRequest {
             migration_id: Some(self.migration_id.clone()),
             phase: Some(self.phase),
             subject_token: self.subject_token.clone(),
+            actor_token: self.actor_token.clone(),
         }
     }
 }

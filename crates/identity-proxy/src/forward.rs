@@ -133,6 +133,8 @@ pub struct Caller {
     pub subject_token: Option<SubjectToken>,
     /// The workload the caller proved it is (a SPIFFE ID): the context's `spiffeId`.
     pub workload: Option<String>,
+    /// The workload's own token (a JWT-SVID), for stores that delegate (the actor token).
+    pub actor_token: Option<SubjectToken>,
 }
 
 impl Caller {
@@ -147,6 +149,7 @@ impl Caller {
             user_id,
             subject_token,
             workload: None,
+            actor_token: None,
         }
     }
 
@@ -159,6 +162,20 @@ impl Caller {
     #[must_use]
     pub fn with_workload(mut self, workload: impl Into<String>) -> Self {
         self.workload = Some(workload.into());
+        self
+    }
+
+    /// The same caller, with the workload's own token to act with (RFC 8693 `actor_token`).
+    ///
+    /// ```
+    /// use identity_core::{Secret, SubjectToken};
+    /// let caller = identity_proxy::Caller::new(None, None)
+    ///     .with_actor_token(SubjectToken::new(Secret::new("eyJ...")));
+    /// assert!(caller.actor_token.is_some());
+    /// ```
+    #[must_use]
+    pub fn with_actor_token(mut self, token: SubjectToken) -> Self {
+        self.actor_token = Some(token);
         self
     }
 }
@@ -510,6 +527,9 @@ fn context(
     }
     if let Some(workload) = caller.workload {
         builder = builder.spiffe_id(workload);
+    }
+    if let Some(token) = caller.actor_token {
+        builder = builder.actor_token(token);
     }
     builder
         .build()

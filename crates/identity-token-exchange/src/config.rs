@@ -125,6 +125,42 @@ impl TokenSource for StaticToken {
     }
 }
 
+/// The calling workload's own token, as the embedding server authenticated it
+/// ([`identity_core::RequestContext::actor_token`]): delegation by whoever calls, so that the
+/// issued token's `act` names that workload. A request that carries none is refused rather
+/// than exchanged without an actor.
+///
+/// ```
+/// use identity_core::{Secret, SubjectToken};
+/// use identity_token_exchange::{CallersActorToken, TokenSource};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let mut context = identity_test_support::request_context();
+/// assert!(CallersActorToken.token(&context).await.is_err());
+/// context.actor_token = Some(SubjectToken::new(Secret::new("eyJ.svid")));
+/// let token = CallersActorToken.token(&context).await.unwrap().unwrap();
+/// assert_eq!(token.expose_secret(), "eyJ.svid");
+/// # });
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallersActorToken;
+
+#[async_trait::async_trait]
+impl TokenSource for CallersActorToken {
+    async fn token(
+        &self,
+        context: &identity_core::RequestContext,
+    ) -> Result<Option<Secret>, identity_core::Error> {
+        match &context.actor_token {
+            Some(token) => Ok(Some(token.secret().clone())),
+            None => Err(identity_core::Error::Unauthenticated {
+                backend: crate::protocol::BACKEND,
+                detail: "delegation needs the calling workload's own token (a JWT-SVID), and the request carries none".into(),
+            }),
+        }
+    }
+}
+
 /// Parameters the protocol sets itself, which `extra_params` may not override.
 const RESERVED: &[&str] = &[
     "grant_type",

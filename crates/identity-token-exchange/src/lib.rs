@@ -36,7 +36,9 @@ mod protocol;
 mod store;
 mod store_config;
 
-pub use config::{ExchangeConfig, ExchangeConfigBuilder, StaticToken, TokenSource, TokenType};
+pub use config::{
+    CallersActorToken, ExchangeConfig, ExchangeConfigBuilder, StaticToken, TokenSource, TokenType,
+};
 /// Client authentication, errors and codes are those of every OAuth call of the workspace.
 pub use identity_http::{ClientAuth, OAuthError, OAuthErrorCode, PrivateKey};
 pub use key::CacheKey;

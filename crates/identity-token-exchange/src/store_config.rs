@@ -7,7 +7,7 @@ use identity_core::{ConfigEnv, ConfigError, CredentialKind};
 use identity_http::{ClientAuth, PrivateKeyConfig};
 use serde::Deserialize;
 
-use crate::{ExchangeConfig, StaticToken, TokenExchangeStore, TokenType};
+use crate::{CallersActorToken, ExchangeConfig, StaticToken, TokenExchangeStore, TokenType};
 
 /// A token-exchange store as a configuration file writes it: slots whose credential is the
 /// caller's token exchanged at an authorization server (RFC 8693). Secrets (client secrets,
@@ -103,6 +103,12 @@ pub struct ExchangeSlotConfig {
     pub subject_token_env: Option<String>,
     /// The environment variable holding the actor token (delegation).
     pub actor_token_env: Option<String>,
+    /// Delegation by the calling workload: its own token, as authentication proved it (a
+    /// JWT-SVID), is the actor token; a request without one is refused.
+    #[serde(default)]
+    pub actor_is_caller: bool,
+    /// The actor token's type URI (an access token; a JWT when `actor_is_caller`).
+    pub actor_token_type: Option<String>,
     /// `audience` parameters.
     #[serde(default)]
     pub audience: Vec<String>,
@@ -223,6 +229,18 @@ impl ExchangeSlotConfig {
                 Err(err) => errors.push(err),
             }
         }
+        if self.actor_is_caller {
+            if self.actor_token_env.is_some() {
+                errors.push(ConfigError::new(
+                    location,
+                    Some(&field("actor_is_caller")),
+                    "and `actor_token_env` both name the actor; keep one",
+                ));
+            }
+            config = config
+                .actor_source(CallersActorToken)
+                .actor_token_type(TokenType::JWT);
+        }
         if let Some(variable) = &self.client_secret_env {
             match env.secret(location, &field("client_secret_env"), variable) {
                 Ok(secret) => config = config.client_secret(secret),
@@ -244,13 +262,19 @@ impl ExchangeSlotConfig {
         for (name, value) in self.extra_params {
             config = config.extra_param(name, value);
         }
-        for (name, value, subject) in [
-            ("subject_token_type", self.subject_token_type, true),
-            ("requested_token_type", self.requested_token_type, false),
+        for (name, value) in [
+            ("subject_token_type", self.subject_token_type),
+            ("requested_token_type", self.requested_token_type),
+            ("actor_token_type", self.actor_token_type),
         ] {
             let Some(value) = value else { continue };
             match TokenType::new(value) {
-                Ok(token_type) if subject => config = config.subject_token_type(token_type),
+                Ok(token_type) if name == "subject_token_type" => {
+                    config = config.subject_token_type(token_type);
+                }
+                Ok(token_type) if name == "actor_token_type" => {
+                    config = config.actor_token_type(token_type);
+                }
                 Ok(token_type) => config = config.requested_token_type(token_type),
                 Err(_) => errors.push(ConfigError::new(
                     location,

@@ -27,7 +27,6 @@ use tokio::sync::Semaphore;
 pub(crate) use body::read_json_body;
 pub use state::AppState;
 
-use crate::auth::Authenticator;
 use guard::Guard;
 use metrics::Metrics;
 
@@ -69,7 +68,7 @@ pub fn app(state: AppState) -> axum::Router {
         .route(ROUTES[9], get(oauth::callback))
         .with_state(state.oauth.clone());
     // With no authentication configured every caller is anonymous: no middleware to run.
-    let (api, oauth) = if matches!(*state.authenticator, Authenticator::None) {
+    let (api, oauth) = if state.authenticator.is_none() {
         (api, oauth)
     } else {
         let layer = from_fn_with_state(state.authenticator.clone(), crate::auth::authenticate);

@@ -91,6 +91,7 @@ fn the_user_is_the_callers_or_the_one_named_by_an_unbound_caller() {
         subject_token: None,
         permissions: crate::auth::Permissions::default(),
         workload: None,
+        actor_token: None,
     };
     assert_eq!(user_of(Some(&bound), None).unwrap(), "alice");
     assert_eq!(

@@ -29,11 +29,15 @@ pub(crate) async fn proxy(
         .extensions()
         .get::<Caller>()
         .map(|caller| {
-            let proxied = ProxyCaller::new(caller.user_id.clone(), caller.subject_token.clone());
-            match &caller.workload {
-                Some(workload) => proxied.with_workload(workload.as_str()),
-                None => proxied,
+            let mut proxied =
+                ProxyCaller::new(caller.user_id.clone(), caller.subject_token.clone());
+            if let Some(workload) = &caller.workload {
+                proxied = proxied.with_workload(workload.as_str());
             }
+            if let Some(token) = &caller.actor_token {
+                proxied = proxied.with_actor_token(token.clone());
+            }
+            proxied
         })
         .unwrap_or_default();
     match proxy.forward(&upstream, &path, caller, request).await {

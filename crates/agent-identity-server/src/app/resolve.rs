@@ -162,6 +162,7 @@ pub(crate) async fn resolve_body(
     check_caller(parts, &context.user_id)?;
     bind_workload(parts, &mut context.spiffe_id)?;
     context.subject_token = subject_token(parts);
+    context.actor_token = actor_token(parts);
     let resolution = state
         .router
         .resolve(&context)
@@ -182,6 +183,7 @@ pub(crate) async fn migrate(
     check_caller(&parts, &migration.user_id)?;
     bind_workload(&parts, &mut migration.spiffe_id)?;
     migration.subject_token = subject_token(&parts);
+    migration.actor_token = actor_token(&parts);
     let pair = state
         .router
         .resolve_pair(&migration)
@@ -208,6 +210,14 @@ fn subject_token(parts: &Parts) -> Option<agent_identity::SubjectToken> {
         .extensions
         .get::<Caller>()
         .and_then(|caller| caller.subject_token.clone())
+}
+
+/// The calling workload's own token, when it proved itself with one (a JWT-SVID).
+fn actor_token(parts: &Parts) -> Option<agent_identity::SubjectToken> {
+    parts
+        .extensions
+        .get::<Caller>()
+        .and_then(|caller| caller.actor_token.clone())
 }
 
 /// The workload of the request is the authenticated caller's: a body's `spiffeId` must equal the

@@ -24,7 +24,7 @@ pub mod settings;
 
 use agent_identity::identity_http::{HttpClient, OutboundPolicy};
 
-use settings::{ApiKey, AuthSettings, JwtSettings};
+use settings::{ApiKey, AuthSettings, Callers, JwtSettings};
 
 use crate::tls::PeerWorkload;
 
@@ -42,6 +42,9 @@ pub struct Caller {
     pub permissions: Permissions,
     /// The workload the caller proved it is (a SPIFFE ID); a body's `spiffeId` must be this.
     pub workload: Option<agent_identity::SpiffeId>,
+    /// The workload's own token, when it proved itself with a JWT-SVID: stores that delegate
+    /// (token exchange) present it as the actor token.
+    pub actor_token: Option<SubjectToken>,
 }
 
 /// Something a caller may do beyond resolving, granted per API key or by a JWT scope.
@@ -163,18 +166,23 @@ pub enum AuthError {
     /// The keys to check the token with could not be obtained.
     #[error("the token issuer's keys are unavailable")]
     KeysUnavailable,
+    /// The JWT-SVID of the workload-token header is not acceptable; the reason is safe to show.
+    #[error("the workload token is not valid: {0}")]
+    BadWorkloadToken(String),
     /// Mode `x509-svid`, and the connection presented no client certificate.
     #[error("this server requires a client certificate (an X.509-SVID)")]
     NoCertificate,
-    /// The client certificate and the bearer credential stand for different workloads.
+    /// Two credentials of the request stand for different workloads.
     #[error(
-        "the client certificate proves workload `{certificate}`, but the bearer credential stands for `{bearer}`"
+        "{proof} proves workload `{proved}`, but the caller's credential stands for `{claimed}`"
     )]
     WorkloadConflict {
-        /// The certificate's SPIFFE ID.
-        certificate: String,
-        /// The key's or token's.
-        bearer: String,
+        /// What proved `proved`: the client certificate, or the workload token.
+        proof: &'static str,
+        /// The workload it proved.
+        proved: String,
+        /// The workload the caller's credential stands for.
+        claimed: String,
     },
 }
 
@@ -194,9 +202,21 @@ impl AuthError {
     }
 }
 
+/// The header that carries the calling workload's JWT-SVID beside the caller's own credential
+/// (`[auth.workload_jwt]`). Under the proxy's context prefix, so the proxy never passes it on.
+pub const WORKLOAD_TOKEN_HEADER: &str = "x-agent-identity-workload-token";
+
 /// Authenticates callers as the configuration says.
 #[derive(Debug)]
-pub enum Authenticator {
+pub struct Authenticator {
+    scheme: Scheme,
+    /// Verifies the JWT-SVID of [`WORKLOAD_TOKEN_HEADER`], when configured.
+    workload_tokens: Option<Arc<JwtVerifier>>,
+}
+
+/// How the caller's own credential is checked.
+#[derive(Debug)]
+enum Scheme {
     /// Everyone is anonymous.
     None,
     /// API keys.
@@ -210,57 +230,102 @@ pub enum Authenticator {
 impl Authenticator {
     /// Prepares authentication; a JWKS is fetched now so that a bad source fails at start.
     pub async fn new(settings: AuthSettings) -> Result<Self, String> {
-        Ok(match settings {
-            AuthSettings::None => Self::None,
-            AuthSettings::ApiKeys(keys) => Self::ApiKeys(keys),
-            AuthSettings::Jwt(jwt) => Self::Jwt(Arc::new(JwtVerifier::new(jwt).await?)),
-            AuthSettings::X509Svid => Self::X509Svid,
+        let scheme = match settings.callers {
+            Callers::None => Scheme::None,
+            Callers::ApiKeys(keys) => Scheme::ApiKeys(keys),
+            Callers::Jwt(jwt) => Scheme::Jwt(Arc::new(JwtVerifier::new(jwt).await?)),
+            Callers::X509Svid => Scheme::X509Svid,
+        };
+        let workload_tokens = match settings.workload_tokens {
+            Some(jwt) => Some(Arc::new(JwtVerifier::new(jwt).await?)),
+            None => None,
+        };
+        Ok(Self {
+            scheme,
+            workload_tokens,
         })
     }
 
+    /// No authentication: every caller is anonymous.
+    ///
+    /// ```
+    /// assert!(agent_identity_server::auth::Authenticator::none().is_none());
+    /// ```
+    pub fn none() -> Self {
+        Self {
+            scheme: Scheme::None,
+            workload_tokens: None,
+        }
+    }
+
+    /// True when nobody is authenticated.
+    pub fn is_none(&self) -> bool {
+        matches!(self.scheme, Scheme::None)
+    }
+
+    /// The JWT verifiers, whose keys are to be kept fresh.
+    pub fn jwt_verifiers(&self) -> Vec<Arc<JwtVerifier>> {
+        let mut verifiers: Vec<_> = self.workload_tokens.iter().cloned().collect();
+        if let Scheme::Jwt(verifier) = &self.scheme {
+            verifiers.push(verifier.clone());
+        }
+        verifiers
+    }
+
     /// Who is calling, as `headers` and the connection's client certificate (`peer`) say. A
-    /// certificate's workload is the caller's; a key or token standing for another is refused.
+    /// certificate's or a workload token's workload is the caller's; credentials that stand
+    /// for different workloads are refused.
     pub async fn authenticate(
         &self,
         headers: &HeaderMap,
         peer: Option<&PeerWorkload>,
     ) -> Result<Caller, AuthError> {
-        if let Self::X509Svid = self {
+        let mut caller = if let Scheme::X509Svid = self.scheme {
             let PeerWorkload(workload) = peer.ok_or(AuthError::NoCertificate)?;
             // The workload acts for the users it names, as a service key with `any_user`.
-            return Ok(Caller {
+            Caller {
                 name: workload.as_str().to_owned(),
                 user_id: None,
                 subject_token: None,
                 permissions: Permissions::default(),
                 workload: Some(workload.clone()),
-            });
-        }
-        let mut caller = self.authenticate_bearer(headers).await?;
-        if let Some(PeerWorkload(proved)) = peer {
-            match &caller.workload {
-                Some(bearer) if bearer != proved => {
-                    return Err(AuthError::WorkloadConflict {
-                        certificate: proved.as_str().to_owned(),
-                        bearer: bearer.as_str().to_owned(),
-                    });
-                }
-                _ => caller.workload = Some(proved.clone()),
+                actor_token: None,
             }
+        } else {
+            self.authenticate_bearer(headers).await?
+        };
+        if let Some(PeerWorkload(proved)) = peer {
+            prove(&mut caller, proved, "the client certificate")?;
+        }
+        if let Some(verifier) = &self.workload_tokens
+            && let Some(token) = headers.get(WORKLOAD_TOKEN_HEADER)
+        {
+            let token = token
+                .to_str()
+                .map_err(|_| AuthError::BadWorkloadToken("it is not a JWT".into()))?;
+            let workload = verifier.verify(token).await.map_err(|err| match err {
+                AuthError::BadToken(reason) => AuthError::BadWorkloadToken(reason),
+                other => other,
+            })?;
+            if let Some(proved) = &workload.workload {
+                prove(&mut caller, proved, "the workload token")?;
+            }
+            caller.actor_token = workload.actor_token;
         }
         Ok(caller)
     }
 
     async fn authenticate_bearer(&self, headers: &HeaderMap) -> Result<Caller, AuthError> {
-        match self {
-            Self::None => Ok(Caller {
+        match &self.scheme {
+            Scheme::None => Ok(Caller {
                 name: "anonymous".into(),
                 user_id: None,
                 subject_token: None,
                 permissions: Permissions::default(),
                 workload: None,
+                actor_token: None,
             }),
-            Self::ApiKeys(keys) => {
+            Scheme::ApiKeys(keys) => {
                 let presented = bearer(headers)
                     .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
                     .ok_or(AuthError::Missing)?;
@@ -280,13 +345,34 @@ impl Authenticator {
                     subject_token: None,
                     permissions: key.permissions,
                     workload: key.workload.clone(),
+                    actor_token: None,
                 })
             }
-            Self::Jwt(verifier) => {
+            Scheme::Jwt(verifier) => {
                 let token = bearer(headers).ok_or(AuthError::Missing)?;
                 verifier.verify(token).await
             }
-            Self::X509Svid => Err(AuthError::NoCertificate),
+            Scheme::X509Svid => Err(AuthError::NoCertificate),
+        }
+    }
+}
+
+/// `proved` (by `proof`) is the caller's workload; a caller whose credential stands for another
+/// is refused.
+fn prove(
+    caller: &mut Caller,
+    proved: &agent_identity::SpiffeId,
+    proof: &'static str,
+) -> Result<(), AuthError> {
+    match &caller.workload {
+        Some(claimed) if claimed != proved => Err(AuthError::WorkloadConflict {
+            proof,
+            proved: proved.as_str().to_owned(),
+            claimed: claimed.as_str().to_owned(),
+        }),
+        _ => {
+            caller.workload = Some(proved.clone());
+            Ok(())
         }
     }
 }
@@ -556,6 +642,8 @@ impl JwtVerifier {
                 subject_token: None,
                 permissions,
                 workload: Some(workload),
+                // The agent's own token: the actor when it acts for a user (RFC 8693 §4.1).
+                actor_token: Some(SubjectToken::new(Secret::new(token))),
             });
         }
         let user = claims
@@ -571,6 +659,7 @@ impl JwtVerifier {
             subject_token: Some(SubjectToken::new(Secret::new(token))),
             permissions,
             workload: None,
+            actor_token: None,
         })
     }
 }

@@ -16,6 +16,9 @@ pub(crate) struct AuthSection {
     #[serde(default)]
     api_keys: Vec<ApiKeySection>,
     jwt: Option<JwtSettings>,
+    /// `[auth.workload_jwt]`: JWT-SVIDs in `X-Agent-Identity-Workload-Token`, beside the
+    /// mode's own credential.
+    workload_jwt: Option<JwtSettings>,
 }
 
 /// How callers authenticate.
@@ -57,9 +60,21 @@ struct ApiKeySection {
     permissions: Vec<Permission>,
 }
 
-/// Caller authentication, checked.
+/// Caller authentication, checked: the mode's credential, and optionally the workload's own
+/// JWT-SVID beside it.
 #[derive(Debug, Clone)]
-pub enum AuthSettings {
+pub struct AuthSettings {
+    /// How callers authenticate.
+    pub callers: Callers,
+    /// How a workload token beside the caller's credential is verified (a JWT-SVID in
+    /// `X-Agent-Identity-Workload-Token`): it proves the workload, and is the actor token of
+    /// delegation.
+    pub workload_tokens: Option<JwtSettings>,
+}
+
+/// How callers authenticate, checked.
+#[derive(Debug, Clone)]
+pub enum Callers {
     /// No authentication.
     None,
     /// API keys, by digest.
@@ -157,10 +172,43 @@ fn default_jwks_min_refetch() -> u64 {
 }
 
 pub(crate) fn auth_settings(
-    section: AuthSection,
+    mut section: AuthSection,
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<AuthSettings, Vec<ConfigError>> {
+    let mode = section.mode;
+    let workload_jwt = section.workload_jwt.take();
+    let callers = callers(section, base, env);
+    let workload_tokens = workload_jwt
+        .map(|jwt| {
+            if matches!(mode, AuthMode::None | AuthMode::JwtSvid) {
+                return Err(vec![ConfigError::new(
+                    "auth",
+                    Some("workload_jwt"),
+                    "needs mode `api-key`, `jwt` or `x509-svid`: with mode `none` nobody is authenticated, and with `jwt-svid` the bearer token is the workload's already",
+                )]);
+            }
+            jwt_settings(jwt, true, base, "workload_jwt")
+        })
+        .transpose();
+    match (callers, workload_tokens) {
+        (Ok(callers), Ok(workload_tokens)) => Ok(AuthSettings {
+            callers,
+            workload_tokens,
+        }),
+        (Err(mut errors), Err(more)) => {
+            errors.extend(more);
+            Err(errors)
+        }
+        (Err(errors), _) | (_, Err(errors)) => Err(errors),
+    }
+}
+
+fn callers(
+    section: AuthSection,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Callers, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let located = |field: &str, problem: &str| ConfigError::new("auth", Some(field), problem);
     match section.mode {
@@ -179,9 +227,9 @@ pub(crate) fn auth_settings(
                 ));
             }
             if errors.is_empty() && section.mode == AuthMode::X509Svid {
-                Ok(AuthSettings::X509Svid)
+                Ok(Callers::X509Svid)
             } else if errors.is_empty() {
-                Ok(AuthSettings::None)
+                Ok(Callers::None)
             } else {
                 Err(errors)
             }
@@ -271,80 +319,94 @@ pub(crate) fn auth_settings(
                 }
             }
             if errors.is_empty() {
-                Ok(AuthSettings::ApiKeys(keys))
+                Ok(Callers::ApiKeys(keys))
             } else {
                 Err(errors)
             }
         }
         AuthMode::Jwt | AuthMode::JwtSvid => {
-            let svid = section.mode == AuthMode::JwtSvid;
-            let Some(mut jwt) = section.jwt else {
+            let Some(jwt) = section.jwt else {
                 return Err(vec![located(
                     "jwt",
                     "is missing; modes `jwt` and `jwt-svid` need an [auth.jwt] section",
                 )]);
             };
-            match (svid, jwt.trust_domain.as_deref()) {
-                (false, None) => {
-                    if jwt.issuer.trim().is_empty() {
-                        errors.push(located("jwt.issuer", "is empty"));
-                    }
-                }
-                (false, Some(_)) => errors.push(located(
-                    "jwt.trust_domain",
-                    "is for mode `jwt-svid`; mode `jwt` authenticates users",
-                )),
-                (true, None) => errors.push(located(
-                    "jwt.trust_domain",
-                    "is missing; mode `jwt-svid` needs the trust domain of its callers",
-                )),
-                (true, Some(domain)) => {
-                    let whole = agent_identity::SpiffeId::parse(&format!("spiffe://{domain}"));
-                    if !whole.is_ok_and(|id| id.path().is_empty()) {
-                        errors.push(located(
-                            "jwt.trust_domain",
-                            "is not a trust domain (lower-case letters, digits, `.`, `-`, `_`)",
-                        ));
-                    }
-                }
-            }
-            if jwt.audience.is_empty() {
-                errors.push(located(
-                    "jwt.audience",
-                    "is empty; name the audience tokens must carry",
-                ));
-            }
-            if jwt
-                .receive_secrets_scope
-                .as_deref()
-                .is_some_and(|scope| scope.trim().is_empty() || scope.contains(' '))
-            {
-                errors.push(located(
-                    "jwt.receive_secrets_scope",
-                    "must be one scope: not empty, no spaces",
-                ));
-            }
-            if let Err(problem) = crate::auth::parse_algorithms(&jwt.algorithms) {
-                errors.push(located("jwt.algorithms", &problem));
-            }
-            match (&jwt.jwks_url, &jwt.jwks_file) {
-                (Some(url), None) => {
-                    if let Err(problem) = crate::auth::check_jwks_url(url, jwt.allow_http_loopback)
-                    {
-                        errors.push(located("jwt.jwks_url", &problem));
-                    }
-                }
-                (None, Some(file)) => jwt.jwks_file = Some(base.join(file)),
-                _ => errors.push(located(
-                    "jwt",
-                    "needs exactly one of `jwks_url` and `jwks_file`",
-                )),
-            }
-            if errors.is_empty() {
-                Ok(AuthSettings::Jwt(jwt))
-            } else {
-                Err(errors)
+            jwt_settings(jwt, section.mode == AuthMode::JwtSvid, base, "jwt").map(Callers::Jwt)
+        }
+    }
+}
+
+/// Checks a JWT section: `[auth.jwt]` (`svid` for mode `jwt-svid`) or `[auth.workload_jwt]`
+/// (always JWT-SVIDs). Problems are placed at `section`'s fields.
+fn jwt_settings(
+    mut jwt: JwtSettings,
+    svid: bool,
+    base: &Path,
+    section: &str,
+) -> Result<JwtSettings, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let located = |field: &str, problem: &str| {
+        ConfigError::new("auth", Some(&format!("{section}.{field}")), problem)
+    };
+    match (svid, jwt.trust_domain.as_deref()) {
+        (false, None) => {
+            if jwt.issuer.trim().is_empty() {
+                errors.push(located("issuer", "is empty"));
             }
         }
+        (false, Some(_)) => errors.push(located(
+            "trust_domain",
+            "is for mode `jwt-svid`; mode `jwt` authenticates users",
+        )),
+        (true, None) => errors.push(located(
+            "trust_domain",
+            "is missing; mode `jwt-svid` needs the trust domain of its callers",
+        )),
+        (true, Some(domain)) => {
+            let whole = agent_identity::SpiffeId::parse(&format!("spiffe://{domain}"));
+            if !whole.is_ok_and(|id| id.path().is_empty()) {
+                errors.push(located(
+                    "trust_domain",
+                    "is not a trust domain (lower-case letters, digits, `.`, `-`, `_`)",
+                ));
+            }
+        }
+    }
+    if jwt.audience.is_empty() {
+        errors.push(located(
+            "audience",
+            "is empty; name the audience tokens must carry",
+        ));
+    }
+    if jwt
+        .receive_secrets_scope
+        .as_deref()
+        .is_some_and(|scope| scope.trim().is_empty() || scope.contains(' '))
+    {
+        errors.push(located(
+            "receive_secrets_scope",
+            "must be one scope: not empty, no spaces",
+        ));
+    }
+    if let Err(problem) = crate::auth::parse_algorithms(&jwt.algorithms) {
+        errors.push(located("algorithms", &problem));
+    }
+    match (&jwt.jwks_url, &jwt.jwks_file) {
+        (Some(url), None) => {
+            if let Err(problem) = crate::auth::check_jwks_url(url, jwt.allow_http_loopback) {
+                errors.push(located("jwks_url", &problem));
+            }
+        }
+        (None, Some(file)) => jwt.jwks_file = Some(base.join(file)),
+        _ => errors.push(ConfigError::new(
+            "auth",
+            Some(section),
+            "needs exactly one of `jwks_url` and `jwks_file`",
+        )),
+    }
+    if errors.is_empty() {
+        Ok(jwt)
+    } else {
+        Err(errors)
     }
 }

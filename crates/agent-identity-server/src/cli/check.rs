@@ -100,29 +100,29 @@ pub fn lint(loaded: &Loaded) -> Vec<Lint> {
 /// `matchSpiffeId` rules where no caller proves a workload: without authentication the body's
 /// `spiffeId` is taken at its word; with it, no request can match.
 fn workload_lints(loaded: &Loaded) -> Vec<Lint> {
-    use crate::auth::settings::AuthSettings;
+    use crate::auth::settings::Callers;
     // Client certificates prove a workload under any mode that authenticates.
     let certificates = loaded
         .server
         .tls
         .as_ref()
         .is_some_and(|tls| tls.client_auth.is_some());
-    let (proven, consequence) = match &loaded.auth {
-        AuthSettings::None => (
+    let (proven, consequence) = match &loaded.auth.callers {
+        Callers::None => (
             false,
             "no caller authenticates, so any caller can name any workload in the body",
         ),
-        AuthSettings::ApiKeys(keys) => (
+        Callers::ApiKeys(keys) => (
             keys.iter().any(|key| key.workload.is_some()),
             "no API key has a `spiffe_id`, so no request can match it",
         ),
-        AuthSettings::Jwt(jwt) => (
+        Callers::Jwt(jwt) => (
             jwt.trust_domain.is_some(),
             "JWT callers prove no workload (mode `jwt-svid` would), so no request can match it",
         ),
-        AuthSettings::X509Svid => (true, ""),
+        Callers::X509Svid => (true, ""),
     };
-    if proven || certificates {
+    if proven || certificates || loaded.auth.workload_tokens.is_some() {
         return Vec::new();
     }
     loaded
@@ -151,14 +151,14 @@ fn shown(reference: &str) -> String {
 /// which is likely not what was meant.
 fn delivery_lints(loaded: &Loaded) -> Vec<Lint> {
     use crate::auth::Permission;
-    use crate::auth::settings::AuthSettings;
-    let someone_may_receive = match &loaded.auth {
-        AuthSettings::None => false,
-        AuthSettings::ApiKeys(keys) => keys
+    use crate::auth::settings::Callers;
+    let someone_may_receive = match &loaded.auth.callers {
+        Callers::None => false,
+        Callers::ApiKeys(keys) => keys
             .iter()
             .any(|key| key.permissions.contains(Permission::ReceiveSecrets)),
-        AuthSettings::Jwt(jwt) => jwt.receive_secrets_scope.is_some(),
-        AuthSettings::X509Svid => false,
+        Callers::Jwt(jwt) => jwt.receive_secrets_scope.is_some(),
+        Callers::X509Svid => false,
     };
     if someone_may_receive {
         return Vec::new();

@@ -13,7 +13,6 @@ use tokio::sync::Semaphore;
 
 use crate::app::metrics::Metrics;
 use crate::app::{AppState, app};
-use crate::auth::Authenticator;
 use crate::config::Loaded;
 use crate::tls::{PeerWorkload, Tls};
 
@@ -71,12 +70,12 @@ impl Server {
                 .clone()
                 .run(Duration::from_millis(settings.health_interval_ms.max(100))),
         );
-        let refresher = match &*state.authenticator {
-            Authenticator::Jwt(verifier) => {
-                Some(tokio::spawn(verifier.clone().refresh_periodically()))
-            }
-            _ => None,
-        };
+        let refreshers: Vec<_> = state
+            .authenticator
+            .jwt_verifiers()
+            .into_iter()
+            .map(|verifier| tokio::spawn(verifier.refresh_periodically()))
+            .collect();
         let service = Connection {
             router: app(state),
             peer: None,
@@ -181,7 +180,7 @@ impl Server {
         if let Some(reloader) = reloader {
             reloader.abort();
         }
-        if let Some(refresher) = refresher {
+        for refresher in refreshers {
             refresher.abort();
         }
         tracing::info!("stopped");

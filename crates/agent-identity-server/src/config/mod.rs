@@ -12,7 +12,7 @@
 //! secrets = { "openai-prod" = { env = "OPENAI_API_KEY" } }
 //!
 //! [auth]
-//! mode = "none"                      # or "api-key", "jwt"
+//! mode = "none"                      # or "api-key", "jwt", "jwt-svid", "x509-svid"
 //! ```
 //!
 //! Relative paths are relative to the configuration file. Secrets never appear in the file:
@@ -33,7 +33,7 @@ use agent_identity::{
 use serde::Deserialize;
 
 use crate::app::settings::ServerSettings;
-use crate::auth::settings::{AuthSection, AuthSettings, auth_settings};
+use crate::auth::settings::{AuthSection, AuthSettings, Callers, auth_settings};
 use crate::stores::aws::{AwsSection, aws_store};
 use crate::stores::dcr::{DcrSection, dcr_store};
 use crate::stores::memory::memory_store;
@@ -474,20 +474,20 @@ fn check_client_certificates(
     errors: &mut Vec<ConfigError>,
 ) {
     let client_auth = server.tls.as_ref().and_then(|tls| tls.client_auth.as_ref());
-    match (auth, client_auth) {
-        (AuthSettings::X509Svid, None) => errors.push(ConfigError::new(
+    match (&auth.callers, client_auth) {
+        (Callers::X509Svid, None) => errors.push(ConfigError::new(
             "auth",
             Some("mode"),
             "is `x509-svid`, but no [server.tls.client_auth] names the trust bundles to check client certificates with",
         )),
-        (AuthSettings::X509Svid, Some(clients)) if !clients.required => {
+        (Callers::X509Svid, Some(clients)) if !clients.required => {
             errors.push(ConfigError::new(
                 "server",
                 Some("tls.client_auth.required"),
                 "is false, but mode `x509-svid` authenticates callers by their certificate alone: every client must present one",
             ));
         }
-        (AuthSettings::None, Some(_)) => errors.push(ConfigError::new(
+        (Callers::None, Some(_)) => errors.push(ConfigError::new(
             "auth",
             Some("mode"),
             "is `none`, but [server.tls.client_auth] asks for client certificates: set mode `x509-svid` to authenticate callers by them (or another mode to combine them with keys or tokens)",
@@ -498,7 +498,7 @@ fn check_client_certificates(
 
 /// Refuses an unauthenticated non-loopback bind unless the operator allowed it explicitly.
 fn check_exposure(server: &ServerSettings, auth: &AuthSettings, errors: &mut Vec<ConfigError>) {
-    if matches!(auth, AuthSettings::None)
+    if matches!(auth.callers, Callers::None)
         && !server.listen.ip().is_loopback()
         && !server.allow_unauthenticated
     {
@@ -513,7 +513,7 @@ fn check_exposure(server: &ServerSettings, auth: &AuthSettings, errors: &mut Vec
     }
     // Unauthenticated beyond loopback, the Host check is all that stands between a page using
     // DNS rebinding and the API: it answers only for the names it is reached by.
-    if matches!(auth, AuthSettings::None)
+    if matches!(auth.callers, Callers::None)
         && !server.listen.ip().is_loopback()
         && server.allow_unauthenticated
         && server.allowed_hosts.is_empty()
