@@ -143,17 +143,7 @@ async fn a_user_connects_through_the_sidecar_and_resolutions_yield_the_users_tok
     let (status, _) = resolve_over_http(&sidecar, "alice", "kaggle").await;
     assert_eq!(status, StatusCode::OK);
     // API tokens are not connected with OAuth, and OAuth providers take no pasted token.
-    let (status, body) = json_of(
-        browser
-            .get(format!(
-                "{}/oauth/kaggle/connect?userId=alice",
-                sidecar.base
-            ))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = mint_link(&sidecar, "kaggle", json!({"userId": "alice"}), None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["code"], "api_token_provider");
     let (status, body) = json_of(
@@ -226,23 +216,27 @@ async fn a_connect_may_choose_its_scopes_among_those_allowed() {
     let server = AuthorizationServer::start().await;
     let sidecar = sidecar(&server, "scopes", "").await;
     let browser = browser();
-    let connect = |scope: &str| {
-        browser
-            .get(format!(
-                "{}/oauth/corp/connect?userId=alice&scope={scope}",
-                sidecar.base
-            ))
-            .send()
+    let link = |scope: &'static str| {
+        mint_link(
+            &sidecar,
+            "corp",
+            json!({"userId": "alice", "scope": scope}),
+            None,
+        )
     };
-    let chosen = connect("openid%20crm:read").await.unwrap();
-    assert_eq!(chosen.status(), StatusCode::FOUND);
+    let (status, body) = link("openid crm:read").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let ticket = ticket_of(body["connectUrl"].as_str().unwrap());
+    let chosen = confirm(&browser, &sidecar, "corp", &ticket).await;
+    assert_eq!(chosen.status(), StatusCode::SEE_OTHER);
     let location = url::Url::parse(chosen.headers()["location"].to_str().unwrap()).unwrap();
     let scope = location
         .query_pairs()
         .find(|(k, _)| k == "scope")
         .map(|(_, v)| v.into_owned());
     assert_eq!(scope.as_deref(), Some("openid crm:read"));
-    let (status, body) = json_of(connect("openid%20crm:write").await.unwrap()).await;
+    // A scope beyond those allowed is refused when the link is asked for.
+    let (status, body) = link("openid crm:write").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["code"], "invalid_scope");
     assert!(
@@ -258,28 +252,97 @@ async fn callbacks_that_do_not_belong_to_the_browsers_flow_are_refused() {
     let browser = browser();
     let callback_of = |provider: &str| format!("{}/oauth/{provider}/callback", sidecar.base);
 
-    // A connection started by another site's page (a top-level navigation, which carries no
-    // Origin) is refused; one the user opens directly, or from the sidecar's own page, starts.
-    let connect_url = format!("{}/oauth/idp/connect?userId=mallory", sidecar.base);
-    for (site, status) in [
-        ("cross-site", StatusCode::FORBIDDEN),
-        ("same-site", StatusCode::FORBIDDEN),
-        ("none", StatusCode::FOUND),
-        ("same-origin", StatusCode::FOUND),
-    ] {
-        let response = browser
-            .get(&connect_url)
-            .header("sec-fetch-site", site)
-            .header("sec-fetch-mode", "navigate")
+    // The browser cannot name the user: a connection starts only from a minted link.
+    let (status, body) = json_of(
+        browser
+            .get(format!("{}/oauth/idp/connect?userId=mallory", sidecar.base))
             .send()
             .await
-            .unwrap();
-        assert_eq!(response.status(), status, "{site}");
-        if status == StatusCode::FORBIDDEN {
-            assert!(response.headers().get("set-cookie").is_none());
-            let (_, body) = json_of(response).await;
-            assert_eq!(body["code"], "cross_site_request");
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "invalid_ticket");
+
+    // Mallory's own link, opened by a victim from another site's page: the page shows whom the
+    // connection is for, cannot be framed, and sets nothing.
+    let (_, body) = mint_link(&sidecar, "idp", json!({"userId": "mallory"}), None).await;
+    let link = body["connectUrl"].as_str().unwrap().to_owned();
+    let ticket = ticket_of(&link);
+    let page = browser
+        .get(&link)
+        .header("sec-fetch-site", "cross-site")
+        .header("sec-fetch-mode", "navigate")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.headers().get("set-cookie").is_none());
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    assert!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("<strong>mallory</strong>")
+    );
+    // The page's button, pressed for it by another site (a form it posts, or a navigation), is
+    // refused: only the page's own POST starts the flow.
+    let post = |origin: Option<&'static str>, site: &'static str| {
+        let mut request = browser
+            .post(format!("{}/oauth/idp/connect", sidecar.base))
+            .header("sec-fetch-site", site)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("ticket={ticket}"));
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
         }
+        request.send()
+    };
+    for (origin, site, code) in [
+        (
+            Some("https://evil.example"),
+            "cross-site",
+            "origin_not_allowed",
+        ),
+        (None, "cross-site", "cross_site_request"),
+        (None, "same-site", "cross_site_request"),
+    ] {
+        let response = post(origin, site).await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{site}");
+        assert!(response.headers().get("set-cookie").is_none());
+        let (_, body) = json_of(response).await;
+        assert_eq!(body["code"], code, "{site}");
+    }
+    // The page's own POST starts it, once.
+    let started = confirm(&browser, &sidecar, "idp", &ticket).await;
+    assert_eq!(started.status(), StatusCode::SEE_OTHER);
+    assert_eq!(started.headers()["referrer-policy"], "no-referrer");
+    for again in [
+        confirm(&browser, &sidecar, "idp", &ticket).await,
+        browser.get(&link).send().await.unwrap(),
+    ] {
+        let (status, body) = json_of(again).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["code"], "ticket_used");
+    }
+    // A ticket altered, or one of another provider's, does not open.
+    let (_, body) = mint_link(&sidecar, "idp", json!({"userId": "mallory"}), None).await;
+    let fresh = ticket_of(body["connectUrl"].as_str().unwrap());
+    let mut altered = fresh.clone().into_bytes();
+    altered[40] = if altered[40] == b'A' { b'B' } else { b'A' };
+    for (provider, ticket) in [
+        ("idp", String::from_utf8(altered).unwrap()),
+        ("corp", fresh),
+    ] {
+        let (status, body) = json_of(confirm(&browser, &sidecar, provider, &ticket).await).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{provider}");
+        assert_eq!(body["code"], "invalid_ticket", "{provider}");
     }
 
     // A wrong state.
@@ -408,13 +471,30 @@ async fn an_authenticated_caller_connects_only_as_itself() {
 
     let anonymous = client.get(url("/oauth/connections")).send().await.unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
-    let as_alice = client
-        .get(url("/oauth/idp/connect"))
-        .header("x-api-key", "alice-key-0123456789")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(as_alice.status(), StatusCode::FOUND);
+    // Alice's key mints links for alice only; without a key, none.
+    let (status, body) = mint_link(&sidecar, "idp", json!({}), Some("alice-key-0123456789")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = mint_link(
+        &sidecar,
+        "idp",
+        json!({"userId": "bob"}),
+        Some("alice-key-0123456789"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], "caller_user_mismatch");
+    let (status, _) = mint_link(&sidecar, "idp", json!({"userId": "alice"}), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // A body that is not a link request says what is wrong.
+    let (status, body) = mint_link(
+        &sidecar,
+        "idp",
+        json!({"user": "alice"}),
+        Some("alice-key-0123456789"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("user"), "{body}");
     let for_bob = client
         .post(url("/oauth/idp/disconnect?userId=bob"))
         .header("x-api-key", "alice-key-0123456789")

@@ -534,6 +534,37 @@ impl Provider {
         self.authorize_scopes(redirect_uri, login_hint, None).await
     }
 
+    /// Checks that a flow may ask for `asked`: each scope among [`Provider::allowed_scopes`]
+    /// (the provider's scopes when those are not set), and the provider one that connects by
+    /// OAuth at all.
+    ///
+    /// ```
+    /// let github = identity_oauth::Provider::github("Iv1.0123", identity_core::Secret::new("s"))?
+    ///     .allowed_scopes(["read:user", "repo"]);
+    /// assert!(github.check_scopes(&["repo".to_owned()]).is_ok());
+    /// assert!(github.check_scopes(&["admin:org".to_owned()]).unwrap_err().to_string().contains("admin:org"));
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub fn check_scopes(&self, asked: &[String]) -> Result<(), Error> {
+        let access =
+            self.oauth_access("an authorization flow for a provider that takes an API token")?;
+        let allowed = access.allowed_scopes.as_ref().unwrap_or(&access.scopes);
+        match asked.iter().find(|s| !allowed.contains(s)) {
+            Some(refused) => Err(Error::InvalidArgument {
+                argument: "scope",
+                problem: format!(
+                    "`{}` is not among the scopes this provider may ask for",
+                    refused
+                        .chars()
+                        .filter(|c| c.is_ascii_graphic())
+                        .take(64)
+                        .collect::<String>()
+                ),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// [`Provider::authorize`] asking for `scopes` instead of the provider's own, each of which
     /// must be among [`Provider::allowed_scopes`] (the provider's scopes when those are not
     /// set): a connect link cannot ask for more than the configuration allows.
@@ -559,20 +590,7 @@ impl Provider {
         let scopes = match scopes {
             None => access.scopes.clone(),
             Some(asked) => {
-                let allowed = access.allowed_scopes.as_ref().unwrap_or(&access.scopes);
-                if let Some(refused) = asked.iter().find(|s| !allowed.contains(s)) {
-                    return Err(Error::InvalidArgument {
-                        argument: "scope",
-                        problem: format!(
-                            "`{}` is not among the scopes this provider may ask for",
-                            refused
-                                .chars()
-                                .filter(|c| c.is_ascii_graphic())
-                                .take(64)
-                                .collect::<String>()
-                        ),
-                    });
-                }
+                self.check_scopes(asked)?;
                 asked.to_vec()
             }
         };

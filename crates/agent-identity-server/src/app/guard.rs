@@ -11,7 +11,9 @@ use http::{StatusCode, header};
 use super::settings::ServerSettings;
 
 /// Refuses requests whose `Host` or `Origin` is not accepted, before reading their body: a
-/// browser page on another site must not reach a loopback sidecar through DNS rebinding.
+/// browser page on another site must not reach a loopback sidecar through DNS rebinding. An
+/// `Origin` is accepted when configured (`allowed_origins`), or when it names the very host
+/// the request is sent to (a page of this server's own).
 #[derive(Debug)]
 pub(crate) struct Guard {
     /// Accepted `Host` values, lower case; `None` accepts any.
@@ -89,7 +91,20 @@ impl Guard {
                 .unwrap_or("")
                 .trim_end_matches('/')
                 .to_ascii_lowercase();
-            if !self.origins.contains(&origin) {
+            // A page this server served itself (the connect confirmation's form) is of the
+            // origin the request is sent to: the Host check above has vouched for that host.
+            let same_host = || {
+                let host = request
+                    .headers()
+                    .get(header::HOST)
+                    .and_then(|v| v.to_str().ok())
+                    .or_else(|| request.uri().authority().map(http::uri::Authority::as_str));
+                match (origin.split_once("://"), host) {
+                    (Some((_, authority)), Some(host)) => authority.eq_ignore_ascii_case(host),
+                    _ => false,
+                }
+            };
+            if !self.origins.contains(&origin) && !same_host() {
                 return Some(json_error(
                     StatusCode::FORBIDDEN,
                     "origin_not_allowed",

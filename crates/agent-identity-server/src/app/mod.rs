@@ -45,6 +45,7 @@ const ROUTES: &[&str] = &[
     "/oauth/{provider}/callback",
     "/proxy/{upstream}/{*path}",
     "/api/deliver",
+    "/oauth/{provider}/link",
 ];
 
 /// The sidecar's HTTP application.
@@ -61,10 +62,16 @@ pub fn app(state: AppState) -> axum::Router {
     // sealed flow cookie instead (a browser coming back from a provider carries no token).
     let oauth = axum::Router::new()
         .route(ROUTES[5], get(oauth::connections))
-        .route(ROUTES[6], get(oauth::connect))
+        .route(ROUTES[12], post(oauth::connect::link))
         .route(ROUTES[7], post(oauth::disconnect))
         .route(ROUTES[8], post(oauth::api_token));
+    // The browser's own steps: a connect link's ticket, and the flow's cookie, are their
+    // authentication.
     let callback = axum::Router::new()
+        .route(
+            ROUTES[6],
+            get(oauth::connect::confirm).post(oauth::connect::start),
+        )
         .route(ROUTES[9], get(oauth::callback))
         .with_state(state.oauth.clone());
     // With no authentication configured every caller is anonymous: no middleware to run.

@@ -180,23 +180,75 @@ pub(crate) fn browser() -> reqwest::Client {
         .unwrap()
 }
 
-/// Starts a connection of `user` to `provider`: the provider's authorize URL, and the flow
-/// cookie as set.
+/// A connect link for `user`, as the backend mints it (`POST /oauth/{provider}/link`, with
+/// `key` when the sidecar authenticates): the answer's status and body.
+pub(crate) async fn mint_link(
+    sidecar: &Sidecar,
+    provider: &str,
+    body: Value,
+    key: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{}/oauth/{provider}/link", sidecar.base))
+        .json(&body);
+    if let Some(key) = key {
+        request = request.header("x-api-key", key);
+    }
+    json_of(request.send().await.unwrap()).await
+}
+
+/// The ticket of a connect link.
+pub(crate) fn ticket_of(link: &str) -> String {
+    reqwest::Url::parse(link)
+        .unwrap()
+        .query_pairs()
+        .find(|(name, _)| name == "ticket")
+        .unwrap()
+        .1
+        .into_owned()
+}
+
+/// The confirmation's POST, as the page's button sends it (same origin).
+pub(crate) async fn confirm(
+    browser: &reqwest::Client,
+    sidecar: &Sidecar,
+    provider: &str,
+    ticket: &str,
+) -> reqwest::Response {
+    browser
+        .post(format!("{}/oauth/{provider}/connect", sidecar.base))
+        .header("origin", &sidecar.base)
+        .header("sec-fetch-site", "same-origin")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("ticket={ticket}"))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Starts a connection of `user` to `provider` as it happens: the backend mints a link, the
+/// browser opens it and confirms. The provider's authorize URL, and the flow cookie as set.
 pub(crate) async fn start(
     browser: &reqwest::Client,
     sidecar: &Sidecar,
     provider: &str,
     user: &str,
 ) -> (String, String) {
-    let response = browser
-        .get(format!(
-            "{}/oauth/{provider}/connect?userId={user}&login_hint={user}",
-            sidecar.base
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::FOUND);
+    let (status, body) = mint_link(
+        sidecar,
+        provider,
+        json!({"userId": user, "loginHint": user}),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let link = body["connectUrl"].as_str().unwrap().to_owned();
+    let page = browser.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let page = page.text().await.unwrap();
+    assert!(page.contains(&format!("<strong>{user}</strong>")), "{page}");
+    let response = confirm(browser, sidecar, provider, &ticket_of(&link)).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let cookie = response.headers()["set-cookie"]
         .to_str()
         .unwrap()

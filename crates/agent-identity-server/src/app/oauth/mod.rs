@@ -1,11 +1,13 @@
 //! The `/oauth/` endpoints: users connect their own accounts, see and end their connections,
 //! and store personal API tokens.
 //!
-//! - `GET /oauth/{provider}/connect` (authenticated): starts the authorization code flow with
-//!   PKCE. The flow (user, `state`, `nonce`, verifier, redirect URI) travels in a short-lived
-//!   cookie sealed with AES-256-GCM, so any replica can finish it and nothing of it is readable
-//!   or forgeable in the browser. Answers a redirect to the provider, or, to a caller that
-//!   accepts only JSON, `{"authorizationUrl": ...}` with the same cookie.
+//! - `POST /oauth/{provider}/link` (authenticated): the backend mints a one-time connect link
+//!   for one of its users ([`connect`]).
+//! - `GET /oauth/{provider}/connect?ticket=` (the browser): a confirmation page naming the
+//!   user and the provider; its button POSTs back, same-origin only, and starts the
+//!   authorization code flow with PKCE. The flow (user, `state`, `nonce`, verifier, redirect
+//!   URI) travels in a short-lived cookie sealed with AES-256-GCM, so any replica can finish it
+//!   and nothing of it is readable or forgeable in the browser.
 //! - `GET /oauth/{provider}/callback` (the browser, back from the provider): the cookie's flow
 //!   is checked (`state`, RFC 9207 `iss`, its age), the code exchanged with the verifier, the
 //!   tokens kept for the flow's user. The cookie is the authentication: only the browser that
@@ -15,12 +17,15 @@
 //! - `GET /oauth/connections` (authenticated): each provider's status and expiry, never a token.
 //!
 //! The user is the authenticated caller's; a caller bound to no user (no authentication on
-//! loopback, a service API key) names one with `?userId=`.
+//! loopback, a service API key) names one with `userId`. A connection is never started for a
+//! user named by the browser's request: only by a link the backend minted.
 
 #![allow(
     clippy::result_large_err,
     reason = "a rejection is the response to send, as in axum"
 )]
+
+pub(crate) mod connect;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +63,10 @@ pub struct OAuthEndpoints {
     /// The path of `public_url` (a proxy may serve the sidecar under one), cookies' paths start
     /// with it.
     base_path: String,
+    /// Seal connect tickets.
+    ticket_keys: Keyring,
+    /// The ids of connect tickets already used, until they expire: each is good once.
+    used_tickets: moka::sync::Cache<String, ()>,
 }
 
 impl std::fmt::Debug for OAuthEndpoints {
@@ -113,8 +122,13 @@ impl OAuthEndpoints {
             base_path: public_url.path().trim_end_matches('/').to_owned(),
             public_url: public_url.as_str().trim_end_matches('/').to_owned(),
             return_url,
-            // Flow cookies have keys of their own, derived from the configured ones.
+            // Flow cookies and tickets have keys of their own, derived from the configured ones.
+            ticket_keys: keys.for_purpose("oauth-connect-ticket"),
             keys: keys.for_purpose("oauth-flow-cookie"),
+            used_tickets: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(connect::TICKET_LIFETIME)
+                .build(),
         }
     }
 
@@ -221,9 +235,6 @@ fn provider_failure(err: &Error) -> Response {
 pub(crate) struct UserQuery {
     #[serde(rename = "userId")]
     user_id: Option<String>,
-    login_hint: Option<String>,
-    /// Space-separated scopes to ask for instead of the provider's, among those it allows.
-    scope: Option<String>,
 }
 
 /// The user a request acts for: the authenticated caller's, or the one it names.
@@ -282,105 +293,6 @@ fn acting_on(
         .cloned()
         .ok_or_else(|| unknown_provider(provider))?;
     Ok((endpoints, user, found))
-}
-
-/// `GET /oauth/{provider}/connect`.
-pub(crate) async fn connect(
-    State(endpoints): State<OAuthState>,
-    Path(provider_name): Path<String>,
-    Query(query): Query<UserQuery>,
-    request: Request,
-) -> Response {
-    // A page on another site can send a browser here with a top-level navigation, which
-    // carries no `Origin`: without this, it could link the browser owner's account to the user
-    // its link names. Browsers say where a navigation came from in `Sec-Fetch-Site`; only the
-    // sidecar's own pages (`same-origin`) and the user's own typing or bookmark (`none`) may
-    // start a connection. (A sibling subdomain, `same-site`, is another party too.)
-    if let Some(site) = request.headers().get("sec-fetch-site")
-        && !matches!(site.as_bytes(), b"same-origin" | b"none")
-    {
-        return json_error(
-            StatusCode::FORBIDDEN,
-            "cross_site_request",
-            "a connection cannot be started from another site; open the link directly",
-        );
-    }
-    let (endpoints, user, provider) = match acting_on(endpoints, &provider_name, &request, &query) {
-        Ok(acting) => acting,
-        Err(response) => return response,
-    };
-    if !provider.is_oauth() {
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            "api_token_provider",
-            &format!(
-                "`{provider_name}` takes a personal API token: POST it to /oauth/{provider_name}/token"
-            ),
-        );
-    }
-    let redirect_uri = endpoints.redirect_uri(&provider_name);
-    let scopes: Option<Vec<String>> = query.scope.as_deref().map(|scope| {
-        scope
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect()
-    });
-    let (url, pending) = match provider
-        .authorize_scopes(
-            &redirect_uri,
-            query.login_hint.as_deref(),
-            scopes.as_deref(),
-        )
-        .await
-    {
-        Ok(started) => started,
-        Err(err) => return provider_failure(&err),
-    };
-    let flow = Flow {
-        user,
-        provider: provider_name.clone(),
-        issuer: pending.issuer.clone(),
-        state: pending.state.expose_secret().to_owned(),
-        nonce: pending.nonce.expose_secret().to_owned(),
-        verifier: pending.pkce.verifier().expose_secret().to_owned(),
-        redirect_uri,
-        resources: pending.resources.clone(),
-        openid: pending.openid,
-        iss_required: pending.iss_required,
-        expires: (OffsetDateTime::now_utc() + FLOW_LIFETIME).unix_timestamp(),
-    };
-    let sealed = match endpoints.seal_flow(&flow) {
-        Ok(sealed) => sealed,
-        Err(err) => return provider_failure(&err),
-    };
-    let cookie = endpoints.cookie(&provider_name, &sealed, FLOW_LIFETIME.as_secs());
-    let wants_json = wants_json_only(request.headers());
-    let mut response = if wants_json {
-        (
-            StatusCode::OK,
-            axum::Json(json!({ "authorizationUrl": url.as_str() })),
-        )
-            .into_response()
-    } else {
-        let mut response = StatusCode::FOUND.into_response();
-        if let Ok(location) = HeaderValue::from_str(url.as_str()) {
-            response.headers_mut().insert(header::LOCATION, location);
-        }
-        response
-    };
-    response.headers_mut().insert(header::SET_COOKIE, cookie);
-    tracing::info!(provider = %provider_name, "connect started");
-    no_store(response)
-}
-
-/// True when the `Accept` header asks for JSON and not for HTML (a script, not a browser).
-fn wants_json_only(headers: &HeaderMap) -> bool {
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    accept.contains("application/json") && !accept.contains("text/html")
 }
 
 /// The value of cookie `name` in `headers`.
@@ -689,5 +601,4 @@ pub(crate) async fn connections(
 }
 
 #[cfg(test)]
-#[path = "oauth_tests.rs"]
 mod tests;

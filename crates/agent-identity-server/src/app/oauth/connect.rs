@@ -1,0 +1,509 @@
+//! Connect links: the backend mints one for one of its users, that user confirms it in the
+//! browser, and only then does the authorization code flow start.
+//!
+//! A browser's request never names the user a connection is for: a page on another site could
+//! send the browser to such a URL (a top-level navigation carries no `Origin`) and link the
+//! browser owner's account to the user of its choice. So the user travels in a ticket sealed by
+//! this server (AES-256-GCM, its own derived key), minted on an authenticated call
+//! (`POST /oauth/{provider}/link`), good for ten minutes and once. Opening the link shows a
+//! page naming the user and the provider; its button POSTs the ticket back, and that POST is
+//! refused unless the browser says it comes from the page itself (`Sec-Fetch-Site` and
+//! `Origin`). The page cannot be framed, so its button cannot be clicked through another page.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent_identity::Error;
+use agent_identity::OffsetDateTime;
+use agent_identity::identity_seal::SealedBox;
+use agent_identity::layer::json_error;
+use axum::extract::{Path, Query, Request, State};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{
+    FLOW_LIFETIME, Flow, OAuthEndpoints, OAuthState, no_store, not_configured, printable,
+    provider_failure, unknown_provider, user_of,
+};
+use crate::auth::Caller;
+
+/// How long a connect link may wait to be opened and confirmed.
+pub(crate) const TICKET_LIFETIME: Duration = Duration::from_secs(600);
+/// The largest body of `POST /oauth/{provider}/link`.
+const MAX_LINK_BODY: usize = 16 * 1024;
+
+/// What a connect link carries, sealed: whom it is for and what it may ask.
+#[derive(Serialize, Deserialize)]
+struct Ticket {
+    /// Random, to tell a used ticket from a fresh one.
+    id: String,
+    user: String,
+    provider: String,
+    scopes: Option<Vec<String>>,
+    login_hint: Option<String>,
+    /// Unix time after which the ticket is refused.
+    expires: i64,
+}
+
+/// What a ticket is bound to: one provider's ticket does not open for another.
+fn ticket_binding(provider: &str) -> String {
+    format!("agent-identity connect ticket {provider}")
+}
+
+impl OAuthEndpoints {
+    /// A link that lets `user` connect `provider` once within ten minutes, asking for `scopes`
+    /// (the provider's own when `None`; each must be among those it allows), with `login_hint`
+    /// passed to the provider. The link opens a confirmation page on this server.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// use agent_identity::identity_oauth::{DelegatedTokenStore, MemoryTokens, Provider};
+    /// use agent_identity_server::app::oauth::OAuthEndpoints;
+    /// let github = Provider::github("Iv1.0123", agent_identity::Secret::new("s"))?;
+    /// let store = Arc::new(DelegatedTokenStore::new(Arc::new(MemoryTokens::default()))
+    ///     .provider("github", github));
+    /// let endpoints = OAuthEndpoints::new(store, "https://agents.example.com".parse().unwrap(),
+    ///     None, agent_identity::identity_seal::Keyring::new("k1", [7; 32]));
+    /// let (link, _expires) = endpoints.connect_link("github", "alice", None, None)?;
+    /// assert!(link.starts_with("https://agents.example.com/oauth/github/connect?ticket="));
+    /// assert!(!link.contains("alice"));
+    /// assert!(endpoints.connect_link("gitlab", "alice", None, None).is_err());
+    /// # Ok::<(), agent_identity::Error>(())
+    /// ```
+    pub fn connect_link(
+        &self,
+        provider: &str,
+        user: &str,
+        scopes: Option<&[String]>,
+        login_hint: Option<&str>,
+    ) -> Result<(String, OffsetDateTime), Error> {
+        let found = self
+            .store
+            .provider_named(provider)
+            .ok_or_else(|| Error::InvalidArgument {
+                argument: "provider",
+                problem: format!("no provider `{}` is configured", printable(provider)),
+            })?;
+        // With no scopes asked, this checks that the provider connects by OAuth at all.
+        found.check_scopes(scopes.unwrap_or_default())?;
+        let mut id = [0u8; 16];
+        getrandom::fill(&mut id)
+            .map_err(|_| Error::unavailable("oauth", "no randomness for a ticket"))?;
+        let expires = OffsetDateTime::now_utc() + TICKET_LIFETIME;
+        let ticket = Ticket {
+            id: hex::encode(id),
+            user: user.to_owned(),
+            provider: provider.to_owned(),
+            scopes: scopes.map(<[String]>::to_vec),
+            login_hint: login_hint.map(str::to_owned),
+            expires: expires.unix_timestamp(),
+        };
+        let plain = serde_json::to_vec(&ticket).unwrap_or_default();
+        let sealed = self
+            .ticket_keys
+            .seal(ticket_binding(provider).as_bytes(), &plain)?;
+        let sealed = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&sealed).unwrap_or_default());
+        Ok((
+            format!(
+                "{}/oauth/{provider}/connect?ticket={sealed}",
+                self.public_url
+            ),
+            expires,
+        ))
+    }
+
+    /// The ticket of `provider` sealed in `value`, if it opens, is not expired and not used.
+    fn open_ticket(&self, provider: &str, value: &str) -> Result<Ticket, Response> {
+        let invalid = || {
+            json_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_ticket",
+                "this connect link is not valid: ask the application for a new one",
+            )
+        };
+        let bytes = URL_SAFE_NO_PAD.decode(value).map_err(|_| invalid())?;
+        let sealed: SealedBox = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+        let plain = self
+            .ticket_keys
+            .open(&sealed, ticket_binding(provider).as_bytes())
+            .map_err(|_| invalid())?;
+        let ticket: Ticket = serde_json::from_slice(&plain).map_err(|_| invalid())?;
+        if ticket.provider != provider {
+            return Err(invalid());
+        }
+        if OffsetDateTime::now_utc().unix_timestamp() > ticket.expires {
+            return Err(json_error(
+                StatusCode::BAD_REQUEST,
+                "ticket_expired",
+                "this connect link has expired: ask the application for a new one",
+            ));
+        }
+        if self.used_tickets.contains_key(&ticket.id) {
+            return Err(used());
+        }
+        Ok(ticket)
+    }
+}
+
+fn used() -> Response {
+    json_error(
+        StatusCode::BAD_REQUEST,
+        "ticket_used",
+        "this connect link was used already: ask the application for a new one",
+    )
+}
+
+/// The body of `POST /oauth/{provider}/link`.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct LinkRequest {
+    /// The user, for a caller bound to none (a service key, no authentication on loopback).
+    user_id: Option<String>,
+    /// Space-separated scopes instead of the provider's own, among those it allows.
+    scope: Option<String>,
+    /// Passed to the provider's login page.
+    login_hint: Option<String>,
+}
+
+/// `POST /oauth/{provider}/link`: a connect link for the caller's user (or the one an unbound
+/// caller names), `{"connectUrl", "expiresAt"}`.
+pub(crate) async fn link(
+    State(endpoints): State<OAuthState>,
+    Path(provider_name): Path<String>,
+    request: Request,
+) -> Response {
+    let Some(endpoints) = endpoints else {
+        return not_configured();
+    };
+    let caller = request.extensions().get::<Caller>().cloned();
+    let body = match axum::body::to_bytes(request.into_body(), MAX_LINK_BODY).await {
+        Ok(body) => body,
+        Err(_) => {
+            return json_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the body is larger than 16 KiB",
+            );
+        }
+    };
+    let asked: LinkRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        LinkRequest::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(asked) => asked,
+            Err(err) => {
+                return json_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    &format!("the body is not a valid link request: {err}"),
+                );
+            }
+        }
+    };
+    let user = match user_of(caller.as_ref(), asked.user_id.as_deref()) {
+        Ok(user) => user,
+        Err(response) => return response,
+    };
+    let Some(provider) = endpoints.store.provider_named(&provider_name) else {
+        return unknown_provider(&provider_name);
+    };
+    if !provider.is_oauth() {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "api_token_provider",
+            &format!(
+                "`{}` takes a personal API token: POST it to /oauth/{}/token",
+                printable(&provider_name),
+                printable(&provider_name)
+            ),
+        );
+    }
+    let scopes: Option<Vec<String>> = asked.scope.as_deref().map(|scope| {
+        scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    });
+    match endpoints.connect_link(
+        &provider_name,
+        &user,
+        scopes.as_deref(),
+        asked.login_hint.as_deref(),
+    ) {
+        Ok((url, expires)) => {
+            tracing::info!(provider = %provider_name, "connect link minted");
+            let expires = expires
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            no_store(axum::Json(json!({ "connectUrl": url, "expiresAt": expires })).into_response())
+        }
+        Err(err) => provider_failure(&err),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct TicketParameter {
+    ticket: Option<String>,
+}
+
+/// `GET /oauth/{provider}/connect?ticket=`: the confirmation page. Showing it changes nothing,
+/// so link previews and scanners that open the link use nothing up.
+pub(crate) async fn confirm(
+    State(endpoints): State<OAuthState>,
+    Path(provider_name): Path<String>,
+    Query(query): Query<TicketParameter>,
+) -> Response {
+    let Some(endpoints) = endpoints else {
+        return not_configured();
+    };
+    let Some(value) = query.ticket else {
+        return no_ticket(&provider_name);
+    };
+    let ticket = match endpoints.open_ticket(&provider_name, &value) {
+        Ok(ticket) => ticket,
+        Err(response) => return no_store(response),
+    };
+    page(&ticket, &value)
+}
+
+fn no_ticket(provider: &str) -> Response {
+    json_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_ticket",
+        &format!(
+            "a connection starts from a link the application makes for you (POST /oauth/{}/link)",
+            printable(provider)
+        ),
+    )
+}
+
+/// `POST /oauth/{provider}/connect` (the page's button, `ticket=`): uses the ticket up and sends
+/// the browser to the provider, with the flow in its cookie.
+pub(crate) async fn start(
+    State(endpoints): State<OAuthState>,
+    Path(provider_name): Path<String>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<TicketParameter>,
+) -> Response {
+    if !from_the_page(&headers) {
+        return json_error(
+            StatusCode::FORBIDDEN,
+            "cross_site_request",
+            "a connection is confirmed on this server's own page; open the link directly",
+        );
+    }
+    let Some(endpoints) = endpoints else {
+        return not_configured();
+    };
+    let Some(value) = form.ticket else {
+        return no_ticket(&provider_name);
+    };
+    let ticket = match endpoints.open_ticket(&provider_name, &value) {
+        Ok(ticket) => ticket,
+        Err(response) => return no_store(response),
+    };
+    // Once: of two confirmations racing, one inserts the id and the other is refused.
+    let id = ticket.id.clone();
+    if !endpoints
+        .used_tickets
+        .entry(id.clone())
+        .or_insert(())
+        .is_fresh()
+    {
+        return no_store(used());
+    }
+    match begin(&endpoints, ticket).await {
+        Ok(response) => response,
+        Err(response) => {
+            // The provider could not be reached: the user may try the same link again.
+            endpoints.used_tickets.invalidate(&id);
+            no_store(response)
+        }
+    }
+}
+
+/// Starts the authorization code flow of `ticket`: a 303 to the provider with the sealed flow
+/// in a cookie, or the provider's failure.
+async fn begin(endpoints: &Arc<OAuthEndpoints>, ticket: Ticket) -> Result<Response, Response> {
+    let provider = endpoints
+        .store
+        .provider_named(&ticket.provider)
+        .cloned()
+        .ok_or_else(|| unknown_provider(&ticket.provider))?;
+    let redirect_uri = endpoints.redirect_uri(&ticket.provider);
+    let (url, pending) = provider
+        .authorize_scopes(
+            &redirect_uri,
+            ticket.login_hint.as_deref(),
+            ticket.scopes.as_deref(),
+        )
+        .await
+        .map_err(|err| provider_failure(&err))?;
+    let flow = Flow {
+        user: ticket.user,
+        provider: ticket.provider.clone(),
+        issuer: pending.issuer.clone(),
+        state: pending.state.expose_secret().to_owned(),
+        nonce: pending.nonce.expose_secret().to_owned(),
+        verifier: pending.pkce.verifier().expose_secret().to_owned(),
+        redirect_uri,
+        resources: pending.resources.clone(),
+        openid: pending.openid,
+        iss_required: pending.iss_required,
+        expires: (OffsetDateTime::now_utc() + FLOW_LIFETIME).unix_timestamp(),
+    };
+    let sealed = endpoints
+        .seal_flow(&flow)
+        .map_err(|err| provider_failure(&err))?;
+    let cookie = endpoints.cookie(&ticket.provider, &sealed, FLOW_LIFETIME.as_secs());
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(location) = HeaderValue::from_str(url.as_str()) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response.headers_mut().insert(header::SET_COOKIE, cookie);
+    // The provider must not learn the page's URL, which holds the ticket.
+    response.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    tracing::info!(provider = %ticket.provider, "connect started");
+    Ok(no_store(response))
+}
+
+/// True when the browser says the request comes from this server's own page: `Sec-Fetch-Site`
+/// (sent by every current browser) is `same-origin`, and an `Origin` names the host the
+/// request was sent to. A client that sends neither is no browser a page could drive.
+fn from_the_page(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site")
+        && site.as_bytes() != b"same-origin"
+    {
+        return false;
+    }
+    match (headers.get(header::ORIGIN), headers.get(header::HOST)) {
+        (None, _) => true,
+        (Some(origin), Some(host)) => {
+            let (Ok(origin), Ok(host)) = (origin.to_str(), host.to_str()) else {
+                return false;
+            };
+            origin
+                .split_once("://")
+                .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
+        }
+        (Some(_), None) => false,
+    }
+}
+
+/// The confirmation page of `ticket` (sealed as `sealed`).
+fn page(ticket: &Ticket, sealed: &str) -> Response {
+    let (user, provider) = (escape(&ticket.user), escape(&ticket.provider));
+    let scopes = match &ticket.scopes {
+        Some(scopes) if !scopes.is_empty() => format!(
+            " <p>It asks for: <code>{}</code>.</p>",
+            escape(&scopes.join(" "))
+        ),
+        _ => String::new(),
+    };
+    let html = format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>Connect {provider}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:34rem;margin:4rem auto;padding:0 1rem;line-height:1.5}}button{{font-size:1rem;padding:.5rem 1.2rem}}</style>
+</head><body>
+<h1>Connect {provider}</h1>
+<p>Agents acting for <strong>{user}</strong> will use your <strong>{provider}</strong> account.</p>{scopes}
+<p>Continue only if you are {user} and asked for this yourself.</p>
+<form method="post" action="connect"><input type="hidden" name="ticket" value="{ticket}"><button type="submit">Connect {provider}</button></form>
+</body></html>
+"#,
+        ticket = escape(sealed),
+    );
+    let mut response = (StatusCode::OK, html).into_response();
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+        // No script, no framing (the button cannot be clicked through another page), nothing
+        // loaded from anywhere.
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    no_store(response)
+}
+
+/// `text` safe inside HTML text and double-quoted attributes. Five replacements: a template
+/// engine would be a large dependency for one page.
+fn escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_leaves_no_markup() {
+        assert_eq!(
+            escape(r#"<script>"a" & 'b'</script>"#),
+            "&lt;script&gt;&quot;a&quot; &amp; &#39;b&#39;&lt;/script&gt;"
+        );
+    }
+
+    #[test]
+    fn only_the_pages_own_post_is_taken_from_a_browser() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, HeaderValue::from_static(value));
+            }
+            map
+        };
+        let host = ("host", "127.0.0.1:3001");
+        assert!(from_the_page(&headers(&[
+            host,
+            ("origin", "http://127.0.0.1:3001"),
+            ("sec-fetch-site", "same-origin"),
+        ])));
+        assert!(from_the_page(&headers(&[host])));
+        for refused in [
+            [
+                ("origin", "https://evil.example"),
+                ("sec-fetch-site", "cross-site"),
+            ],
+            [
+                ("origin", "http://127.0.0.1:3001"),
+                ("sec-fetch-site", "same-site"),
+            ],
+            [
+                ("origin", "http://127.0.0.1:3002"),
+                ("sec-fetch-site", "same-origin"),
+            ],
+            [("origin", "null"), ("sec-fetch-site", "same-origin")],
+        ] {
+            let mut all = vec![host];
+            all.extend(refused);
+            assert!(!from_the_page(&headers(&all)), "{refused:?}");
+        }
+    }
+}
