@@ -2,7 +2,7 @@
 //! and store personal API tokens.
 //!
 //! - `POST /oauth/{provider}/link` (authenticated): the backend mints a one-time connect link
-//!   for one of its users ([`connect`]).
+//!   for one of its users (the `connect` module).
 //! - `GET /oauth/{provider}/connect?ticket=` (the browser): a confirmation page naming the
 //!   user and the provider; its button POSTs back, same-origin only, and starts the
 //!   authorization code flow with PKCE. The flow (user, `state`, `nonce`, verifier, redirect
