@@ -65,7 +65,7 @@ impl OAuthEndpoints {
     /// use agent_identity_server::app::oauth::OAuthEndpoints;
     /// let github = Provider::github("Iv1.0123", agent_identity::Secret::new("s"))?;
     /// let store = Arc::new(DelegatedTokenStore::new(Arc::new(MemoryTokens::default()))
-    ///     .provider("github", github));
+    ///     .provider(agent_identity::CredentialRef::new("user-github")?, github));
     /// let endpoints = OAuthEndpoints::new(store, "https://agents.example.com".parse().unwrap(),
     ///     None, agent_identity::identity_seal::Keyring::new("k1", [7; 32]));
     /// let (link, _expires) = endpoints.connect_link("github", "alice", None, None)?;
