@@ -740,3 +740,52 @@ async fn two_users_through_one_upstream_each_get_their_own_token_refreshed_when_
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(seen.lock().unwrap()[4], tokens[1]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_who_has_not_consented_gets_a_connect_link_and_then_the_credential() {
+    let server = AuthorizationServer::start().await;
+    let crm = "\n[[rules]]\nid = \"corp-crm\"\ncredentialRef = \"user-corp\"\ncredentialKind = \"user-delegated\"\nstore = \"users\"\nmatchProvider = \"corp\"\npriority = 3\nrequireScopes = [\"crm:read\"]\n";
+    let sidecar = sidecar(&server, "consent", crm).await;
+    let browser = browser();
+    for (provider, scopes) in [("idp", json!([])), ("corp", json!(["crm:read"]))] {
+        // Bob has connected nothing: the denial says what to connect, with a link for bob.
+        let (status, text) = resolve_over_http(&sidecar, "bob", provider).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+        let denial: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(denial["code"], "consent_required", "{denial}");
+        assert_eq!(denial["provider"], provider);
+        assert_eq!(denial["scopes"], scopes);
+        let link = denial["connectUrl"].as_str().unwrap().to_owned();
+        assert!(link.starts_with(&format!(
+            "{}/oauth/{provider}/connect?ticket=",
+            sidecar.base
+        )));
+
+        // Bob follows it: the page names him, he confirms, logs in and consents.
+        let page = browser
+            .get(&link)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("<strong>bob</strong>"), "{page}");
+        let started = confirm(&browser, &sidecar, provider, &ticket_of(&link)).await;
+        assert_eq!(started.status(), StatusCode::SEE_OTHER);
+        let authorize = started.headers()["location"].to_str().unwrap().to_owned();
+        let callback = server
+            .follow_authorization(
+                &authorize,
+                &format!("{}/oauth/{provider}/callback", sidecar.base),
+            )
+            .await;
+        let (status, body) = json_of(browser.get(&callback).send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["userId"], "bob");
+
+        // The same request is granted now.
+        let (status, text) = resolve_over_http(&sidecar, "bob", provider).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+    }
+}

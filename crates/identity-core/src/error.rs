@@ -84,6 +84,20 @@ pub enum Error {
         /// The backend.
         backend: &'static str,
     },
+    /// The user must grant access first: no connection to the provider, one that can no longer
+    /// be refreshed, or one without the scopes required. Asking the user to connect (with
+    /// `scopes`, when named) can fix it.
+    #[error("the user must grant access to {provider}: {detail}")]
+    ConsentRequired {
+        /// The backend.
+        backend: &'static str,
+        /// The provider the user must connect.
+        provider: String,
+        /// Scopes to ask for beyond the provider's own; empty when those suffice.
+        scopes: Vec<String>,
+        /// Why, for people.
+        detail: String,
+    },
     /// A migration lease on the credential is held by another migration.
     #[error("credential `{reference}` is leased by another migration")]
     LeaseHeld {
@@ -187,6 +201,17 @@ impl Error {
             Self::NotSupported { operation, backend } => Self::NotSupported { operation, backend },
             Self::LeaseHeld { reference } => Self::LeaseHeld {
                 reference: reference.clone(),
+            },
+            Self::ConsentRequired {
+                backend,
+                provider,
+                scopes,
+                detail,
+            } => Self::ConsentRequired {
+                backend,
+                provider: provider.clone(),
+                scopes: scopes.clone(),
+                detail: detail.clone(),
             },
         }
     }

@@ -147,6 +147,10 @@ pub struct RoutingRule {
     /// receive secrets; by default it is only injected by the broker.
     #[serde(default, skip_serializing_if = "Delivery::is_proxy_only")]
     pub delivery: Delivery,
+    /// Scopes the credential must hold (its `scope`, space-separated). A user's credential that
+    /// lacks one is refused with `consent_required`, naming the scopes to ask the user for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub require_scopes: Vec<String>,
 }
 
 macro_rules! rule_setters {
@@ -245,6 +249,21 @@ impl RoutingRule {
     /// ```
     pub fn with_delivery(mut self, delivery: Delivery) -> Self {
         self.delivery = delivery;
+        self
+    }
+
+    /// The rule, requiring the credential to hold `scopes`.
+    ///
+    /// ```
+    /// let rule = identity_core::RoutingRule::new("crm", "user-crm").with_require_scopes(["crm:read"]);
+    /// assert_eq!(serde_json::to_value(&rule).unwrap()["requireScopes"][0], "crm:read");
+    /// ```
+    pub fn with_require_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.require_scopes = scopes.into_iter().map(Into::into).collect();
         self
     }
 }

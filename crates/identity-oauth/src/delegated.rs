@@ -170,7 +170,7 @@ impl TokenPersistence for MemoryTokens {
 ///   and the save of the new one. The lease is given back by a guard, whatever happens.
 /// - A refresh token the server refuses (`invalid_grant`) marks the connection as needing the
 ///   user's consent again: its refresh token is forgotten, so no later resolution calls the
-///   provider with it; each is a clear denial ([`Error::Unauthenticated`], "connect again") once
+///   provider with it; each is a clear denial ([`Error::ConsentRequired`], "connect again") once
 ///   the access token has expired. The connection is kept until the user connects again or
 ///   disconnects.
 /// - A refresh that fails for a while (the provider is down) while the access token is still
@@ -608,8 +608,24 @@ impl CredentialStore for DelegatedTokenStore {
             user: context.user_id.clone(),
             provider: provider.clone(),
         };
-        let Some(tokens) = self.fresh_tokens(&connection).await? else {
-            return Ok(None);
+        // No connection, or one that can no longer be refreshed: the user's consent fixes it,
+        // and the denial says so (with the provider), rather than a bare "not found".
+        let consent = |detail: String| Error::ConsentRequired {
+            backend: BACKEND,
+            provider: connection.provider.clone(),
+            scopes: Vec::new(),
+            detail,
+        };
+        let tokens = match self.fresh_tokens(&connection).await {
+            Ok(Some(tokens)) => tokens,
+            Ok(None) => {
+                return Err(consent(format!(
+                    "{} has not connected {}",
+                    connection.user, connection.provider
+                )));
+            }
+            Err(Error::Unauthenticated { detail, .. }) => return Err(consent(detail)),
+            Err(err) => return Err(err),
         };
         let mut credential = Credential::new(
             format!("oauth:{}:{}", connection.provider, connection.user),

@@ -415,6 +415,22 @@ impl Provider {
         &self.name
     }
 
+    /// The scopes a flow asks for unless told otherwise; none for an API-token provider.
+    ///
+    /// ```
+    /// let github = identity_oauth::Provider::github("Iv1.0123", identity_core::Secret::new("s"))?
+    ///     .scopes(["read:user"]);
+    /// assert_eq!(github.default_scopes(), ["read:user"]);
+    /// assert!(identity_oauth::Provider::kaggle().default_scopes().is_empty());
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub fn default_scopes(&self) -> &[String] {
+        match &self.access {
+            Access::OAuth(access) => &access.scopes,
+            Access::ApiToken { .. } => &[],
+        }
+    }
+
     /// True for an OAuth provider, false for one that takes an API token.
     ///
     /// ```

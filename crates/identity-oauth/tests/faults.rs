@@ -204,7 +204,7 @@ async fn after_invalid_grant_no_resolution_calls_the_provider_again() {
             .await
             .unwrap_err();
         assert!(
-            matches!(&err, Error::Unauthenticated { detail, .. } if detail.contains("must be made again")),
+            matches!(&err, Error::ConsentRequired { detail, .. } if detail.contains("must be made again")),
             "{err:?}"
         );
     }

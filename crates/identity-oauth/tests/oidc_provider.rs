@@ -394,9 +394,12 @@ async fn delegated_tokens_refresh_on_read_one_at_a_time_and_need_reconnecting_wh
         .await
         .unwrap();
     let err = no_refresh.find_by_ref(&slot, &alice).await.unwrap_err();
-    assert!(matches!(err, Error::Unauthenticated { .. }), "{err:?}");
+    assert!(
+        matches!(&err, Error::ConsentRequired { provider, .. } if provider == "idp"),
+        "{err:?}"
+    );
 
-    // Bob never connected: no credential.
+    // Bob never connected: his consent is needed.
     let bob = RequestContext::builder()
         .user_id("bob")
         .resource_id("repo")
@@ -407,7 +410,11 @@ async fn delegated_tokens_refresh_on_read_one_at_a_time_and_need_reconnecting_wh
         .trace_id("t")
         .build()
         .unwrap();
-    assert!(store.find_by_ref(&slot, &bob).await.unwrap().is_none());
+    let err = store.find_by_ref(&slot, &bob).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::ConsentRequired { detail, .. } if detail.contains("bob has not connected")),
+        "{err:?}"
+    );
 
     // The grant is revoked at the provider: the next refresh is refused, "connect again".
     let (pending, query) = authorize(&server, &client, "alice").await;
@@ -417,13 +424,16 @@ async fn delegated_tokens_refresh_on_read_one_at_a_time_and_need_reconnecting_wh
     client.revoke(&second).await.unwrap();
     let err = store.find_by_ref(&slot, &alice).await.unwrap_err();
     assert!(
-        matches!(&err, Error::Unauthenticated { detail, .. } if detail.contains("must be made again")),
+        matches!(&err, Error::ConsentRequired { detail, .. } if detail.contains("must be made again")),
         "{err:?}"
     );
 
     // Disconnecting revokes (the server has a revocation endpoint), then forgets.
     assert!(store.disconnect("alice", "idp").await.unwrap());
-    assert!(store.find_by_ref(&slot, &alice).await.unwrap().is_none());
+    assert!(matches!(
+        store.find_by_ref(&slot, &alice).await,
+        Err(Error::ConsentRequired { .. })
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

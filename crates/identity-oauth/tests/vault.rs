@@ -154,7 +154,10 @@ async fn two_replicas_never_spend_the_same_rotating_refresh_token() {
 
     // Disconnecting on one replica revokes and forgets for both.
     assert!(b.disconnect("alice", "idp").await.unwrap());
-    assert!(a.find_by_ref(&slot, &alice).await.unwrap().is_none());
+    assert!(matches!(
+        a.find_by_ref(&slot, &alice).await,
+        Err(identity_core::Error::ConsentRequired { .. })
+    ));
     assert_eq!(
         server.introspect(latest.access_token.expose_secret()).await["active"],
         false

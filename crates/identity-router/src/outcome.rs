@@ -138,6 +138,20 @@ pub enum DenialReason {
         /// What the store said (never a secret).
         detail: String,
     },
+    /// The user must grant access first (connect the provider, again, or with more scopes).
+    /// Handing the user a connect link for `provider` with `scopes` can fix it.
+    ConsentRequired {
+        /// The store's name in the router.
+        store: String,
+        /// The provider to connect.
+        provider: String,
+        /// The user who must grant it.
+        user_id: String,
+        /// Scopes to ask for beyond the provider's own; empty when those suffice.
+        scopes: Vec<String>,
+        /// Why, for people.
+        detail: String,
+    },
     /// The store failed to answer.
     StoreUnavailable {
         /// The store's name in the router.
@@ -166,6 +180,7 @@ impl DenialReason {
             Self::NotReadOnly { .. } => "credential_not_read_only",
             Self::KindMismatch { .. } => "credential_kind_mismatch",
             Self::StoreRefused { .. } => "store_refused",
+            Self::ConsentRequired { .. } => "consent_required",
             Self::StoreUnavailable { .. } => "store_unavailable",
         }
     }
@@ -183,6 +198,7 @@ impl DenialReason {
         matches!(
             self,
             Self::CredentialNotFound { .. }
+                | Self::ConsentRequired { .. }
                 | Self::NotActive { .. }
                 | Self::Expired { .. }
                 | Self::StoreUnavailable { .. }
@@ -232,6 +248,12 @@ impl fmt::Display for DenialReason {
             Self::StoreUnavailable { store, detail, .. } => {
                 write!(f, "store `{store}` could not answer: {detail}")
             }
+            Self::ConsentRequired {
+                provider, detail, ..
+            } => write!(
+                f,
+                "the user must grant access to {provider} first: {detail}"
+            ),
         }
     }
 }

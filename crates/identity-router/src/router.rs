@@ -530,9 +530,12 @@ impl Router {
                 });
             }
             Err(err) => {
-                return Checked::Denied(store_denial(store_name, &rule.credential_ref, &err));
+                return Checked::Denied(store_denial(store_name, rule, &err, ctx));
             }
         };
+        if let Some(reason) = missing_scopes(rule, &credential, store_name, ctx) {
+            return Checked::Denied(reason);
+        }
         match self.refusal(rule, &credential) {
             Some(reason) => Checked::Denied(reason),
             None => Checked::Granted(grant(rule, credential, ctx)),
@@ -670,8 +673,9 @@ impl Router {
 /// what may work later.
 fn store_denial(
     store: &str,
-    reference: &identity_core::CredentialRef,
+    rule: &CompiledRule,
     err: &identity_core::Error,
+    ctx: &RequestContext,
 ) -> DenialReason {
     use identity_core::Error;
     let refused = |code: &str| DenialReason::StoreRefused {
@@ -683,10 +687,31 @@ fn store_denial(
         // The store's message names the slot; the denial names the store and (with the rule)
         // nothing else.
         Error::NotFound { .. } => DenialReason::CredentialNotFound {
-            credential_ref: reference.clone(),
+            credential_ref: rule.credential_ref.clone(),
             store: store.to_owned(),
         },
         Error::Protocol { code, .. } => refused(code),
+        Error::ConsentRequired {
+            provider,
+            scopes,
+            detail,
+            ..
+        } => {
+            // One consent should be enough: ask for the rule's required scopes at once.
+            let mut scopes = scopes.clone();
+            for required in &rule.source.require_scopes {
+                if !scopes.contains(required) {
+                    scopes.push(required.clone());
+                }
+            }
+            DenialReason::ConsentRequired {
+                store: store.to_owned(),
+                provider: provider.clone(),
+                user_id: ctx.user_id.clone(),
+                scopes,
+                detail: detail.clone(),
+            }
+        }
         Error::Unauthenticated { .. } => refused("unauthenticated"),
         Error::PermissionDenied { .. } => refused("permission_denied"),
         _ => DenialReason::StoreUnavailable {
@@ -695,6 +720,40 @@ fn store_denial(
             retryable: err.is_retryable(),
         },
     }
+}
+
+/// `consent_required` when `credential` lacks a scope the rule requires (`requireScopes`),
+/// naming the ones missing.
+fn missing_scopes(
+    rule: &CompiledRule,
+    credential: &Credential,
+    store: &str,
+    ctx: &RequestContext,
+) -> Option<DenialReason> {
+    let required = &rule.source.require_scopes;
+    if required.is_empty() {
+        return None;
+    }
+    let held: Vec<&str> = credential.scope.split_ascii_whitespace().collect();
+    let missing: Vec<String> = required
+        .iter()
+        .filter(|scope| !held.contains(&scope.as_str()))
+        .cloned()
+        .collect();
+    (!missing.is_empty()).then(|| DenialReason::ConsentRequired {
+        store: store.to_owned(),
+        provider: credential
+            .provider
+            .clone()
+            .unwrap_or_else(|| ctx.provider.clone()),
+        user_id: ctx.user_id.clone(),
+        detail: format!(
+            "the credential lacks the scope{} {}",
+            if missing.len() == 1 { "" } else { "s" },
+            missing.join(" ")
+        ),
+        scopes: missing,
+    })
 }
 
 fn grant(rule: &CompiledRule, credential: Credential, ctx: &RequestContext) -> Resolution {

@@ -646,3 +646,42 @@ async fn a_backend_refusal_is_its_own_denial_and_never_falls_through() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_credential_without_the_required_scopes_needs_the_users_consent() {
+    // `cred-user` holds scope `read` only.
+    let r = router(vec![rule("crm", "user", 5).with_require_scopes([
+        "read",
+        "crm:write",
+        "crm:admin",
+    ])]);
+    let denial = r.resolve(&build(ctx())).await.unwrap_err();
+    assert_eq!(denial.reason.code(), "consent_required");
+    let DenialReason::ConsentRequired {
+        scopes, user_id, ..
+    } = &denial.reason
+    else {
+        panic!("{denial:?}")
+    };
+    assert_eq!(scopes, &["crm:write", "crm:admin"]);
+    assert_eq!(user_id, &build(ctx()).user_id);
+    assert!(
+        denial.to_string().contains("crm:write crm:admin"),
+        "{denial}"
+    );
+    // The scopes it holds are enough when those are all the rule requires.
+    let r = router(vec![rule("crm", "user", 5).with_require_scopes(["read"])]);
+    assert_eq!(granted_rule(&r, &build(ctx())).await, "crm");
+    // Consent is a credential missing for this user: with fall-through, the next rule answers.
+    let r = Router::builder()
+        .default_store(store_with([
+            delegated("cred-user", "user"),
+            fixed("cred-a", "a"),
+        ]))
+        .rule(rule("crm", "user", 5).with_require_scopes(["crm:write"]))
+        .rule(rule("service", "a", 1))
+        .fall_through(true)
+        .build()
+        .unwrap();
+    assert_eq!(granted_rule(&r, &build(ctx())).await, "service");
+}

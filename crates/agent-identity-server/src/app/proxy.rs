@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use agent_identity::identity_proxy::{Caller as ProxyCaller, ProxyError};
-use agent_identity::layer::{denial_response, json_error};
+use agent_identity::layer::json_error;
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
@@ -42,7 +42,9 @@ pub(crate) async fn proxy(
         .unwrap_or_default();
     match proxy.forward(&upstream, &path, caller, request).await {
         Ok(response) => response.into_response(),
-        Err(ProxyError::Denied(denial)) => denial_response(&denial),
+        Err(ProxyError::Denied(denial)) => {
+            super::oauth::connect::denial_answer(state.oauth.as_deref(), &denial)
+        }
         Err(err) => json_error(err.status(), err.code(), &err.to_string()),
     }
 }

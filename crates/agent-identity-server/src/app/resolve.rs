@@ -1,8 +1,8 @@
 //! `POST /api/resolve` and `POST /api/migrate/resolve`: plain handlers with one error type.
 
-use agent_identity::layer::{denial_response, json_error, no_store};
+use agent_identity::layer::{json_error, no_store};
 use agent_identity::{
-    Denial, InvalidInput, MigrationRequest, PairDenial, RequestContext, Resolution, format_rfc3339,
+    InvalidInput, MigrationRequest, PairDenial, RequestContext, Resolution, format_rfc3339,
 };
 use axum::Json;
 use axum::extract::{Request, State};
@@ -34,8 +34,9 @@ pub(crate) enum ApiError {
     CallerMismatch,
     /// The body names a workload (`spiffeId`) the caller did not prove it is: 403.
     WorkloadMismatch,
-    /// The router refused: 403 with the denial's reason code.
-    Denied(Box<Denial>),
+    /// The router refused: 403 with the denial's reason code (the answer is made already: a
+    /// `consent_required` one carries a connect link).
+    Denied(Response),
     /// The router refused one side of a migration pair, or both: 403.
     PairDenied(Box<PairDenial>),
     /// A delivery was refused before or after resolving: 403 with the reason's code.
@@ -103,7 +104,7 @@ impl IntoResponse for ApiError {
                 "caller_workload_mismatch",
                 "the request names a workload (`spiffeId`) the authenticated caller did not prove it is",
             ),
-            Self::Denied(denial) => denial_response(&denial),
+            Self::Denied(answer) => answer,
             Self::PairDenied(denial) => {
                 let (side, code) = match (&denial.source, &denial.target) {
                     (Some(source), Some(_)) => ("both", source.reason.code()),
@@ -163,11 +164,12 @@ pub(crate) async fn resolve_body(
     bind_workload(parts, &mut context.spiffe_id)?;
     context.subject_token = subject_token(parts);
     context.actor_token = actor_token(parts);
-    let resolution = state
-        .router
-        .resolve(&context)
-        .await
-        .map_err(|denial| ApiError::Denied(Box::new(denial)))?;
+    let resolution = state.router.resolve(&context).await.map_err(|denial| {
+        ApiError::Denied(super::oauth::connect::denial_answer(
+            state.oauth.as_deref(),
+            &denial,
+        ))
+    })?;
     Ok((context, resolution))
 }
 

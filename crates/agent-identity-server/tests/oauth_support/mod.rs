@@ -77,7 +77,7 @@ pub(crate) async fn sidecar_keeping(
             &ClientMetadata::web_app(
                 "corp-app",
                 format!("{base}/oauth/corp/callback"),
-                "openid offline_access",
+                "openid offline_access crm:read",
             ),
             None,
         )

@@ -16,7 +16,8 @@ use std::time::Duration;
 use agent_identity::Error;
 use agent_identity::OffsetDateTime;
 use agent_identity::identity_seal::SealedBox;
-use agent_identity::layer::json_error;
+use agent_identity::layer::{denial_response, json_error};
+use agent_identity::{Denial, DenialReason, format_rfc3339};
 use axum::extract::{Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -244,6 +245,67 @@ pub(crate) async fn link(
         }
         Err(err) => provider_failure(&err),
     }
+}
+
+/// A link that lets the user of a `consent_required` denial grant what is missing: the
+/// provider's own scopes and the ones the denial names. `None` when this server cannot connect
+/// that provider (no `oauth` store serves it, or it takes an API token).
+fn consent_link(
+    endpoints: Option<&OAuthEndpoints>,
+    provider: &str,
+    user: &str,
+    missing: &[String],
+) -> Option<(String, OffsetDateTime)> {
+    let endpoints = endpoints?;
+    let found = endpoints.store.provider_named(provider)?;
+    if !found.is_oauth() {
+        return None;
+    }
+    let scopes: Option<Vec<String>> = (!missing.is_empty()).then(|| {
+        let mut scopes = found.default_scopes().to_vec();
+        scopes.extend(
+            missing
+                .iter()
+                .filter(|s| !scopes.contains(s))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        scopes
+    });
+    match endpoints.connect_link(provider, user, scopes.as_deref(), None) {
+        Ok(link) => Some(link),
+        Err(err) => {
+            // A scope the provider may not ask for: the denial goes out without a link.
+            tracing::info!(provider = %provider, error = %err, "no connect link for the denial");
+            None
+        }
+    }
+}
+
+/// The answer to `denial`: for `consent_required`, a 403 that says which provider to connect
+/// and with which scopes, and the link that does it when this server can connect that
+/// provider; for any other reason, the plain denial.
+pub(crate) fn denial_answer(endpoints: Option<&OAuthEndpoints>, denial: &Denial) -> Response {
+    let DenialReason::ConsentRequired {
+        provider,
+        user_id,
+        scopes,
+        ..
+    } = &denial.reason
+    else {
+        return denial_response(denial);
+    };
+    let mut body = json!({
+        "error": denial.to_string(),
+        "code": denial.reason.code(),
+        "provider": provider,
+        "scopes": scopes,
+    });
+    if let Some((url, expires)) = consent_link(endpoints, provider, user_id, scopes) {
+        body["connectUrl"] = url.into();
+        body["connectUrlExpiresAt"] = format_rfc3339(expires).into();
+    }
+    no_store((StatusCode::FORBIDDEN, axum::Json(body)).into_response())
 }
 
 #[derive(Deserialize)]
