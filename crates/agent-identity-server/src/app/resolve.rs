@@ -36,7 +36,7 @@ pub(crate) enum ApiError {
     WorkloadMismatch,
     /// The router refused: 403 with the denial's reason code (the answer is made already: a
     /// `consent_required` one carries a connect link).
-    Denied(Response),
+    Denied(Box<Response>),
     /// The router refused one side of a migration pair, or both: 403.
     PairDenied(Box<PairDenial>),
     /// A delivery was refused before or after resolving: 403 with the reason's code.
@@ -104,7 +104,7 @@ impl IntoResponse for ApiError {
                 "caller_workload_mismatch",
                 "the request names a workload (`spiffeId`) the authenticated caller did not prove it is",
             ),
-            Self::Denied(answer) => answer,
+            Self::Denied(answer) => *answer,
             Self::PairDenied(denial) => {
                 let (side, code) = match (&denial.source, &denial.target) {
                     (Some(source), Some(_)) => ("both", source.reason.code()),
@@ -165,10 +165,10 @@ pub(crate) async fn resolve_body(
     context.subject_token = subject_token(parts);
     context.actor_token = actor_token(parts);
     let resolution = state.router.resolve(&context).await.map_err(|denial| {
-        ApiError::Denied(super::oauth::connect::denial_answer(
+        ApiError::Denied(Box::new(super::oauth::connect::denial_answer(
             state.oauth.as_deref(),
             &denial,
-        ))
+        )))
     })?;
     Ok((context, resolution))
 }
