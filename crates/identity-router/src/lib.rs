@@ -40,13 +40,16 @@
 //! # Ok::<(), identity_core::Error>(())
 //! ```
 
+mod gate;
 mod glob;
 mod index;
 mod outcome;
+mod refusals;
 mod router;
 mod rules;
 mod scope;
 
+pub use gate::Gate;
 pub use outcome::{
     Denial, DenialReason, ExplainedOutcome, Explanation, PairDenial, Resolution, ResolvedPair,
     RuleVerdict,

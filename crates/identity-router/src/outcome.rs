@@ -152,6 +152,13 @@ pub enum DenialReason {
         /// Why, for people.
         detail: String,
     },
+    /// A budget of the request's rule, credential, user or workload is spent for now.
+    BudgetExhausted {
+        /// The budget's id.
+        budget: String,
+        /// How long until a request fits in it again, in whole seconds (at least 1).
+        retry_after_secs: u64,
+    },
     /// The store failed to answer.
     StoreUnavailable {
         /// The store's name in the router.
@@ -181,6 +188,7 @@ impl DenialReason {
             Self::KindMismatch { .. } => "credential_kind_mismatch",
             Self::StoreRefused { .. } => "store_refused",
             Self::ConsentRequired { .. } => "consent_required",
+            Self::BudgetExhausted { .. } => "budget_exhausted",
             Self::StoreUnavailable { .. } => "store_unavailable",
         }
     }
@@ -253,6 +261,13 @@ impl fmt::Display for DenialReason {
             } => write!(
                 f,
                 "the user must grant access to {provider} first: {detail}"
+            ),
+            Self::BudgetExhausted {
+                budget,
+                retry_after_secs,
+            } => write!(
+                f,
+                "budget `{budget}` is spent for now: try again in {retry_after_secs} s"
             ),
         }
     }

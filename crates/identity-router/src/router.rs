@@ -11,11 +11,13 @@ use identity_core::{
 };
 use tracing::{Instrument, debug_span, info};
 
+use crate::gate::Gate;
 use crate::index::{RuleIndex, scan_first_match};
 use crate::outcome::{
     Denial, DenialReason, ExplainedOutcome, Explanation, PairDenial, Resolution, ResolvedPair,
     RuleVerdict,
 };
+use crate::refusals::{missing_scopes, store_denial};
 use crate::rules::{CompiledRule, compile};
 use crate::scope::is_read_only;
 
@@ -107,6 +109,7 @@ struct Settings {
     matching: Matching,
     clock: Clock,
     observer: Option<Arc<dyn ResolutionObserver>>,
+    gates: Vec<Arc<dyn Gate>>,
 }
 
 impl Default for Settings {
@@ -118,6 +121,7 @@ impl Default for Settings {
             matching: Matching::default(),
             clock: Arc::new(OffsetDateTime::now_utc),
             observer: None,
+            gates: Vec::new(),
         }
     }
 }
@@ -133,6 +137,7 @@ impl fmt::Debug for Settings {
             .field("clock_skew", &self.clock_skew)
             .field("matching", &self.matching)
             .field("observer", &self.observer)
+            .field("gates", &self.gates)
             .finish_non_exhaustive()
     }
 }
@@ -280,6 +285,12 @@ impl RouterBuilder {
     /// ```
     pub fn observer(mut self, observer: impl ResolutionObserver) -> Self {
         self.settings.observer = Some(Arc::new(observer));
+        self
+    }
+
+    /// Adds a gate asked after each grant ([`Gate`]): budgets, policies.
+    pub fn gate(mut self, gate: impl Gate) -> Self {
+        self.settings.gates.push(Arc::new(gate));
         self
     }
 
@@ -462,7 +473,18 @@ impl Router {
             };
             let rule = &self.rules[position];
             match self.check(rule, ctx).await {
-                Checked::Granted(resolution) => return Ok(resolution),
+                Checked::Granted(resolution) => {
+                    for gate in &self.settings.gates {
+                        if let Err(reason) = gate.admit(ctx, &resolution).await {
+                            return Err(Denial {
+                                reason,
+                                rule_id: Some(rule.id.clone()),
+                                fell_through,
+                            });
+                        }
+                    }
+                    return Ok(resolution);
+                }
                 Checked::Denied(reason)
                     if self.settings.fall_through && reason.is_unavailable() =>
                 {
@@ -667,93 +689,6 @@ impl Router {
         };
         Explanation { rules, outcome }
     }
-}
-
-/// The denial for a store's error: a refusal for what the caller cannot have, unavailable for
-/// what may work later.
-fn store_denial(
-    store: &str,
-    rule: &CompiledRule,
-    err: &identity_core::Error,
-    ctx: &RequestContext,
-) -> DenialReason {
-    use identity_core::Error;
-    let refused = |code: &str| DenialReason::StoreRefused {
-        store: store.to_owned(),
-        backend_code: code.to_owned(),
-        detail: err.to_string(),
-    };
-    match err {
-        // The store's message names the slot; the denial names the store and (with the rule)
-        // nothing else.
-        Error::NotFound { .. } => DenialReason::CredentialNotFound {
-            credential_ref: rule.credential_ref.clone(),
-            store: store.to_owned(),
-        },
-        Error::Protocol { code, .. } => refused(code),
-        Error::ConsentRequired {
-            provider,
-            scopes,
-            detail,
-            ..
-        } => {
-            // One consent should be enough: ask for the rule's required scopes at once.
-            let mut scopes = scopes.clone();
-            for required in &rule.source.require_scopes {
-                if !scopes.contains(required) {
-                    scopes.push(required.clone());
-                }
-            }
-            DenialReason::ConsentRequired {
-                store: store.to_owned(),
-                provider: provider.clone(),
-                user_id: ctx.user_id.clone(),
-                scopes,
-                detail: detail.clone(),
-            }
-        }
-        Error::Unauthenticated { .. } => refused("unauthenticated"),
-        Error::PermissionDenied { .. } => refused("permission_denied"),
-        _ => DenialReason::StoreUnavailable {
-            store: store.to_owned(),
-            detail: err.to_string(),
-            retryable: err.is_retryable(),
-        },
-    }
-}
-
-/// `consent_required` when `credential` lacks a scope the rule requires (`requireScopes`),
-/// naming the ones missing.
-fn missing_scopes(
-    rule: &CompiledRule,
-    credential: &Credential,
-    store: &str,
-    ctx: &RequestContext,
-) -> Option<DenialReason> {
-    let required = &rule.source.require_scopes;
-    if required.is_empty() {
-        return None;
-    }
-    let held: Vec<&str> = credential.scope.split_ascii_whitespace().collect();
-    let missing: Vec<String> = required
-        .iter()
-        .filter(|scope| !held.contains(&scope.as_str()))
-        .cloned()
-        .collect();
-    (!missing.is_empty()).then(|| DenialReason::ConsentRequired {
-        store: store.to_owned(),
-        provider: credential
-            .provider
-            .clone()
-            .unwrap_or_else(|| ctx.provider.clone()),
-        user_id: ctx.user_id.clone(),
-        detail: format!(
-            "the credential lacks the scope{} {}",
-            if missing.len() == 1 { "" } else { "s" },
-            missing.join(" ")
-        ),
-        scopes: missing,
-    })
 }
 
 fn grant(rule: &CompiledRule, credential: Credential, ctx: &RequestContext) -> Resolution {

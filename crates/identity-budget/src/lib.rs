@@ -1,0 +1,411 @@
+//! Budgets: how many requests a rule, a credential, a user or a workload may be granted per
+//! window, enforced as a router [`Gate`]: [`Budgets`].
+//!
+//! Each budget allows `requests` per `window_secs`, counted by a generic cell rate algorithm
+//! (`governor`): a full allowance may be spent at once, and it refills evenly over the window,
+//! one request every `window / requests`. A resolution over a budget is refused with
+//! `budget_exhausted`, naming the budget and how long until a request fits again (the sidecar
+//! sends it as `Retry-After`). When a key's allowance falls to the soft threshold (80% spent by
+//! default), the [`BudgetNotifier`] is told, once until the allowance recovers.
+//!
+//! The counts live behind [`Counters`]: [`MemoryCounters`] keeps them in this process; replicas
+//! that must share a budget give a shared implementation.
+//!
+//! What this crate does not do yet: limit concurrent calls, or spend (money) per day.
+//!
+//! ```
+//! use identity_budget::{BudgetConfig, Budgets};
+//! use identity_core::{Credential, CredentialKind, RequestContext, ResourceKind, RoutingRule, Secret};
+//!
+//! let store = identity_memory::MemoryCredentialStore::new();
+//! store.insert(Credential::new("c1", CredentialKind::Fixed, "openai")?.with_secret(Secret::new("sk")));
+//! let budget: BudgetConfig = serde_json::from_value(serde_json::json!(
+//!     {"id": "per-user", "per": "user", "requests": 2, "window_secs": 60}))?;
+//! let router = identity_router::Router::builder()
+//!     .default_store(store)
+//!     .rule(RoutingRule::new("r1", "openai").with_priority(1))
+//!     .gate(Budgets::new(vec![budget]).map_err(|errors| errors[0].clone())?)
+//!     .build()?;
+//! let context = RequestContext::builder().user_id("alice").resource_id("r")
+//!     .resource_kind(ResourceKind::Shared).provider("openai").model("m").action("read")
+//!     .trace_id("t").build()?;
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+//! assert!(router.resolve(&context).await.is_ok());
+//! assert!(router.resolve(&context).await.is_ok());
+//! let denial = router.resolve(&context).await.unwrap_err();
+//! assert_eq!(denial.reason.code(), "budget_exhausted");
+//! # });
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::collections::HashSet;
+use std::fmt;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
+use identity_core::{ConfigError, RequestContext};
+use identity_router::{DenialReason, Gate, Resolution};
+use serde::Deserialize;
+
+/// Whose requests a budget counts: each rule, credential, user or workload has an allowance of
+/// its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Per {
+    /// The rule that granted.
+    Rule,
+    /// The credential granted.
+    Credential,
+    /// The request's `userId`.
+    User,
+    /// The request's workload (`spiffeId`); requests without one are not counted.
+    Workload,
+}
+
+/// One budget, as a configuration writes it (`[[budgets]]`).
+///
+/// ```
+/// let budget: identity_budget::BudgetConfig = serde_json::from_value(serde_json::json!({
+///     "id": "openai-per-user", "per": "user", "requests": 100, "window_secs": 60,
+///     "rules": ["openai"]
+/// }))?;
+/// assert_eq!(budget.soft_percent, 80);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    /// The budget's id, named in denials and notifications.
+    pub id: String,
+    /// Whose requests it counts.
+    pub per: Per,
+    /// How many requests each may be granted per window.
+    pub requests: u32,
+    /// The window, in seconds.
+    pub window_secs: u64,
+    /// Only resolutions by these rules count (every rule's when empty).
+    #[serde(default)]
+    pub rules: Vec<String>,
+    /// The share of the allowance spent at which the notifier is told (80).
+    #[serde(default = "default_soft_percent")]
+    pub soft_percent: u8,
+}
+
+fn default_soft_percent() -> u8 {
+    80
+}
+
+impl BudgetConfig {
+    /// The budget's quota, or what is wrong with it.
+    fn quota(&self) -> Result<Quota, ConfigError> {
+        let located = |field: &str, problem: &str| {
+            ConfigError::new(format!("budget `{}`", self.id), Some(field), problem)
+        };
+        let requests = NonZeroU32::new(self.requests)
+            .ok_or_else(|| located("requests", "must be at least 1"))?;
+        if self.window_secs == 0 {
+            return Err(located("window_secs", "must be at least 1"));
+        }
+        if self.soft_percent == 0 || self.soft_percent > 100 {
+            return Err(located("soft_percent", "must be from 1 to 100"));
+        }
+        let period = Duration::from_secs(self.window_secs) / requests.get();
+        Quota::with_period(period.max(Duration::from_nanos(1)))
+            .map(|quota| quota.allow_burst(requests))
+            .ok_or_else(|| located("window_secs", "is too short for that many requests"))
+    }
+}
+
+/// The outcome of taking one request from an allowance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// Granted; this many requests are left right now.
+    Granted {
+        /// Requests left in the allowance.
+        remaining: u32,
+    },
+    /// Refused; one fits again after this long.
+    Refused {
+        /// The wait.
+        retry_after: Duration,
+    },
+}
+
+/// Where allowances are counted. `budget` is the budget's position in the list given to
+/// [`Budgets`]; `key` is whose allowance (a rule id, credential id, user or workload).
+pub trait Counters: Send + Sync + fmt::Debug + 'static {
+    /// Takes one request from `key`'s allowance under `budget`.
+    fn take(&self, budget: usize, key: &str) -> Taken;
+}
+
+type Limiter =
+    RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
+
+/// Allowances kept in this process's memory, one limiter per budget and a state per key.
+pub struct MemoryCounters {
+    limiters: Vec<Limiter>,
+    clock: DefaultClock,
+    /// Takes since the limiters last forgot keys whose allowance is full again.
+    takes: AtomicU64,
+}
+
+impl fmt::Debug for MemoryCounters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryCounters")
+            .field("budgets", &self.limiters.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How many takes between two sweeps of keys whose allowance is whole again, so that a budget
+/// per user does not keep every user it ever saw.
+const SWEEP_EVERY: u64 = 4096;
+
+impl MemoryCounters {
+    /// Counters for `budgets`, in their order; an error names the budget and field at fault.
+    ///
+    /// ```
+    /// let budget: identity_budget::BudgetConfig = serde_json::from_value(serde_json::json!(
+    ///     {"id": "b", "per": "user", "requests": 0, "window_secs": 60}))?;
+    /// let err = identity_budget::MemoryCounters::new(&[budget]).unwrap_err();
+    /// assert_eq!(err.to_string(), "budget `b`, field `requests`: must be at least 1");
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn new(budgets: &[BudgetConfig]) -> Result<Self, ConfigError> {
+        let limiters = budgets
+            .iter()
+            .map(|budget| {
+                budget.quota().map(|quota| {
+                    RateLimiter::dashmap(quota).with_middleware::<StateInformationMiddleware>()
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            limiters,
+            clock: DefaultClock::default(),
+            takes: AtomicU64::new(0),
+        })
+    }
+}
+
+impl Counters for MemoryCounters {
+    fn take(&self, budget: usize, key: &str) -> Taken {
+        let Some(limiter) = self.limiters.get(budget) else {
+            // A budget this store was not made for counts nothing rather than refusing all.
+            return Taken::Granted {
+                remaining: u32::MAX,
+            };
+        };
+        if self.takes.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            for limiter in &self.limiters {
+                limiter.retain_recent();
+            }
+        }
+        match limiter.check_key(&key.to_owned()) {
+            Ok(snapshot) => Taken::Granted {
+                remaining: snapshot.remaining_burst_capacity(),
+            },
+            Err(not_until) => Taken::Refused {
+                retry_after: not_until.wait_time_from(self.clock.now()),
+            },
+        }
+    }
+}
+
+/// Told when a key's allowance reaches a budget's soft threshold.
+pub trait BudgetNotifier: Send + Sync + fmt::Debug + 'static {
+    /// `key`'s allowance under `budget` has `remaining` of `requests` left.
+    fn soft_limit_reached(&self, budget: &str, key: &str, remaining: u32, requests: u32);
+}
+
+/// Every problem of `configs`: a quota that cannot be, an id used twice.
+fn check(configs: &[BudgetConfig]) -> Result<(), Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let mut seen = HashSet::new();
+    for config in configs {
+        if let Err(err) = config.quota() {
+            errors.push(err);
+        }
+        if !seen.insert(config.id.as_str()) {
+            errors.push(ConfigError::new(
+                format!("budget `{}`", config.id),
+                Some("id"),
+                "is used by another budget",
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// A budget, checked.
+#[derive(Debug)]
+struct Budget {
+    config: BudgetConfig,
+    /// At or below this many remaining requests, the soft threshold is reached.
+    soft_remaining: u32,
+}
+
+/// The budgets of a router, as a [`Gate`]: each grant takes one request from the allowance of
+/// every budget that counts it, and the first allowance that is spent refuses it.
+///
+/// A request refused by a later budget has still been counted by the earlier ones.
+pub struct Budgets {
+    budgets: Vec<Budget>,
+    counters: Arc<dyn Counters>,
+    notifier: Option<Arc<dyn BudgetNotifier>>,
+    /// The (budget, key) pairs told of their soft threshold, until their allowance recovers.
+    warned: Mutex<HashSet<(usize, String)>>,
+    warned_count: AtomicUsize,
+}
+
+impl fmt::Debug for Budgets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Budgets")
+            .field("budgets", &self.budgets)
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Budgets {
+    /// `configs`, counted in this process's memory. Every problem is reported, each at its
+    /// budget and field.
+    pub fn new(configs: Vec<BudgetConfig>) -> Result<Self, Vec<ConfigError>> {
+        check(&configs)?;
+        let counters = MemoryCounters::new(&configs).map_err(|err| vec![err])?;
+        Ok(Self::checked(configs, Arc::new(counters)))
+    }
+
+    /// `configs`, counted by `counters` (shared between replicas, say).
+    pub fn with_counters(
+        configs: Vec<BudgetConfig>,
+        counters: Arc<dyn Counters>,
+    ) -> Result<Self, Vec<ConfigError>> {
+        check(&configs)?;
+        Ok(Self::checked(configs, counters))
+    }
+
+    fn checked(configs: Vec<BudgetConfig>, counters: Arc<dyn Counters>) -> Self {
+        let budgets = configs
+            .into_iter()
+            .map(|config| {
+                let spent = u64::from(config.requests) * u64::from(config.soft_percent) / 100;
+                let soft_remaining =
+                    u32::try_from(u64::from(config.requests).saturating_sub(spent)).unwrap_or(0);
+                Budget {
+                    config,
+                    soft_remaining,
+                }
+            })
+            .collect();
+        Self {
+            budgets,
+            counters,
+            notifier: None,
+            warned: Mutex::new(HashSet::new()),
+            warned_count: AtomicUsize::new(0),
+        }
+    }
+
+    /// Tells `notifier` of soft thresholds reached (they are logged in any case).
+    #[must_use]
+    pub fn notifier(mut self, notifier: impl BudgetNotifier) -> Self {
+        self.notifier = Some(Arc::new(notifier));
+        self
+    }
+
+    /// The rule ids the budgets name, for a configuration check.
+    pub fn rules_named(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.budgets.iter().flat_map(|budget| {
+            budget
+                .config
+                .rules
+                .iter()
+                .map(|rule| (budget.config.id.as_str(), rule.as_str()))
+        })
+    }
+
+    /// Notes that `key`'s allowance under budget `index` has `remaining` left: at the soft
+    /// threshold, the first time tells the notifier; above it again, it may tell again later.
+    fn note(&self, index: usize, key: &str, remaining: u32) {
+        let budget = &self.budgets[index];
+        let low = remaining <= budget.soft_remaining;
+        // The common case, plenty left and nobody warned, takes no lock.
+        if !low && self.warned_count.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut warned = self.warned.lock().unwrap_or_else(PoisonError::into_inner);
+        if low {
+            if warned.insert((index, key.to_owned())) {
+                self.warned_count.store(warned.len(), Ordering::Relaxed);
+                drop(warned);
+                tracing::warn!(target: "agent_identity::audit", budget = %budget.config.id, key, remaining, requests = budget.config.requests, "budget soft threshold reached");
+                if let Some(notifier) = &self.notifier {
+                    notifier.soft_limit_reached(
+                        &budget.config.id,
+                        key,
+                        remaining,
+                        budget.config.requests,
+                    );
+                }
+            }
+        } else if warned.remove(&(index, key.to_owned())) {
+            self.warned_count.store(warned.len(), Ordering::Relaxed);
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Gate for Budgets {
+    async fn admit(
+        &self,
+        context: &RequestContext,
+        resolution: &Resolution,
+    ) -> Result<(), DenialReason> {
+        for (index, budget) in self.budgets.iter().enumerate() {
+            let config = &budget.config;
+            if !config.rules.is_empty()
+                && !config
+                    .rules
+                    .iter()
+                    .any(|rule| **rule == *resolution.rule_id)
+            {
+                continue;
+            }
+            let key = match config.per {
+                Per::Rule => &*resolution.rule_id,
+                Per::Credential => resolution.credential_id.as_str(),
+                Per::User => context.user_id.as_str(),
+                Per::Workload => match &context.spiffe_id {
+                    Some(workload) => workload.as_str(),
+                    None => continue,
+                },
+            };
+            match self.counters.take(index, key) {
+                Taken::Granted { remaining } => self.note(index, key, remaining),
+                Taken::Refused { retry_after } => {
+                    tracing::info!(target: "agent_identity::audit", budget = %config.id, key, "budget exhausted");
+                    return Err(DenialReason::BudgetExhausted {
+                        budget: config.id.clone(),
+                        // Whole seconds, rounded up: a client that waits that long fits.
+                        retry_after_secs: retry_after
+                            .as_secs()
+                            .saturating_add(u64::from(retry_after.subsec_nanos() > 0))
+                            .max(1),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
