@@ -115,7 +115,7 @@ echo "ok"
 
 step "each facade feature builds on its own"
 cargo check --locked -q -p agent-identity --no-default-features
-for feature in memory vault aws token-exchange http seal cache dcr dcr-vault oauth oauth-vault proxy; do
+for feature in memory vault aws token-exchange http seal cache budget dcr dcr-vault oauth oauth-vault proxy; do
     cargo check --locked -q -p agent-identity --no-default-features --features "$feature"
 done
 echo "ok"

@@ -154,3 +154,57 @@ async fn an_upstream_the_policy_refuses_stops_the_configuration() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_spent_budget_is_429_with_retry_after_on_the_proxy_and_403_on_resolve() {
+    let (base, _) = upstream().await;
+    let text = format!(
+        "{}\n[[budgets]]\nid = \"alice-openai\"\nper = \"user\"\nrequests = 2\nwindow_secs = 3600\nrules = [\"openai-for-alice\"]\n",
+        config(&base)
+    );
+    let env = |name: &str| (name == "OPENAI_KEY").then(|| CANARY.to_owned());
+    let loaded = load_str(&text, Path::new("."), "test".into(), &env, None).unwrap();
+    let app = app(loaded
+        .into_state(Arc::new(Metrics::new()), "127.0.0.1:3001".parse().unwrap())
+        .await
+        .unwrap());
+    for _ in 0..2 {
+        let (status, _, body) = call(&app, "/proxy/openai/chat/completions", "alice").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    // One request refills every 1800 s: the proxy says when, as a 429.
+    let (status, headers, body) = call(&app, "/proxy/openai/chat/completions", "alice").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=1800).contains(&wait), "{wait}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["code"], "budget_exhausted");
+    assert_eq!(body["budget"], "alice-openai");
+    assert!(!body.to_string().contains(CANARY));
+    // The resolve endpoint counts against the same allowance: a 403, with Retry-After too.
+    let context = serde_json::json!({"userId": "alice", "resourceId": "r", "resourceKind": "shared",
+        "provider": "openai", "model": "gpt-4o", "action": "read", "traceId": "t"});
+    let request = Request::post("/api/resolve")
+        .header("host", "127.0.0.1:3001")
+        .header("content-type", "application/json")
+        .body(Body::from(context.to_string()))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(response.headers().contains_key("retry-after"));
+}
+
+#[test]
+fn a_budget_naming_no_rule_stops_the_configuration() {
+    let text = format!(
+        "{}\n[[budgets]]\nid = \"b\"\nper = \"user\"\nrequests = 2\nwindow_secs = 60\nrules = [\"no-such-rule\"]\n",
+        config("http://127.0.0.1:9/v1")
+    );
+    let env = |name: &str| (name == "OPENAI_KEY").then(|| CANARY.to_owned());
+    let err = load_str(&text, Path::new("."), "test".into(), &env, None).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("budget `b`, field `rules`: names `no-such-rule`, which is no rule"),
+        "{err}"
+    );
+}

@@ -19,6 +19,7 @@
 //! | `token-exchange` | no | [`identity_token_exchange`]: `TokenExchangeStore`, narrowly scoped tokens per caller by RFC 8693; enables `http` |
 //! | `http` | no | [`identity_http`]: the one outbound HTTP layer (address policy, client, OAuth requests and errors, discovery, introspection, token cache) |
 //! | `cache` | no | [`identity_cache`]: `CachedStore`, a read cache any store can take (Vault, AWS) |
+//! | `budget` | no | [`identity_budget`]: `Budgets`, requests per window per rule, credential, user or workload, as a router gate |
 //! | `seal` | no | [`identity_seal`]: keyrings with per-purpose keys, AES-256-GCM sealed boxes, private files |
 //! | `dcr` | no | [`identity_dcr`]: dynamic client registration (RFC 7591/7592), the client registry, `DcrCredentialStore`; enables `http` and `seal` |
 //! | `oauth` | no | [`identity_oauth`]: OAuth 2.1 client flows (PKCE, authorization code, refresh, revocation, client credentials), provider presets (GitHub, Google, OpenID, DCR, Kaggle), `DelegatedTokenStore`; enables `dcr` |
@@ -62,8 +63,8 @@ pub mod layer;
 pub use identity_core::*;
 pub use identity_router::{
     BuildError, DEFAULT_CLOCK_SKEW, DEFAULT_STORE, Denial, DenialReason, ExplainedOutcome,
-    Explanation, Matching, Mismatch, PairDenial, Resolution, ResolutionObserver, ResolvedPair,
-    Router, RouterBuilder, RuleVerdict,
+    Explanation, Gate, Matching, Mismatch, PairDenial, Resolution, ResolutionObserver,
+    ResolvedPair, Router, RouterBuilder, RuleVerdict,
 };
 
 #[cfg(feature = "memory")]
@@ -96,6 +97,9 @@ pub use identity_dcr;
 #[cfg(feature = "http")]
 pub use identity_http;
 
+/// Budgets, as a router gate.
+#[cfg(feature = "budget")]
+pub use identity_budget;
 /// A read cache any store can take.
 #[cfg(feature = "cache")]
 pub use identity_cache;

@@ -1,6 +1,7 @@
 //! The HTTP API of the sidecar (WIRE.md): health, resolve, migrate-resolve, metrics, and the
 //! `/oauth/` endpoints, delivery and the injection proxy.
 
+mod denials;
 pub mod health;
 pub mod metrics;
 pub mod oauth;

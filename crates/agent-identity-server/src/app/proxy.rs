@@ -42,9 +42,11 @@ pub(crate) async fn proxy(
         .unwrap_or_default();
     match proxy.forward(&upstream, &path, caller, request).await {
         Ok(response) => response.into_response(),
-        Err(ProxyError::Denied(denial)) => {
-            super::oauth::connect::denial_answer(state.oauth.as_deref(), &denial)
-        }
+        Err(ProxyError::Denied(denial)) => super::denials::denial_answer(
+            state.oauth.as_deref(),
+            &denial,
+            StatusCode::TOO_MANY_REQUESTS,
+        ),
         Err(err) => json_error(err.status(), err.code(), &err.to_string()),
     }
 }

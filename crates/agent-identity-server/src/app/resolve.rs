@@ -165,9 +165,10 @@ pub(crate) async fn resolve_body(
     context.subject_token = subject_token(parts);
     context.actor_token = actor_token(parts);
     let resolution = state.router.resolve(&context).await.map_err(|denial| {
-        ApiError::Denied(Box::new(super::oauth::connect::denial_answer(
+        ApiError::Denied(Box::new(super::denials::denial_answer(
             state.oauth.as_deref(),
             &denial,
+            StatusCode::FORBIDDEN,
         )))
     })?;
     Ok((context, resolution))

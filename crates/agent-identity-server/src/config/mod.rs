@@ -148,6 +148,9 @@ struct ConfigFile {
     /// The injection proxy's upstreams, by name.
     #[serde(default)]
     upstreams: BTreeMap<String, agent_identity::identity_proxy::UpstreamConfig>,
+    /// Budgets: requests per window per rule, credential, user or workload.
+    #[serde(default)]
+    budgets: Vec<agent_identity::identity_budget::BudgetConfig>,
 }
 
 /// Reads, checks and builds the configuration in `path`.
@@ -241,6 +244,7 @@ pub fn load_env(
         rules,
         auth: AuthSection::default(),
         upstreams: BTreeMap::new(),
+        budgets: Vec::new(),
     };
     build(file, Path::new("."), "environment".into(), env, observer)
 }
@@ -407,6 +411,25 @@ fn build(
         ));
     }
 
+    if !file.budgets.is_empty() {
+        for budget in &file.budgets {
+            for rule in budget
+                .rules
+                .iter()
+                .filter(|id| !rules.iter().any(|r| &r.id == *id))
+            {
+                errors.push(ConfigError::new(
+                    format!("budget `{}`", budget.id),
+                    Some("rules"),
+                    format!("names `{rule}`, which is no rule"),
+                ));
+            }
+        }
+        match agent_identity::identity_budget::Budgets::new(file.budgets) {
+            Ok(budgets) => builder = builder.gate(budgets),
+            Err(more) => errors.extend(more),
+        }
+    }
     let router = builder.rules(rules).build();
     let router = match router {
         Ok(router) => Some(router),

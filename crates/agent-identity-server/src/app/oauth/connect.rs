@@ -16,8 +16,7 @@ use std::time::Duration;
 use agent_identity::Error;
 use agent_identity::OffsetDateTime;
 use agent_identity::identity_seal::SealedBox;
-use agent_identity::layer::{denial_response, json_error};
-use agent_identity::{Denial, DenialReason, format_rfc3339};
+use agent_identity::layer::json_error;
 use axum::extract::{Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -250,7 +249,7 @@ pub(crate) async fn link(
 /// A link that lets the user of a `consent_required` denial grant what is missing: the
 /// provider's own scopes and the ones the denial names. `None` when this server cannot connect
 /// that provider (no `oauth` store serves it, or it takes an API token).
-fn consent_link(
+pub(crate) fn consent_link(
     endpoints: Option<&OAuthEndpoints>,
     provider: &str,
     user: &str,
@@ -280,32 +279,6 @@ fn consent_link(
             None
         }
     }
-}
-
-/// The answer to `denial`: for `consent_required`, a 403 that says which provider to connect
-/// and with which scopes, and the link that does it when this server can connect that
-/// provider; for any other reason, the plain denial.
-pub(crate) fn denial_answer(endpoints: Option<&OAuthEndpoints>, denial: &Denial) -> Response {
-    let DenialReason::ConsentRequired {
-        provider,
-        user_id,
-        scopes,
-        ..
-    } = &denial.reason
-    else {
-        return denial_response(denial);
-    };
-    let mut body = json!({
-        "error": denial.to_string(),
-        "code": denial.reason.code(),
-        "provider": provider,
-        "scopes": scopes,
-    });
-    if let Some((url, expires)) = consent_link(endpoints, provider, user_id, scopes) {
-        body["connectUrl"] = url.into();
-        body["connectUrlExpiresAt"] = format_rfc3339(expires).into();
-    }
-    no_store((StatusCode::FORBIDDEN, axum::Json(body)).into_response())
 }
 
 #[derive(Deserialize)]
