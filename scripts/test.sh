@@ -14,6 +14,9 @@ cd "$root"
 cache=${AGENT_IDENTITY_CACHE:-$HOME/.cache/agent-identity}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$cache/target}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+# Incremental artifacts of every clone's path pile up in the shared cache (tens of GB) and buy
+# a one-shot run nothing.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 mkdir -p "$cache"
 
 step() { printf '\n==> %s\n' "$*"; }
