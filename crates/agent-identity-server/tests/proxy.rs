@@ -8,6 +8,7 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use agent_identity_server::app::app;
 use agent_identity_server::app::metrics::Metrics;
@@ -205,6 +206,83 @@ fn a_budget_naming_no_rule_stops_the_configuration() {
     assert!(
         err.to_string()
             .contains("budget `b`, field `rules`: names `no-such-rule`, which is no rule"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_soft_threshold_is_posted_to_the_webhook_once() {
+    // The webhook: a chat tool's incoming hook, here a local server keeping what it receives.
+    let received: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let kept = received.clone();
+    let hook = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::Json<serde_json::Value>| {
+            let kept = kept.clone();
+            async move {
+                kept.lock().unwrap().push(body.0);
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, hook).await.unwrap() });
+
+    let (base, _) = upstream().await;
+    let text = format!(
+        "{}\n[[budgets]]\nid = \"alice-openai\"\nper = \"user\"\nrequests = 5\nwindow_secs = 3600\n\n[notifications]\nwebhook_url = \"http://{hook_address}/hook\"\nallow_http_loopback = true\n",
+        config(&base)
+    );
+    let env = |name: &str| (name == "OPENAI_KEY").then(|| CANARY.to_owned());
+    let loaded = load_str(&text, Path::new("."), "test".into(), &env, None).unwrap();
+    let app = app(loaded
+        .into_state(Arc::new(Metrics::new()), "127.0.0.1:3001".parse().unwrap())
+        .await
+        .unwrap());
+    for _ in 0..3 {
+        call(&app, "/proxy/openai/chat/completions", "alice").await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        received.lock().unwrap().is_empty(),
+        "told before 80% was spent"
+    );
+    // The fourth call spends 80%: one notification; the fifth, and the refused sixth, none more.
+    for _ in 0..3 {
+        call(&app, "/proxy/openai/chat/completions", "alice").await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while received.lock().unwrap().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no notification");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let received = received.lock().unwrap().clone();
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(received[0]["event"], "budget_soft_limit");
+    assert_eq!(received[0]["budget"], "alice-openai");
+    assert_eq!(received[0]["key"], "alice");
+    assert_eq!(received[0]["remaining"], 1);
+    assert!(
+        received[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("alice-openai")
+    );
+}
+
+#[test]
+fn a_plain_http_webhook_elsewhere_stops_the_configuration() {
+    let text = format!(
+        "{}\n[notifications]\nwebhook_url = \"http://hooks.example.com/x\"\n",
+        config("http://127.0.0.1:9/v1")
+    );
+    let env = |name: &str| (name == "OPENAI_KEY").then(|| CANARY.to_owned());
+    let err = load_str(&text, Path::new("."), "test".into(), &env, None).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("notifications, field `webhook_url`"),
         "{err}"
     );
 }

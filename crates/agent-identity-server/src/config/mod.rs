@@ -151,6 +151,8 @@ struct ConfigFile {
     /// Budgets: requests per window per rule, credential, user or workload.
     #[serde(default)]
     budgets: Vec<agent_identity::identity_budget::BudgetConfig>,
+    /// Where notifications go (a budget's soft threshold).
+    notifications: Option<crate::notify::NotificationSettings>,
 }
 
 /// Reads, checks and builds the configuration in `path`.
@@ -245,6 +247,7 @@ pub fn load_env(
         auth: AuthSection::default(),
         upstreams: BTreeMap::new(),
         budgets: Vec::new(),
+        notifications: None,
     };
     build(file, Path::new("."), "environment".into(), env, observer)
 }
@@ -411,6 +414,14 @@ fn build(
         ));
     }
 
+    let webhook = match file.notifications.as_ref().map(crate::notify::Webhook::new) {
+        Some(Ok(webhook)) => Some(webhook),
+        Some(Err(err)) => {
+            errors.push(err);
+            None
+        }
+        None => None,
+    };
     if !file.budgets.is_empty() {
         for budget in &file.budgets {
             for rule in budget
@@ -426,7 +437,12 @@ fn build(
             }
         }
         match agent_identity::identity_budget::Budgets::new(file.budgets) {
-            Ok(budgets) => builder = builder.gate(budgets),
+            Ok(budgets) => {
+                builder = builder.gate(match &webhook {
+                    Some(webhook) => budgets.notifier(webhook.clone()),
+                    None => budgets,
+                });
+            }
             Err(more) => errors.extend(more),
         }
     }
