@@ -286,3 +286,44 @@ fn a_plain_http_webhook_elsewhere_stops_the_configuration() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_n_plus_ten_concurrent_proxied_calls_n_go_through_a_concurrency_budget() {
+    const N: usize = 5;
+    // An upstream that takes its time, so that every call is in flight at once.
+    let slow = axum::Router::new().fallback(|| async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        axum::Json(serde_json::json!({"id": "chatcmpl-1"}))
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, slow).await.unwrap() });
+    let text = format!(
+        "{}\n[[budgets]]\nid = \"alice-in-flight\"\nper = \"user\"\nconcurrent = {N}\n",
+        config(&format!("http://{address}/v1"))
+    );
+    let env = |name: &str| (name == "OPENAI_KEY").then(|| CANARY.to_owned());
+    let loaded = load_str(&text, Path::new("."), "test".into(), &env, None).unwrap();
+    let app = app(loaded
+        .into_state(Arc::new(Metrics::new()), "127.0.0.1:3001".parse().unwrap())
+        .await
+        .unwrap());
+    let calls = (0..N + 10).map(|_| {
+        let app = app.clone();
+        tokio::spawn(async move { call(&app, "/proxy/openai/chat/completions", "alice").await })
+    });
+    let statuses: Vec<StatusCode> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|outcome| outcome.unwrap().0)
+        .collect();
+    let passed = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((passed, refused), (N, 10), "{statuses:?}");
+    // Every answer has been passed on: the slots are back.
+    let (status, _, body) = call(&app, "/proxy/openai/chat/completions", "alice").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}

@@ -1,7 +1,10 @@
 //! Budgets: how many requests a rule, a credential, a user or a workload may be granted per
-//! window, enforced as a router [`Gate`]: [`Budgets`].
+//! window, and how many calls it may have in flight, enforced as a router [`Gate`]: [`Budgets`].
 //!
-//! Each budget allows `requests` per `window_secs`, counted by a generic cell rate algorithm
+//! A budget may allow `concurrent` calls at once: a grant takes a slot, which the resolution
+//! keeps ([`Resolution::keep`](identity_router::Resolution::keep)) until it and its clones are
+//! dropped; a proxied call gives it back when its answer has been passed on. A budget may
+//! allow `requests` per `window_secs`, counted by a generic cell rate algorithm
 //! (`governor`): a full allowance may be spent at once, and it refills evenly over the window,
 //! one request every `window / requests`. A resolution over a budget is refused with
 //! `budget_exhausted`, naming the budget and how long until a request fits again (the sidecar
@@ -11,7 +14,7 @@
 //! The counts live behind [`Counters`]: [`MemoryCounters`] keeps them in this process; replicas
 //! that must share a budget give a shared implementation.
 //!
-//! What this crate does not do yet: limit concurrent calls, or spend (money) per day.
+//! What this crate does not do yet: limit spend (money) per day.
 //!
 //! ```
 //! use identity_budget::{BudgetConfig, Budgets};
@@ -38,7 +41,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -85,10 +88,13 @@ pub struct BudgetConfig {
     pub id: String,
     /// Whose requests it counts.
     pub per: Per,
-    /// How many requests each may be granted per window.
-    pub requests: u32,
+    /// How many requests each may be granted per window (with `window_secs`).
+    pub requests: Option<u32>,
     /// The window, in seconds.
-    pub window_secs: u64,
+    pub window_secs: Option<u64>,
+    /// How many calls each may have in flight at once: a proxied call holds its slot until its
+    /// answer has been passed on.
+    pub concurrent: Option<u32>,
     /// Only resolutions by these rules count (every rule's when empty).
     #[serde(default)]
     pub rules: Vec<String>,
@@ -102,22 +108,37 @@ fn default_soft_percent() -> u8 {
 }
 
 impl BudgetConfig {
-    /// The budget's quota, or what is wrong with it.
-    fn quota(&self) -> Result<Quota, ConfigError> {
+    /// The budget's quota (`None` when it limits concurrency only), or what is wrong with it.
+    fn quota(&self) -> Result<Option<Quota>, ConfigError> {
         let located = |field: &str, problem: &str| {
             ConfigError::new(format!("budget `{}`", self.id), Some(field), problem)
         };
-        let requests = NonZeroU32::new(self.requests)
-            .ok_or_else(|| located("requests", "must be at least 1"))?;
-        if self.window_secs == 0 {
-            return Err(located("window_secs", "must be at least 1"));
-        }
         if self.soft_percent == 0 || self.soft_percent > 100 {
             return Err(located("soft_percent", "must be from 1 to 100"));
         }
-        let period = Duration::from_secs(self.window_secs) / requests.get();
+        if self.concurrent == Some(0) {
+            return Err(located("concurrent", "must be at least 1"));
+        }
+        let (requests, window_secs) = match (self.requests, self.window_secs) {
+            (None, None) if self.concurrent.is_some() => return Ok(None),
+            (None, None) => {
+                return Err(located(
+                    "requests",
+                    "is missing: a budget limits `requests` per `window_secs`, `concurrent` calls, or both",
+                ));
+            }
+            (Some(_), None) => return Err(located("window_secs", "is missing")),
+            (None, Some(_)) => return Err(located("requests", "is missing")),
+            (Some(requests), Some(window_secs)) => (requests, window_secs),
+        };
+        let requests =
+            NonZeroU32::new(requests).ok_or_else(|| located("requests", "must be at least 1"))?;
+        if window_secs == 0 {
+            return Err(located("window_secs", "must be at least 1"));
+        }
+        let period = Duration::from_secs(window_secs) / requests.get();
         Quota::with_period(period.max(Duration::from_nanos(1)))
-            .map(|quota| quota.allow_burst(requests))
+            .map(|quota| Some(quota.allow_burst(requests)))
             .ok_or_else(|| located("window_secs", "is too short for that many requests"))
     }
 }
@@ -142,6 +163,32 @@ pub enum Taken {
 pub trait Counters: Send + Sync + fmt::Debug + 'static {
     /// Takes one request from `key`'s allowance under `budget`.
     fn take(&self, budget: usize, key: &str) -> Taken;
+
+    /// Enters one call of `key` under `budget`, at most `limit` at once: the slot, given back
+    /// when dropped, or `None` when all are taken.
+    fn enter(&self, budget: usize, key: &str, limit: u32) -> Option<Slot>;
+}
+
+/// A concurrency slot: given back when dropped.
+pub struct Slot(
+    #[allow(
+        dead_code,
+        reason = "held, never read: dropping it gives the slot back"
+    )]
+    Box<dyn Send + Sync>,
+);
+
+impl Slot {
+    /// A slot that gives itself back by dropping `release`.
+    pub fn new(release: impl Send + Sync + 'static) -> Self {
+        Self(Box::new(release))
+    }
+}
+
+impl fmt::Debug for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Slot")
+    }
 }
 
 type Limiter =
@@ -149,7 +196,9 @@ type Limiter =
 
 /// Allowances kept in this process's memory, one limiter per budget and a state per key.
 pub struct MemoryCounters {
-    limiters: Vec<Limiter>,
+    limiters: Vec<Option<Limiter>>,
+    /// Calls in flight, by budget and key; a key leaves when its last call ends.
+    in_flight: Arc<Mutex<HashMap<(usize, String), u32>>>,
     clock: DefaultClock,
     /// Takes since the limiters last forgot keys whose allowance is full again.
     takes: AtomicU64,
@@ -182,12 +231,15 @@ impl MemoryCounters {
             .iter()
             .map(|budget| {
                 budget.quota().map(|quota| {
-                    RateLimiter::dashmap(quota).with_middleware::<StateInformationMiddleware>()
+                    quota.map(|quota| {
+                        RateLimiter::dashmap(quota).with_middleware::<StateInformationMiddleware>()
+                    })
                 })
             })
             .collect::<Result<_, _>>()?;
         Ok(Self {
             limiters,
+            in_flight: Arc::default(),
             clock: DefaultClock::default(),
             takes: AtomicU64::new(0),
         })
@@ -196,14 +248,14 @@ impl MemoryCounters {
 
 impl Counters for MemoryCounters {
     fn take(&self, budget: usize, key: &str) -> Taken {
-        let Some(limiter) = self.limiters.get(budget) else {
-            // A budget this store was not made for counts nothing rather than refusing all.
+        let Some(Some(limiter)) = self.limiters.get(budget) else {
+            // A budget this store was not made for, or one without a rate, counts nothing.
             return Taken::Granted {
                 remaining: u32::MAX,
             };
         };
         if self.takes.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            for limiter in &self.limiters {
+            for limiter in self.limiters.iter().flatten() {
                 limiter.retain_recent();
             }
         }
@@ -215,6 +267,48 @@ impl Counters for MemoryCounters {
                 retry_after: not_until.wait_time_from(self.clock.now()),
             },
         }
+    }
+
+    fn enter(&self, budget: usize, key: &str, limit: u32) -> Option<Slot> {
+        let slot = (budget, key.to_owned());
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let count = in_flight.entry(slot.clone()).or_insert(0);
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        drop(in_flight);
+        Some(Slot::new(MemorySlot {
+            in_flight: self.in_flight.clone(),
+            slot,
+        }))
+    }
+}
+
+impl MemoryCounters {
+    fn release(in_flight: &Mutex<HashMap<(usize, String), u32>>, slot: &(usize, String)) {
+        let mut in_flight = in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = in_flight.get_mut(slot) {
+            *count -= 1;
+            if *count == 0 {
+                in_flight.remove(slot);
+            }
+        }
+    }
+}
+
+/// Gives a memory slot back when dropped.
+struct MemorySlot {
+    in_flight: Arc<Mutex<HashMap<(usize, String), u32>>>,
+    slot: (usize, String),
+}
+
+impl Drop for MemorySlot {
+    fn drop(&mut self) {
+        MemoryCounters::release(&self.in_flight, &self.slot);
     }
 }
 
@@ -299,9 +393,9 @@ impl Budgets {
         let budgets = configs
             .into_iter()
             .map(|config| {
-                let spent = u64::from(config.requests) * u64::from(config.soft_percent) / 100;
-                let soft_remaining =
-                    u32::try_from(u64::from(config.requests).saturating_sub(spent)).unwrap_or(0);
+                let requests = u64::from(config.requests.unwrap_or(0));
+                let spent = requests * u64::from(config.soft_percent) / 100;
+                let soft_remaining = u32::try_from(requests.saturating_sub(spent)).unwrap_or(0);
                 Budget {
                     config,
                     soft_remaining,
@@ -349,13 +443,13 @@ impl Budgets {
             if warned.insert((index, key.to_owned())) {
                 self.warned_count.store(warned.len(), Ordering::Relaxed);
                 drop(warned);
-                tracing::warn!(target: "agent_identity::audit", budget = %budget.config.id, key, remaining, requests = budget.config.requests, "budget soft threshold reached");
+                tracing::warn!(target: "agent_identity::audit", budget = %budget.config.id, key, remaining, requests = budget.config.requests.unwrap_or(0), "budget soft threshold reached");
                 if let Some(notifier) = &self.notifier {
                     notifier.soft_limit_reached(
                         &budget.config.id,
                         key,
                         remaining,
-                        budget.config.requests,
+                        budget.config.requests.unwrap_or(0),
                     );
                 }
             }
@@ -370,8 +464,11 @@ impl Gate for Budgets {
     async fn admit(
         &self,
         context: &RequestContext,
-        resolution: &Resolution,
+        resolution: &mut Resolution,
     ) -> Result<(), DenialReason> {
+        // Slots taken are kept by the resolution once every budget has admitted it; a refusal
+        // drops (gives back) the ones taken before it.
+        let mut slots = Vec::new();
         for (index, budget) in self.budgets.iter().enumerate() {
             let config = &budget.config;
             if !config.rules.is_empty()
@@ -391,6 +488,19 @@ impl Gate for Budgets {
                     None => continue,
                 },
             };
+            if let Some(limit) = config.concurrent {
+                let Some(slot) = self.counters.enter(index, key, limit) else {
+                    tracing::info!(target: "agent_identity::audit", budget = %config.id, key, "budget: too many calls at once");
+                    return Err(DenialReason::BudgetExhausted {
+                        budget: config.id.clone(),
+                        retry_after_secs: 1,
+                    });
+                };
+                slots.push(slot);
+            }
+            if config.requests.is_none() {
+                continue;
+            }
             match self.counters.take(index, key) {
                 Taken::Granted { remaining } => self.note(index, key, remaining),
                 Taken::Refused { retry_after } => {
@@ -405,6 +515,9 @@ impl Gate for Budgets {
                     });
                 }
             }
+        }
+        for slot in slots {
+            resolution.keep(slot);
         }
         Ok(())
     }

@@ -248,3 +248,55 @@ fn budget_mistakes_are_named() {
         .is_err()
     );
 }
+
+#[tokio::test]
+async fn a_concurrency_slot_is_held_as_long_as_the_resolution() {
+    let budgets = Budgets::new(vec![budget(
+        serde_json::json!({"id": "one-at-a-time", "per": "user", "concurrent": 1}),
+    )])
+    .unwrap();
+    let router = router(budgets);
+    let alice = context("alice", "openai", None);
+    let first = router.resolve(&alice).await.unwrap();
+    let held = first.clone();
+    drop(first);
+    // A clone still holds the slot.
+    let denial = router.resolve(&alice).await.unwrap_err();
+    assert_eq!(
+        denial.reason,
+        DenialReason::BudgetExhausted {
+            budget: "one-at-a-time".into(),
+            retry_after_secs: 1
+        }
+    );
+    // Another user has a slot of their own.
+    assert!(
+        router
+            .resolve(&context("bob", "openai", None))
+            .await
+            .is_ok()
+    );
+    drop(held);
+    assert!(router.resolve(&alice).await.is_ok());
+}
+
+#[test]
+fn a_budget_limits_a_rate_concurrency_or_both() {
+    for (json, problem) in [
+        (
+            serde_json::json!({"id": "a", "per": "user"}),
+            "budget `a`, field `requests`: is missing: a budget limits `requests` per `window_secs`, `concurrent` calls, or both",
+        ),
+        (
+            serde_json::json!({"id": "a", "per": "user", "requests": 5}),
+            "budget `a`, field `window_secs`: is missing",
+        ),
+        (
+            serde_json::json!({"id": "a", "per": "user", "concurrent": 0}),
+            "budget `a`, field `concurrent`: must be at least 1",
+        ),
+    ] {
+        let errors = Budgets::new(vec![budget(json)]).unwrap_err();
+        assert_eq!(errors[0].to_string(), problem);
+    }
+}

@@ -427,7 +427,7 @@ impl Proxy {
             complete: false,
             duration: Duration::ZERO,
         };
-        Report::new(call, started, sent, self.observer.clone())
+        Report::new(call, started, sent, self.observer.clone()).holding(resolution.holds())
     }
 }
 

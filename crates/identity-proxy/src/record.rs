@@ -78,6 +78,9 @@ pub(crate) struct Report {
     pub(crate) sent: Arc<AtomicU64>,
     pub(crate) observer: Option<Arc<dyn CallObserver>>,
     ended: bool,
+    /// What the router's gates keep while the credential is in use (a concurrency slot):
+    /// given back when the answer has been passed on, with this report.
+    holds: Vec<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Report {
@@ -93,7 +96,14 @@ impl Report {
             sent,
             observer,
             ended: false,
+            holds: Vec::new(),
         }
+    }
+
+    /// Keeps `holds` until the call is over.
+    pub(crate) fn holding(mut self, holds: &[Arc<dyn std::any::Any + Send + Sync>]) -> Self {
+        self.holds = holds.to_vec();
+        self
     }
 
     /// Ends the call now: the audit event, then the observer.

@@ -8,7 +8,8 @@ use identity_core::RequestContext;
 use crate::outcome::{DenialReason, Resolution};
 
 /// Asked after a rule granted a credential, before the resolution is returned: `Err` refuses it
-/// with that reason (and the rule that had granted it). A refusal never falls through to a
+/// with that reason (and the rule that had granted it). A gate may [`Resolution::keep`] what
+/// must live as long as the credential is in use (a concurrency slot). A refusal never falls through to a
 /// lower rule: the request was answered, and refused. Gates run in the order they were added;
 /// the first refusal ends the resolution.
 ///
@@ -22,7 +23,7 @@ use crate::outcome::{DenialReason, Resolution};
 ///
 /// #[async_trait::async_trait]
 /// impl Gate for NotMallory {
-///     async fn admit(&self, context: &RequestContext, _: &Resolution) -> Result<(), DenialReason> {
+///     async fn admit(&self, context: &RequestContext, _: &mut Resolution) -> Result<(), DenialReason> {
 ///         if context.user_id == "mallory" {
 ///             return Err(DenialReason::BudgetExhausted { budget: "none-for-mallory".into(), retry_after_secs: 3600 });
 ///         }
@@ -37,7 +38,7 @@ pub trait Gate: Send + Sync + fmt::Debug + 'static {
     async fn admit(
         &self,
         context: &RequestContext,
-        resolution: &Resolution,
+        resolution: &mut Resolution,
     ) -> Result<(), DenialReason>;
 }
 
@@ -46,7 +47,7 @@ impl<T: Gate + ?Sized> Gate for Arc<T> {
     async fn admit(
         &self,
         context: &RequestContext,
-        resolution: &Resolution,
+        resolution: &mut Resolution,
     ) -> Result<(), DenialReason> {
         (**self).admit(context, resolution).await
     }

@@ -58,12 +58,27 @@ pub struct Resolution {
     /// credential says so.
     pub delivery: Delivery,
     pub(crate) secret: Option<Secret>,
+    /// What a gate keeps for as long as the credential is in use (a concurrency slot): dropped
+    /// with the last clone of the resolution.
+    pub(crate) holds: Vec<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Resolution {
     /// The credential's secret, when its store holds one. Expose it only where it is sent.
     pub fn secret(&self) -> Option<&Secret> {
         self.secret.as_ref()
+    }
+
+    /// Keeps `hold` for as long as this resolution (or a clone) lives: a gate's concurrency
+    /// slot is given back when the call that uses the credential is over.
+    pub fn keep(&mut self, hold: impl std::any::Any + Send + Sync) {
+        self.holds.push(Arc::new(hold));
+    }
+
+    /// What gates keep for this resolution, to outlive it where the credential is used longer
+    /// (a proxied answer still streaming).
+    pub fn holds(&self) -> &[Arc<dyn std::any::Any + Send + Sync>] {
+        &self.holds
     }
 }
 

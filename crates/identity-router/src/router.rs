@@ -473,9 +473,9 @@ impl Router {
             };
             let rule = &self.rules[position];
             match self.check(rule, ctx).await {
-                Checked::Granted(resolution) => {
+                Checked::Granted(mut resolution) => {
                     for gate in &self.settings.gates {
-                        if let Err(reason) = gate.admit(ctx, &resolution).await {
+                        if let Err(reason) = gate.admit(ctx, &mut resolution).await {
                             return Err(Denial {
                                 reason,
                                 rule_id: Some(rule.id.clone()),
@@ -707,6 +707,7 @@ fn grant(rule: &CompiledRule, credential: Credential, ctx: &RequestContext) -> R
         provider: credential.provider,
         delivery: rule.delivery.or(credential.delivery),
         secret: credential.secret,
+        holds: Vec::new(),
     }
 }
 
