@@ -7,6 +7,9 @@
     reason = "a panic in a test is a failed test"
 )]
 
+mod running;
+use running::Running;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -126,49 +129,6 @@ async fn requests_over_the_in_flight_limit_get_429_without_waiting() {
         app.oneshot(resolve_request()).await.unwrap().status(),
         StatusCode::OK
     );
-}
-
-/// The sidecar serving `config` on a loopback port, in this process, until stopped.
-struct Running {
-    address: std::net::SocketAddr,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    async fn serve(config: &str) -> Self {
-        let loaded = agent_identity_server::config::load_str(
-            config,
-            std::path::Path::new("."),
-            "test".into(),
-            &|_| None,
-            None,
-        )
-        .unwrap();
-        let server =
-            agent_identity_server::cli::serve::Server::bind(loaded, Arc::new(Metrics::new()))
-                .await
-                .unwrap();
-        let address = server.local_addr();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(server.run(async move {
-            let _ = stopped.await;
-        }));
-        Self {
-            address,
-            stop,
-            task,
-        }
-    }
-
-    /// Stops it, and waits for it to have stopped.
-    async fn stop(self) {
-        self.stop.send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .unwrap()
-            .unwrap();
-    }
 }
 
 #[tokio::test]

@@ -63,8 +63,13 @@ allow_http_loopback = true
 }
 
 async fn sidecar(base: &str) -> axum::Router {
+    sidecar_of(&config(base)).await
+}
+
+/// The sidecar of configuration `text`, in process, with the upstream's key in its environment.
+async fn sidecar_of(text: &str) -> axum::Router {
     let env = |name: &str| (name == "OPENAI_KEY").then(|| CANARY.to_owned());
-    let loaded = load_str(&config(base), Path::new("."), "test".into(), &env, None).unwrap();
+    let loaded = load_str(text, Path::new("."), "test".into(), &env, None).unwrap();
     let bound = "127.0.0.1:3001".parse().unwrap();
     app(loaded
         .into_state(Arc::new(Metrics::new()), bound)
@@ -163,12 +168,7 @@ async fn a_spent_budget_is_429_with_retry_after_on_the_proxy_and_403_on_resolve(
         "{}\n[[budgets]]\nid = \"alice-openai\"\nper = \"user\"\nrequests = 2\nwindow_secs = 3600\nrules = [\"openai-for-alice\"]\n",
         config(&base)
     );
-    let env = |name: &str| (name == "OPENAI_KEY").then(|| CANARY.to_owned());
-    let loaded = load_str(&text, Path::new("."), "test".into(), &env, None).unwrap();
-    let app = app(loaded
-        .into_state(Arc::new(Metrics::new()), "127.0.0.1:3001".parse().unwrap())
-        .await
-        .unwrap());
+    let app = sidecar_of(&text).await;
     for _ in 0..2 {
         let (status, _, body) = call(&app, "/proxy/openai/chat/completions", "alice").await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -234,12 +234,7 @@ async fn the_soft_threshold_is_posted_to_the_webhook_once() {
         "{}\n[[budgets]]\nid = \"alice-openai\"\nper = \"user\"\nrequests = 5\nwindow_secs = 3600\n\n[notifications]\nwebhook_url = \"http://{hook_address}/hook\"\nallow_http_loopback = true\n",
         config(&base)
     );
-    let env = |name: &str| (name == "OPENAI_KEY").then(|| CANARY.to_owned());
-    let loaded = load_str(&text, Path::new("."), "test".into(), &env, None).unwrap();
-    let app = app(loaded
-        .into_state(Arc::new(Metrics::new()), "127.0.0.1:3001".parse().unwrap())
-        .await
-        .unwrap());
+    let app = sidecar_of(&text).await;
     for _ in 0..3 {
         call(&app, "/proxy/openai/chat/completions", "alice").await;
     }
@@ -302,12 +297,7 @@ async fn of_n_plus_ten_concurrent_proxied_calls_n_go_through_a_concurrency_budge
         "{}\n[[budgets]]\nid = \"alice-in-flight\"\nper = \"user\"\nconcurrent = {N}\n",
         config(&format!("http://{address}/v1"))
     );
-    let env = |name: &str| (name == "OPENAI_KEY").then(|| CANARY.to_owned());
-    let loaded = load_str(&text, Path::new("."), "test".into(), &env, None).unwrap();
-    let app = app(loaded
-        .into_state(Arc::new(Metrics::new()), "127.0.0.1:3001".parse().unwrap())
-        .await
-        .unwrap());
+    let app = sidecar_of(&text).await;
     let calls = (0..N + 10).map(|_| {
         let app = app.clone();
         tokio::spawn(async move { call(&app, "/proxy/openai/chat/completions", "alice").await })

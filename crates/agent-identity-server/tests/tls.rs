@@ -7,13 +7,14 @@
     reason = "a panic in a test is a failed test"
 )]
 
+mod running;
+use running::Running;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent_identity_server::app::metrics::Metrics;
-use agent_identity_server::cli::serve::Server;
 use agent_identity_server::config::load_str;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
@@ -197,15 +198,8 @@ async fn tls_serves_http1_and_http2_and_takes_a_new_certificate_without_dropping
     let (chain, key, first) = authority.server("first");
     install(&dir, &chain, &key);
     std::fs::write(dir.join("ca.pem"), authority.certificate.pem()).unwrap();
-    let loaded = load_str(CONFIG, &dir, "test".into(), &|_| None, None).unwrap();
-    let server = Server::bind(loaded, Arc::new(Metrics::new()))
-        .await
-        .unwrap();
-    let address = server.local_addr();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(server.run(async move {
-        let _ = stopped.await;
-    }));
+    let server = Running::serve_in(CONFIG, &dir, &|_| None).await;
+    let address = server.address;
     let connector = connector(&authority);
 
     // HTTP/1.1 over TLS, on a connection kept open.
@@ -271,12 +265,8 @@ async fn tls_serves_http1_and_http2_and_takes_a_new_certificate_without_dropping
     let fresh = connect(&connector, address).await;
     assert_eq!(presented(&fresh), second);
 
-    stop.send(()).unwrap();
     drop(kept);
-    tokio::time::timeout(Duration::from_secs(10), running)
-        .await
-        .unwrap()
-        .unwrap();
+    server.stop().await;
 }
 
 #[test]
@@ -291,40 +281,6 @@ fn tls_files_that_are_missing_or_do_not_belong_together_stop_the_configuration()
     install(&dir, &chain, &other_key);
     let err = load_str(CONFIG, &dir, "test".into(), &|_| None, None).unwrap_err();
     assert!(err.to_string().contains("does not belong"), "{err}");
-}
-
-/// A server of this test, running until dropped.
-struct Running {
-    address: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Running {
-    async fn start(config: &str, dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Self {
-        let loaded = load_str(config, dir, "test".into(), env, None).unwrap();
-        let server = Server::bind(loaded, Arc::new(Metrics::new()))
-            .await
-            .unwrap();
-        let address = server.local_addr();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(server.run(async move {
-            let _ = stopped.await;
-        }));
-        Self {
-            address,
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(Duration::from_secs(10), self.task.take().unwrap())
-            .await
-            .unwrap()
-            .unwrap();
-    }
 }
 
 /// A client trusting `server_ca` and presenting `svid`, if any.
@@ -437,7 +393,7 @@ async fn an_x509_svid_proves_the_workload_against_its_own_trust_domain_only() {
     let dir = directory("svid");
     let (server_ca, prod, partner) = workload_files(&dir);
     let config = format!("{MTLS}{WORKLOAD_RULES}\n[auth]\nmode = \"x509-svid\"\n");
-    let server = Running::start(&config, &dir, &|_| None).await;
+    let server = Running::serve_in(&config, &dir, &|_| None).await;
     let address = server.address;
     let billing = svid_connector(
         &server_ca,
@@ -573,7 +529,7 @@ any_user = true
         "SERVICE_KEY" => Some(SERVICE_KEY.to_owned()),
         _ => None,
     };
-    let server = Running::start(&config, &dir, &env).await;
+    let server = Running::serve_in(&config, &dir, &env).await;
     let address = server.address;
     let key = |key: &str| format!("x-api-key: {key}\r\n");
     let payroll = svid_connector(

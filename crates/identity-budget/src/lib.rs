@@ -418,17 +418,6 @@ impl Budgets {
         self
     }
 
-    /// The rule ids the budgets name, for a configuration check.
-    pub fn rules_named(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.budgets.iter().flat_map(|budget| {
-            budget
-                .config
-                .rules
-                .iter()
-                .map(|rule| (budget.config.id.as_str(), rule.as_str()))
-        })
-    }
-
     /// Notes that `key`'s allowance under budget `index` has `remaining` left: at the soft
     /// threshold, the first time tells the notifier; above it again, it may tell again later.
     fn note(&self, index: usize, key: &str, remaining: u32) {

@@ -53,12 +53,7 @@ impl Guard {
     /// The refusal of `request`, if its `Host` or `Origin` is not accepted.
     pub(crate) fn refusal(&self, request: &Request) -> Option<Response> {
         if let Some(hosts) = &self.hosts {
-            // HTTP/2 names the host in `:authority`, which hyper puts in the URI.
-            let host = request
-                .headers()
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .or_else(|| request.uri().authority().map(http::uri::Authority::as_str));
+            let host = host_of(request.headers(), request.uri());
             let accepted = |host: &str| {
                 // Lower-case only when needed: the common Host is lower case already.
                 if host.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -93,18 +88,9 @@ impl Guard {
                 .to_ascii_lowercase();
             // A page this server served itself (the connect confirmation's form) is of the
             // origin the request is sent to: the Host check above has vouched for that host.
-            let same_host = || {
-                let host = request
-                    .headers()
-                    .get(header::HOST)
-                    .and_then(|v| v.to_str().ok())
-                    .or_else(|| request.uri().authority().map(http::uri::Authority::as_str));
-                match (origin.split_once("://"), host) {
-                    (Some((_, authority)), Some(host)) => authority.eq_ignore_ascii_case(host),
-                    _ => false,
-                }
-            };
-            if !self.origins.contains(&origin) && !same_host() {
+            if !self.origins.contains(&origin)
+                && !names_host(&origin, host_of(request.headers(), request.uri()))
+            {
                 return Some(json_error(
                     StatusCode::FORBIDDEN,
                     "origin_not_allowed",
@@ -113,5 +99,22 @@ impl Guard {
             }
         }
         None
+    }
+}
+
+/// The host a request was sent to: its `Host`, or under HTTP/2 its `:authority` (which hyper
+/// puts in the URI).
+pub(crate) fn host_of<'a>(headers: &'a http::HeaderMap, uri: &'a http::Uri) -> Option<&'a str> {
+    headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| uri.authority().map(http::uri::Authority::as_str))
+}
+
+/// True when `origin` (`scheme://host[:port]`) names `host`: a page of the server itself.
+pub(crate) fn names_host(origin: &str, host: Option<&str>) -> bool {
+    match (origin.split_once("://"), host) {
+        (Some((_, authority)), Some(host)) => authority.eq_ignore_ascii_case(host),
+        _ => false,
     }
 }

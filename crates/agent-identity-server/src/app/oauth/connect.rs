@@ -29,6 +29,7 @@ use super::{
     FLOW_LIFETIME, Flow, OAuthEndpoints, OAuthState, no_store, not_configured, printable,
     provider_failure, unknown_provider, user_of,
 };
+use crate::app::guard::{host_of, names_host};
 use crate::auth::Caller;
 
 /// How long a connect link may wait to be opened and confirmed.
@@ -322,10 +323,11 @@ fn no_ticket(provider: &str) -> Response {
 pub(crate) async fn start(
     State(endpoints): State<OAuthState>,
     Path(provider_name): Path<String>,
+    uri: http::Uri,
     headers: HeaderMap,
     axum::Form(form): axum::Form<TicketParameter>,
 ) -> Response {
-    if !from_the_page(&headers) {
+    if !from_the_page(&headers, &uri) {
         return json_error(
             StatusCode::FORBIDDEN,
             "cross_site_request",
@@ -413,23 +415,17 @@ async fn begin(endpoints: &Arc<OAuthEndpoints>, ticket: Ticket) -> Result<Respon
 /// True when the browser says the request comes from this server's own page: `Sec-Fetch-Site`
 /// (sent by every current browser) is `same-origin`, and an `Origin` names the host the
 /// request was sent to. A client that sends neither is no browser a page could drive.
-fn from_the_page(headers: &HeaderMap) -> bool {
+fn from_the_page(headers: &HeaderMap, uri: &http::Uri) -> bool {
     if let Some(site) = headers.get("sec-fetch-site")
         && site.as_bytes() != b"same-origin"
     {
         return false;
     }
-    match (headers.get(header::ORIGIN), headers.get(header::HOST)) {
-        (None, _) => true,
-        (Some(origin), Some(host)) => {
-            let (Ok(origin), Ok(host)) = (origin.to_str(), host.to_str()) else {
-                return false;
-            };
-            origin
-                .split_once("://")
-                .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
-        }
-        (Some(_), None) => false,
+    match headers.get(header::ORIGIN) {
+        None => true,
+        Some(origin) => origin
+            .to_str()
+            .is_ok_and(|origin| names_host(origin, host_of(headers, uri))),
     }
 }
 
@@ -515,12 +511,27 @@ mod tests {
             map
         };
         let host = ("host", "127.0.0.1:3001");
-        assert!(from_the_page(&headers(&[
-            host,
-            ("origin", "http://127.0.0.1:3001"),
-            ("sec-fetch-site", "same-origin"),
-        ])));
-        assert!(from_the_page(&headers(&[host])));
+        let path: http::Uri = "/oauth/idp/connect".parse().unwrap();
+        assert!(from_the_page(
+            &headers(&[
+                host,
+                ("origin", "http://127.0.0.1:3001"),
+                ("sec-fetch-site", "same-origin"),
+            ]),
+            &path
+        ));
+        assert!(from_the_page(&headers(&[host]), &path));
+        // Over HTTP/2 the host is the request's `:authority`, with no `Host` header.
+        let authority: http::Uri = "https://agents.example.com/oauth/idp/connect"
+            .parse()
+            .unwrap();
+        assert!(from_the_page(
+            &headers(&[
+                ("origin", "https://agents.example.com"),
+                ("sec-fetch-site", "same-origin"),
+            ]),
+            &authority
+        ));
         for refused in [
             [
                 ("origin", "https://evil.example"),
@@ -538,7 +549,7 @@ mod tests {
         ] {
             let mut all = vec![host];
             all.extend(refused);
-            assert!(!from_the_page(&headers(&all)), "{refused:?}");
+            assert!(!from_the_page(&headers(&all), &path), "{refused:?}");
         }
     }
 }
