@@ -52,8 +52,8 @@ use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
-use identity_core::{ConfigError, RequestContext};
-use identity_router::{DenialReason, Gate, Resolution};
+use identity_core::ConfigError;
+use identity_router::{Admission, DenialReason, Gate, Resolution};
 use serde::Deserialize;
 
 /// Whose requests a budget counts: each rule, credential, user or workload has an allowance of
@@ -452,9 +452,10 @@ impl Budgets {
 impl Gate for Budgets {
     async fn admit(
         &self,
-        context: &RequestContext,
+        admission: &Admission<'_>,
         resolution: &mut Resolution,
     ) -> Result<(), DenialReason> {
+        let context = admission.context;
         // Slots taken are kept by the resolution once every budget has admitted it; a refusal
         // drops (gives back) the ones taken before it.
         let mut slots = Vec::new();

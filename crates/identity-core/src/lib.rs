@@ -28,6 +28,7 @@
 //! # Ok::<(), identity_core::Error>(())
 //! ```
 
+mod approval;
 mod body;
 mod config_env;
 mod context;
@@ -46,6 +47,7 @@ mod timestamp;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use approval::{ApprovalRequirement, DEFAULT_APPROVAL_TTL_SECS};
 pub use config_env::ConfigEnv;
 pub use context::{
     FieldProblem, InvalidInput, MigrationPhase, Problem, RequestContext, RequestContextBuilder,

@@ -2,6 +2,8 @@
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::ApprovalRequirement;
 use serde_json::Value;
 
 use crate::context::{MigrationPhase, ResourceKind};
@@ -151,6 +153,13 @@ pub struct RoutingRule {
     /// lacks one is refused with `consent_required`, naming the scopes to ask the user for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub require_scopes: Vec<String>,
+    /// When permission policies are in force, the grant needs a policy that permits it
+    /// (otherwise only a policy that forbids it refuses it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_authorization: bool,
+    /// The call must be approved before it may use the credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_approval: Option<ApprovalRequirement>,
 }
 
 macro_rules! rule_setters {
@@ -264,6 +273,29 @@ impl RoutingRule {
         S: Into<String>,
     {
         self.require_scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The rule, needing a permitting policy or not.
+    ///
+    /// ```
+    /// let rule = identity_core::RoutingRule::new("gh", "github").with_require_authorization(true);
+    /// assert_eq!(serde_json::to_value(&rule).unwrap()["requireAuthorization"], true);
+    /// ```
+    pub fn with_require_authorization(mut self, required: bool) -> Self {
+        self.require_authorization = required;
+        self
+    }
+
+    /// The rule, demanding that each call be approved first.
+    ///
+    /// ```
+    /// use identity_core::{ApprovalRequirement, RoutingRule};
+    /// let rule = RoutingRule::new("pay", "payments").with_require_approval(ApprovalRequirement::new(2, ["a", "b", "c"]));
+    /// assert_eq!(serde_json::to_value(&rule).unwrap()["requireApproval"]["required"], 2);
+    /// ```
+    pub fn with_require_approval(mut self, demand: ApprovalRequirement) -> Self {
+        self.require_approval = Some(demand);
         self
     }
 }

@@ -49,7 +49,7 @@ mod router;
 mod rules;
 mod scope;
 
-pub use gate::Gate;
+pub use gate::{Admission, Call, Gate, Intent, Purpose};
 pub use outcome::{
     Denial, DenialReason, ExplainedOutcome, Explanation, PairDenial, Resolution, ResolvedPair,
     RuleVerdict,

@@ -4,8 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use identity_core::{
-    CredentialKind, CredentialRef, CredentialStatus, Delivery, MigrationPhase, OffsetDateTime,
-    Secret, format_rfc3339,
+    ApprovalRequirement, CredentialKind, CredentialRef, CredentialStatus, Delivery, MigrationPhase,
+    OffsetDateTime, Secret, format_rfc3339,
 };
 use serde::Serialize;
 
@@ -61,6 +61,10 @@ pub struct Resolution {
     /// What a gate keeps for as long as the credential is in use (a concurrency slot): dropped
     /// with the last clone of the resolution.
     pub(crate) holds: Vec<Arc<dyn std::any::Any + Send + Sync>>,
+    /// What gates said of the grant (the policies that permitted it), for explanations.
+    pub(crate) notes: Vec<String>,
+    /// The approval the call still needs (from its rule or a policy), until a gate settles it.
+    pub(crate) approval: Option<ApprovalRequirement>,
 }
 
 impl Resolution {
@@ -73,6 +77,38 @@ impl Resolution {
     /// slot is given back when the call that uses the credential is over.
     pub fn keep(&mut self, hold: impl std::any::Any + Send + Sync) {
         self.holds.push(Arc::new(hold));
+    }
+
+    /// Records what a gate decided of this grant (the policies that permitted it), shown by
+    /// explanations. Never a secret.
+    pub fn note(&mut self, note: impl Into<String>) {
+        self.notes.push(note.into());
+    }
+
+    /// Demands that the call be approved before it uses the credential. Joined with a demand
+    /// already made (the rule's), the stricter holds ([`ApprovalRequirement::stricter`]). An
+    /// approval gate must settle it: a demand no gate settles refuses the grant.
+    pub fn demand_approval(&mut self, demand: ApprovalRequirement) {
+        self.approval = Some(match self.approval.take() {
+            Some(earlier) => earlier.stricter(&demand),
+            None => demand,
+        });
+    }
+
+    /// The approval the call still needs, if any.
+    pub fn approval_demanded(&self) -> Option<&ApprovalRequirement> {
+        self.approval.as_ref()
+    }
+
+    /// Marks the demanded approval as given (an approval gate found a granted approval of
+    /// this exact call, and used it up).
+    pub fn settle_approval(&mut self) {
+        self.approval = None;
+    }
+
+    /// What gates said of this grant, in the order they said it.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
     }
 
     /// What gates keep for this resolution, to outlive it where the credential is used longer
@@ -174,6 +210,27 @@ pub enum DenialReason {
         /// How long until a request fits in it again, in whole seconds (at least 1).
         retry_after_secs: u64,
     },
+    /// The permission policies do not allow the call: a policy forbids it, none permits it
+    /// where one must, or a policy could not be evaluated (they fail closed).
+    NotPermitted {
+        /// The policies that decided (empty when none applied, or on an error).
+        policies: Vec<String>,
+        /// Why, for people.
+        detail: String,
+    },
+    /// The call needs approval first. Approvers can grant approval `approval_id`; the same call
+    /// then passes once.
+    ApprovalRequired {
+        /// The pending approval.
+        approval_id: String,
+        /// What is to be approved, for people.
+        summary: String,
+        /// How many distinct approvers must approve.
+        approvals_needed: u32,
+        /// When the pending approval lapses.
+        #[serde(with = "time::serde::rfc3339")]
+        expires_at: OffsetDateTime,
+    },
     /// The store failed to answer.
     StoreUnavailable {
         /// The store's name in the router.
@@ -204,6 +261,8 @@ impl DenialReason {
             Self::StoreRefused { .. } => "store_refused",
             Self::ConsentRequired { .. } => "consent_required",
             Self::BudgetExhausted { .. } => "budget_exhausted",
+            Self::NotPermitted { .. } => "not_permitted",
+            Self::ApprovalRequired { .. } => "approval_required",
             Self::StoreUnavailable { .. } => "store_unavailable",
         }
     }
@@ -283,6 +342,24 @@ impl fmt::Display for DenialReason {
             } => write!(
                 f,
                 "budget `{budget}` is spent for now: try again in {retry_after_secs} s"
+            ),
+            Self::NotPermitted { policies, detail } if policies.is_empty() => {
+                write!(f, "not permitted: {detail}")
+            }
+            Self::NotPermitted { policies, detail } => {
+                write!(
+                    f,
+                    "not permitted by policy `{}`: {detail}",
+                    policies.join("`, `")
+                )
+            }
+            Self::ApprovalRequired {
+                approval_id,
+                approvals_needed,
+                ..
+            } => write!(
+                f,
+                "the call needs {approvals_needed} approval(s) first: approval `{approval_id}` is pending"
             ),
         }
     }
@@ -416,6 +493,9 @@ pub enum ExplainedOutcome {
         /// The credential's expiry.
         #[serde(with = "time::serde::rfc3339::option")]
         expires_at: Option<OffsetDateTime>,
+        /// What gates said of the grant (the policies that permitted it).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        notes: Vec<String>,
     },
     /// The request was refused.
     Denied(Denial),

@@ -11,13 +11,19 @@ use identity_core::{
 };
 use tracing::{Instrument, debug_span, info};
 
-use crate::gate::Gate;
+use crate::gate::{Admission, Gate, Intent, Purpose};
 use crate::index::{RuleIndex, scan_first_match};
 use crate::outcome::{
     Denial, DenialReason, ExplainedOutcome, Explanation, PairDenial, Resolution, ResolvedPair,
     RuleVerdict,
 };
 use crate::refusals::{missing_scopes, store_denial};
+
+/// What [`Router::resolve`] resolves for: nothing in particular, asked by nobody in particular.
+static RESOLVE: Intent = Intent {
+    purpose: Purpose::Resolve,
+    requester: None,
+};
 use crate::rules::{CompiledRule, compile};
 use crate::scope::is_read_only;
 
@@ -444,11 +450,38 @@ impl Router {
     /// # Ok::<(), identity_core::Error>(())
     /// ```
     pub async fn resolve(&self, ctx: &RequestContext) -> Result<Resolution, Denial> {
+        self.resolve_for(ctx, &RESOLVE).await
+    }
+
+    /// Resolves `ctx` as [`Router::resolve`] does, for what `intent` says the credential will
+    /// do: the gates ([`Gate`]) decide on it (a policy on the action, an approval bound to the
+    /// exact call).
+    ///
+    /// ```
+    /// # use identity_core::*;
+    /// use identity_router::{Intent, Purpose, Router};
+    /// # let store = identity_memory::MemoryCredentialStore::new();
+    /// # store.insert(Credential::new("c1", CredentialKind::Fixed, "slot")?.with_secret(Secret::new("s")));
+    /// # let router = Router::builder().default_store(store)
+    /// #     .rule(RoutingRule::new("r1", "slot").with_priority(1)).build().unwrap();
+    /// # let ctx = RequestContext::builder().user_id("u").resource_id("r").resource_kind(ResourceKind::Shared)
+    /// #     .provider("p").model("m").action("read").trace_id("t").build().unwrap();
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let intent = Intent::new(Purpose::Deliver).requested_by("exec");
+    /// assert!(router.resolve_for(&ctx, &intent).await.is_ok());
+    /// # });
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub async fn resolve_for(
+        &self,
+        ctx: &RequestContext,
+        intent: &Intent,
+    ) -> Result<Resolution, Denial> {
         // The clock is read only for an observer: the bare path stays as cheap as it can be.
         let started = self.settings.observer.is_some().then(Instant::now);
         // DEBUG: a span per resolution costs more than the audit event at INFO.
         let span = debug_span!("resolve", trace_id = %ctx.trace_id);
-        let outcome = self.decide(ctx).instrument(span).await;
+        let outcome = self.decide(ctx, intent).instrument(span).await;
         audit(ctx, &outcome);
         if let (Some(observer), Some(started)) = (&self.settings.observer, started) {
             observer.observe(ctx, outcome.as_ref(), started.elapsed());
@@ -456,7 +489,7 @@ impl Router {
         outcome
     }
 
-    async fn decide(&self, ctx: &RequestContext) -> Result<Resolution, Denial> {
+    async fn decide(&self, ctx: &RequestContext, intent: &Intent) -> Result<Resolution, Denial> {
         let mut fell_through = Vec::new();
         let mut after = None;
         loop {
@@ -474,14 +507,31 @@ impl Router {
             let rule = &self.rules[position];
             match self.check(rule, ctx).await {
                 Checked::Granted(mut resolution) => {
+                    let admission = Admission {
+                        context: ctx,
+                        intent,
+                        rule: &rule.source,
+                    };
                     for gate in &self.settings.gates {
-                        if let Err(reason) = gate.admit(ctx, &mut resolution).await {
+                        if let Err(reason) = gate.admit(&admission, &mut resolution).await {
                             return Err(Denial {
                                 reason,
                                 rule_id: Some(rule.id.clone()),
                                 fell_through,
                             });
                         }
+                    }
+                    if resolution.approval.is_some() {
+                        // Fail closed: nothing could see to the approval the call needs.
+                        return Err(Denial {
+                            reason: DenialReason::NotPermitted {
+                                policies: Vec::new(),
+                                detail: "the call needs approval, and no approvals are configured"
+                                    .into(),
+                            },
+                            rule_id: Some(rule.id.clone()),
+                            fell_through,
+                        });
                     }
                     return Ok(resolution);
                 }
@@ -684,6 +734,7 @@ impl Router {
                 credential_id: resolution.credential_id,
                 resolved_for: resolution.resolved_for,
                 expires_at: resolution.expires_at,
+                notes: resolution.notes,
             },
             Err(denial) => ExplainedOutcome::Denied(denial),
         };
@@ -708,6 +759,8 @@ fn grant(rule: &CompiledRule, credential: Credential, ctx: &RequestContext) -> R
         delivery: rule.delivery.or(credential.delivery),
         secret: credential.secret,
         holds: Vec::new(),
+        notes: Vec::new(),
+        approval: rule.source.require_approval.clone(),
     }
 }
 

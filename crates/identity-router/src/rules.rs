@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use identity_core::{
-    ConfigError, CredentialKind, CredentialRef, Delivery, MigrationPhase, OneOrMany,
-    RequestContext, ResourceKind, RoutingRule,
+    ApprovalRequirement, ConfigError, CredentialKind, CredentialRef, Delivery, MigrationPhase,
+    OneOrMany, RequestContext, ResourceKind, RoutingRule,
 };
 
 use crate::glob::Glob;
@@ -257,6 +257,13 @@ pub(crate) fn compile(
                 Some(actions.into_boxed_slice())
             }
         };
+        if let Some(text) = rule
+            .require_approval
+            .as_ref()
+            .and_then(ApprovalRequirement::problem)
+        {
+            problem(Some("requireApproval"), text);
+        }
         let phases = match &rule.match_phase {
             None => None,
             Some(list) if list.as_slice().is_empty() => {
