@@ -1,10 +1,11 @@
 //! Notifications to people: a webhook that receives one JSON body per event (a budget's soft
-//! threshold reached), in a shape a chat tool's incoming webhook takes (`text`), sent through
+//! threshold reached, a call held for approval, a break-glass pass), in a shape a chat tool's incoming webhook takes (`text`), sent through
 //! the one outbound HTTP layer and never waited for by the request that caused it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use agent_identity::identity_approval::{Approval, ApprovalNotifier};
 use agent_identity::identity_budget::BudgetNotifier;
 use agent_identity::identity_http::{HttpClient, OutboundPolicy};
 use agent_identity::{ConfigError, OffsetDateTime, format_rfc3339};
@@ -112,4 +113,53 @@ impl BudgetNotifier for Webhook {
             "at": format_rfc3339(OffsetDateTime::now_utc()),
         }));
     }
+}
+
+impl ApprovalNotifier for Webhook {
+    fn pending(&self, approval: &Approval) {
+        self.send(json!({
+            "event": "approval_pending",
+            "text": format!(
+                "agent-identity: {} needs {} approval(s): approve or reject `{}` before {}",
+                approval.call.describe(),
+                approval.approvals_missing(),
+                approval.id,
+                format_rfc3339(approval.expires_at),
+            ),
+            "approval": approval_json(approval),
+        }));
+    }
+
+    fn break_glass(&self, approval: &Approval) {
+        let vote = approval.break_glass.as_ref();
+        self.send(json!({
+            "event": "break_glass",
+            "text": format!(
+                "agent-identity: BREAK-GLASS by `{}`: {} passed without approval. Justification: {}",
+                vote.map_or("?", |vote| vote.by.as_str()),
+                approval.call.describe(),
+                vote.and_then(|vote| vote.note.as_deref()).unwrap_or(""),
+            ),
+            "approval": approval_json(approval),
+        }));
+    }
+}
+
+/// What a notification says of an approval: never its signed statement.
+pub(crate) fn approval_json(approval: &Approval) -> serde_json::Value {
+    json!({
+        "id": approval.id,
+        "state": approval.state,
+        "summary": approval.call.describe(),
+        "call": approval.call,
+        "requester": approval.requester,
+        "approvalsNeeded": approval.approvals_missing(),
+        "approvers": approval.demand.approvers,
+        "breakGlassAllowed": approval.demand.break_glass,
+        "approvals": approval.approvals,
+        "rejection": approval.rejection,
+        "breakGlass": approval.break_glass,
+        "createdAt": format_rfc3339(approval.created_at),
+        "expiresAt": format_rfc3339(approval.expires_at),
+    })
 }

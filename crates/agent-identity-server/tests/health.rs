@@ -92,6 +92,8 @@ async fn a_store_down_makes_health_503_and_probes_never_reach_the_store() {
         bound: "127.0.0.1:3001".parse().unwrap(),
         oauth: None,
         proxy: None,
+        policies: None,
+        approvals: None,
     };
     let app = app(state);
 

@@ -80,6 +80,8 @@ async fn slow_app(
         bound,
         oauth: None,
         proxy: None,
+        policies: None,
+        approvals: None,
     };
     (app(state), bound)
 }

@@ -20,6 +20,9 @@
 //! | `http` | no | [`identity_http`]: the one outbound HTTP layer (address policy, client, OAuth requests and errors, discovery, introspection, token cache) |
 //! | `cache` | no | [`identity_cache`]: `CachedStore`, a read cache any store can take (Vault, AWS) |
 //! | `budget` | no | [`identity_budget`]: `Budgets`, requests per window per rule, credential, user or workload, as a router gate |
+//! | `policy` | no | [`identity_policy`]: Cedar permission policies, `PolicyGate`, as a router gate |
+//! | `approval` | no | [`identity_approval`]: `Approvals`, calls held until approvers approve that exact call, as a router gate |
+//! | `approval-vault` | no | `identity_approval::VaultApprovals`: approvals in Vault KV v2, shared by replicas; enables `approval` and `vault` |
 //! | `seal` | no | [`identity_seal`]: keyrings with per-purpose keys, AES-256-GCM sealed boxes, private files |
 //! | `dcr` | no | [`identity_dcr`]: dynamic client registration (RFC 7591/7592), the client registry, `DcrCredentialStore`; enables `http` and `seal` |
 //! | `oauth` | no | [`identity_oauth`]: OAuth 2.1 client flows (PKCE, authorization code, refresh, revocation, client credentials), provider presets (GitHub, Google, OpenID, DCR, Kaggle), `DelegatedTokenStore`; enables `dcr` |
@@ -62,9 +65,9 @@ pub mod layer;
 
 pub use identity_core::*;
 pub use identity_router::{
-    BuildError, DEFAULT_CLOCK_SKEW, DEFAULT_STORE, Denial, DenialReason, ExplainedOutcome,
-    Explanation, Gate, Matching, Mismatch, PairDenial, Resolution, ResolutionObserver,
-    ResolvedPair, Router, RouterBuilder, RuleVerdict,
+    Admission, BuildError, Call, DEFAULT_CLOCK_SKEW, DEFAULT_STORE, Denial, DenialReason,
+    ExplainedOutcome, Explanation, Gate, Intent, Matching, Mismatch, PairDenial, Purpose,
+    Resolution, ResolutionObserver, ResolvedPair, Router, RouterBuilder, RuleVerdict,
 };
 
 #[cfg(feature = "memory")]
@@ -100,6 +103,14 @@ pub use identity_http;
 /// Budgets, as a router gate.
 #[cfg(feature = "budget")]
 pub use identity_budget;
+/// Permission policies in Cedar, as a router gate.
+#[cfg(feature = "policy")]
+pub use identity_policy;
+
+/// Approvals bound to the exact call, as a router gate.
+#[cfg(feature = "approval")]
+pub use identity_approval;
+
 /// A read cache any store can take.
 #[cfg(feature = "cache")]
 pub use identity_cache;

@@ -263,6 +263,19 @@ impl Policies {
         self.planner.entries().is_empty()
     }
 
+    /// Whether a policy demands approval (`@approval`).
+    ///
+    /// ```
+    /// # use identity_policy::*;
+    /// let policies = Policies::new(&[PolicySource::new("p",
+    ///     r#"@approval("required") permit(principal, action, resource);"#)], None)?;
+    /// assert!(policies.demands_approval());
+    /// # Ok::<(), PolicyError>(())
+    /// ```
+    pub fn demands_approval(&self) -> bool {
+        !self.approvals.is_empty()
+    }
+
     /// Decides `query`. A policy that forbids it refuses it; so does any policy that cannot be
     /// evaluated (policies fail closed). Otherwise a permitting policy allows it; when none
     /// applies, `permit_required` decides.

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response};
 use identity_core::{Error, InvalidInput, RequestContext, Secret, SubjectToken};
-use identity_router::{Denial, Router};
+use identity_router::{Call, Denial, Intent, Purpose, Router};
 
 /// The largest request body kept to be sent again after a 401.
 const REPLAYABLE_BYTES: u64 = 64 * 1024;
@@ -135,6 +135,9 @@ pub struct Caller {
     pub workload: Option<String>,
     /// The workload's own token (a JWT-SVID), for stores that delegate (the actor token).
     pub actor_token: Option<SubjectToken>,
+    /// The caller's name (an API key's, a workload's): the requester of approvals, who cannot
+    /// approve its own calls.
+    pub name: Option<String>,
 }
 
 impl Caller {
@@ -150,7 +153,20 @@ impl Caller {
             subject_token,
             workload: None,
             actor_token: None,
+            name: None,
         }
+    }
+
+    /// The same caller, known as `name`.
+    ///
+    /// ```
+    /// let caller = identity_proxy::Caller::new(None, None).with_name("agent-a");
+    /// assert_eq!(caller.name.as_deref(), Some("agent-a"));
+    /// ```
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
     }
 
     /// The same caller, proven to be `workload` (a SPIFFE ID).
@@ -289,18 +305,12 @@ impl Proxy {
         {
             return Err(ProxyError::TooLarge(upstream.max_request_bytes));
         }
+        let requester = caller.name.clone();
         let context = context(upstream, &parts.method, &parts.headers, caller)?;
-        let resolution = self
-            .router
-            .resolve(&context)
-            .await
-            .map_err(|denial| ProxyError::Denied(Box::new(denial)))?;
-        let mut resolution = resolution;
-        let mut secret = resolution.secret().cloned().ok_or(ProxyError::NoSecret)?;
-        let forwarded = forwarded_headers(&parts.headers, &upstream.inject);
-        // A small body is kept, so that a call refused with a 401 can be sent again once with
-        // a fresh credential; a larger one streams and is sent once.
-        // Kept only when its exact size is known and small (no body, or a declared length).
+        // A small body is read before the credential is resolved: an approval binds to its
+        // digest, and a call refused with a 401 can be sent again once with a fresh
+        // credential. A larger one streams, is sent once, and cannot be approved. Kept only
+        // when its exact size is known and small (no body, or a declared length).
         let keep = REPLAYABLE_BYTES.min(upstream.max_request_bytes);
         let mut replay = None;
         let mut streamed = None;
@@ -316,6 +326,23 @@ impl Proxy {
         } else {
             streamed = Some(body);
         }
+        let mut call = Call::new(&*upstream.name, parts.method.as_str(), path.as_str());
+        if let Some(query) = parts.uri.query() {
+            call = call.with_query(query);
+        }
+        if let Some(bytes) = &replay {
+            call = call.with_body(bytes);
+        }
+        let mut intent = Intent::new(Purpose::Proxy(call));
+        intent.requester = requester;
+        let resolution = self
+            .router
+            .resolve_for(&context, &intent)
+            .await
+            .map_err(|denial| ProxyError::Denied(Box::new(denial)))?;
+        let mut resolution = resolution;
+        let mut secret = resolution.secret().cloned().ok_or(ProxyError::NoSecret)?;
+        let forwarded = forwarded_headers(&parts.headers, &upstream.inject);
         let over = Arc::new(AtomicBool::new(false));
         let mut retried = false;
         let (response, sent) = loop {
@@ -379,7 +406,7 @@ impl Proxy {
             {
                 break (response, sent);
             }
-            match self.router.resolve(&context).await {
+            match self.router.resolve_for(&context, &intent).await {
                 Ok(fresh) => match fresh.secret().cloned() {
                     Some(fresh_secret) => {
                         secret = fresh_secret;

@@ -43,7 +43,8 @@ pub(crate) async fn deliver(
         audit_refusal(caller_name, None, Undelivered::CallerMayNotReceive);
         return Err(ApiError::Undelivered(Undelivered::CallerMayNotReceive));
     }
-    let (context, resolution) = resolve_body(&state, &parts, body).await?;
+    let (context, resolution) =
+        resolve_body(&state, &parts, body, agent_identity::Purpose::Deliver).await?;
     if resolution.delivery != Delivery::Reveal {
         audit_refusal(caller_name, Some(&resolution), Undelivered::ProxyOnly);
         return Err(ApiError::Undelivered(Undelivered::ProxyOnly));

@@ -1,6 +1,7 @@
 //! The answer to a denial: what the agent needs to act on it. A `consent_required` one carries
 //! the provider, the scopes and a connect link for the user; a `budget_exhausted` one says when
-//! to try again (`Retry-After`).
+//! to try again (`Retry-After`); an `approval_required` one the approval to wait for; a
+//! `not_permitted` one the policies that decided.
 
 use agent_identity::layer::{denial_response, no_store};
 use agent_identity::{Denial, DenialReason, format_rfc3339};
@@ -52,6 +53,30 @@ pub(crate) fn denial_answer(
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             response
+        }
+        DenialReason::ApprovalRequired {
+            approval_id,
+            summary,
+            approvals_needed,
+            expires_at,
+        } => {
+            let body = json!({
+                "error": denial.to_string(),
+                "code": denial.reason.code(),
+                "approvalId": approval_id,
+                "summary": summary,
+                "approvalsNeeded": approvals_needed,
+                "expiresAt": format_rfc3339(*expires_at),
+            });
+            no_store((StatusCode::FORBIDDEN, axum::Json(body)).into_response())
+        }
+        DenialReason::NotPermitted { policies, .. } => {
+            let body = json!({
+                "error": denial.to_string(),
+                "code": denial.reason.code(),
+                "policies": policies,
+            });
+            no_store((StatusCode::FORBIDDEN, axum::Json(body)).into_response())
         }
         _ => denial_response(denial),
     }

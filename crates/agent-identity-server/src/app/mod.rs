@@ -9,6 +9,7 @@ pub mod settings;
 
 mod body;
 mod deliver;
+mod governance;
 mod guard;
 mod proxy;
 mod resolve;
@@ -47,6 +48,13 @@ const ROUTES: &[&str] = &[
     "/proxy/{upstream}/{*path}",
     "/api/deliver",
     "/oauth/{provider}/link",
+    "/api/authorize",
+    "/api/approvals",
+    "/api/approvals/key",
+    "/api/approvals/{id}",
+    "/api/approvals/{id}/approve",
+    "/api/approvals/{id}/reject",
+    "/api/approvals/{id}/break-glass",
 ];
 
 /// The sidecar's HTTP application.
@@ -58,7 +66,14 @@ pub fn app(state: AppState) -> axum::Router {
         .route(ROUTES[3], post(resolve::resolve))
         .route(ROUTES[4], post(resolve::migrate))
         .route(ROUTES[10], any(proxy::proxy))
-        .route(ROUTES[11], post(deliver::deliver));
+        .route(ROUTES[11], post(deliver::deliver))
+        .route(ROUTES[13], post(governance::authorize))
+        .route(ROUTES[14], get(governance::list))
+        .route(ROUTES[15], get(governance::key))
+        .route(ROUTES[16], get(governance::show))
+        .route(ROUTES[17], post(governance::approve))
+        .route(ROUTES[18], post(governance::reject))
+        .route(ROUTES[19], post(governance::break_glass));
     // Users manage their connections as themselves; the callback is authenticated by its
     // sealed flow cookie instead (a browser coming back from a provider carries no token).
     let oauth = axum::Router::new()

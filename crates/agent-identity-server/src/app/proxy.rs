@@ -30,7 +30,8 @@ pub(crate) async fn proxy(
         .get::<Caller>()
         .map(|caller| {
             let mut proxied =
-                ProxyCaller::new(caller.user_id.clone(), caller.subject_token.clone());
+                ProxyCaller::new(caller.user_id.clone(), caller.subject_token.clone())
+                    .with_name(caller.name.as_str());
             if let Some(workload) = &caller.workload {
                 proxied = proxied.with_workload(workload.as_str());
             }

@@ -2,7 +2,8 @@
 
 use agent_identity::layer::{json_error, no_store};
 use agent_identity::{
-    InvalidInput, MigrationRequest, PairDenial, RequestContext, Resolution, format_rfc3339,
+    Intent, InvalidInput, MigrationRequest, PairDenial, Purpose, RequestContext, Resolution,
+    format_rfc3339,
 };
 use axum::Json;
 use axum::extract::{Request, State};
@@ -138,7 +139,7 @@ pub(crate) async fn resolve(
     request: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
-    let (_, resolution) = resolve_body(&state, &parts, body).await?;
+    let (_, resolution) = resolve_body(&state, &parts, body, Purpose::Resolve).await?;
     Ok(no_store(
         Json(ResolveAnswer {
             ok: true,
@@ -151,11 +152,12 @@ pub(crate) async fn resolve(
 }
 
 /// The request context in `body` (a JSON object), checked against the caller and given the
-/// caller's token, and what the router grants it.
+/// caller's token, and what the router grants it for `purpose`.
 pub(crate) async fn resolve_body(
     state: &AppState,
     parts: &Parts,
     body: axum::body::Body,
+    purpose: Purpose,
 ) -> Result<(RequestContext, Resolution), ApiError> {
     let body = read_json_body(parts, body, state.settings.body_limit_bytes).await?;
     let mut context =
@@ -164,13 +166,22 @@ pub(crate) async fn resolve_body(
     bind_workload(parts, &mut context.spiffe_id)?;
     context.subject_token = subject_token(parts);
     context.actor_token = actor_token(parts);
-    let resolution = state.router.resolve(&context).await.map_err(|denial| {
-        ApiError::Denied(Box::new(super::denials::denial_answer(
-            state.oauth.as_deref(),
-            &denial,
-            StatusCode::FORBIDDEN,
-        )))
-    })?;
+    let mut intent = Intent::new(purpose);
+    intent.requester = parts
+        .extensions
+        .get::<Caller>()
+        .map(|caller| caller.name.clone());
+    let resolution = state
+        .router
+        .resolve_for(&context, &intent)
+        .await
+        .map_err(|denial| {
+            ApiError::Denied(Box::new(super::denials::denial_answer(
+                state.oauth.as_deref(),
+                &denial,
+                StatusCode::FORBIDDEN,
+            )))
+        })?;
     Ok((context, resolution))
 }
 
@@ -227,7 +238,7 @@ fn actor_token(parts: &Parts) -> Option<agent_identity::SubjectToken> {
 /// workload the caller proved, and is filled in from it when absent. A caller that proved none
 /// may name none. Without authentication (no caller) the body's value stands, as in the
 /// reference.
-fn bind_workload(parts: &Parts, spiffe_id: &mut Option<String>) -> Result<(), ApiError> {
+pub(crate) fn bind_workload(parts: &Parts, spiffe_id: &mut Option<String>) -> Result<(), ApiError> {
     let Some(caller) = parts.extensions.get::<Caller>() else {
         return Ok(());
     };
@@ -243,7 +254,7 @@ fn bind_workload(parts: &Parts, spiffe_id: &mut Option<String>) -> Result<(), Ap
 }
 
 /// The request names `user_id`; an authenticated caller bound to another user may not ask.
-fn check_caller(parts: &Parts, user_id: &str) -> Result<(), ApiError> {
+pub(crate) fn check_caller(parts: &Parts, user_id: &str) -> Result<(), ApiError> {
     match parts
         .extensions
         .get::<Caller>()

@@ -29,6 +29,11 @@ pub struct AppState {
     pub oauth: super::oauth::OAuthState,
     /// The injection proxy, when upstreams are configured.
     pub proxy: Option<Arc<agent_identity::identity_proxy::Proxy>>,
+    /// The permission policies and their files, when `[policies]` are configured (for
+    /// `/api/authorize`, and to read the files again as they change).
+    pub policies: Option<crate::config::PolicyFiles>,
+    /// The approvals, when `[approvals]` are configured (for `/api/approvals`).
+    pub approvals: Option<agent_identity::identity_approval::Approvals>,
 }
 
 impl AppState {
@@ -55,7 +60,20 @@ impl AppState {
             bound,
             oauth,
             proxy: None,
+            policies: None,
+            approvals: None,
         })
+    }
+
+    /// With the permission policies and the approvals that govern calls.
+    pub fn with_governance(
+        mut self,
+        policies: Option<crate::config::PolicyFiles>,
+        approvals: Option<agent_identity::identity_approval::Approvals>,
+    ) -> Self {
+        self.policies = policies;
+        self.approvals = approvals;
+        self
     }
 
     /// With the injection proxy to `upstreams`, resolving with this state's router (none when

@@ -54,14 +54,26 @@ pub enum Permission {
     /// Receive a credential's secret from `POST /api/deliver` (when the credential or its rule
     /// also allows delivery).
     ReceiveSecrets,
+    /// Approve or reject held calls through `/api/approvals` (the approver role).
+    Approve,
+    /// Pass a held call by break-glass, with a justification, where its demand allows it.
+    BreakGlass,
 }
 
 impl Permission {
     const fn bit(self) -> u8 {
         match self {
             Self::ReceiveSecrets => 1,
+            Self::Approve => 2,
+            Self::BreakGlass => 4,
         }
     }
+
+    const ALL: [(Self, &'static str); 3] = [
+        (Self::ReceiveSecrets, "receive-secrets"),
+        (Self::Approve, "approve"),
+        (Self::BreakGlass, "break-glass"),
+    ];
 }
 
 /// A set of [`Permission`]s; empty by default.
@@ -90,8 +102,10 @@ impl FromIterator<Permission> for Permissions {
 impl std::fmt::Debug for Permissions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut set = f.debug_set();
-        if self.contains(Permission::ReceiveSecrets) {
-            set.entry(&"receive-secrets");
+        for (permission, name) in Permission::ALL {
+            if self.contains(permission) {
+                set.entry(&name);
+            }
         }
         set.finish()
     }
@@ -233,7 +247,7 @@ impl Authenticator {
         let scheme = match settings.callers {
             Callers::None => Scheme::None,
             Callers::ApiKeys(keys) => Scheme::ApiKeys(keys),
-            Callers::Jwt(jwt) => Scheme::Jwt(Arc::new(JwtVerifier::new(jwt).await?)),
+            Callers::Jwt(jwt) => Scheme::Jwt(Arc::new(JwtVerifier::new(*jwt).await?)),
             Callers::X509Svid => Scheme::X509Svid,
         };
         let workload_tokens = match settings.workload_tokens {
@@ -617,12 +631,22 @@ impl JwtVerifier {
         )
         .map_err(|err| AuthError::BadToken(token_problem(&err)))?
         .claims;
-        let permissions = match &self.settings.receive_secrets_scope {
-            Some(scope) if has_scope(&claims, scope) => {
-                Permissions::default().with(Permission::ReceiveSecrets)
-            }
-            _ => Permissions::default(),
-        };
+        let permissions = [
+            (
+                &self.settings.receive_secrets_scope,
+                Permission::ReceiveSecrets,
+            ),
+            (&self.settings.approve_scope, Permission::Approve),
+            (&self.settings.break_glass_scope, Permission::BreakGlass),
+        ]
+        .into_iter()
+        .filter(|(scope, _)| {
+            scope
+                .as_deref()
+                .is_some_and(|scope| has_scope(&claims, scope))
+        })
+        .map(|(_, permission)| permission)
+        .collect();
         if let Some(domain) = &self.settings.trust_domain {
             // A JWT-SVID: the subject is the calling workload, in the configured trust domain.
             let workload = claims

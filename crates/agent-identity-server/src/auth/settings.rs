@@ -55,7 +55,7 @@ struct ApiKeySection {
     any_user: bool,
     /// The workload the key stands for (a SPIFFE ID): a body's `spiffeId` must be this one.
     spiffe_id: Option<String>,
-    /// What the key may do beyond resolving (`receive-secrets`).
+    /// What the key may do beyond resolving (`receive-secrets`, `approve`, `break-glass`).
     #[serde(default)]
     permissions: Vec<Permission>,
 }
@@ -80,7 +80,7 @@ pub enum Callers {
     /// API keys, by digest.
     ApiKeys(Vec<ApiKey>),
     /// Bearer JWTs.
-    Jwt(JwtSettings),
+    Jwt(Box<JwtSettings>),
     /// Client certificates (the TLS section says which trust domains).
     X509Svid,
 }
@@ -149,6 +149,10 @@ pub struct JwtSettings {
     /// The scope (in the token's `scope` or `scp` claim) that grants `receive-secrets`; no token
     /// may receive secrets when absent.
     pub receive_secrets_scope: Option<String>,
+    /// The scope that grants `approve` (the approver role); no token may approve when absent.
+    pub approve_scope: Option<String>,
+    /// The scope that grants `break-glass`; no token may break glass when absent.
+    pub break_glass_scope: Option<String>,
 }
 
 fn default_algorithms() -> Vec<String> {
@@ -331,7 +335,8 @@ fn callers(
                     "is missing; modes `jwt` and `jwt-svid` need an [auth.jwt] section",
                 )]);
             };
-            jwt_settings(jwt, section.mode == AuthMode::JwtSvid, base, "jwt").map(Callers::Jwt)
+            jwt_settings(jwt, section.mode == AuthMode::JwtSvid, base, "jwt")
+                .map(|jwt| Callers::Jwt(Box::new(jwt)))
         }
     }
 }
@@ -378,15 +383,17 @@ fn jwt_settings(
             "is empty; name the audience tokens must carry",
         ));
     }
-    if jwt
-        .receive_secrets_scope
-        .as_deref()
-        .is_some_and(|scope| scope.trim().is_empty() || scope.contains(' '))
-    {
-        errors.push(located(
-            "receive_secrets_scope",
-            "must be one scope: not empty, no spaces",
-        ));
+    for (field, scope) in [
+        ("receive_secrets_scope", &jwt.receive_secrets_scope),
+        ("approve_scope", &jwt.approve_scope),
+        ("break_glass_scope", &jwt.break_glass_scope),
+    ] {
+        if scope
+            .as_deref()
+            .is_some_and(|scope| scope.trim().is_empty() || scope.contains(' '))
+        {
+            errors.push(located(field, "must be one scope: not empty, no spaces"));
+        }
     }
     if let Err(problem) = crate::auth::parse_algorithms(&jwt.algorithms) {
         errors.push(located("algorithms", &problem));

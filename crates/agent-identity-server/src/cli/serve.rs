@@ -63,6 +63,10 @@ impl Server {
             tls,
         } = self;
         let reloader = tls.as_ref().map(|tls| tokio::spawn(tls.clone().watch()));
+        let policy_reloader = state
+            .policies
+            .as_ref()
+            .map(|files| tokio::spawn(files.clone().watch()));
         let settings = state.settings.clone();
         let monitor = tokio::spawn(
             state
@@ -177,7 +181,7 @@ impl Server {
             tracing::warn!("requests still in flight after the grace period were cut off");
         }
         monitor.abort();
-        if let Some(reloader) = reloader {
+        for reloader in reloader.into_iter().chain(policy_reloader) {
             reloader.abort();
         }
         for refresher in refreshers {

@@ -32,6 +32,10 @@ use agent_identity::{
 };
 use serde::Deserialize;
 
+mod governance;
+
+pub use governance::PolicyFiles;
+
 use crate::app::settings::ServerSettings;
 use crate::auth::settings::{AuthSection, AuthSettings, Callers, auth_settings};
 use crate::stores::aws::{AwsSection, aws_store};
@@ -61,6 +65,10 @@ pub struct Loaded {
     pub upstreams: Vec<agent_identity::identity_proxy::Upstream>,
     /// Where the configuration came from, for logs.
     pub source: String,
+    /// The permission policies in force (`[policies]`), with their files.
+    pub policies: Option<PolicyFiles>,
+    /// The approvals that hold calls for approvers (`[approvals]`).
+    pub approvals: Option<agent_identity::identity_approval::Approvals>,
 }
 
 /// A configuration that cannot be used. Every problem is listed.
@@ -89,7 +97,11 @@ impl Loaded {
             bound,
         )
         .await
-        .map(|state| state.with_upstreams(self.upstreams))
+        .map(|state| {
+            state
+                .with_upstreams(self.upstreams)
+                .with_governance(self.policies, self.approvals)
+        })
     }
 }
 
@@ -151,8 +163,12 @@ struct ConfigFile {
     /// Budgets: requests per window per rule, credential, user or workload.
     #[serde(default)]
     budgets: Vec<agent_identity::identity_budget::BudgetConfig>,
-    /// Where notifications go (a budget's soft threshold).
+    /// Where notifications go (a budget's soft threshold, a held call, a break-glass pass).
     notifications: Option<crate::notify::NotificationSettings>,
+    /// Permission policies in Cedar.
+    policies: Option<governance::PoliciesSection>,
+    /// Approvals of calls that need them.
+    approvals: Option<governance::ApprovalsSection>,
 }
 
 /// Reads, checks and builds the configuration in `path`.
@@ -248,6 +264,8 @@ pub fn load_env(
         upstreams: BTreeMap::new(),
         budgets: Vec::new(),
         notifications: None,
+        policies: None,
+        approvals: None,
     };
     build(file, Path::new("."), "environment".into(), env, observer)
 }
@@ -422,6 +440,26 @@ fn build(
         }
         None => None,
     };
+    // Policies first (a call they forbid is not held for approval), then approvals, then
+    // budgets (a held or refused call spends none).
+    let governance = governance::governance(
+        file.policies,
+        file.approvals,
+        &rules,
+        base,
+        &vaults,
+        &mut errors,
+    );
+    if let Some(policies) = &governance.policies {
+        builder = builder.gate(policies.gate.clone());
+    }
+    let approvals = governance.approvals.map(|approvals| match &webhook {
+        Some(webhook) => approvals.with_notifier(Arc::new(webhook.clone())),
+        None => approvals,
+    });
+    if let Some(approvals) = &approvals {
+        builder = builder.gate(approvals.clone());
+    }
     if !file.budgets.is_empty() {
         for budget in &file.budgets {
             for rule in budget
@@ -472,6 +510,8 @@ fn build(
                 writers,
                 oauth,
                 source,
+                policies: governance.policies,
+                approvals,
             };
             for item in secret_shaped_refs(&loaded) {
                 tracing::warn!(
