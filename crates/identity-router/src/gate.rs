@@ -57,7 +57,7 @@ impl<T: Gate + ?Sized> Gate for Arc<T> {
 /// it.
 ///
 /// ```
-/// fn asked_by(admission: &identity_router::Admission<'_>) -> Option<&str> {
+/// fn asked_by<'a>(admission: &identity_router::Admission<'a>) -> Option<&'a str> {
 ///     admission.intent.requester.as_deref()
 /// }
 /// ```

@@ -343,16 +343,8 @@ impl fmt::Display for DenialReason {
                 f,
                 "budget `{budget}` is spent for now: try again in {retry_after_secs} s"
             ),
-            Self::NotPermitted { policies, detail } if policies.is_empty() => {
-                write!(f, "not permitted: {detail}")
-            }
-            Self::NotPermitted { policies, detail } => {
-                write!(
-                    f,
-                    "not permitted by policy `{}`: {detail}",
-                    policies.join("`, `")
-                )
-            }
+            // The detail names the policies that decided.
+            Self::NotPermitted { detail, .. } => write!(f, "not permitted: {detail}"),
             Self::ApprovalRequired {
                 approval_id,
                 approvals_needed,
