@@ -113,6 +113,18 @@ impl BudgetNotifier for Webhook {
             "at": format_rfc3339(OffsetDateTime::now_utc()),
         }));
     }
+
+    fn spend_soft_limit_reached(&self, budget: &str, key: &str, spent_usd: f64, max_usd: f64) {
+        self.send(json!({
+            "event": "budget_spend_soft_limit",
+            "text": format!("agent-identity: `{key}` has spent ${spent_usd:.4} of ${max_usd:.2} today under budget `{budget}`"),
+            "budget": budget,
+            "key": key,
+            "spentUsd": spent_usd,
+            "maxUsd": max_usd,
+            "at": format_rfc3339(OffsetDateTime::now_utc()),
+        }));
+    }
 }
 
 impl ApprovalNotifier for Webhook {

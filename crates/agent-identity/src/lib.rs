@@ -67,7 +67,8 @@ pub use identity_core::*;
 pub use identity_router::{
     Admission, BuildError, Call, DEFAULT_CLOCK_SKEW, DEFAULT_STORE, Denial, DenialReason,
     ExplainedOutcome, Explanation, Gate, Intent, Matching, Mismatch, PairDenial, Purpose,
-    Resolution, ResolutionObserver, ResolvedPair, Router, RouterBuilder, RuleVerdict,
+    Resolution, ResolutionObserver, ResolvedPair, Router, RouterBuilder, RuleVerdict, Usage,
+    UsageMeter,
 };
 
 #[cfg(feature = "memory")]

@@ -1,5 +1,6 @@
 //! Budgets as a router gate: exactly N of N+10 concurrent requests granted, the window refills,
-//! the soft threshold notifies once, and budgets count only what they are for.
+//! the soft threshold notifies once, budgets count only what they are for, and spend per day is
+//! priced from reported usage.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -9,11 +10,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use identity_budget::{BudgetConfig, BudgetNotifier, Budgets};
+use identity_budget::{BudgetConfig, BudgetNotifier, Budgets, Price, Prices};
 use identity_core::{
     Credential, CredentialKind, RequestContext, ResourceKind, RoutingRule, Secret,
 };
-use identity_router::{DenialReason, Router};
+use identity_router::{DenialReason, Router, Usage};
 
 fn budget(json: serde_json::Value) -> BudgetConfig {
     serde_json::from_value(json).unwrap()
@@ -119,8 +120,13 @@ async fn the_window_refills() {
     assert!(router.resolve(&alice).await.is_err());
 }
 
+/// What the notifier was told: requests' soft thresholds, and spend's.
 #[derive(Debug, Default, Clone)]
-struct Told(Arc<Mutex<Vec<(String, String, u32)>>>);
+#[allow(clippy::type_complexity, reason = "a test's record")]
+struct Told(
+    Arc<Mutex<Vec<(String, String, u32)>>>,
+    Arc<Mutex<Vec<(String, String)>>>,
+);
 
 impl BudgetNotifier for Told {
     fn soft_limit_reached(&self, budget: &str, key: &str, remaining: u32, _: u32) {
@@ -128,6 +134,13 @@ impl BudgetNotifier for Told {
             .lock()
             .unwrap()
             .push((budget.to_owned(), key.to_owned(), remaining));
+    }
+
+    fn spend_soft_limit_reached(&self, budget: &str, key: &str, _: f64, _: f64) {
+        self.1
+            .lock()
+            .unwrap()
+            .push((budget.to_owned(), key.to_owned()));
     }
 }
 
@@ -285,7 +298,7 @@ fn a_budget_limits_a_rate_concurrency_or_both() {
     for (json, problem) in [
         (
             serde_json::json!({"id": "a", "per": "user"}),
-            "budget `a`, field `requests`: is missing: a budget limits `requests` per `window_secs`, `concurrent` calls, or both",
+            "budget `a`, field `requests`: is missing: a budget limits `requests` per `window_secs`, `concurrent` calls, `max_daily_usd`, or several",
         ),
         (
             serde_json::json!({"id": "a", "per": "user", "requests": 5}),
@@ -299,4 +312,113 @@ fn a_budget_limits_a_rate_concurrency_or_both() {
         let errors = Budgets::new(vec![budget(json)]).unwrap_err();
         assert_eq!(errors[0].to_string(), problem);
     }
+}
+
+thread_local! {
+    /// How many days this test's clock runs ahead.
+    static DAYS_AHEAD: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
+}
+
+fn clock() -> identity_core::OffsetDateTime {
+    identity_core::OffsetDateTime::now_utc()
+        + time::Duration::days(DAYS_AHEAD.with(std::cell::Cell::get))
+}
+
+fn priced() -> Prices {
+    let table = [(
+        "gpt-4o*".to_owned(),
+        Price {
+            input_per_million: 2.5,
+            output_per_million: 10.0,
+        },
+    )];
+    Prices::new(table.into_iter().collect()).unwrap()
+}
+
+#[tokio::test]
+async fn spend_per_day_is_priced_from_usage_and_refuses_until_midnight() {
+    DAYS_AHEAD.with(|days| days.set(0));
+    let told = Told::default();
+    let budgets = Budgets::new(vec![budget(
+        serde_json::json!({"id": "spend", "per": "user", "max_daily_usd": 0.01, "soft_percent": 50}),
+    )])
+    .unwrap()
+    .with_prices(priced())
+    .with_clock(clock)
+    .notifier(told.clone());
+    assert!(budgets.limits_spend());
+    let router = router(budgets);
+    let alice = context("alice", "openai", None);
+    // $0.0045 a call: 1,000 tokens in at $2.50, 200 out at $10.00, per million.
+    let usage = Usage::new(Some("gpt-4o-2024-08-06".into()), 1000, 200);
+    for _ in 0..3 {
+        let granted = router.resolve(&alice).await.unwrap();
+        assert!(granted.is_metered());
+        granted.report_usage(&usage);
+    }
+    // $0.0135 spent: refused, until midnight UTC.
+    let denial = router.resolve(&alice).await.unwrap_err();
+    match denial.reason {
+        DenialReason::BudgetExhausted {
+            budget,
+            retry_after_secs,
+        } => {
+            assert_eq!(budget, "spend");
+            assert!(
+                (1..=86_400).contains(&retry_after_secs),
+                "{retry_after_secs}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // The soft threshold ($0.005) was crossed once: told once.
+    assert_eq!(told.1.lock().unwrap().len(), 1);
+    // A model without a price is not counted; another user has their own day.
+    let bob = context("bob", "openai", None);
+    let granted = router.resolve(&bob).await.unwrap();
+    granted.report_usage(&Usage::new(
+        Some("claude-sonnet".into()),
+        1_000_000,
+        1_000_000,
+    ));
+    assert!(router.resolve(&bob).await.is_ok());
+    // The next day starts afresh.
+    DAYS_AHEAD.with(|days| days.set(1));
+    assert!(router.resolve(&alice).await.is_ok());
+    DAYS_AHEAD.with(|days| days.set(0));
+}
+
+#[test]
+fn spend_mistakes_are_named() {
+    for (json, field) in [
+        (
+            serde_json::json!({"id": "s", "per": "user", "max_daily_usd": 0}),
+            "max_daily_usd",
+        ),
+        (
+            serde_json::json!({"id": "s", "per": "user", "max_daily_usd": -1.5}),
+            "max_daily_usd",
+        ),
+    ] {
+        let err = Budgets::new(vec![budget(json)]).unwrap_err();
+        assert_eq!(err[0].field.as_deref(), Some(field), "{err:?}");
+    }
+    let bad = [
+        (
+            "gpt-*-mini".to_owned(),
+            Price {
+                input_per_million: 1.0,
+                output_per_million: 1.0,
+            },
+        ),
+        (
+            "free".to_owned(),
+            Price {
+                input_per_million: -1.0,
+                output_per_million: 0.0,
+            },
+        ),
+    ];
+    let err = Prices::new(bad.into_iter().collect()).unwrap_err();
+    assert_eq!(err.len(), 2, "{err:?}");
 }

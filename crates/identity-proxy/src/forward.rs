@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::record::{Metered, Report};
+use crate::usage::UsageScanner;
 use crate::{CallObserver, Injection, ProxiedCall, Upstream};
 use axum::body::{Body, HttpBody as _};
 use base64::Engine;
@@ -420,6 +421,12 @@ impl Proxy {
         let status = response.status();
         let mut report = self.report(upstream, &parts.method, &path, &resolution, started, sent);
         report.call.status = Some(status.as_u16());
+        // The answer's usage is read only for a resolution that someone meters (a spend budget).
+        if resolution.is_metered()
+            && let Some(scanner) = UsageScanner::for_answer(status, response.headers())
+        {
+            report = report.metering(scanner, resolution.meters());
+        }
         let mut answer = Response::builder().status(status);
         if let Some(headers) = answer.headers_mut() {
             *headers = answered_headers(response.headers(), &secret);

@@ -40,6 +40,7 @@
 mod config;
 mod forward;
 mod record;
+mod usage;
 
 pub use config::{Injection, Upstream, UpstreamConfig};
 pub use forward::{CONTEXT_HEADER_PREFIX, Caller, Proxy, ProxyError};

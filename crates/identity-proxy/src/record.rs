@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use futures::Stream;
 use http::Method;
+use identity_router::UsageMeter;
 use tracing::info;
+
+use crate::usage::UsageScanner;
 
 /// One proxied call, as it ended: reported once, when the answer's body has been passed on
 /// (or the caller went away, or the upstream failed). No secret, header or query in it.
@@ -81,6 +84,8 @@ pub(crate) struct Report {
     /// What the router's gates keep while the credential is in use (a concurrency slot):
     /// given back when the answer has been passed on, with this report.
     holds: Vec<Arc<dyn std::any::Any + Send + Sync>>,
+    /// The answer's usage, read as it streams by, and who is told of it.
+    usage: Option<(UsageScanner, Vec<Arc<dyn UsageMeter>>)>,
 }
 
 impl Report {
@@ -97,7 +102,19 @@ impl Report {
             observer,
             ended: false,
             holds: Vec::new(),
+            usage: None,
         }
+    }
+
+    /// Reads the answer's usage with `scanner`, and tells `meters` of it when the answer has
+    /// been passed on whole.
+    pub(crate) fn metering(
+        mut self,
+        scanner: UsageScanner,
+        meters: &[Arc<dyn UsageMeter>],
+    ) -> Self {
+        self.usage = Some((scanner, meters.to_vec()));
+        self
     }
 
     /// Keeps `holds` until the call is over.
@@ -174,11 +191,21 @@ where
             Poll::Ready(Some(Ok(chunk))) => {
                 if let Some(report) = &mut self.report {
                     report.call.bytes_received += chunk.len() as u64;
+                    if let Some((scanner, _)) = &mut report.usage {
+                        scanner.feed(chunk);
+                    }
                 }
             }
             Poll::Ready(None) => {
                 if let Some(mut report) = self.report.take() {
                     report.call.complete = true;
+                    if let Some((scanner, meters)) = report.usage.take()
+                        && let Some(usage) = scanner.finish()
+                    {
+                        for meter in meters {
+                            meter.record(&usage);
+                        }
+                    }
                     report.end();
                 }
             }

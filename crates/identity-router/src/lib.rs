@@ -48,6 +48,7 @@ mod refusals;
 mod router;
 mod rules;
 mod scope;
+mod usage;
 
 pub use gate::{Admission, Call, Gate, Intent, Purpose};
 pub use outcome::{
@@ -59,3 +60,4 @@ pub use router::{
     RouterBuilder,
 };
 pub use rules::Mismatch;
+pub use usage::{Usage, UsageMeter};

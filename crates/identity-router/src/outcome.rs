@@ -10,6 +10,7 @@ use identity_core::{
 use serde::Serialize;
 
 use crate::rules::Mismatch;
+use crate::usage::{Usage, UsageMeter};
 
 /// A granted credential: which one, for whom, until when, by which rule; and its secret behind
 /// an explicit accessor.
@@ -65,6 +66,8 @@ pub struct Resolution {
     pub(crate) notes: Vec<String>,
     /// The approval the call still needs (from its rule or a policy), until a gate settles it.
     pub(crate) approval: Option<ApprovalRequirement>,
+    /// Told of what the call made with the credential used (a spend budget).
+    pub(crate) meters: Vec<Arc<dyn UsageMeter>>,
 }
 
 impl Resolution {
@@ -104,6 +107,29 @@ impl Resolution {
     /// this exact call, and used it up).
     pub fn settle_approval(&mut self) {
         self.approval = None;
+    }
+
+    /// Puts `meter` on the resolution: whoever makes the call with the credential reports what
+    /// it used ([`Resolution::report_usage`]), and the meter is told (a spend budget).
+    pub fn meter(&mut self, meter: impl UsageMeter) {
+        self.meters.push(Arc::new(meter));
+    }
+
+    /// Whether any meter wants to know what the call used (so that the caller reads it).
+    pub fn is_metered(&self) -> bool {
+        !self.meters.is_empty()
+    }
+
+    /// The meters on the resolution.
+    pub fn meters(&self) -> &[Arc<dyn UsageMeter>] {
+        &self.meters
+    }
+
+    /// Tells every meter that the call made with the credential used `usage`.
+    pub fn report_usage(&self, usage: &Usage) {
+        for meter in &self.meters {
+            meter.record(usage);
+        }
     }
 
     /// What gates said of this grant, in the order they said it.

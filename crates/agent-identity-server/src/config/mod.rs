@@ -165,6 +165,9 @@ struct ConfigFile {
     budgets: Vec<agent_identity::identity_budget::BudgetConfig>,
     /// Where notifications go (a budget's soft threshold, a held call, a break-glass pass).
     notifications: Option<crate::notify::NotificationSettings>,
+    /// What models cost, for budgets with `max_daily_usd`: dollars per million tokens.
+    #[serde(default)]
+    prices: BTreeMap<String, agent_identity::identity_budget::Price>,
     /// Permission policies in Cedar.
     policies: Option<governance::PoliciesSection>,
     /// Approvals of calls that need them.
@@ -264,6 +267,7 @@ pub fn load_env(
         upstreams: BTreeMap::new(),
         budgets: Vec::new(),
         notifications: None,
+        prices: BTreeMap::new(),
         policies: None,
         approvals: None,
     };
@@ -474,8 +478,21 @@ fn build(
                 ));
             }
         }
+        if file.prices.is_empty()
+            && let Some(budget) = file.budgets.iter().find(|b| b.max_daily_usd.is_some())
+        {
+            errors.push(ConfigError::new(
+                format!("budget `{}`", budget.id),
+                Some("max_daily_usd"),
+                "needs a [prices] table to price the usage of calls with",
+            ));
+        }
+        let prices = agent_identity::identity_budget::Prices::new(file.prices)
+            .map_err(|more| errors.extend(more))
+            .unwrap_or_default();
         match agent_identity::identity_budget::Budgets::new(file.budgets) {
             Ok(budgets) => {
+                let budgets = budgets.with_prices(prices);
                 builder = builder.gate(match &webhook {
                     Some(webhook) => budgets.notifier(webhook.clone()),
                     None => budgets,
