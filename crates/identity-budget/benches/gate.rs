@@ -1,4 +1,5 @@
-//! What a budget costs a resolution: the same router with and without a per-user budget.
+//! What a budget costs a resolution: the same router with and without a per-user budget of
+//! requests, and with a per-user budget of daily spend.
 #![allow(clippy::unwrap_used, reason = "a bench setup that fails should stop")]
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -42,8 +43,12 @@ fn bench(c: &mut Criterion) {
     let budget: BudgetConfig = serde_json::from_value(serde_json::json!(
         {"id": "per-user", "per": "user", "requests": 4_000_000_000u32, "window_secs": 1}))
     .unwrap();
+    let spend: BudgetConfig = serde_json::from_value(serde_json::json!(
+        {"id": "daily-spend", "per": "user", "max_daily_usd": 1_000_000.0}))
+    .unwrap();
     let plain = router(None);
     let budgeted = router(Some(Budgets::new(vec![budget]).unwrap()));
+    let spending = router(Some(Budgets::new(vec![spend]).unwrap()));
     let mut group = c.benchmark_group("budget");
     group.bench_function("resolve", |b| {
         b.to_async(&runtime)
@@ -52,6 +57,11 @@ fn bench(c: &mut Criterion) {
     group.bench_function("resolve with a per-user budget", |b| {
         b.to_async(&runtime)
             .iter(|| async { budgeted.resolve(&context).await.unwrap() });
+    });
+    // The check of the day's spend and the meter put on the resolution (no usage reported).
+    group.bench_function("resolve with a per-user daily spend budget", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { spending.resolve(&context).await.unwrap() });
     });
     group.finish();
 }

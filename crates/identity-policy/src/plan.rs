@@ -44,13 +44,99 @@ impl Reads {
     }
 }
 
+/// An entity as a check names it: its type's name and its id.
+pub(crate) type Named<'a> = (&'a str, &'a str);
+
+/// A scope constraint, with its entities as text: compared with a check's own names, which is
+/// cheaper than Cedar's entity ids.
+#[derive(Debug)]
+enum Scope {
+    Any,
+    Eq(String, String),
+    In(String, String),
+    Is(String),
+    IsIn(String, String, String),
+    /// An action among these ids.
+    AmongActions(Vec<String>),
+}
+
+fn named(uid: &EntityUid) -> (String, String) {
+    (uid.type_name().to_string(), uid.id().unescaped().to_owned())
+}
+
+impl Scope {
+    fn of_principal(constraint: PrincipalConstraint) -> Self {
+        match constraint {
+            PrincipalConstraint::Any => Self::Any,
+            PrincipalConstraint::Eq(uid) => {
+                let (kind, id) = named(&uid);
+                Self::Eq(kind, id)
+            }
+            PrincipalConstraint::In(uid) => {
+                let (kind, id) = named(&uid);
+                Self::In(kind, id)
+            }
+            PrincipalConstraint::Is(kind) => Self::Is(kind.to_string()),
+            PrincipalConstraint::IsIn(kind, uid) => {
+                let (of, id) = named(&uid);
+                Self::IsIn(kind.to_string(), of, id)
+            }
+        }
+    }
+
+    fn of_resource(constraint: ResourceConstraint) -> Self {
+        match constraint {
+            ResourceConstraint::Any => Self::Any,
+            ResourceConstraint::Eq(uid) => {
+                let (kind, id) = named(&uid);
+                Self::Eq(kind, id)
+            }
+            ResourceConstraint::In(uid) => {
+                let (kind, id) = named(&uid);
+                Self::In(kind, id)
+            }
+            ResourceConstraint::Is(kind) => Self::Is(kind.to_string()),
+            ResourceConstraint::IsIn(kind, uid) => {
+                let (of, id) = named(&uid);
+                Self::IsIn(kind.to_string(), of, id)
+            }
+        }
+    }
+
+    fn of_action(constraint: ActionConstraint) -> Self {
+        match constraint {
+            ActionConstraint::Any => Self::Any,
+            ActionConstraint::Eq(uid) => Self::AmongActions(vec![uid.id().unescaped().to_owned()]),
+            ActionConstraint::In(uids) => Self::AmongActions(
+                uids.iter()
+                    .map(|uid| uid.id().unescaped().to_owned())
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Whether the constraint holds for `entity`, whose one ancestor (if any) is `ancestor`.
+    fn holds(&self, entity: Named<'_>, ancestor: Option<Named<'_>>) -> bool {
+        let is = |kind: &str, id: &str| entity == (kind, id);
+        let within = |kind: &str, id: &str| is(kind, id) || ancestor == Some((kind, id));
+        match self {
+            Self::Any => true,
+            Self::Eq(kind, id) => is(kind, id),
+            Self::In(kind, id) => within(kind, id),
+            Self::Is(kind) => entity.0 == kind,
+            Self::IsIn(kind, of, id) => entity.0 == kind && within(of, id),
+            Self::AmongActions(ids) => ids.iter().any(|id| id == entity.1),
+        }
+    }
+}
+
 /// One policy, with what is known of it before any check.
 #[derive(Debug)]
 pub(crate) struct Entry {
     pub(crate) policy: Policy,
-    principal: PrincipalConstraint,
-    action: ActionConstraint,
-    resource: ResourceConstraint,
+    principal: Scope,
+    action: Scope,
+    resource: Scope,
     reads: Reads,
     /// Whether it needs the user's workload as an entity (an `in` anywhere).
     needs_ancestry: bool,
@@ -74,9 +160,9 @@ impl Entry {
             Err(_) => (Reads::All, true),
         };
         Self {
-            principal: policy.principal_constraint(),
-            action: policy.action_constraint(),
-            resource: policy.resource_constraint(),
+            principal: Scope::of_principal(policy.principal_constraint()),
+            action: Scope::of_action(policy.action_constraint()),
+            resource: Scope::of_resource(policy.resource_constraint()),
             policy,
             reads,
             needs_ancestry,
@@ -84,34 +170,17 @@ impl Entry {
     }
 
     /// Whether the policy's scope holds for a check of `action` on `resource` by `principal`,
-    /// whose ancestors are `ancestors`.
+    /// whose one ancestor (if any) is `ancestor`. Resources and actions have no ancestors.
     fn applies(
         &self,
-        principal: &EntityUid,
-        ancestors: Option<&EntityUid>,
-        action: &EntityUid,
-        resource: &EntityUid,
+        principal: Named<'_>,
+        ancestor: Option<Named<'_>>,
+        action: &str,
+        resource: Named<'_>,
     ) -> bool {
-        let within = |uid: &EntityUid| uid == principal || ancestors == Some(uid);
-        let principal_holds = match &self.principal {
-            PrincipalConstraint::Any => true,
-            PrincipalConstraint::Eq(uid) => uid == principal,
-            PrincipalConstraint::In(uid) => within(uid),
-            PrincipalConstraint::Is(kind) => kind == principal.type_name(),
-            PrincipalConstraint::IsIn(kind, uid) => kind == principal.type_name() && within(uid),
-        };
-        let action_holds = match &self.action {
-            ActionConstraint::Any => true,
-            ActionConstraint::Eq(uid) => uid == action,
-            ActionConstraint::In(uids) => uids.contains(action),
-        };
-        let resource_holds = match &self.resource {
-            ResourceConstraint::Any => true,
-            ResourceConstraint::Eq(uid) | ResourceConstraint::In(uid) => uid == resource,
-            ResourceConstraint::Is(kind) => kind == resource.type_name(),
-            ResourceConstraint::IsIn(kind, uid) => kind == resource.type_name() && uid == resource,
-        };
-        principal_holds && action_holds && resource_holds
+        self.action.holds(("Action", action), None)
+            && self.resource.holds(resource, None)
+            && self.principal.holds(principal, ancestor)
     }
 }
 
@@ -145,16 +214,16 @@ impl Planner {
     /// The plan for a check, or `None` when no policy's scope holds for it.
     pub(crate) fn plan(
         &self,
-        principal: &EntityUid,
-        ancestors: Option<&EntityUid>,
-        action: &EntityUid,
-        resource: &EntityUid,
+        principal: Named<'_>,
+        ancestor: Option<Named<'_>>,
+        action: &str,
+        resource: Named<'_>,
     ) -> Option<Arc<Plan>> {
         let chosen: Vec<u32> = self
             .entries
             .iter()
             .enumerate()
-            .filter(|(_, entry)| entry.applies(principal, ancestors, action, resource))
+            .filter(|(_, entry)| entry.applies(principal, ancestor, action, resource))
             .filter_map(|(index, _)| u32::try_from(index).ok())
             .collect();
         if chosen.is_empty() {

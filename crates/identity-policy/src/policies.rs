@@ -286,16 +286,24 @@ impl Policies {
             errors: vec![message],
             approval: None,
         };
-        let uids = match query.uids() {
-            Ok(uids) => uids,
-            Err(message) => return refused(message),
+        let (principal, ancestor) = match (&query.user, &query.workload) {
+            (Some(user), workload) => (
+                ("User", user.as_str()),
+                workload.as_deref().map(|workload| ("Workload", workload)),
+            ),
+            (None, Some(workload)) => (("Workload", workload.as_str()), None),
+            (None, None) => {
+                return refused("the check names neither a user nor a workload".into());
+            }
         };
-        let Some(plan) = self.planner.plan(
-            &uids.principal,
-            uids.ancestor.as_ref(),
-            &uids.action,
-            &uids.resource,
-        ) else {
+        let resource = (
+            query.resource.kind.entity_type(),
+            query.resource.id.as_str(),
+        );
+        let Some(plan) = self
+            .planner
+            .plan(principal, ancestor, &query.action, resource)
+        else {
             // No policy's scope holds: none applies.
             return Decision {
                 allowed: !permit_required,
@@ -303,6 +311,10 @@ impl Policies {
                 errors: Vec::new(),
                 approval: None,
             };
+        };
+        let uids = match query.uids() {
+            Ok(uids) => uids,
+            Err(message) => return refused(message),
         };
         let (request, entities) = match query.to_cedar(uids, &plan.reads, plan.needs_ancestry) {
             Ok(parts) => parts,
