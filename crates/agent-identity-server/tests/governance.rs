@@ -524,3 +524,112 @@ async fn policies_that_do_not_fit_the_schema_stop_the_configuration_naming_the_p
     assert!(err.to_string().contains("requireAuthorization"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sidecars_sharing_vault_use_one_approval_once() {
+    use identity_test_support::{BAO_ROOT_TOKEN, OpenBao};
+    let bao = OpenBao::start().await;
+    bao.enable_kv2("kv").await;
+    let (upstream, calls) = recorder().await;
+    let dir = std::env::temp_dir().join(format!("agent-identity-approvals-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // One signing key, shared by both: each checks the statements the other signs.
+    std::fs::write(
+        dir.join("approvals.pem"),
+        identity_test_support::ed25519_key_pair(5).0,
+    )
+    .unwrap();
+    let text = approvals_config(&upstream, "http://127.0.0.1:9")
+        .replace("[notifications]", "[unused]")
+        .replace(
+            "[approvals]\n",
+            &format!(
+                "[approvals]\nvault = \"vault\"\nsigning_key_file = \"approvals.pem\"\n\n\
+                 [stores.vault]\ntype = \"vault\"\naddress = \"{}\"\nmount = \"kv\"\nprefix = \"agents\"\n\
+                 [stores.vault.auth]\nmethod = \"token\"\ntoken_env = \"BAO_TOKEN\"\n\n",
+                bao.address()
+            ),
+        );
+    let text = text.split("[unused]").next().unwrap().to_owned() + CALLERS;
+    let env = |name: &str| {
+        (name == "BAO_TOKEN")
+            .then(|| BAO_ROOT_TOKEN.to_owned())
+            .or_else(|| env(name))
+    };
+    let sidecar = || async {
+        let loaded = load_str(&text, &dir, "test".into(), &env, None).unwrap();
+        app(loaded
+            .into_state(Arc::new(Metrics::new()), "127.0.0.1:3001".parse().unwrap())
+            .await
+            .unwrap())
+    };
+    let (first, second) = (sidecar().await, sidecar().await);
+    let order = r#"{"amount": 99}"#;
+
+    // Held through one; the other holds the same approval, and an approver there grants it.
+    let (_, held) = transfer(&first, "alice", "/transfers", order).await;
+    let id = held["approvalId"].as_str().unwrap().to_owned();
+    let (_, again) = transfer(&second, "alice", "/transfers", order).await;
+    assert_eq!(again["approvalId"], id.as_str(), "{again}");
+    let (status, granted) = send(
+        &second,
+        "POST",
+        &format!("/api/approvals/{id}/approve"),
+        "bob",
+        "alice",
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{granted}");
+
+    // Both send the approved call at once: exactly one goes through.
+    let (a, b) = tokio::join!(
+        transfer(&first, "alice", "/transfers", order),
+        transfer(&second, "alice", "/transfers", order)
+    );
+    let passed = [a.0, b.0]
+        .iter()
+        .filter(|status| **status == StatusCode::OK)
+        .count();
+    assert_eq!(passed, 1, "{a:?} / {b:?}");
+    assert_eq!(calls.lock().unwrap().len(), 1);
+    let (_, shown) = send(
+        &first,
+        "GET",
+        &format!("/api/approvals/{id}"),
+        "bob",
+        "alice",
+        "",
+    )
+    .await;
+    assert_eq!(shown["state"], "used", "{shown}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn check_warns_of_calls_nobody_can_approve() {
+    use agent_identity_server::cli::check::{LintKind, lint};
+    let lints_of = |demand: &str| {
+        let text = approvals_config("http://127.0.0.1:9", "http://127.0.0.1:9")
+            .replace("requireApproval = { breakGlass = true }", demand);
+        lint(&load_str(&text, Path::new("."), "test".into(), &env, None).unwrap())
+    };
+    // Two approvals out of bob and carol; only bob holds `approve` (and the agent, not named).
+    let lints = lints_of(r#"requireApproval = { approvers = ["bob", "carol"], required = 2 }"#);
+    let found: Vec<_> = lints
+        .iter()
+        .filter(|l| l.kind == LintKind::NoApprover)
+        .collect();
+    assert_eq!(found.len(), 1, "{lints:?}");
+    assert!(
+        found[0].message.contains("only 1 caller(s)"),
+        "{}",
+        found[0]
+    );
+    // Any approver: agent and bob both hold `approve`.
+    let lints = lints_of(r#"requireApproval = { required = 2 }"#);
+    assert!(
+        !lints.iter().any(|l| l.kind == LintKind::NoApprover),
+        "{lints:?}"
+    );
+}

@@ -254,4 +254,40 @@ mod tests {
         scan.feed(br#""}"#);
         assert!(scan.finish().is_none());
     }
+
+    proptest::proptest! {
+        /// However the answer is cut into chunks, the same usage is read; and no answer, however
+        /// broken, makes the scanner fail.
+        #[test]
+        fn chunking_never_changes_what_is_read(
+            cuts in proptest::collection::vec(1usize..40, 1..30),
+            input in 0u64..1_000_000, output in 0u64..1_000_000,
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+        ) {
+            let stream = format!(
+                "data: {{\"model\":\"m\",\"usage\":null}}\n\n: comment\ndata: {{\"usage\":{{\"prompt_tokens\":{input},\"completion_tokens\":{output}}}}}\n\ndata: [DONE]\n\n"
+            );
+            let mut scan = scanner("text/event-stream");
+            let mut rest = stream.as_bytes();
+            for cut in cuts.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (chunk, after) = rest.split_at((*cut).min(rest.len()));
+                scan.feed(chunk);
+                rest = after;
+            }
+            let usage = scan.finish().unwrap();
+            proptest::prop_assert_eq!((usage.input_tokens, usage.output_tokens), (input, output));
+            proptest::prop_assert_eq!(usage.model.as_deref(), Some("m"));
+
+            for kind in ["text/event-stream", "application/json"] {
+                let mut scan = scanner(kind);
+                for chunk in noise.chunks(7) {
+                    scan.feed(chunk);
+                }
+                let _ = scan.finish();
+            }
+        }
+    }
 }

@@ -35,6 +35,8 @@ pub enum LintKind {
     SecretShapedRef,
     /// A rule matches a workload, but no caller can prove one: the body's word decides.
     UnprovenWorkload,
+    /// Calls are held for approval, but no caller, or no named approver, can approve them.
+    NoApprover,
 }
 
 impl fmt::Display for Lint {
@@ -83,6 +85,7 @@ pub fn lint(loaded: &Loaded) -> Vec<Lint> {
         }
     }
     lints.extend(delivery_lints(loaded));
+    lints.extend(approver_lints(loaded));
     lints.extend(workload_lints(loaded));
     lints.extend(
         crate::config::secret_shaped_refs(loaded)
@@ -183,6 +186,50 @@ fn delivery_lints(loaded: &Loaded) -> Vec<Lint> {
             ),
         })
         .collect()
+}
+
+/// Calls held for approval that nobody can approve: no caller holds `approve`, or the approvers a
+/// rule names are no API key's.
+fn approver_lints(loaded: &Loaded) -> Vec<Lint> {
+    use crate::auth::Permission;
+    use crate::auth::settings::Callers;
+    if loaded.approvals.is_none() {
+        return Vec::new();
+    }
+    // With JWTs the approvers are users of the identity provider: their names are not known here.
+    let approvers: Option<Vec<&str>> = match &loaded.auth.callers {
+        Callers::ApiKeys(keys) => Some(
+            keys.iter()
+                .filter(|key| key.permissions.contains(Permission::Approve))
+                .map(|key| key.name.as_str())
+                .collect(),
+        ),
+        Callers::Jwt(jwt) if jwt.approve_scope.is_some() => None,
+        _ => Some(Vec::new()),
+    };
+    let Some(approvers) = approvers else {
+        return Vec::new();
+    };
+    let mut lints = Vec::new();
+    for rule in loaded.router.rules() {
+        let Some(demand) = &rule.require_approval else {
+            continue;
+        };
+        let able = approvers
+            .iter()
+            .filter(|name| demand.may_approve(name))
+            .count();
+        if (able as u64) < u64::from(demand.required) {
+            lints.push(Lint {
+                kind: LintKind::NoApprover,
+                message: format!(
+                    "rule `{}` holds calls for {} approval(s), but only {able} caller(s) with the `approve` permission may give them: its calls will wait until they lapse",
+                    rule.id, demand.required
+                ),
+            });
+        }
+    }
+    lints
 }
 
 fn rule_lints(router: &Router) -> Vec<Lint> {
