@@ -502,6 +502,33 @@ async fn policies_decide_checks_and_resolutions_and_reload() {
 }
 
 #[tokio::test]
+async fn an_explanation_names_the_policies_that_decided() {
+    use agent_identity::{ExplainedOutcome, RequestContext};
+    let dir = std::env::temp_dir().join(format!("agent-identity-explained-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("agents.cedar"), POLICIES).unwrap();
+    let loaded = load_str(&policies_config(), &dir, "test".into(), &env, None).unwrap();
+    let context = |user: &str| {
+        RequestContext::from_json(&serde_json::from_str(&resolve_body(user)).unwrap()).unwrap()
+    };
+    let granted = loaded.router.explain(&context("alice")).await;
+    let ExplainedOutcome::Granted { notes, .. } = &granted.outcome else {
+        panic!("{granted:?}")
+    };
+    assert_eq!(notes, &["permitted by `resolve-openai`".to_owned()]);
+    let denied = serde_json::to_value(loaded.router.explain(&context("mallory")).await).unwrap();
+    assert_eq!(
+        denied["outcome"]["reason"]["code"], "not_permitted",
+        "{denied}"
+    );
+    assert_eq!(
+        denied["outcome"]["reason"]["policies"],
+        json!(["no-mallory"])
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
 async fn policies_that_do_not_fit_the_schema_stop_the_configuration_naming_the_policy() {
     let dir = std::env::temp_dir().join(format!(
         "agent-identity-bad-policies-{}",
@@ -632,4 +659,41 @@ async fn check_warns_of_calls_nobody_can_approve() {
         !lints.iter().any(|l| l.kind == LintKind::NoApprover),
         "{lints:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_call_refused_upstream_is_not_sent_again() {
+    // An upstream that refuses every credential (401), and counts the calls.
+    let calls = Arc::new(Mutex::new(0u32));
+    let counted = calls.clone();
+    let refusing = axum::Router::new().fallback(move || {
+        let counted = counted.clone();
+        async move {
+            *counted.lock().unwrap() += 1;
+            StatusCode::UNAUTHORIZED
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, refusing).await.unwrap() });
+    let (webhook, _) = recorder().await;
+    let app = sidecar_of(&approvals_config(&upstream, &webhook), Path::new(".")).await;
+
+    let (_, held) = transfer(&app, "alice", "/transfers", "{}").await;
+    let id = held["approvalId"].as_str().unwrap().to_owned();
+    send(
+        &app,
+        "POST",
+        &format!("/api/approvals/{id}/approve"),
+        "bob",
+        "alice",
+        "",
+    )
+    .await;
+    let (status, _) = transfer(&app, "alice", "/transfers", "{}").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Sent once; no new approval was asked for behind the agent's back.
+    assert_eq!(*calls.lock().unwrap(), 1);
+    let (_, listed) = send(&app, "GET", "/api/approvals", "bob", "alice", "").await;
+    assert_eq!(listed["approvals"].as_array().unwrap().len(), 1, "{listed}");
 }

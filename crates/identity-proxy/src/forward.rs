@@ -383,7 +383,12 @@ impl Proxy {
                     });
                 }
             };
-            if response.status() != http::StatusCode::UNAUTHORIZED || retried || replay.is_none() {
+            // An approved call is made once: a retry would need an approval of its own.
+            if response.status() != http::StatusCode::UNAUTHORIZED
+                || retried
+                || replay.is_none()
+                || resolution.was_approved()
+            {
                 break (response, sent);
             }
             // Refused: the store forgets that credential, and the call goes again once with a

@@ -66,6 +66,8 @@ pub struct Resolution {
     pub(crate) notes: Vec<String>,
     /// The approval the call still needs (from its rule or a policy), until a gate settles it.
     pub(crate) approval: Option<ApprovalRequirement>,
+    /// Whether an approval was used up for this grant: the call it approved is made once.
+    pub(crate) approved: bool,
     /// Told of what the call made with the credential used (a spend budget).
     pub(crate) meters: Vec<Arc<dyn UsageMeter>>,
 }
@@ -107,6 +109,13 @@ impl Resolution {
     /// this exact call, and used it up).
     pub fn settle_approval(&mut self) {
         self.approval = None;
+        self.approved = true;
+    }
+
+    /// Whether an approval was used up for this grant: the approved call is made once, and
+    /// not again (after a 401, say) without a new approval.
+    pub fn was_approved(&self) -> bool {
+        self.approved
     }
 
     /// Puts `meter` on the resolution: whoever makes the call with the credential reports what

@@ -761,6 +761,7 @@ fn grant(rule: &CompiledRule, credential: Credential, ctx: &RequestContext) -> R
         holds: Vec::new(),
         notes: Vec::new(),
         approval: rule.source.require_approval.clone(),
+        approved: false,
         meters: Vec::new(),
     }
 }
