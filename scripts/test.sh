@@ -75,6 +75,21 @@ if [ "$(cat "$fixture/node_modules/.installed-lock" 2>/dev/null)" != "$lock" ]; 
     echo "$lock" >"$fixture/node_modules/.installed-lock"
 fi
 echo "oidc-provider $(node -p "require('./$fixture/node_modules/oidc-provider/package.json').version") on node $(node --version)"
+
+# A real browser for the tests of the sidecar's pages: Debian's Chromium, driven by
+# playwright-core from the committed lock file (its own browser download is not used).
+if ! command -v chromium >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then apt=(apt-get); else apt=(sudo apt-get); fi
+    "${apt[@]}" install -y --no-install-recommends chromium >/dev/null ||
+        { "${apt[@]}" update >/dev/null && "${apt[@]}" install -y --no-install-recommends chromium >/dev/null; }
+fi
+chromium --version
+browser=fixtures/browser
+lock=$(sha256sum "$browser/package-lock.json" | cut -d' ' -f1)
+if [ "$(cat "$browser/node_modules/.installed-lock" 2>/dev/null)" != "$lock" ]; then
+    (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$lock" >"$browser/node_modules/.installed-lock"
+fi
 cargo --version
 cargo nextest --version | head -n 1
 

@@ -789,3 +789,39 @@ async fn a_user_who_has_not_consented_gets_a_connect_link_and_then_the_credentia
         assert_eq!(status, StatusCode::OK, "{text}");
     }
 }
+
+/// In a real browser (Debian's headless Chromium): the user follows a connect link, confirms,
+/// logs in and consents at oidc-provider, and is connected; pages of another site, and of
+/// another origin on the same site, that submit the same form with a ticket are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_real_browser_the_link_connects_and_other_origins_cannot_use_a_ticket() {
+    let server = AuthorizationServer::start().await;
+    let sidecar = sidecar(&server, "chromium", "").await;
+    let (_, minted) = mint_link(&sidecar, "idp", json!({"userId": "bob"}), None).await;
+    let link = minted["connectUrl"].as_str().unwrap().to_owned();
+    let (_, minted) = mint_link(&sidecar, "idp", json!({"userId": "carol"}), None).await;
+    let foreign = minted["connectUrl"].as_str().unwrap().to_owned();
+
+    let seen = identity_test_support::browse(
+        "connect.mjs",
+        &[("LINK", &link), ("FOREIGN_LINK", &foreign)],
+    )
+    .await;
+    assert!(
+        seen["confirmation"].as_str().unwrap().contains("bob"),
+        "{seen}"
+    );
+    let connected: Value = serde_json::from_str(seen["connected"].as_str().unwrap()).unwrap();
+    assert_eq!(connected["userId"], "bob", "{seen}");
+    let (status, text) = resolve_over_http(&sidecar, "bob", "idp").await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+
+    for from in ["from_localhost", "from_127.0.0.1"] {
+        assert_eq!(seen[from]["status"], 403, "{from}: {seen}");
+    }
+    // Carol's ticket was not used: she is not connected, and her link still works.
+    let (status, _) = resolve_over_http(&sidecar, "carol", "idp").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let page = browser().get(&foreign).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+}

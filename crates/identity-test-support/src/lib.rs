@@ -23,8 +23,10 @@
     reason = "test support: a failure is a failed test"
 )]
 
+mod browser;
 mod keys;
 
+pub use browser::browse;
 pub use keys::{CLIENT_KEY_ID, JWT_CLIENT_ID, ed25519_key_pair};
 
 use std::path::PathBuf;
