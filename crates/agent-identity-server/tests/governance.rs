@@ -697,3 +697,48 @@ async fn an_approved_call_refused_upstream_is_not_sent_again() {
     let (_, listed) = send(&app, "GET", "/api/approvals", "bob", "alice", "").await;
     assert_eq!(listed["approvals"].as_array().unwrap().len(), 1, "{listed}");
 }
+
+#[tokio::test]
+async fn the_pages_ask_for_a_sign_in_and_refuse_what_they_did_not_start() {
+    let text = approvals_config("http://127.0.0.1:9", "http://127.0.0.1:9")
+        + "\n[web]\npublic_url = \"http://127.0.0.1:3001\"\nissuer = \"http://127.0.0.1:9\"\n\
+           client_id = \"ui\"\napprovers = [\"bob\"]\nallow_http_loopback = true\n";
+    let app = sidecar_of(&text, Path::new(".")).await;
+    let get = |path: &str| {
+        Request::get(path)
+            .header("host", "127.0.0.1:3001")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let home = app.clone().oneshot(get("/ui/")).await.unwrap();
+    assert_eq!(home.status(), StatusCode::OK);
+    assert!(
+        home.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    let body = home.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("Sign in"));
+
+    let listed = app.clone().oneshot(get("/ui/approvals")).await.unwrap();
+    assert_eq!(listed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(listed.headers()["location"], "/ui/signin");
+
+    let callback = app
+        .clone()
+        .oneshot(get("/ui/callback?code=c&state=s"))
+        .await
+        .unwrap();
+    assert_eq!(callback.status(), StatusCode::BAD_REQUEST);
+
+    let post = Request::post("/ui/approvals/a1/approve")
+        .header("host", "127.0.0.1:3001")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from("csrf=x"))
+        .unwrap();
+    assert_eq!(
+        app.clone().oneshot(post).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -94,6 +94,7 @@ async fn a_store_down_makes_health_503_and_probes_never_reach_the_store() {
         proxy: None,
         policies: None,
         approvals: None,
+        web: None,
     };
     let app = app(state);
 

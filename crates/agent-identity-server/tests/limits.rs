@@ -82,6 +82,7 @@ async fn slow_app(
         proxy: None,
         policies: None,
         approvals: None,
+        web: None,
     };
     (app(state), bound)
 }

@@ -825,3 +825,139 @@ async fn in_a_real_browser_the_link_connects_and_other_origins_cannot_use_a_tick
     let page = browser().get(&foreign).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
 }
+
+/// The sidecar's pages in a real browser (Debian's headless Chromium) against oidc-provider: bob
+/// signs in, approves a call an agent made for alice (which then passes, once), connects and
+/// disconnects a provider; pages of another site or another origin cannot approve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_real_browser_people_sign_in_approve_calls_and_manage_connections() {
+    // A bank API of this test (the real ones cannot be reached here), counting calls.
+    let calls = Arc::new(Mutex::new(0u32));
+    let counted = calls.clone();
+    let bank = axum::Router::new().fallback(move || {
+        let counted = counted.clone();
+        async move {
+            *counted.lock().unwrap() += 1;
+            axum::Json(json!({"ok": true}))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let bank_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, bank).await.unwrap() });
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let redirect = format!("{base}/ui/callback");
+    let server =
+        AuthorizationServer::start_with_env(&[("FIXTURE_UI_REDIRECT_URI", &redirect)]).await;
+    let issuer = server.issuer();
+    let pages = format!(
+        r#"
+[stores.bank]
+type = "memory"
+credentials = [{{ id = "cred-bank", kind = "fixed", name = "Bank", scope = "transfers", status = "active", ref = "bank-prod" }}]
+secrets = {{ bank-prod = {{ env = "ALICE_KEY" }} }}
+
+[[rules]]
+id = "bank"
+credentialRef = "bank-prod"
+store = "bank"
+matchProvider = "bank"
+priority = 10
+requireApproval = {{}}
+
+[upstreams.bank]
+base_url = "{bank_url}"
+provider = "bank"
+methods = ["POST"]
+path_prefixes = ["/transfers"]
+allow_http_loopback = true
+
+[approvals]
+
+[web]
+public_url = "{base}"
+issuer = "{issuer}"
+client_id = "agent-identity-ui"
+client_secret_env = "UI_SECRET"
+approvers = ["bob"]
+allow_http_loopback = true
+"#
+    );
+    let sidecar = sidecar_on(
+        &server,
+        "pages",
+        "connections_file = \"connections.json\"",
+        &pages,
+        port,
+    )
+    .await;
+    let transfer = |body: &'static str| {
+        let url = format!("{base}/proxy/bank/transfers");
+        async move {
+            let response = reqwest::Client::new()
+                .post(url)
+                .header("x-agent-identity-user", "alice")
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            json_of(response).await
+        }
+    };
+    let (_, held) = transfer(r#"{"amount": 10}"#).await;
+    let approval = held["approvalId"].as_str().unwrap().to_owned();
+    let (_, other) = transfer(r#"{"amount": 99999}"#).await;
+    let other = other["approvalId"].as_str().unwrap().to_owned();
+
+    let seen = identity_test_support::browse(
+        "pages.mjs",
+        &[
+            ("BASE", &base),
+            ("USER", "bob"),
+            ("APPROVAL", &approval),
+            ("OTHER_APPROVAL", &other),
+            ("PROVIDER", "idp"),
+        ],
+    )
+    .await;
+    assert!(
+        seen["home"].as_str().unwrap().contains("Signed in as bob"),
+        "{seen}"
+    );
+    assert!(
+        seen["pending"]
+            .as_str()
+            .unwrap()
+            .contains("POST bank/transfers for alice"),
+        "{seen}"
+    );
+    assert_eq!(seen["approved"], "granted", "{seen}");
+    assert_eq!(seen["before_connect"], "not connected", "{seen}");
+    assert!(
+        seen["confirmation"].as_str().unwrap().contains("bob"),
+        "{seen}"
+    );
+    assert!(
+        seen["after_connect"]
+            .as_str()
+            .unwrap()
+            .starts_with("connected"),
+        "{seen}"
+    );
+    assert_eq!(seen["after_disconnect"], "not connected", "{seen}");
+    for from in ["from_localhost", "from_127.0.0.1"] {
+        assert_eq!(seen[from]["status"], 403, "{from}: {seen}");
+    }
+
+    // The approved call passes, once; the other is still held.
+    let (status, _) = transfer(r#"{"amount": 10}"#).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(*calls.lock().unwrap(), 1);
+    let (status, still) = transfer(r#"{"amount": 99999}"#).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(still["approvalId"], other.as_str(), "{still}");
+    // Bob's connection is gone from the store too.
+    assert!(sidecar.store.stored("bob", "idp").await.unwrap().is_none());
+}

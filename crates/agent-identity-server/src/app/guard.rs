@@ -118,3 +118,20 @@ pub(crate) fn names_host(origin: &str, host: Option<&str>) -> bool {
         _ => false,
     }
 }
+
+/// True when the browser says the request comes from this server's own page: `Sec-Fetch-Site`
+/// (sent by every current browser) is `same-origin`, and an `Origin` names the host the
+/// request was sent to. A client that sends neither is no browser a page could drive.
+pub(crate) fn from_the_page(headers: &http::HeaderMap, uri: &http::Uri) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site")
+        && site.as_bytes() != b"same-origin"
+    {
+        return false;
+    }
+    match headers.get(http::header::ORIGIN) {
+        None => true,
+        Some(origin) => origin
+            .to_str()
+            .is_ok_and(|origin| names_host(origin, host_of(headers, uri))),
+    }
+}

@@ -14,6 +14,7 @@ mod guard;
 mod proxy;
 mod resolve;
 mod state;
+pub mod web;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -105,6 +106,7 @@ pub fn app(state: AppState) -> axum::Router {
     });
     let timeout = from_fn_with_state(state.settings.request_timeout(), deadline);
     let metrics = state.metrics.clone();
+    let has_pages = state.web.is_some();
     // Shared behind one `Arc`: every request hands the handler its own copy of the state.
     let state = Arc::new(state);
     axum::Router::new()
@@ -112,6 +114,11 @@ pub fn app(state: AppState) -> axum::Router {
         .route(ROUTES[1], get(health::health))
         .merge(api)
         .merge(oauth)
+        .merge(if has_pages {
+            web::routes()
+        } else {
+            axum::Router::new()
+        })
         .method_not_allowed_fallback(method_not_allowed)
         // Route layers run once the route is known: the timeout inside, the record around it
         // (so that a timed-out request is counted), both for every route.

@@ -34,6 +34,8 @@ pub struct AppState {
     pub policies: Option<crate::config::PolicyFiles>,
     /// The approvals, when `[approvals]` are configured (for `/api/approvals`).
     pub approvals: Option<agent_identity::identity_approval::Approvals>,
+    /// The pages for people, when `[web]` is configured.
+    pub web: Option<Arc<super::web::Web>>,
 }
 
 impl AppState {
@@ -62,6 +64,7 @@ impl AppState {
             proxy: None,
             policies: None,
             approvals: None,
+            web: None,
         })
     }
 
@@ -73,6 +76,12 @@ impl AppState {
     ) -> Self {
         self.policies = policies;
         self.approvals = approvals;
+        self
+    }
+
+    /// With the pages for people.
+    pub fn with_pages(mut self, web: Option<Arc<super::web::Web>>) -> Self {
+        self.web = web;
         self
     }
 

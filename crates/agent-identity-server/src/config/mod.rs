@@ -69,6 +69,8 @@ pub struct Loaded {
     pub policies: Option<PolicyFiles>,
     /// The approvals that hold calls for approvers (`[approvals]`).
     pub approvals: Option<agent_identity::identity_approval::Approvals>,
+    /// The pages for people (`[web]`).
+    pub web: Option<Arc<crate::app::web::Web>>,
 }
 
 /// A configuration that cannot be used. Every problem is listed.
@@ -101,6 +103,7 @@ impl Loaded {
             state
                 .with_upstreams(self.upstreams)
                 .with_governance(self.policies, self.approvals)
+                .with_pages(self.web)
         })
     }
 }
@@ -172,6 +175,8 @@ struct ConfigFile {
     policies: Option<governance::PoliciesSection>,
     /// Approvals of calls that need them.
     approvals: Option<governance::ApprovalsSection>,
+    /// Pages for people: sign-in, approvals, connections.
+    web: Option<crate::app::web::WebSettings>,
 }
 
 /// Reads, checks and builds the configuration in `path`.
@@ -270,6 +275,7 @@ pub fn load_env(
         prices: BTreeMap::new(),
         policies: None,
         approvals: None,
+        web: None,
     };
     build(file, Path::new("."), "environment".into(), env, observer)
 }
@@ -501,6 +507,17 @@ fn build(
             Err(more) => errors.extend(more),
         }
     }
+    let web = match file
+        .web
+        .map(|settings| crate::app::web::Web::new(settings, env))
+    {
+        Some(Ok(web)) => Some(Arc::new(web)),
+        Some(Err(more)) => {
+            errors.extend(more);
+            None
+        }
+        None => None,
+    };
     let router = builder.rules(rules).build();
     let router = match router {
         Ok(router) => Some(router),
@@ -529,6 +546,7 @@ fn build(
                 source,
                 policies: governance.policies,
                 approvals,
+                web,
             };
             for item in secret_shaped_refs(&loaded) {
                 tracing::warn!(

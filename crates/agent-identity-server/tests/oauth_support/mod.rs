@@ -67,7 +67,18 @@ pub(crate) async fn sidecar_keeping(
     connections: &str,
     extra: &str,
 ) -> Sidecar {
-    let port = free_port();
+    sidecar_on(server, name, connections, extra, free_port()).await
+}
+
+/// [`sidecar_keeping`], on `port` (chosen before the authorization server starts, when it must
+/// know the sidecar's address).
+pub(crate) async fn sidecar_on(
+    server: &AuthorizationServer,
+    name: &str,
+    connections: &str,
+    extra: &str,
+    port: u16,
+) -> Sidecar {
     let base = format!("http://127.0.0.1:{port}");
     let dcr = Dcr::new(OutboundPolicy::default().allow_http_loopback(true)).unwrap();
     let metadata = dcr.discover(server.issuer()).await.unwrap();
@@ -152,6 +163,7 @@ priority = 2
         "CORP_SECRET" => Some(secret.clone()),
         "ALICE_KEY" => Some("alice-key-0123456789".into()),
         "BAO_TOKEN" => Some(identity_test_support::BAO_ROOT_TOKEN.into()),
+        "UI_SECRET" => Some("agent-identity-ui-secret".into()),
         _ => None,
     };
     let loaded = load_str(&config, &dir, "test".into(), &env, None).unwrap();

@@ -29,7 +29,7 @@ use super::{
     FLOW_LIFETIME, Flow, OAuthEndpoints, OAuthState, no_store, not_configured, printable,
     provider_failure, unknown_provider, user_of,
 };
-use crate::app::guard::{host_of, names_host};
+use crate::app::guard::from_the_page;
 use crate::auth::Caller;
 
 /// How long a connect link may wait to be opened and confirmed.
@@ -410,23 +410,6 @@ async fn begin(endpoints: &Arc<OAuthEndpoints>, ticket: Ticket) -> Result<Respon
     );
     tracing::info!(provider = %ticket.provider, "connect started");
     Ok(no_store(response))
-}
-
-/// True when the browser says the request comes from this server's own page: `Sec-Fetch-Site`
-/// (sent by every current browser) is `same-origin`, and an `Origin` names the host the
-/// request was sent to. A client that sends neither is no browser a page could drive.
-fn from_the_page(headers: &HeaderMap, uri: &http::Uri) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site")
-        && site.as_bytes() != b"same-origin"
-    {
-        return false;
-    }
-    match headers.get(header::ORIGIN) {
-        None => true,
-        Some(origin) => origin
-            .to_str()
-            .is_ok_and(|origin| names_host(origin, host_of(headers, uri))),
-    }
 }
 
 /// The confirmation page of `ticket` (sealed as `sealed`).
