@@ -961,3 +961,40 @@ allow_http_loopback = true
     // Bob's connection is gone from the store too.
     assert!(sidecar.store.stored("bob", "idp").await.unwrap().is_none());
 }
+
+/// A policy may forbid a user to connect a provider: no link is made for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_that_forbids_connecting_refuses_the_link() {
+    let server = AuthorizationServer::start().await;
+    let file = std::env::temp_dir().join(format!(
+        "agent-identity-connect-{}.cedar",
+        std::process::id()
+    ));
+    std::fs::write(
+        &file,
+        r#"@id("no-idp-for-mallory")
+           forbid(principal == User::"mallory", action == Action::"connect", resource == Provider::"idp");"#,
+    )
+    .unwrap();
+    let extra = format!("\n[policies]\nfiles = [{:?}]\n", file.display().to_string());
+    let sidecar = sidecar(&server, "connect-policy", &extra).await;
+    let (status, minted) = mint_link(&sidecar, "idp", json!({"userId": "bob"}), None).await;
+    assert_eq!(status, StatusCode::OK, "{minted}");
+    let (status, refused) = mint_link(&sidecar, "idp", json!({"userId": "mallory"}), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    assert_eq!(refused["code"], "not_permitted");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("no-idp-for-mallory"),
+        "{refused}"
+    );
+    // Her consent denial carries no link either.
+    let (status, text) = resolve_over_http(&sidecar, "mallory", "idp").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let denial: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(denial["code"], "consent_required", "{denial}");
+    assert!(denial.get("connectUrl").is_none(), "{denial}");
+    std::fs::remove_file(&file).unwrap();
+}

@@ -74,6 +74,9 @@ impl AppState {
         policies: Option<crate::config::PolicyFiles>,
         approvals: Option<agent_identity::identity_approval::Approvals>,
     ) -> Self {
+        if let (Some(files), Some(endpoints)) = (&policies, &self.oauth) {
+            endpoints.govern(files.gate.clone());
+        }
         self.policies = policies;
         self.approvals = approvals;
         self

@@ -91,6 +91,18 @@ impl OAuthEndpoints {
             })?;
         // With no scopes asked, this checks that the provider connects by OAuth at all.
         found.check_scopes(scopes.unwrap_or_default())?;
+        if let Some(gate) = self.policies.get() {
+            use agent_identity::identity_policy::{Query, ResourceRef};
+            let query = Query::new("connect", ResourceRef::provider(provider)).user(user);
+            // As for a rule that does not require authorization: only a forbid refuses.
+            let decision = gate.policies().authorize(&query, false);
+            if !decision.allowed {
+                return Err(Error::PermissionDenied {
+                    backend: "policies",
+                    detail: decision.explain(),
+                });
+            }
+        }
         let mut id = [0u8; 16];
         getrandom::fill(&mut id)
             .map_err(|_| Error::unavailable("oauth", "no randomness for a ticket"))?;

@@ -67,6 +67,9 @@ pub struct OAuthEndpoints {
     ticket_keys: Keyring,
     /// The ids of connect tickets already used, until they expire: each is good once.
     used_tickets: moka::sync::Cache<String, ()>,
+    /// The permission policies asked before a connect link is made (`connect` on the
+    /// provider), when policies are configured.
+    policies: std::sync::OnceLock<Arc<agent_identity::identity_policy::PolicyGate>>,
 }
 
 impl std::fmt::Debug for OAuthEndpoints {
@@ -129,7 +132,14 @@ impl OAuthEndpoints {
                 .max_capacity(100_000)
                 .time_to_live(connect::TICKET_LIFETIME)
                 .build(),
+            policies: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Asks `policies` before each connect link is made: `connect` on `Provider::"<name>"` for
+    /// the user. A policy that forbids it, or that cannot be evaluated, refuses the link.
+    pub fn govern(&self, policies: Arc<agent_identity::identity_policy::PolicyGate>) {
+        let _ = self.policies.set(policies);
     }
 
     /// The callback URL of `provider`, as registered with it.
@@ -222,6 +232,7 @@ fn provider_failure(err: &Error) -> Response {
         Error::Protocol { code, .. } => (StatusCode::BAD_REQUEST, code.as_str()),
         Error::Unauthenticated { .. } => (StatusCode::UNAUTHORIZED, "reconnect_needed"),
         Error::NotSupported { .. } => (StatusCode::BAD_REQUEST, "not_supported"),
+        Error::PermissionDenied { .. } => (StatusCode::FORBIDDEN, "not_permitted"),
         Error::InvalidArgument {
             argument: "scope", ..
         } => (StatusCode::BAD_REQUEST, "invalid_scope"),
