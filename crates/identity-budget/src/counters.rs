@@ -31,7 +31,7 @@ pub enum Taken {
 }
 
 /// Where allowances are counted. `budget` is the budget's position in the list given to
-/// [`Budgets`]; `key` is whose allowance (a rule id, credential id, user or workload).
+/// [`Budgets`](crate::Budgets); `key` is whose allowance (a rule id, credential id, user or workload).
 pub trait Counters: Send + Sync + fmt::Debug + 'static {
     /// Takes one request from `key`'s allowance under `budget`.
     fn take(&self, budget: usize, key: &str) -> Taken;

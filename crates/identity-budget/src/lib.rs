@@ -1,5 +1,5 @@
 //! Budgets: how many requests a rule, a credential, a user or a workload may be granted per
-//! window, and how many calls it may have in flight, enforced as a router [`Gate`]: [`Budgets`].
+//! window, and how many calls it may have in flight, enforced as a router [`Gate`](identity_router::Gate): [`Budgets`].
 //!
 //! A budget may allow `concurrent` calls at once: a grant takes a slot, which the resolution
 //! keeps ([`Resolution::keep`](identity_router::Resolution::keep)) until it and its clones are
