@@ -62,6 +62,14 @@ pub struct Resolution {
     /// What a gate keeps for as long as the credential is in use (a concurrency slot): dropped
     /// with the last clone of the resolution.
     pub(crate) holds: Vec<Arc<dyn std::any::Any + Send + Sync>>,
+    /// What gates added to the grant; allocated only when one does (or the rule demands
+    /// approval), so that a plain resolution stays small to move.
+    pub(crate) gated: Option<Box<Gated>>,
+}
+
+/// What gates add to a grant.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Gated {
     /// What gates said of the grant (the policies that permitted it), for explanations.
     pub(crate) notes: Vec<String>,
     /// The approval the call still needs (from its rule or a policy), until a gate settles it.
@@ -78,6 +86,10 @@ impl Resolution {
         self.secret.as_ref()
     }
 
+    fn gated(&mut self) -> &mut Gated {
+        self.gated.get_or_insert_with(Box::default)
+    }
+
     /// Keeps `hold` for as long as this resolution (or a clone) lives: a gate's concurrency
     /// slot is given back when the call that uses the credential is over.
     pub fn keep(&mut self, hold: impl std::any::Any + Send + Sync) {
@@ -87,14 +99,15 @@ impl Resolution {
     /// Records what a gate decided of this grant (the policies that permitted it), shown by
     /// explanations. Never a secret.
     pub fn note(&mut self, note: impl Into<String>) {
-        self.notes.push(note.into());
+        self.gated().notes.push(note.into());
     }
 
     /// Demands that the call be approved before it uses the credential. Joined with a demand
     /// already made (the rule's), the stricter holds ([`ApprovalRequirement::stricter`]). An
     /// approval gate must settle it: a demand no gate settles refuses the grant.
     pub fn demand_approval(&mut self, demand: ApprovalRequirement) {
-        self.approval = Some(match self.approval.take() {
+        let gated = self.gated();
+        gated.approval = Some(match gated.approval.take() {
             Some(earlier) => earlier.stricter(&demand),
             None => demand,
         });
@@ -102,48 +115,51 @@ impl Resolution {
 
     /// The approval the call still needs, if any.
     pub fn approval_demanded(&self) -> Option<&ApprovalRequirement> {
-        self.approval.as_ref()
+        self.gated.as_ref()?.approval.as_ref()
     }
 
     /// Marks the demanded approval as given (an approval gate found a granted approval of
     /// this exact call, and used it up).
     pub fn settle_approval(&mut self) {
-        self.approval = None;
-        self.approved = true;
+        let gated = self.gated();
+        gated.approval = None;
+        gated.approved = true;
     }
 
     /// Whether an approval was used up for this grant: the approved call is made once, and
     /// not again (after a 401, say) without a new approval.
     pub fn was_approved(&self) -> bool {
-        self.approved
+        self.gated.as_ref().is_some_and(|gated| gated.approved)
     }
 
     /// Puts `meter` on the resolution: whoever makes the call with the credential reports what
     /// it used ([`Resolution::report_usage`]), and the meter is told (a spend budget).
     pub fn meter(&mut self, meter: impl UsageMeter) {
-        self.meters.push(Arc::new(meter));
+        self.gated().meters.push(Arc::new(meter));
     }
 
     /// Whether any meter wants to know what the call used (so that the caller reads it).
     pub fn is_metered(&self) -> bool {
-        !self.meters.is_empty()
+        self.gated
+            .as_ref()
+            .is_some_and(|gated| !gated.meters.is_empty())
     }
 
     /// The meters on the resolution.
     pub fn meters(&self) -> &[Arc<dyn UsageMeter>] {
-        &self.meters
+        self.gated.as_ref().map_or(&[], |gated| &gated.meters)
     }
 
     /// Tells every meter that the call made with the credential used `usage`.
     pub fn report_usage(&self, usage: &Usage) {
-        for meter in &self.meters {
+        for meter in self.meters() {
             meter.record(usage);
         }
     }
 
     /// What gates said of this grant, in the order they said it.
     pub fn notes(&self) -> &[String] {
-        &self.notes
+        self.gated.as_ref().map_or(&[], |gated| &gated.notes)
     }
 
     /// What gates keep for this resolution, to outlive it where the credential is used longer

@@ -521,7 +521,7 @@ impl Router {
                             });
                         }
                     }
-                    if resolution.approval.is_some() {
+                    if resolution.approval_demanded().is_some() {
                         // Fail closed: nothing could see to the approval the call needs.
                         return Err(Denial {
                             reason: DenialReason::NotPermitted {
@@ -730,11 +730,11 @@ impl Router {
             .collect();
         let outcome = match self.resolve(ctx).await {
             Ok(resolution) => ExplainedOutcome::Granted {
+                notes: resolution.notes().to_vec(),
                 rule_id: resolution.rule_id,
                 credential_id: resolution.credential_id,
                 resolved_for: resolution.resolved_for,
                 expires_at: resolution.expires_at,
-                notes: resolution.notes,
             },
             Err(denial) => ExplainedOutcome::Denied(denial),
         };
@@ -759,10 +759,12 @@ fn grant(rule: &CompiledRule, credential: Credential, ctx: &RequestContext) -> R
         delivery: rule.delivery.or(credential.delivery),
         secret: credential.secret,
         holds: Vec::new(),
-        notes: Vec::new(),
-        approval: rule.source.require_approval.clone(),
-        approved: false,
-        meters: Vec::new(),
+        gated: rule.source.require_approval.as_ref().map(|demand| {
+            Box::new(crate::outcome::Gated {
+                approval: Some(demand.clone()),
+                ..crate::outcome::Gated::default()
+            })
+        }),
     }
 }
 
