@@ -40,6 +40,7 @@
 //! # Ok::<(), identity_core::Error>(())
 //! ```
 
+mod audit;
 mod gate;
 mod glob;
 mod index;

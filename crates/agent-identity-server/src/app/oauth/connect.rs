@@ -426,75 +426,47 @@ async fn begin(endpoints: &Arc<OAuthEndpoints>, ticket: Ticket) -> Result<Respon
 
 /// The confirmation page of `ticket` (sealed as `sealed`).
 fn page(ticket: &Ticket, sealed: &str) -> Response {
-    let (user, provider) = (escape(&ticket.user), escape(&ticket.provider));
-    let scopes = match &ticket.scopes {
-        Some(scopes) if !scopes.is_empty() => format!(
-            " <p>It asks for: <code>{}</code>.</p>",
-            escape(&scopes.join(" "))
-        ),
-        _ => String::new(),
-    };
-    let html = format!(
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>Connect {provider}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:34rem;margin:4rem auto;padding:0 1rem;line-height:1.5}}button{{font-size:1rem;padding:.5rem 1.2rem}}</style>
-</head><body>
-<h1>Connect {provider}</h1>
-<p>Agents acting for <strong>{user}</strong> will use your <strong>{provider}</strong> account.</p>{scopes}
-<p>Continue only if you are {user} and asked for this yourself.</p>
-<form method="post" action="connect"><input type="hidden" name="ticket" value="{ticket}"><button type="submit">Connect {provider}</button></form>
-</body></html>
-"#,
-        ticket = escape(sealed),
-    );
-    let mut response = (StatusCode::OK, html).into_response();
-    let headers = response.headers_mut();
-    for (name, value) in [
-        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-        // No script, no framing (the button cannot be clicked through another page), nothing
-        // loaded from anywhere.
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        // Not `no-referrer`: under it a browser sends the page's own form with `Origin: null`,
-        // which the check of its origin refuses. `same-origin` sends nothing to other origins.
-        (header::REFERRER_POLICY, "same-origin"),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-    ] {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
-    no_store(response)
-}
-
-/// `text` safe inside HTML text and double-quoted attributes. Five replacements: a template
-/// engine would be a large dependency for one page.
-fn escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#39;"),
-            c => escaped.push(c),
+    let (user, provider) = (ticket.user.as_str(), ticket.provider.as_str());
+    let body = maud::html! {
+        p { "Agents acting for " strong { (user) } " will use your " strong { (provider) } " account." }
+        @if let Some(scopes) = ticket.scopes.as_ref().filter(|scopes| !scopes.is_empty()) {
+            p { "It asks for: " code { (scopes.join(" ")) } "." }
         }
-    }
-    escaped
+        p { "Continue only if you are " (user) " and asked for this yourself." }
+        form method="post" action="connect" {
+            input type="hidden" name="ticket" value=(sealed);
+            button type="submit" { "Connect " (provider) }
+        }
+    };
+    crate::app::web::pages::standalone(StatusCode::OK, &format!("Connect {provider}"), body)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn escaping_leaves_no_markup() {
-        assert_eq!(
-            escape(r#"<script>"a" & 'b'</script>"#),
-            "&lt;script&gt;&quot;a&quot; &amp; &#39;b&#39;&lt;/script&gt;"
+    #[tokio::test]
+    async fn the_page_leaves_no_markup_of_its_values() {
+        use http_body_util::BodyExt;
+        let ticket = Ticket {
+            id: "t".into(),
+            user: r#"<script>"a" & 'b'</script>"#.into(),
+            provider: "idp".into(),
+            scopes: Some(vec!["<b>".into()]),
+            login_hint: None,
+            expires: 0,
+        };
+        let answer = page(&ticket, "\"><img src=x>");
+        assert_eq!(answer.headers()[header::CACHE_CONTROL], "no-store");
+        let body = answer.into_body().collect().await.unwrap().to_bytes();
+        let html = String::from_utf8(body.to_vec()).unwrap();
+        assert!(
+            html.contains("&lt;script&gt;&quot;a&quot; &amp; 'b'&lt;/script&gt;"),
+            "{html}"
+        );
+        assert!(
+            !html.contains("<script") && !html.contains("<b>") && !html.contains("<img"),
+            "{html}"
         );
     }
 

@@ -6,7 +6,7 @@
 //! (`Sec-Fetch-Site`, `Origin`); the session cookie is `SameSite=Strict` and `HttpOnly`.
 //! No page runs a script or shows a secret.
 
-mod pages;
+pub(crate) mod pages;
 mod session;
 
 use std::collections::HashMap;

@@ -57,7 +57,30 @@ pub(crate) fn page(
             }
         }
     };
-    let mut response = (status, markup.into_string()).into_response();
+    respond(status, &markup)
+}
+
+/// A page of its own, with no navigation (the connect link's confirmation).
+pub(crate) fn standalone(status: StatusCode, title: &str, body: Markup) -> Response {
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width";
+                title { (title) }
+                style { (STYLE) }
+            }
+            body { h1 { (title) } (body) }
+        }
+    };
+    respond(status, &markup)
+}
+
+/// `markup` with the headers every page has: no script, no framing (a button cannot be
+/// clicked through another page), nothing loaded from anywhere, never cached.
+fn respond(status: StatusCode, markup: &Markup) -> Response {
+    let mut response = (status, markup.clone().into_string()).into_response();
     let headers = response.headers_mut();
     for (name, value) in [
         (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -66,6 +89,8 @@ pub(crate) fn page(
             "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
         ),
         (header::X_FRAME_OPTIONS, "DENY"),
+        // Not `no-referrer`: under it a browser sends the page's own form with `Origin: null`,
+        // which the check of its origin refuses. `same-origin` sends nothing to other origins.
         (header::REFERRER_POLICY, "same-origin"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::CACHE_CONTROL, "no-store"),

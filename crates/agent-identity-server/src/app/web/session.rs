@@ -14,8 +14,8 @@ pub(crate) const SESSION_COOKIE: &str = "agent_identity_session";
 /// The sign-in cookie's name.
 pub(crate) const SIGNIN_COOKIE: &str = "agent_identity_signin";
 
-/// A person signed in through the identity provider.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A person signed in through the identity provider. `Debug` leaves the form token out.
+#[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct Session {
     /// Who, by the configured claim.
     pub(crate) user: String,
@@ -23,6 +23,15 @@ pub(crate) struct Session {
     pub(crate) csrf: String,
     /// Until when (seconds since the epoch).
     pub(crate) expires: i64,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("user", &self.user)
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A sign-in between the redirect to the identity provider and its callback.
