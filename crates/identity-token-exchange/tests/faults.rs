@@ -146,7 +146,8 @@ async fn a_hang_past_the_timeout_is_a_retryable_error_in_time() {
     .unwrap_err();
     assert!(err.is_retryable(), "{err}");
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        // (the handler hangs 30 s: ten leaves the loaded machine its slack)
+        started.elapsed() < Duration::from_secs(10),
         "{:?}",
         started.elapsed()
     );
