@@ -3,7 +3,8 @@
 //! [`OpenBao`] is the OpenBao server (Vault's API) in dev mode, from the `bao` binary that
 //! `scripts/test.sh` installs (its path in `AGENT_IDENTITY_BAO`, else `bao` on the `PATH`).
 //! [`Moto`] is moto's server (AWS APIs, Secrets Manager among them), from `AGENT_IDENTITY_MOTO`,
-//! else `moto_server` on the `PATH`.
+//! else `moto_server` on the `PATH`. [`RedisServer`] is Redis, from `AGENT_IDENTITY_REDIS`, else
+//! `redis-server` on the `PATH`.
 //!
 //! [`AuthorizationServer`] is oidc-provider (OpenID certified) with the project's own RFC 8693
 //! token exchange grant, from `fixtures/oidc-provider` (its packages are installed by
@@ -25,9 +26,11 @@
 
 mod browser;
 mod keys;
+mod redis;
 
 pub use browser::browse;
 pub use keys::{CLIENT_KEY_ID, JWT_CLIENT_ID, ed25519_key_pair};
+pub use redis::RedisServer;
 
 use std::path::PathBuf;
 use std::process::Stdio;

@@ -95,6 +95,23 @@ async fn conformance_suite_passes_cached_uncached_and_behind_arc_dyn() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_pass_the_shared_state_conformance_suite() {
+    let bao = OpenBao::start().await;
+    bao.enable_kv2("kv").await;
+    let replica = |_: usize| {
+        root_store(&bao, "kv")
+            .build()
+            .unwrap()
+            .documents("agent-identity-state")
+            .unwrap()
+    };
+    identity_state::testing::run_shared_state_conformance(&replica(0), "one").await;
+    // Behind the trait object the shared crates hold, and from a second replica's session.
+    let shared: Arc<dyn identity_state::SharedState> = Arc::new(replica(1));
+    identity_state::testing::run_shared_state_conformance(shared.as_ref(), "two").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_entry_layout_is_the_credential_json_with_the_secret_beside_it() {
     let bao = OpenBao::start().await;
     bao.enable_kv2("kv").await;

@@ -1,0 +1,233 @@
+//! [`RedisConfig`]: where the Redis server is and how to authenticate to it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use identity_core::ConfigError;
+use serde::Deserialize;
+
+use crate::state::Redis;
+
+/// How to reach a Redis server (7 or later; or a server speaking its protocol, such as Valkey).
+///
+/// The password is never in the configuration: `password_env` names the variable holding it.
+/// With `username`, the server checks an ACL user (`AUTH username password`); without, the
+/// default user. A `rediss://` URL speaks TLS, verified against `tls_ca_file` when given, else
+/// the system's roots.
+///
+/// ```
+/// let config: identity_redis::RedisConfig = serde_json::from_value(serde_json::json!({
+///     "url": "rediss://redis.internal:6380/0",
+///     "username": "agent-identity",
+///     "password_env": "REDIS_PASSWORD",
+/// }))?;
+/// assert_eq!(config.prefix, "agent-identity");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://host:port/db`, or `rediss://` for TLS; no password in it.
+    pub url: String,
+    /// The ACL user, if not the default one.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// A PEM file of the CAs a `rediss://` server's certificate must chain to.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+    /// What every key starts with, so that several deployments may share one server.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// How long one command may take, in milliseconds, connecting included.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_prefix() -> String {
+    "agent-identity".into()
+}
+
+fn default_timeout_ms() -> u64 {
+    2_000
+}
+
+impl RedisConfig {
+    /// A configuration for `url` with every other field at its default.
+    ///
+    /// ```
+    /// let config = identity_redis::RedisConfig::new("redis://127.0.0.1:6379");
+    /// assert_eq!(config.timeout_ms, 2_000);
+    /// ```
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            username: None,
+            password_env: None,
+            tls_ca_file: None,
+            prefix: default_prefix(),
+            timeout_ms: default_timeout_ms(),
+        }
+    }
+
+    /// The server this configuration names, checked in full; `location` names the
+    /// configuration's section in errors, and `env` reads the password's variable. No
+    /// connection is made until the first command.
+    ///
+    /// ```
+    /// let mut config = identity_redis::RedisConfig::new("redis://:hunter2@127.0.0.1:6379");
+    /// let err = config.connect("redis.shared", &|_| None).unwrap_err();
+    /// assert_eq!(err.to_string(), "redis.shared, field `url`: must carry no password: put it in the variable `password_env` names");
+    /// config.url = "redis://127.0.0.1:6379".into();
+    /// config.password_env = Some("REDIS_PASSWORD".into());
+    /// let err = config.connect("redis.shared", &|_| None).unwrap_err();
+    /// assert!(err.to_string().contains("`REDIS_PASSWORD` is not set"), "{err}");
+    /// assert!(config.connect("redis.shared", &|_| Some("secret".into())).is_ok());
+    /// ```
+    pub fn connect(
+        &self,
+        location: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Redis, ConfigError> {
+        let problem = |field: &str, text: String| ConfigError::new(location, Some(field), text);
+        let url = url_parts(&self.url).map_err(|text| problem("url", text))?;
+        if let Err(err) = identity_state::check_key(&self.prefix) {
+            return Err(problem("prefix", err.to_string()));
+        }
+        if self.timeout_ms == 0 {
+            return Err(problem("timeout_ms", "must be at least 1".into()));
+        }
+        let password = match &self.password_env {
+            None => None,
+            Some(variable) => match env(variable) {
+                Some(value) if !value.is_empty() => Some(value),
+                _ => {
+                    return Err(problem(
+                        "password_env",
+                        format!("names a variable that is not set: `{variable}` is not set"),
+                    ));
+                }
+            },
+        };
+        if self.username.is_some() && password.is_none() {
+            return Err(problem(
+                "username",
+                "needs `password_env` (an ACL user authenticates with a password)".into(),
+            ));
+        }
+        let ca = match &self.tls_ca_file {
+            None => None,
+            Some(_) if !url.tls => {
+                return Err(problem(
+                    "tls_ca_file",
+                    "is set for a plain `redis://` URL: use `rediss://`".into(),
+                ));
+            }
+            Some(path) => match std::fs::read(path) {
+                Ok(pem) => Some(pem),
+                Err(err) => {
+                    return Err(problem(
+                        "tls_ca_file",
+                        format!("cannot be read ({}): {err}", path.display()),
+                    ));
+                }
+            },
+        };
+        Redis::open(
+            &self.url,
+            self.username.as_deref(),
+            password,
+            ca,
+            &self.prefix,
+            Duration::from_millis(self.timeout_ms),
+        )
+        .map_err(|text| problem("url", text))
+    }
+}
+
+/// What the URL says of itself, checked before the client parses it.
+struct UrlParts {
+    tls: bool,
+}
+
+fn url_parts(url: &str) -> Result<UrlParts, String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| "is not a URL: use redis://host:port or rediss://host:port".to_owned())?;
+    let tls = match scheme {
+        "redis" => false,
+        "rediss" => true,
+        other => {
+            return Err(format!(
+                "has scheme `{other}`: use redis:// or rediss:// (unix sockets are not supported)"
+            ));
+        }
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if let Some((userinfo, _)) = authority.rsplit_once('@')
+        && userinfo.contains(':')
+    {
+        return Err(
+            "must carry no password: put it in the variable `password_env` names".to_owned(),
+        );
+    }
+    if authority.rsplit_once('@').is_some() {
+        return Err("must carry no user: use `username`".to_owned());
+    }
+    if authority.is_empty() {
+        return Err("has no host".to_owned());
+    }
+    Ok(UrlParts { tls })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(config: &RedisConfig) -> String {
+        config
+            .connect("redis.x", &|_| None)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn bad_settings_name_their_field() {
+        let mut config = RedisConfig::new("http://127.0.0.1:6379");
+        assert!(refused(&config).contains("field `url`: has scheme `http`"));
+        config.url = "redis://alice@127.0.0.1".into();
+        assert!(refused(&config).contains("must carry no user"));
+        config.url = "redis://".into();
+        assert!(refused(&config).contains("has no host"));
+        config.url = "redis://127.0.0.1:6379".into();
+        config.username = Some("agent".into());
+        assert!(refused(&config).contains("field `username`: needs `password_env`"));
+        config.username = None;
+        config.tls_ca_file = Some("/nonexistent.pem".into());
+        assert!(refused(&config).contains("field `tls_ca_file`: is set for a plain"));
+        config.url = "rediss://127.0.0.1:6379".into();
+        assert!(refused(&config).contains("cannot be read (/nonexistent.pem)"));
+        config.tls_ca_file = None;
+        config.prefix = "a b".into();
+        assert!(refused(&config).contains("field `prefix`"));
+        config.prefix = "ok".into();
+        config.timeout_ms = 0;
+        assert!(refused(&config).contains("field `timeout_ms`"));
+        config.timeout_ms = 10;
+        assert!(config.connect("redis.x", &|_| None).is_ok());
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = serde_json::from_value::<RedisConfig>(
+            serde_json::json!({"url": "redis://h", "pasword_env": "X"}),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `pasword_env`"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,422 @@
+//! [`Redis`], a connection to one server, and [`RedisState`], a namespace of shared state in it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use identity_core::Error;
+use identity_state::{SharedState, check_document, check_key};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, ErrorKind, RedisError, Script, ServerErrorKind};
+use serde_json::Value;
+use tokio::sync::OnceCell;
+
+use crate::BACKEND;
+
+/// Writes a document if its version is still the one expected (`""`: absent). Versions come
+/// from one counter per namespace, so none is given twice, even to a key deleted and written
+/// again.
+const WRITE_IF: &str = r"
+local current = redis.call('HGET', KEYS[1], 'v')
+if ARGV[1] == '' then
+  if current then return false end
+elseif current ~= ARGV[1] then
+  return false
+end
+local version = redis.call('INCR', KEYS[2])
+redis.call('HSET', KEYS[1], 'v', version, 'd', ARGV[2])
+return version
+";
+
+/// Takes a lease free or held by the same holder (`SET ... PX` starts its time again).
+const TAKE_LEASE: &str = r"
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// Gives a lease back only if the holder still has it.
+const RELEASE_LEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
+/// A Redis server, reached through one multiplexed connection that reconnects by itself;
+/// made by [`RedisConfig::connect`](crate::RedisConfig::connect) or [`Redis::open`]. Cheap to
+/// clone. `Debug` shows the address, never the password.
+#[derive(Clone)]
+pub struct Redis {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    /// Made on first use: configuration is read before any runtime runs.
+    connection: OnceCell<ConnectionManager>,
+    prefix: String,
+    timeout: Duration,
+    scripts: Scripts,
+}
+
+struct Scripts {
+    write_if: Script,
+    take_lease: Script,
+    release_lease: Script,
+}
+
+impl fmt::Debug for Redis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redis")
+            .field(
+                "address",
+                &self.inner.client.get_connection_info().addr().to_string(),
+            )
+            .field("prefix", &self.inner.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Redis {
+    /// The server at `url` (`redis://` or `rediss://`), as `username` with `password` when
+    /// given, trusting `ca_pem` (PEM) for TLS when given; keys start with `prefix`. Commands
+    /// time out after `timeout`. An error says what is wrong with the URL.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let redis = identity_redis::Redis::open("redis://127.0.0.1:6379", None, None, None, "agent-identity", Duration::from_secs(2))?;
+    /// assert!(format!("{redis:?}").contains("127.0.0.1:6379"));
+    /// # Ok::<(), String>(())
+    /// ```
+    pub fn open(
+        url: &str,
+        username: Option<&str>,
+        password: Option<String>,
+        ca_pem: Option<Vec<u8>>,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        use redis::IntoConnectionInfo;
+        let info = url
+            .into_connection_info()
+            .map_err(|err| format!("is not a Redis URL: {err}"))?;
+        let mut settings = info.redis_settings().clone();
+        if let Some(username) = username {
+            settings = settings.set_username(username);
+        }
+        if let Some(password) = &password {
+            settings = settings.set_password(password);
+        }
+        let info = info.set_redis_settings(settings);
+        let client = match ca_pem {
+            None => Client::open(info),
+            Some(root) => Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root),
+                },
+            ),
+        }
+        .map_err(|err| format!("cannot be used: {err}"))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                connection: OnceCell::new(),
+                prefix: prefix.to_owned(),
+                timeout,
+                scripts: Scripts {
+                    write_if: Script::new(WRITE_IF),
+                    take_lease: Script::new(TAKE_LEASE),
+                    release_lease: Script::new(RELEASE_LEASE),
+                },
+            }),
+        })
+    }
+
+    /// The shared state of `namespace` (`connections`, `clients`, `approvals`, ...): its keys
+    /// lie apart from every other namespace's.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let redis = identity_redis::Redis::open("redis://127.0.0.1:6379", None, None, None, "agent-identity", Duration::from_secs(2))?;
+    /// let connections = redis.state("connections").map_err(|e| e.to_string())?;
+    /// assert!(redis.state("a b").is_err());
+    /// # Ok::<(), String>(())
+    /// ```
+    pub fn state(&self, namespace: &str) -> Result<RedisState, Error> {
+        check_key(namespace)?;
+        // One hash tag per namespace: a namespace's keys share a cluster slot, as its scripts
+        // (which touch the document and the version counter together) need.
+        let base = format!("{}:{{{namespace}}}", self.inner.prefix);
+        Ok(RedisState {
+            redis: self.clone(),
+            versions: format!("{base}:versions"),
+            documents: format!("{base}:d:"),
+            leases: format!("{base}:l:"),
+        })
+    }
+
+    /// Checks that the server answers `PING` with these settings (for readiness probes and
+    /// start-up checks).
+    ///
+    /// ```no_run
+    /// # async fn example(redis: identity_redis::Redis) -> Result<(), identity_core::Error> {
+    /// redis.ping().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn ping(&self) -> Result<(), Error> {
+        let mut connection = self.connection().await?;
+        self.timed(
+            "PING",
+            redis::cmd("PING").query_async::<String>(&mut connection),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, Error> {
+        let inner = &self.inner;
+        inner
+            .connection
+            .get_or_try_init(|| async {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(inner.timeout))
+                    .set_response_timeout(Some(inner.timeout))
+                    .set_number_of_retries(2)
+                    .set_max_delay(Duration::from_millis(500));
+                let connect = ConnectionManager::new_with_config(inner.client.clone(), config);
+                match tokio::time::timeout(inner.timeout, connect).await {
+                    Ok(Ok(manager)) => Ok(manager),
+                    Ok(Err(err)) => Err(to_error(&err, "connecting")),
+                    Err(_) => Err(Error::unavailable(
+                        BACKEND,
+                        format!("connecting took over {:?}", inner.timeout),
+                    )),
+                }
+            })
+            .await
+            .cloned()
+    }
+
+    async fn timed<T>(
+        &self,
+        what: &str,
+        command: impl Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, Error> {
+        match tokio::time::timeout(self.inner.timeout, command).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => Err(to_error(&err, what)),
+            Err(_) => Err(Error::unavailable(
+                BACKEND,
+                format!("{what} took over {:?}", self.inner.timeout),
+            )),
+        }
+    }
+}
+
+/// What a Redis error means to a caller: a refused identity, a refused command, or a server
+/// that may answer later. The server's message is kept: it names no secret.
+fn to_error(err: &RedisError, what: &str) -> Error {
+    match err.kind() {
+        ErrorKind::AuthenticationFailed => Error::Unauthenticated {
+            backend: BACKEND,
+            detail: format!("{what}: {err}"),
+        },
+        ErrorKind::Server(ServerErrorKind::NoPerm) => Error::PermissionDenied {
+            backend: BACKEND,
+            detail: format!("{what}: {err}"),
+        },
+        _ if err.code() == Some("NOAUTH") || err.code() == Some("WRONGPASS") => {
+            Error::Unauthenticated {
+                backend: BACKEND,
+                detail: format!("{what}: {err}"),
+            }
+        }
+        _ => Error::unavailable(BACKEND, format!("{what}: {err}")),
+    }
+}
+
+/// One namespace of shared state in Redis: documents as hashes (`v`: version, `d`: the JSON),
+/// versions from the namespace's counter, leases as keys with a time to live. Writes and
+/// leases are Lua scripts, atomic on the server. Made by [`Redis::state`].
+#[derive(Clone)]
+pub struct RedisState {
+    redis: Redis,
+    versions: String,
+    documents: String,
+    leases: String,
+}
+
+impl fmt::Debug for RedisState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisState")
+            .field("redis", &self.redis)
+            .field("documents", &self.documents)
+            .finish_non_exhaustive()
+    }
+}
+
+fn malformed(key: &str, problem: &str) -> Error {
+    Error::Protocol {
+        backend: BACKEND,
+        code: "malformed_document".into(),
+        description: Some(format!("the document `{key}` in Redis: {problem}")),
+    }
+}
+
+#[async_trait]
+impl SharedState for RedisState {
+    async fn read(&self, key: &str) -> Result<Option<(Value, u64)>, Error> {
+        check_key(key)?;
+        let mut connection = self.redis.connection().await?;
+        let (version, text): (Option<u64>, Option<String>) = self
+            .redis
+            .timed(
+                "read",
+                redis::cmd("HMGET")
+                    .arg(format!("{}{key}", self.documents))
+                    .arg("v")
+                    .arg("d")
+                    .query_async(&mut connection),
+            )
+            .await?;
+        match (version, text) {
+            (Some(version), Some(text)) => serde_json::from_str(&text)
+                .map(|document| Some((document, version)))
+                .map_err(|_| malformed(key, "not JSON")),
+            (None, None) => Ok(None),
+            _ => Err(malformed(
+                key,
+                "a version without a document, or the reverse",
+            )),
+        }
+    }
+
+    async fn write_if(
+        &self,
+        key: &str,
+        document: &Value,
+        expected: Option<u64>,
+    ) -> Result<Option<u64>, Error> {
+        check_key(key)?;
+        check_document(document)?;
+        let mut connection = self.redis.connection().await?;
+        let expected = expected.map(|v| v.to_string()).unwrap_or_default();
+        self.redis
+            .timed(
+                "write",
+                self.redis
+                    .inner
+                    .scripts
+                    .write_if
+                    .key(format!("{}{key}", self.documents))
+                    .key(&self.versions)
+                    .arg(expected)
+                    .arg(document.to_string())
+                    .invoke_async(&mut connection),
+            )
+            .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), Error> {
+        check_key(key)?;
+        let mut connection = self.redis.connection().await?;
+        self.redis
+            .timed(
+                "delete",
+                redis::cmd("DEL")
+                    .arg(format!("{}{key}", self.documents))
+                    .query_async::<u64>(&mut connection),
+            )
+            .await
+            .map(|_| ())
+    }
+
+    async fn list(&self, folder: &str) -> Result<Vec<String>, Error> {
+        let folder = folder.trim_matches('/');
+        if !folder.is_empty() {
+            check_key(folder)?;
+        }
+        // Keys hold no glob character (`check_key`), and the prefix and namespace neither.
+        let pattern = if folder.is_empty() {
+            format!("{}*", self.documents)
+        } else {
+            format!("{}{folder}/*", self.documents)
+        };
+        let mut connection = self.redis.connection().await?;
+        let mut found = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = self
+                .redis
+                .timed(
+                    "list",
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query_async(&mut connection),
+                )
+                .await?;
+            found.extend(
+                keys.into_iter()
+                    .filter_map(|k| k.strip_prefix(&self.documents).map(str::to_owned)),
+            );
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        // SCAN may give a key twice.
+        found.sort();
+        found.dedup();
+        Ok(found)
+    }
+
+    async fn try_lease(&self, key: &str, holder: &str, ttl: Duration) -> Result<bool, Error> {
+        check_key(key)?;
+        let mut connection = self.redis.connection().await?;
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let taken: u8 = self
+            .redis
+            .timed(
+                "lease",
+                self.redis
+                    .inner
+                    .scripts
+                    .take_lease
+                    .key(format!("{}{key}", self.leases))
+                    .arg(holder)
+                    .arg(ttl_ms)
+                    .invoke_async(&mut connection),
+            )
+            .await?;
+        Ok(taken == 1)
+    }
+
+    async fn release(&self, key: &str, holder: &str) -> Result<(), Error> {
+        check_key(key)?;
+        let mut connection = self.redis.connection().await?;
+        self.redis
+            .timed(
+                "release",
+                self.redis
+                    .inner
+                    .scripts
+                    .release_lease
+                    .key(format!("{}{key}", self.leases))
+                    .arg(holder)
+                    .invoke_async::<u8>(&mut connection),
+            )
+            .await
+            .map(|_| ())
+    }
+}

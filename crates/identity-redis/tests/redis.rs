@@ -1,0 +1,156 @@
+//! Shared state against a real Redis server (Debian's `redis-server`, started per test).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use identity_core::Error;
+use identity_redis::RedisConfig;
+use identity_state::SharedState;
+use identity_test_support::RedisServer;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_state_passes_the_shared_state_conformance_suite() {
+    let server = RedisServer::start().await;
+    let redis = RedisConfig::new(server.url())
+        .connect("redis", &|_| None)
+        .unwrap();
+    identity_state::testing::run_shared_state_conformance(&redis.state("one").unwrap(), "one")
+        .await;
+    // Behind the trait object, from a second client (another replica).
+    let other = RedisConfig::new(server.url())
+        .connect("redis", &|_| None)
+        .unwrap();
+    let shared: Arc<dyn SharedState> = Arc::new(other.state("one").unwrap());
+    identity_state::testing::run_shared_state_conformance(shared.as_ref(), "two").await;
+}
+
+#[tokio::test]
+async fn namespaces_and_prefixes_keep_apart() {
+    let server = RedisServer::start().await;
+    let redis = RedisConfig::new(server.url())
+        .connect("redis", &|_| None)
+        .unwrap();
+    let mut other_config = RedisConfig::new(server.url());
+    other_config.prefix = "other-deployment".into();
+    let other_deployment = other_config.connect("redis", &|_| None).unwrap();
+    let clients = redis.state("clients").unwrap();
+    let connections = redis.state("connections").unwrap();
+    let theirs = other_deployment.state("clients").unwrap();
+    clients
+        .write_if("k", &json!({"a": 1}), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(connections.read("k").await.unwrap(), None);
+    assert_eq!(theirs.read("k").await.unwrap(), None);
+    assert!(theirs.list("").await.unwrap().is_empty());
+    assert!(
+        theirs
+            .try_lease("k", "x", Duration::from_secs(5))
+            .await
+            .unwrap()
+    );
+    assert!(
+        clients
+            .try_lease("k", "y", Duration::from_secs(5))
+            .await
+            .unwrap()
+    );
+    // The layout an operator sees: a hash per document, under the prefix and namespace.
+    let raw = server
+        .command(&["HGET", "agent-identity:{clients}:d:k", "d"])
+        .await
+        .unwrap();
+    assert!(raw.contains(r#"{"a":1}"#), "{raw}");
+    let ttl = server
+        .command(&["PTTL", "agent-identity:{clients}:l:k"])
+        .await
+        .unwrap();
+    let ttl: i64 = ttl.trim_start_matches(':').trim().parse().unwrap();
+    assert!(ttl > 0 && ttl <= 5000, "{ttl}");
+}
+
+#[tokio::test]
+async fn an_acl_user_authenticates_and_a_wrong_password_is_unauthenticated() {
+    let server = RedisServer::start_with_password("default-secret").await;
+    let acl = server
+        .command(&[
+            "ACL",
+            "SETUSER",
+            "agent",
+            "on",
+            ">agent-secret",
+            "~agent-identity:*",
+            "+@all",
+        ])
+        .await
+        .unwrap();
+    assert!(acl.starts_with("+OK"), "{acl}");
+    let mut config = RedisConfig::new(server.url());
+    config.username = Some("agent".into());
+    config.password_env = Some("REDIS_PASSWORD".into());
+    let good = config
+        .connect("redis", &|_| Some("agent-secret".into()))
+        .unwrap();
+    let state = good.state("s").unwrap();
+    state
+        .write_if("k", &json!({}), None)
+        .await
+        .unwrap()
+        .unwrap();
+    good.ping().await.unwrap();
+
+    let wrong = config
+        .connect("redis", &|_| Some("not-the-password".into()))
+        .unwrap();
+    let err = wrong.state("s").unwrap().read("k").await.unwrap_err();
+    assert!(matches!(err, Error::Unauthenticated { .. }), "{err:?}");
+    assert!(!err.to_string().contains("not-the-password"), "{err}");
+
+    // The user's keys are its prefix's only.
+    config.prefix = "elsewhere".into();
+    let outside = config
+        .connect("redis", &|_| Some("agent-secret".into()))
+        .unwrap();
+    let err = outside.state("s").unwrap().read("k").await.unwrap_err();
+    assert!(matches!(err, Error::PermissionDenied { .. }), "{err:?}");
+    // Debug shows no password.
+    assert!(!format!("{good:?}").contains("agent-secret"));
+}
+
+#[tokio::test]
+async fn a_stopped_server_is_unavailable_in_time_and_then_recovers() {
+    let mut server = RedisServer::start().await;
+    let port = server.port();
+    let mut config = RedisConfig::new(server.url());
+    config.timeout_ms = 500;
+    let redis = config.connect("redis", &|_| None).unwrap();
+    let state = redis.state("s").unwrap();
+    state
+        .write_if("k", &json!({"n": 1}), None)
+        .await
+        .unwrap()
+        .unwrap();
+    server.stop().await;
+    let started = std::time::Instant::now();
+    let err = state.read("k").await.unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    assert!(err.is_retryable());
+    // (the timeout is half a second; ten leave a loaded machine its slack)
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // A new server on the same port: the connection comes back by itself (empty: no
+    // persistence in these servers).
+    let _again = RedisServer::start_on(port).await;
+    let mut back = None;
+    for _ in 0..50 {
+        match state.read("k").await {
+            Ok(read) => {
+                back = Some(read);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    assert_eq!(back, Some(None));
+}

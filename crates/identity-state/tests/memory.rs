@@ -1,0 +1,9 @@
+//! The conformance suite against the in-process backend.
+
+#[tokio::test]
+async fn memory_state_passes_the_conformance_suite() {
+    let state = identity_state::MemoryState::default();
+    identity_state::testing::run_shared_state_conformance(&state, "memory").await;
+    // Two runs in one state stay apart by their namespace.
+    identity_state::testing::run_shared_state_conformance(&state, "again").await;
+}
