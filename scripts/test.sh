@@ -76,6 +76,19 @@ if [ "$(cat "$fixture/node_modules/.installed-lock" 2>/dev/null)" != "$lock" ]; 
 fi
 echo "oidc-provider $(node -p "require('./$fixture/node_modules/oidc-provider/package.json').version") on node $(node --version)"
 
+# Redis, for the shared state of replicas: Debian's redis-server (7). Each test starts its own on
+# 127.0.0.1 and a port of its own, without persistence.
+if ! command -v redis-server >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then apt=(apt-get); else apt=(sudo apt-get); fi
+    "${apt[@]}" install -y --no-install-recommends redis-server >/dev/null ||
+        { "${apt[@]}" update >/dev/null && "${apt[@]}" install -y --no-install-recommends redis-server >/dev/null; }
+fi
+# The package starts a system service on 6379; the tests use none of it.
+if command -v systemctl >/dev/null && systemctl is-active --quiet redis-server 2>/dev/null; then
+    systemctl stop redis-server || true
+fi
+redis-server --version
+
 # A real browser for the tests of the sidecar's pages: Debian's Chromium, driven by
 # playwright-core from the committed lock file (its own browser download is not used).
 if ! command -v chromium >/dev/null; then
@@ -107,11 +120,11 @@ step "cargo deny check bans licenses sources"
 "$tools/bin/cargo-deny" --all-features check bans licenses sources
 
 # ---- Feature hygiene --------------------------------------------------------------------------
-step "the facade's default build pulls neither the AWS SDK nor vaultrs; each backend only its own"
+step "the facade's default build pulls neither the AWS SDK, vaultrs nor redis; each backend only its own"
 for features in "" "--no-default-features"; do
     # shellcheck disable=SC2086 # $features is one flag or none
     deps=$(cargo tree --locked -p agent-identity $features -e normal --prefix none --format '{p}')
-    if grep -E '^(aws-sdk-|aws-config |aws-smithy-|vaultrs )' <<<"$deps"; then
+    if grep -E '^(aws-sdk-|aws-config |aws-smithy-|vaultrs |redis )' <<<"$deps"; then
         echo "agent-identity ${features:-with default features} pulls a backend SDK (above)" >&2
         exit 1
     fi
@@ -121,10 +134,13 @@ if cargo tree --locked -p identity-vault -e normal --prefix none --format '{p}' 
     echo "identity-vault pulls the AWS SDK (above)" >&2
     exit 1
 fi
-if cargo tree --locked -p identity-oauth -e normal --prefix none --format '{p}' | grep -E '^(vaultrs |aws-)'; then
-    echo "identity-oauth without its vault feature pulls a backend SDK (above)" >&2
-    exit 1
-fi
+# The crates that keep shared state know the trait, not a backend.
+for crate in identity-oauth identity-dcr identity-approval identity-state; do
+    if cargo tree --locked -p "$crate" -e normal --prefix none --format '{p}' | grep -E '^(vaultrs |aws-|redis )'; then
+        echo "$crate pulls a backend SDK (above)" >&2
+        exit 1
+    fi
+done
 if cargo tree --locked -p identity-aws -e normal --prefix none --format '{p}' | grep -E '^vaultrs '; then
     echo "identity-aws pulls vaultrs (above)" >&2
     exit 1
@@ -133,7 +149,7 @@ echo "ok"
 
 step "each facade feature builds on its own"
 cargo check --locked -q -p agent-identity --no-default-features
-for feature in memory vault aws token-exchange http seal cache budget dcr dcr-vault oauth oauth-vault proxy; do
+for feature in memory vault aws token-exchange http seal cache budget policy approval state redis dcr oauth proxy; do
     cargo check --locked -q -p agent-identity --no-default-features --features "$feature"
 done
 echo "ok"

@@ -22,15 +22,16 @@
 //! | `budget` | no | [`identity_budget`]: `Budgets`, requests per window per rule, credential, user or workload, as a router gate |
 //! | `policy` | no | [`identity_policy`]: Cedar permission policies, `PolicyGate`, as a router gate |
 //! | `approval` | no | [`identity_approval`]: `Approvals`, calls held until approvers approve that exact call, as a router gate |
-//! | `approval-vault` | no | `identity_approval::VaultApprovals`: approvals in Vault KV v2, shared by replicas; enables `approval` and `vault` |
+//! | `state` | no | [`identity_state`]: `SharedState`, what replicas share (versioned documents by check-and-set, leases), in memory; `vault` adds Vault's (`VaultDocuments`), `redis` Redis's |
+//! | `redis` | no | [`identity_redis`]: shared state in Redis (connections, registered clients, approvals, leases); enables `state` |
 //! | `seal` | no | [`identity_seal`]: keyrings with per-purpose keys, AES-256-GCM sealed boxes, private files |
 //! | `dcr` | no | [`identity_dcr`]: dynamic client registration (RFC 7591/7592), the client registry, `DcrCredentialStore`; enables `http` and `seal` |
 //! | `oauth` | no | [`identity_oauth`]: OAuth 2.1 client flows (PKCE, authorization code, refresh, revocation, client credentials), provider presets (GitHub, Google, OpenID, DCR, Kaggle), `DelegatedTokenStore`; enables `dcr` |
-//! | `dcr-vault` | no | `identity_dcr::VaultClients`: registered clients in Vault KV v2, shared by replicas; enables `dcr` and `vault` |
-//! | `oauth-vault` | no | `identity_oauth::VaultTokens`: users' connections in Vault KV v2, shared by replicas; enables `oauth` and `vault` |
 //! | `proxy` | no | [`identity_proxy`]: the injection proxy, calls to configured upstreams with the credential put in; enables `http` |
 //!
-//! The default build pulls neither the AWS SDK nor vaultrs.
+//! The default build pulls neither the AWS SDK, vaultrs nor the redis crate. Users' connections
+//! (`oauth`), registered clients (`dcr`) and approvals (`approval`) are kept in any
+//! `SharedState`: enable `vault` or `redis` for a backend replicas share.
 //!
 //! # Quickstart
 //!
@@ -119,6 +120,14 @@ pub use identity_cache;
 /// Keyrings, sealed boxes and private files.
 #[cfg(feature = "seal")]
 pub use identity_seal;
+
+/// Shared state for replicas (feature `state`).
+#[cfg(feature = "state")]
+pub use identity_state;
+
+/// Shared state in Redis (feature `redis`).
+#[cfg(feature = "redis")]
+pub use identity_redis;
 
 /// OAuth 2.1 client flows, provider presets and the delegated-token store.
 #[cfg(feature = "oauth")]

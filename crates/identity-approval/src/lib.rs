@@ -8,8 +8,8 @@
 //! caller that asked, and may need several distinct approvers out of a named set. A granted
 //! approval is a statement signed with Ed25519 (a compact JWS) that any replica and any auditor
 //! can check ([`ApprovalVerifier`]). Approvals are kept in an [`ApprovalStore`]: in memory, or
-//! in Vault with check-and-set (feature `vault`), so that replicas share them and one approval
-//! is used once.
+//! in a shared state (Vault, Redis) with check-and-set ([`SharedApprovals`]), so that replicas
+//! share them and one approval is used once.
 //!
 //! ```
 //! # use std::sync::Arc;
@@ -42,14 +42,12 @@
 
 mod approvals;
 mod record;
+mod shared;
 mod signing;
 mod store;
-#[cfg(feature = "vault")]
-mod vault;
 
 pub use approvals::{ApprovalError, ApprovalNotifier, Approvals};
 pub use record::{Approval, ApprovalState, CallSummary, Vote};
+pub use shared::SharedApprovals;
 pub use signing::{ApprovalSigner, ApprovalVerifier, BreakGlassClaim, STATEMENT_ISSUER, Statement};
 pub use store::{ApprovalStore, MemoryApprovals, Versioned};
-#[cfg(feature = "vault")]
-pub use vault::VaultApprovals;

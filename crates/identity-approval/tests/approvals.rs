@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use identity_approval::{
     Approval, ApprovalError, ApprovalNotifier, ApprovalSigner, ApprovalState, ApprovalStore,
-    Approvals, MemoryApprovals,
+    Approvals, MemoryApprovals, SharedApprovals,
 };
 use identity_core::{
     ApprovalRequirement, Credential, CredentialKind, OffsetDateTime, RequestContext, ResourceKind,
@@ -382,7 +382,6 @@ async fn without_an_approvals_gate_a_demand_refuses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_sharing_vault_use_one_approval_once() {
-    use identity_approval::VaultApprovals;
     use identity_test_support::{BAO_ROOT_TOKEN, OpenBao};
     use identity_vault::{VaultAuth, VaultCredentialStore};
     let bao = OpenBao::start().await;
@@ -395,13 +394,33 @@ async fn two_replicas_sharing_vault_use_one_approval_once() {
         .mount("kv")
         .build()
         .unwrap();
-        Arc::new(VaultApprovals::new(vault.documents("approvals").unwrap()))
+        Arc::new(SharedApprovals::new(Arc::new(
+            vault.documents("approvals").unwrap(),
+        )))
     };
+    two_replicas_use_one_approval_once(replica(), replica()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_sharing_redis_use_one_approval_once() {
+    let server = identity_test_support::RedisServer::start().await;
+    let replica = || {
+        let redis = identity_redis::RedisConfig::new(server.url())
+            .connect("redis", &|_| None)
+            .unwrap();
+        Arc::new(SharedApprovals::new(Arc::new(
+            redis.state("approvals").unwrap(),
+        )))
+    };
+    two_replicas_use_one_approval_once(replica(), replica()).await;
+}
+
+async fn two_replicas_use_one_approval_once(one: Arc<SharedApprovals>, two: Arc<SharedApprovals>) {
     // One signing key, configured on both replicas.
     let (pem, _) = identity_test_support::ed25519_key_pair(9);
     let signer = ApprovalSigner::from_pem(&pem, "shared").unwrap();
-    let first = Approvals::new(replica(), signer.clone());
-    let second = Approvals::new(replica(), signer);
+    let first = Approvals::new(one, signer.clone());
+    let second = Approvals::new(two, signer);
     let demand = ApprovalRequirement::new(2, ["alice", "bob", "carol"]);
     let (router_one, router_two) = (router(demand.clone(), &first), router(demand, &second));
     let ctx = context("dave");

@@ -19,15 +19,16 @@
 //! another scheme). A hostile server can make a call fail, and nothing else.
 //!
 //! Clients are kept in memory ([`MemoryPersistence`]), in a file whose secrets are sealed with
-//! AES-256-GCM under a rotating [`identity_seal::Keyring`] ([`FilePersistence`]), or, with the
-//! `vault` feature, in Vault KV v2 sealed the same way and shared by replicas (`VaultClients`).
+//! AES-256-GCM under a rotating [`identity_seal::Keyring`] ([`FilePersistence`]), or in a
+//! shared state (Vault KV v2, Redis), sealed the same way and shared by replicas
+//! ([`SharedClients`]), where a registration is made under a lease so that replicas register
+//! once.
 //!
 //! How a client comes to be at a server follows the MCP authorization specification
 //! (2026-07-28): a client registered in advance for that issuer, else a Client ID Metadata
 //! Document where the server accepts them, else dynamic registration ([`ClientProfile`]).
 //!
-//! Features: `vault` (`VaultClients`: clients in Vault KV v2, shared by replicas; pulls
-//! vaultrs), `testing` (the conformance suite every [`ClientPersistence`] passes, [`testing`]).
+//! Features: `testing` (the conformance suite every [`ClientPersistence`] passes, [`testing`]).
 //!
 //! ```
 //! use identity_dcr::Dcr;
@@ -47,11 +48,10 @@ mod config;
 mod file;
 mod registration;
 mod registry;
+mod shared;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
-#[cfg(feature = "vault")]
-mod vault;
 
 use identity_core::Error;
 use identity_http::{
@@ -64,9 +64,8 @@ pub use registration::{ClientMetadata, RegisteredClient};
 pub use registry::{
     ClientKey, ClientPersistence, ClientProfile, ClientRegistry, MemoryPersistence,
 };
+pub use shared::SharedClients;
 pub use store::{DcrCredentialStore, DcrSlot, Target};
-#[cfg(feature = "vault")]
-pub use vault::VaultClients;
 
 /// The backend name in errors and audit events.
 const BACKEND: &str = "dcr";

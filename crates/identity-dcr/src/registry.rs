@@ -4,12 +4,13 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use identity_http::{KeyedLocks, PrivateKey};
 
 use async_trait::async_trait;
 use identity_core::{Error, OffsetDateTime, Secret};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::registration::{ClientMetadata, RegisteredClient};
 use crate::{BACKEND, Dcr};
@@ -42,6 +43,24 @@ pub trait ClientPersistence: Send + Sync + fmt::Debug + 'static {
     async fn remove(&self, key: &ClientKey) -> Result<(), Error>;
     /// Forgets every client.
     async fn clear(&self) -> Result<(), Error>;
+
+    /// Takes the registration lease of `key` for `holder` until `ttl` has passed: `true` when
+    /// taken. Only the holder registers, so that replicas sharing this persistence register
+    /// once. What one process keeps needs no lease (the registry's own lock serialises its
+    /// callers): the default grants it.
+    async fn try_lease(
+        &self,
+        _key: &ClientKey,
+        _holder: &str,
+        _ttl: Duration,
+    ) -> Result<bool, Error> {
+        Ok(true)
+    }
+
+    /// Gives the registration lease back.
+    async fn release(&self, _key: &ClientKey, _holder: &str) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 /// Clients kept in memory: lost at exit.
@@ -186,7 +205,16 @@ pub struct ClientRegistry {
     persistence: Arc<dyn ClientPersistence>,
     /// One lock per key, so that registrations for different keys run in parallel.
     locks: KeyedLocks<ClientKey>,
+    /// This registry's name as a holder of registration leases.
+    holder: String,
 }
+
+/// How long a registration lease lasts: a registration that takes longer (a server answering
+/// slowly, a replica that died) lets another replica register.
+const REGISTRATION_LEASE: Duration = Duration::from_secs(30);
+
+/// How often a replica waiting for another's registration looks for it.
+const REGISTRATION_POLL: Duration = Duration::from_millis(100);
 
 impl ClientRegistry {
     /// A registry that registers with `dcr` and keeps clients in `persistence`.
@@ -198,10 +226,20 @@ impl ClientRegistry {
     /// # Ok::<(), identity_core::Error>(())
     /// ```
     pub fn new(dcr: Dcr, persistence: Arc<dyn ClientPersistence>) -> Self {
+        let mut random = [0u8; 12];
+        // Without randomness, the process id and time still tell replicas apart.
+        if getrandom::fill(&mut random).is_err() {
+            let seed = u128::from(std::process::id())
+                ^ OffsetDateTime::now_utc()
+                    .unix_timestamp_nanos()
+                    .unsigned_abs();
+            random.copy_from_slice(&seed.to_le_bytes()[..12]);
+        }
         Self {
             dcr,
             persistence,
             locks: KeyedLocks::default(),
+            holder: hex::encode(random),
         }
     }
 
@@ -240,9 +278,60 @@ impl ClientRegistry {
             return Ok(client.clone());
         }
         let _held = self.locks.lock(key.clone()).await;
+        let usable = |client: &RegisteredClient| {
+            client.issuer == issuer && !client.secret_expired_at(OffsetDateTime::now_utc())
+        };
         if let Some(client) = self.persistence.load(&key).await?
-            && client.issuer == issuer
-            && !client.secret_expired_at(OffsetDateTime::now_utc())
+            && usable(&client)
+        {
+            return Ok(client);
+        }
+        // Replicas sharing the persistence: one registers, the others wait for its client.
+        // The lease lapses if its holder dies, so the wait is bounded by its time to live.
+        let waited_since = tokio::time::Instant::now();
+        while !self
+            .persistence
+            .try_lease(&key, &self.holder, REGISTRATION_LEASE)
+            .await?
+        {
+            if waited_since.elapsed() > REGISTRATION_LEASE * 2 {
+                return Err(Error::unavailable(
+                    BACKEND,
+                    format!(
+                        "another replica has been registering the client of profile `{}` at `{issuer}` for over {} s",
+                        profile.name,
+                        (REGISTRATION_LEASE * 2).as_secs()
+                    ),
+                ));
+            }
+            tokio::time::sleep(REGISTRATION_POLL).await;
+            if let Some(client) = self.persistence.load(&key).await?
+                && usable(&client)
+            {
+                return Ok(client);
+            }
+        }
+        let outcome = self.create_under_lease(issuer, profile, &key, usable).await;
+        let released = self.persistence.release(&key, &self.holder).await;
+        let client = outcome?;
+        if let Err(err) = released {
+            // The client is saved; the lease lapses by itself.
+            warn!(issuer, profile = %profile.name, error = %err, "could not give the registration lease back");
+        }
+        Ok(client)
+    }
+
+    /// Registers (or takes the metadata document's client) while holding the lease, unless a
+    /// replica that held it before saved a usable client meanwhile.
+    async fn create_under_lease(
+        &self,
+        issuer: &str,
+        profile: &ClientProfile,
+        key: &ClientKey,
+        usable: impl Fn(&RegisteredClient) -> bool,
+    ) -> Result<RegisteredClient, Error> {
+        if let Some(client) = self.persistence.load(key).await?
+            && usable(&client)
         {
             return Ok(client);
         }
@@ -252,7 +341,7 @@ impl ClientRegistry {
         {
             let client =
                 RegisteredClient::from_metadata_document(issuer, document, &profile.metadata)?;
-            self.persistence.save(&key, &client).await?;
+            self.persistence.save(key, &client).await?;
             return Ok(client);
         }
         if !server.supports_registration() {
@@ -270,7 +359,7 @@ impl ClientRegistry {
             )
             .await?;
         info!(issuer, profile = %profile.name, client_id = %client.client_id, "registered a client");
-        self.persistence.save(&key, &client).await?;
+        self.persistence.save(key, &client).await?;
         Ok(client)
     }
 

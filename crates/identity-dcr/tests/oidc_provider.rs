@@ -11,7 +11,7 @@ use std::sync::Arc;
 use identity_core::{CredentialRef, CredentialStore, Error, RoutingRule, Secret};
 use identity_dcr::{
     ClientMetadata, ClientProfile, ClientRegistry, Dcr, DcrCredentialStore, DcrSlot,
-    MemoryPersistence, Target,
+    MemoryPersistence, SharedClients, Target,
 };
 use identity_router::Router;
 use identity_test_support::{AuthorizationServer, request_context};
@@ -142,6 +142,67 @@ async fn a_hundred_concurrent_callers_share_one_registration() {
     assert_eq!(again.client_id, first);
     assert_eq!(registry.dcr().read(&again).await.unwrap().client_id, first);
     assert!(registry.supports_dcr(server.issuer()).await.unwrap());
+}
+
+/// Three replicas sharing `state`, a hundred first uses spread over them: one registration.
+async fn replicas_register_once(state: Arc<dyn identity_state::SharedState>) {
+    let server = AuthorizationServer::start().await;
+    let ring = identity_seal::Keyring::new("k1", [5; 32]);
+    let replicas: Vec<Arc<ClientRegistry>> = (0..3)
+        .map(|_| {
+            Arc::new(ClientRegistry::new(
+                dcr(),
+                Arc::new(SharedClients::new(state.clone(), ring.clone())),
+            ))
+        })
+        .collect();
+    let profile = profile();
+    let calls = (0..100).map(|n| replicas[n % 3].get_or_create(server.issuer(), &profile));
+    let clients = futures::future::join_all(calls).await;
+    let first = clients[0].as_ref().unwrap().client_id.clone();
+    assert!(
+        clients
+            .iter()
+            .all(|c| c.as_ref().unwrap().client_id == first)
+    );
+    assert_eq!(server.registrations().await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_sharing_redis_register_once() {
+    let redis_server = identity_test_support::RedisServer::start().await;
+    let redis = identity_redis::RedisConfig::new(redis_server.url())
+        .connect("redis", &|_| None)
+        .unwrap();
+    replicas_register_once(Arc::new(redis.state("clients").unwrap())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_sharing_vault_register_once() {
+    use identity_test_support::{BAO_ROOT_TOKEN, OpenBao};
+    use identity_vault::{VaultAuth, VaultCredentialStore};
+    let bao = OpenBao::start().await;
+    bao.enable_kv2("kv").await;
+    let vault =
+        VaultCredentialStore::builder(bao.address(), VaultAuth::token(Secret::new(BAO_ROOT_TOKEN)))
+            .mount("kv")
+            .build()
+            .unwrap();
+    replicas_register_once(Arc::new(vault.documents("clients").unwrap())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_that_share_nothing_register_each() {
+    // What shared state prevents: three processes with their own memory register thrice.
+    let server = AuthorizationServer::start().await;
+    let profile = profile();
+    for _ in 0..3 {
+        ClientRegistry::new(dcr(), Arc::new(MemoryPersistence::default()))
+            .get_or_create(server.issuer(), &profile)
+            .await
+            .unwrap();
+    }
+    assert_eq!(server.registrations().await, 3);
 }
 
 fn slot(issuer: &str) -> DcrSlot {

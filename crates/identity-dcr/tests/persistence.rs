@@ -1,5 +1,6 @@
-//! The client stores' conformance suite, against each: memory, the sealed file, and Vault (a
-//! real OpenBao started here).
+//! The client stores' conformance suite, against each: memory, the sealed file, and the shared
+//! state in memory, in Vault (a real OpenBao started here) and in Redis (a real redis-server
+//! started here).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -34,7 +35,6 @@ async fn the_sealed_file_passes_the_suite() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[cfg(feature = "vault")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vault_passes_the_suite() {
     use identity_core::Secret;
@@ -47,8 +47,8 @@ async fn vault_passes_the_suite() {
             .mount("kv")
             .build()
             .unwrap();
-    let clients = identity_dcr::VaultClients::new(
-        vault.documents("clients").unwrap(),
+    let clients = identity_dcr::SharedClients::new(
+        std::sync::Arc::new(vault.documents("clients").unwrap()),
         Keyring::new("k1", [4; 32]),
     );
     run_client_persistence_conformance(&clients, "vault").await;
@@ -58,8 +58,8 @@ async fn vault_passes_the_suite() {
             .mount("kv")
             .build()
             .unwrap();
-    let other = identity_dcr::VaultClients::new(
-        second.documents("clients").unwrap(),
+    let other = identity_dcr::SharedClients::new(
+        std::sync::Arc::new(second.documents("clients").unwrap()),
         Keyring::new("k1", [4; 32]),
     );
     let key = identity_dcr::ClientKey {
@@ -74,4 +74,26 @@ async fn vault_passes_the_suite() {
     use identity_dcr::ClientPersistence;
     clients.save(&key, &client).await.unwrap();
     assert_eq!(other.load(&key).await.unwrap().unwrap().client_id, "shared");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_passes_the_suite() {
+    let server = identity_test_support::RedisServer::start().await;
+    let redis = identity_redis::RedisConfig::new(server.url())
+        .connect("redis", &|_| None)
+        .unwrap();
+    let clients = identity_dcr::SharedClients::new(
+        std::sync::Arc::new(redis.state("clients").unwrap()),
+        Keyring::new("k1", [4; 32]),
+    );
+    run_client_persistence_conformance(&clients, "redis").await;
+}
+
+#[tokio::test]
+async fn shared_state_in_memory_passes_the_suite() {
+    let clients = identity_dcr::SharedClients::new(
+        std::sync::Arc::new(identity_state::MemoryState::default()),
+        Keyring::new("k1", [4; 32]),
+    );
+    run_client_persistence_conformance(&clients, "shared-memory").await;
 }

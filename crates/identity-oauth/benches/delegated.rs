@@ -5,7 +5,7 @@
 //! - `resolve/delegated_memory`: the user's connection in `MemoryTokens`.
 //! - `resolve/delegated_file`: in `FileTokens` (held in memory, sealed: every read opens the
 //!   AES-256-GCM seal).
-//! - `resolve/delegated_vault`: in `VaultTokens` on a real OpenBao (started here): a KV read and
+//! - `resolve/delegated_vault`: in `SharedTokens` on a real OpenBao (started here): a KV read and
 //!   an open per resolution, the shared state of several replicas.
 //! - `bare_vaultrs_read`: the same KV entry read with vaultrs alone, the floor the Vault case is
 //!   compared with in the same run.
@@ -22,8 +22,8 @@ use identity_core::{
 use identity_http::{AuthorizationServerMetadata, ClientCredentials, HttpClient, OutboundPolicy};
 use identity_memory::MemoryCredentialStore;
 use identity_oauth::{
-    DelegatedTokenStore, FileTokens, MemoryTokens, OAuthClient, Provider, TokenPersistence,
-    TokenSet, VaultTokens,
+    DelegatedTokenStore, FileTokens, MemoryTokens, OAuthClient, Provider, SharedTokens,
+    TokenPersistence, TokenSet,
 };
 use identity_router::Router;
 use identity_seal::Keyring;
@@ -96,8 +96,8 @@ fn bench(c: &mut Criterion) {
         ),
         (
             "delegated_vault",
-            Arc::new(VaultTokens::new(
-                vault.documents("connections").unwrap(),
+            Arc::new(SharedTokens::new(
+                Arc::new(vault.documents("connections").unwrap()),
                 ring.clone(),
             )),
         ),
@@ -134,7 +134,7 @@ fn bench(c: &mut Criterion) {
             .unwrap(),
     )
     .unwrap();
-    // base64url("alice") and base64url("openai"): where VaultTokens keeps the connection.
+    // base64url("alice") and base64url("openai"): where SharedTokens keeps the connection.
     let path = "connections/connections/YWxpY2U/b3BlbmFp";
 
     let mut group = c.benchmark_group("delegated");

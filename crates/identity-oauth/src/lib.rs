@@ -24,14 +24,13 @@
 //! for.
 //!
 //! Connections are kept in memory ([`MemoryTokens`]), in a file owned by one process
-//! ([`FileTokens`]), or, with the `vault` feature, in Vault KV v2 shared by every replica
-//! (`VaultTokens`); tokens are sealed with AES-256-GCM under a rotating keyring in both.
+//! ([`FileTokens`]), or in a shared state that every replica reaches ([`SharedTokens`]: Vault
+//! KV v2, Redis); tokens are sealed with AES-256-GCM under a rotating keyring in each.
 //!
 //! [`Provider`] presets: GitHub, Google, any OpenID provider from its discovery document, a
 //! client registered at run time (DCR), and Kaggle-style personal API tokens.
 //!
-//! Features: `vault` (`VaultTokens`; pulls vaultrs), `testing` (the conformance suite every
-//! [`TokenPersistence`] passes, [`testing`]).
+//! Features: `testing` (the conformance suite every [`TokenPersistence`] passes, [`testing`]).
 //!
 //! ```
 //! use identity_http::{AuthorizationServerMetadata, OutboundPolicy};
@@ -56,11 +55,10 @@ mod flow;
 mod github;
 mod id_token;
 mod provider;
+mod shared;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tokens;
-#[cfg(feature = "vault")]
-mod vault;
 
 pub use account::Account;
 pub use config::{Preset, ProviderConfig, ProviderContext, is_provider_name};
@@ -68,9 +66,8 @@ pub use delegated::{Connection, DelegatedTokenStore, MemoryTokens, TokenPersiste
 pub use file::FileTokens;
 pub use flow::{AuthorizationRequest, PendingAuthorization, Pkce, check_callback};
 pub use provider::Provider;
+pub use shared::SharedTokens;
 pub use tokens::{OAuthClient, TokenSet};
-#[cfg(feature = "vault")]
-pub use vault::VaultTokens;
 
 /// The backend name in errors.
 const BACKEND: &str = "oauth";

@@ -1,5 +1,6 @@
-//! The connection stores' conformance suite, against each: memory, the sealed file, and Vault
-//! (a real OpenBao started here).
+//! The connection stores' conformance suite, against each: memory, the sealed file, and the
+//! shared state in memory, in Vault (a real OpenBao started here) and in Redis (a real
+//! redis-server started here).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -28,7 +29,6 @@ async fn the_sealed_file_passes_the_suite() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[cfg(feature = "vault")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vault_passes_the_suite() {
     use identity_test_support::{BAO_ROOT_TOKEN, OpenBao};
@@ -40,9 +40,40 @@ async fn vault_passes_the_suite() {
             .mount("kv")
             .build()
             .unwrap();
-    let tokens = identity_oauth::VaultTokens::new(
-        vault.documents("connections").unwrap(),
+    let tokens = identity_oauth::SharedTokens::new(
+        std::sync::Arc::new(vault.documents("connections").unwrap()),
         Keyring::new("k1", [9; 32]),
     );
     run_token_persistence_conformance(&tokens, "vault").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_passes_the_suite() {
+    let server = identity_test_support::RedisServer::start().await;
+    let redis = identity_redis::RedisConfig::new(server.url())
+        .connect("redis", &|_| None)
+        .unwrap();
+    let tokens = identity_oauth::SharedTokens::new(
+        std::sync::Arc::new(redis.state("connections").unwrap()),
+        Keyring::new("k1", [9; 32]),
+    );
+    run_token_persistence_conformance(&tokens, "redis").await;
+    // What Redis holds names the user and provider, never a token.
+    let everything = server.command(&["KEYS", "*"]).await.unwrap();
+    assert!(everything.contains("connections/"), "{everything}");
+    for key in everything.lines().filter(|l| l.contains(":d:")) {
+        let raw = server.command(&["HGET", key, "d"]).await.unwrap();
+        for token in ["gho-1", "alice-gh", "racer-", "-refresh", "canary-7d1f"] {
+            assert!(!raw.contains(token), "{raw}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_state_in_memory_passes_the_suite() {
+    let tokens = identity_oauth::SharedTokens::new(
+        std::sync::Arc::new(identity_state::MemoryState::default()),
+        Keyring::new("k1", [9; 32]),
+    );
+    run_token_persistence_conformance(&tokens, "shared-memory").await;
 }

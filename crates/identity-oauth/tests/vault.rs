@@ -1,7 +1,6 @@
 //! Connections shared by replicas through a real OpenBao, refreshed against a real authorization
 //! server (oidc-provider, which rotates refresh tokens and revokes the grant when an old one is
 //! used again).
-#![cfg(feature = "vault")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -15,7 +14,7 @@ use identity_core::{CredentialRef, CredentialStore, RequestContext, ResourceKind
 use identity_dcr::{ClientMetadata, Dcr};
 use identity_http::{ClientCredentials, OutboundPolicy};
 use identity_oauth::{
-    AuthorizationRequest, DelegatedTokenStore, OAuthClient, Provider, VaultTokens, check_callback,
+    AuthorizationRequest, DelegatedTokenStore, OAuthClient, Provider, SharedTokens, check_callback,
 };
 use identity_seal::Keyring;
 use identity_test_support::{AuthorizationServer, BAO_ROOT_TOKEN, OpenBao};
@@ -42,8 +41,8 @@ fn replica(bao: &OpenBao, client: &OAuthClient) -> DelegatedTokenStore {
             .mount("kv")
             .build()
             .unwrap();
-    let tokens = VaultTokens::new(
-        vault.documents("connections").unwrap(),
+    let tokens = SharedTokens::new(
+        Arc::new(vault.documents("connections").unwrap()),
         Keyring::new("k1", [9; 32]),
     );
     // Tokens live 600 s here; a one-hour window makes every read refresh.

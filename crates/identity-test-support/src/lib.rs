@@ -271,6 +271,23 @@ impl AuthorizationServer {
 
     /// How many token exchanges the token endpoint has handled.
     pub async fn exchanges(&self) -> u64 {
+        self.stat("exchanges").await
+    }
+
+    /// How many clients the server registered (RFC 7591).
+    pub async fn registrations(&self) -> u64 {
+        self.stat("registrations").await
+    }
+
+    /// How many refresh grants the server served, and how many it refused.
+    pub async fn refreshes(&self) -> (u64, u64) {
+        (
+            self.stat("refreshes").await,
+            self.stat("refreshesRefused").await,
+        )
+    }
+
+    async fn stat(&self, name: &str) -> u64 {
         let stats: Value = self
             .http
             .get(format!("{}/test/stats", self.issuer))
@@ -280,7 +297,7 @@ impl AuthorizationServer {
             .json()
             .await
             .unwrap();
-        stats["exchanges"].as_u64().unwrap()
+        stats[name].as_u64().unwrap()
     }
 
     /// What the server says of `token` (RFC 7662), asked by the exchanging client.

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent_identity::identity_approval::{
-    ApprovalSigner, ApprovalStore, Approvals, MemoryApprovals, VaultApprovals,
+    ApprovalSigner, ApprovalStore, Approvals, MemoryApprovals, SharedApprovals,
 };
 use agent_identity::identity_policy::{Policies, PolicyGate, PolicySource};
-use agent_identity::identity_vault::VaultCredentialStore;
 use agent_identity::{ConfigError, RoutingRule};
 use serde::Deserialize;
-use std::collections::BTreeMap;
+
+use crate::stores::shared::{Choice, SharedPlaces};
 
 /// The `[policies]` section.
 #[derive(Debug, Clone, Deserialize)]
@@ -41,6 +41,8 @@ pub(crate) struct ApprovalsSection {
     /// Where in that mount.
     #[serde(default = "default_vault_prefix")]
     vault_prefix: String,
+    /// Or: the `[redis.<name>]` server that keeps them, shared by replicas.
+    redis: Option<String>,
     /// The Ed25519 key (PKCS#8 PEM) that signs granted approvals; replicas must share one. A
     /// key made at start when absent (one replica only).
     signing_key_file: Option<PathBuf>,
@@ -157,7 +159,7 @@ pub(crate) fn governance(
     approvals: Option<ApprovalsSection>,
     rules: &[RoutingRule],
     base: &Path,
-    vaults: &BTreeMap<String, Arc<VaultCredentialStore>>,
+    places: &SharedPlaces,
     errors: &mut Vec<ConfigError>,
 ) -> Governance {
     let mut governance = Governance::default();
@@ -199,7 +201,7 @@ pub(crate) fn governance(
         ));
     }
     match approvals {
-        Some(section) => governance.approvals = approvals_of(section, base, vaults, errors),
+        Some(section) => governance.approvals = approvals_of(section, base, places, errors),
         None => {
             if let Some(first) = demanding.first() {
                 errors.push(ConfigError::new(
@@ -216,7 +218,7 @@ pub(crate) fn governance(
 fn approvals_of(
     section: ApprovalsSection,
     base: &Path,
-    vaults: &BTreeMap<String, Arc<VaultCredentialStore>>,
+    places: &SharedPlaces,
     errors: &mut Vec<ConfigError>,
 ) -> Option<Approvals> {
     let signer = match &section.signing_key_file {
@@ -242,37 +244,33 @@ fn approvals_of(
             return None;
         }
     };
-    let store: Arc<dyn ApprovalStore> = match &section.vault {
-        None => Arc::new(MemoryApprovals::default()),
-        Some(name) => {
-            if section.signing_key_file.is_none() {
-                errors.push(ConfigError::new(
-                    "approvals",
-                    Some("signing_key_file"),
-                    "is needed with `vault`: replicas that share approvals must share the key that signs them",
-                ));
-                return None;
-            }
-            let Some(vault) = vaults.get(name) else {
-                errors.push(ConfigError::new(
-                    "approvals",
-                    Some("vault"),
-                    format!("names no store of type \"vault\": `{name}`"),
-                ));
-                return None;
-            };
-            match vault.documents(&section.vault_prefix) {
-                Ok(documents) => Arc::new(VaultApprovals::new(documents)),
-                Err(err) => {
-                    errors.push(ConfigError::new(
-                        "approvals",
-                        Some("vault_prefix"),
-                        err.to_string(),
-                    ));
-                    return None;
-                }
-            }
+    let shared = places.state(
+        "approvals",
+        &Choice {
+            vault: ("vault", section.vault.as_deref()),
+            vault_prefix: ("vault_prefix", &section.vault_prefix),
+            redis: ("redis", section.redis.as_deref()),
+            namespace: "approvals",
+        },
+    );
+    let store: Arc<dyn ApprovalStore> = match shared {
+        Err(err) => {
+            errors.push(err);
+            return None;
         }
+        Ok(None) => Arc::new(MemoryApprovals::default()),
+        Ok(Some(_)) if section.signing_key_file.is_none() => {
+            errors.push(ConfigError::new(
+                "approvals",
+                Some("signing_key_file"),
+                format!(
+                    "is needed with `{}`: replicas that share approvals must share the key that signs them",
+                    if section.redis.is_some() { "redis" } else { "vault" }
+                ),
+            ));
+            return None;
+        }
+        Ok(Some(state)) => Arc::new(SharedApprovals::new(state)),
     };
     Some(Approvals::new(store, signer))
 }

@@ -42,6 +42,7 @@ use crate::stores::aws::{AwsSection, aws_store};
 use crate::stores::dcr::{DcrSection, dcr_store};
 use crate::stores::memory::memory_store;
 use crate::stores::oauth::{OAuthSection, oauth_store};
+use crate::stores::shared::SharedPlaces;
 use crate::stores::token_exchange::{TokenExchangeSection, token_exchange_store};
 use crate::stores::vault::{VaultSection, vault_store};
 use crate::stores::{Beside, located_store_error};
@@ -177,6 +178,9 @@ struct ConfigFile {
     approvals: Option<governance::ApprovalsSection>,
     /// Pages for people: sign-in, approvals, connections.
     web: Option<crate::app::web::WebSettings>,
+    /// Redis servers that keep what replicas share, by name.
+    #[serde(default)]
+    redis: BTreeMap<String, agent_identity::identity_redis::RedisConfig>,
 }
 
 /// Reads, checks and builds the configuration in `path`.
@@ -276,6 +280,7 @@ pub fn load_env(
         policies: None,
         approvals: None,
         web: None,
+        redis: BTreeMap::new(),
     };
     build(file, Path::new("."), "environment".into(), env, observer)
 }
@@ -320,7 +325,15 @@ fn build(
     let mut oauth = None;
     let mut oauth_sections = Vec::new();
     let mut dcr_sections = Vec::new();
-    let mut vaults = BTreeMap::new();
+    let mut places = SharedPlaces::default();
+    for (name, redis) in &file.redis {
+        match redis.connect(&format!("redis.{name}"), env) {
+            Ok(server) => {
+                places.redis.insert(name.clone(), server);
+            }
+            Err(error) => errors.push(error),
+        }
+    }
     for (name, store) in file.stores {
         let location = format!("stores.{name}");
         match store {
@@ -354,7 +367,7 @@ fn build(
                     Ok((store, cached)) => {
                         let cached = Arc::new(cached);
                         builder = builder.store(name.clone(), cached.clone());
-                        vaults.insert(name.clone(), Arc::new(store));
+                        places.vaults.insert(name.clone(), Arc::new(store));
                         writers.insert(name, cached);
                     }
                     Err(error) => errors.push(error),
@@ -370,7 +383,7 @@ fn build(
     }
 
     for (name, location, section) in dcr_sections {
-        match dcr_store(section, &config_env, &location, &vaults) {
+        match dcr_store(section, &config_env, &location, &places) {
             Ok(store) => builder = builder.store(name, store),
             Err(mut more) => errors.append(&mut more),
         }
@@ -385,7 +398,7 @@ fn build(
             ));
             continue;
         }
-        match oauth_store(section, base, &location, env, &vaults) {
+        match oauth_store(section, base, &location, env, &places) {
             Ok(endpoints) => {
                 builder = builder.store(name, endpoints.store.clone());
                 oauth = Some(Arc::new(endpoints));
@@ -457,7 +470,7 @@ fn build(
         file.approvals,
         &rules,
         base,
-        &vaults,
+        &places,
         &mut errors,
     );
     if let Some(policies) = &governance.policies {

@@ -7,19 +7,19 @@ use std::sync::Arc;
 
 use agent_identity::identity_dcr::{
     ClientPersistence, DcrCredentialStore, DcrStoreConfig, FilePersistence, MemoryPersistence,
-    VaultClients,
+    SharedClients,
 };
-use agent_identity::identity_vault::VaultCredentialStore;
 use agent_identity::{ConfigEnv, ConfigError};
 use serde::Deserialize;
 
+use super::shared::{Choice, SharedPlaces};
 use super::{Beside, SidecarFields, keyring};
 
 /// A `[stores.<name>]` of `type = "dcr"`.
 pub(crate) type DcrSection = Beside<ClientsPlace, DcrStoreConfig>;
 
 /// Where a DCR store keeps the clients it registered: in memory (a restart registers again), a
-/// sealed file, or a Vault store shared by every replica.
+/// sealed file, or a Vault store or Redis server shared by every replica.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ClientsPlace {
@@ -28,9 +28,11 @@ pub(crate) struct ClientsPlace {
     /// the `vault` store whose KV mount keeps them, shared by every replica (one registration
     /// per issuer and profile for all of them),
     clients_vault: Option<String>,
-    /// under this path of its mount.
+    /// under this path of its mount, or:
     #[serde(default = "default_clients_vault_prefix")]
     clients_vault_prefix: String,
+    /// the `[redis.<name>]` server that keeps them, shared by every replica.
+    clients_redis: Option<String>,
     /// The environment variable holding the current sealing key (32 bytes, base64), and the
     /// id it is recorded under.
     clients_key_env: Option<String>,
@@ -46,6 +48,7 @@ impl SidecarFields for ClientsPlace {
         "clients_file",
         "clients_vault",
         "clients_vault_prefix",
+        "clients_redis",
         "clients_key_env",
         "clients_key_id",
         "clients_old_keys",
@@ -70,7 +73,7 @@ impl ClientsPlace {
         &self,
         env: &ConfigEnv<'_>,
         location: &str,
-        vaults: &BTreeMap<String, Arc<VaultCredentialStore>>,
+        places: &SharedPlaces,
         errors: &mut Vec<ConfigError>,
     ) -> Arc<dyn ClientPersistence> {
         let vars = |name: &str| env.var(name);
@@ -84,47 +87,52 @@ impl ClientsPlace {
         });
         let problem =
             |field: &str, problem: String| ConfigError::new(location, Some(field), problem);
+        let shared = places.state(
+            location,
+            &Choice {
+                vault: ("clients_vault", self.clients_vault.as_deref()),
+                vault_prefix: ("clients_vault_prefix", &self.clients_vault_prefix),
+                redis: ("clients_redis", self.clients_redis.as_deref()),
+                namespace: "clients",
+            },
+        );
+        let shared_field = if self.clients_redis.is_some() {
+            "clients_redis"
+        } else {
+            "clients_vault"
+        };
         let chosen: Result<Arc<dyn ClientPersistence>, ConfigError> = match (
             &self.clients_file,
-            &self.clients_vault,
+            shared,
             ring,
         ) {
-            (None, None, None) => Ok(Arc::new(MemoryPersistence::default())),
-            (Some(_), Some(_), _) => Err(problem(
-                "clients_vault",
-                "names a second place for clients: keep `clients_file` or `clients_vault`".into(),
+            (_, Err(err), _) | (_, _, Some(Err(err))) => Err(err),
+            (None, Ok(None), None) => Ok(Arc::new(MemoryPersistence::default())),
+            (Some(_), Ok(Some(_)), _) => Err(problem(
+                shared_field,
+                "names a second place for clients: keep `clients_file` or this".into(),
             )),
-            (_, _, Some(Err(err))) => Err(err),
-            (Some(file), None, Some(Ok(ring))) => {
+            (Some(file), Ok(None), Some(Ok(ring))) => {
                 // The configuration is loaded without a runtime: the file is read at once.
                 FilePersistence::open_blocking(env.path(file), ring)
                     .map(|file| Arc::new(file) as Arc<dyn ClientPersistence>)
                     .map_err(|err| problem("clients_file", err.to_string()))
             }
-            (None, Some(store), Some(Ok(ring))) => match vaults.get(store) {
-                Some(vault) => vault
-                    .documents(&self.clients_vault_prefix)
-                    .map(|documents| {
-                        Arc::new(VaultClients::new(documents, ring)) as Arc<dyn ClientPersistence>
-                    })
-                    .map_err(|err| problem("clients_vault_prefix", err.to_string())),
-                None => Err(problem(
-                    "clients_vault",
-                    format!("names no store of type \"vault\": `{store}`"),
-                )),
-            },
-            (Some(_), None, None) => Err(problem(
+            (None, Ok(Some(state)), Some(Ok(ring))) => {
+                Ok(Arc::new(SharedClients::new(state, ring)) as Arc<dyn ClientPersistence>)
+            }
+            (Some(_), Ok(None), None) => Err(problem(
                 "clients_file",
                 "`clients_file` and `clients_key_env` go together (the file's secrets are sealed)"
                     .into(),
             )),
-            (None, Some(_), None) => Err(problem(
-                "clients_vault",
+            (None, Ok(Some(_)), None) => Err(problem(
+                shared_field,
                 "needs `clients_key_env` (the clients' secrets kept there are sealed)".into(),
             )),
-            (None, None, Some(Ok(_))) => Err(problem(
+            (None, Ok(None), Some(Ok(_))) => Err(problem(
                 "clients_key_env",
-                "is set without `clients_file` or `clients_vault`".into(),
+                "is set without `clients_file`, `clients_vault` or `clients_redis`".into(),
             )),
         };
         chosen.unwrap_or_else(|err| {
@@ -134,18 +142,18 @@ impl ClientsPlace {
     }
 }
 
-/// Builds a DCR store; `vaults` are the configuration's Vault stores, by name (for
-/// `clients_vault`).
+/// Builds a DCR store; `places` are the configuration's Vault stores and Redis servers, by
+/// name (for `clients_vault` and `clients_redis`).
 pub(crate) fn dcr_store(
     section: DcrSection,
     env: &ConfigEnv<'_>,
     location: &str,
-    vaults: &BTreeMap<String, Arc<VaultCredentialStore>>,
+    places: &SharedPlaces,
 ) -> Result<DcrCredentialStore, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let persistence = section
         .sidecar
-        .persistence(env, location, vaults, &mut errors);
+        .persistence(env, location, places, &mut errors);
     match section.store.build(env, location, persistence) {
         Ok(store) if errors.is_empty() => Ok(store),
         Ok(_) => Err(errors),

@@ -5,6 +5,7 @@ pub(crate) mod aws;
 pub(crate) mod dcr;
 pub(crate) mod memory;
 pub(crate) mod oauth;
+pub(crate) mod shared;
 pub(crate) mod token_exchange;
 pub(crate) mod vault;
 

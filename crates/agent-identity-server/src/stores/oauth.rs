@@ -42,6 +42,8 @@ pub(crate) struct OAuthSection {
     /// Where in that mount.
     #[serde(default = "default_connections_vault_prefix")]
     pub(crate) connections_vault_prefix: String,
+    /// Or: the `[redis.<name>]` server that keeps them, shared by every replica.
+    pub(crate) connections_redis: Option<String>,
     /// The environment variable holding the current key (32 bytes, base64) that seals the
     /// connections file and the flow cookies, and the id it is recorded under.
     pub(crate) connections_key_env: Option<String>,
@@ -51,7 +53,8 @@ pub(crate) struct OAuthSection {
     #[serde(default)]
     pub(crate) connections_old_keys: BTreeMap<String, String>,
     /// Where clients registered for `preset = "dcr"` providers are kept (sealed with the same
-    /// key); in memory when absent.
+    /// key); beside shared connections when absent (so that replicas register once), else in
+    /// memory.
     pub(crate) clients_file: Option<PathBuf>,
     pub(crate) providers: BTreeMap<String, ProviderConfig>,
 }
@@ -69,13 +72,13 @@ pub(crate) fn oauth_store(
     base: &Path,
     location: &str,
     env: &dyn Fn(&str) -> Option<String>,
-    vaults: &BTreeMap<String, Arc<agent_identity::identity_vault::VaultCredentialStore>>,
+    places: &super::shared::SharedPlaces,
 ) -> Result<crate::app::oauth::OAuthEndpoints, Vec<ConfigError>> {
     use agent_identity::identity_dcr::{
-        ClientPersistence, ClientRegistry, Dcr, FilePersistence, MemoryPersistence,
+        ClientPersistence, ClientRegistry, Dcr, FilePersistence, MemoryPersistence, SharedClients,
     };
     use agent_identity::identity_oauth::{
-        DelegatedTokenStore, FileTokens, MemoryTokens, TokenPersistence, VaultTokens,
+        DelegatedTokenStore, FileTokens, MemoryTokens, SharedTokens, TokenPersistence,
     };
     let mut errors = Vec::new();
     let policy = agent_identity::identity_http::OutboundPolicy::default()
@@ -153,46 +156,50 @@ pub(crate) fn oauth_store(
             NEEDS_CONNECTIONS_KEY,
         ));
     };
-    let persistence: Arc<dyn TokenPersistence> = match (&section.connections_file, &ring) {
-        (Some(_), _) if section.connections_vault.is_some() => {
+    let shared = match places.state(
+        location,
+        &super::shared::Choice {
+            vault: ("connections_vault", section.connections_vault.as_deref()),
+            vault_prefix: (
+                "connections_vault_prefix",
+                &section.connections_vault_prefix,
+            ),
+            redis: ("connections_redis", section.connections_redis.as_deref()),
+            namespace: "connections",
+        },
+    ) {
+        Ok(shared) => shared,
+        Err(err) => {
+            errors.push(err);
+            None
+        }
+    };
+    let shared_field = if section.connections_redis.is_some() {
+        "connections_redis"
+    } else {
+        "connections_vault"
+    };
+    // Kept with shared connections, the clients of `preset = "dcr"` providers are shared too:
+    // a refresh token is bound to the client it was issued to.
+    let mut shared_clients: Option<Arc<dyn ClientPersistence>> = None;
+    let persistence: Arc<dyn TokenPersistence> = match (&section.connections_file, shared, &ring) {
+        (Some(_), Some(_), _) => {
             errors.push(ConfigError::new(
                 location,
-                Some("connections_vault"),
-                "names a second place for connections: keep `connections_file` or `connections_vault`",
+                Some(shared_field),
+                "names a second place for connections: keep `connections_file` or this",
             ));
             Arc::new(MemoryTokens::default())
         }
-        (None, _) if section.connections_vault.is_some() => {
-            let store = section.connections_vault.as_deref().unwrap_or_default();
-            match (vaults.get(store), &ring) {
-                (Some(vault), Some(ring)) => {
-                    match vault.documents(&section.connections_vault_prefix) {
-                        Ok(documents) => Arc::new(VaultTokens::new(documents, ring.clone())),
-                        Err(err) => {
-                            errors.push(ConfigError::new(
-                                location,
-                                Some("connections_vault_prefix"),
-                                err.to_string(),
-                            ));
-                            Arc::new(MemoryTokens::default())
-                        }
-                    }
-                }
-                (None, _) => {
-                    errors.push(ConfigError::new(
-                        location,
-                        Some("connections_vault"),
-                        format!("names no store of type \"vault\": `{store}`"),
-                    ));
-                    Arc::new(MemoryTokens::default())
-                }
-                (Some(_), None) => {
-                    needs_key("connections_vault", &mut errors);
-                    Arc::new(MemoryTokens::default())
-                }
-            }
+        (None, Some(state), Some(ring)) => {
+            shared_clients = Some(Arc::new(SharedClients::new(state.clone(), ring.clone())));
+            Arc::new(SharedTokens::new(state, ring.clone()))
         }
-        (file, ring) => sealed_file(
+        (None, Some(_), None) => {
+            needs_key(shared_field, &mut errors);
+            Arc::new(MemoryTokens::default())
+        }
+        (file, None, ring) => sealed_file(
             (location, "connections_file"),
             file.as_ref().map(|f| base.join(f)),
             ring.as_ref(),
@@ -215,7 +222,10 @@ pub(crate) fn oauth_store(
                 Arc::new(FilePersistence::open_blocking(path, ring)?);
             Ok(file)
         },
-        || Arc::new(MemoryPersistence::default()),
+        || match shared_clients {
+            Some(shared) => shared,
+            None => Arc::new(MemoryPersistence::default()),
+        },
     );
     let registry = match Dcr::new(policy.clone()) {
         Ok(dcr) => Some(Arc::new(ClientRegistry::new(dcr, clients))),

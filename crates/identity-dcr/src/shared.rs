@@ -1,13 +1,15 @@
-//! Registered clients kept in Vault's KV v2 engine, shared by every replica.
+//! Registered clients kept in a shared state (Vault, Redis), shared by every replica.
 
 use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use identity_core::Error;
 use identity_seal::Keyring;
-use identity_vault::VaultDocuments;
+use identity_state::SharedState;
 use serde_json::Value;
 
 use crate::BACKEND;
@@ -15,25 +17,27 @@ use crate::file::{PURPOSE, Record, open_client, seal_client};
 use crate::registration::RegisteredClient;
 use crate::registry::{ClientKey, ClientPersistence};
 
-/// Registered clients in Vault (or OpenBao), shared by every sidecar replica: one KV v2 entry
-/// per (issuer, profile) under `clients/`, the client's secrets, their expiry and its
-/// management URI sealed with AES-256-GCM under a [`Keyring`] (its `dcr-clients` purpose; the
-/// issuer, profile and client id as associated data), as in the sealed file. Replicas then
-/// register once per issuer and profile, not once each.
+/// Registered clients in a [`SharedState`] (Vault or OpenBao KV v2, Redis), shared by every
+/// sidecar replica: one document per (issuer, profile) under `clients/`, the client's secrets,
+/// their expiry and its management URI sealed with AES-256-GCM under a [`Keyring`] (its
+/// `dcr-clients` purpose; the issuer, profile and client id as associated data), as in the
+/// sealed file. A registration is made under the state's lease of its (issuer, profile), under
+/// `registration-leases/`: replicas starting together register once, not once each.
 ///
 /// ```no_run
 /// # fn example(vault: identity_vault::VaultCredentialStore, ring: identity_seal::Keyring) -> Result<(), identity_core::Error> {
-/// let clients = identity_dcr::VaultClients::new(vault.documents("agent-identity-clients")?, ring);
+/// let documents = vault.documents("agent-identity-clients")?;
+/// let clients = identity_dcr::SharedClients::new(std::sync::Arc::new(documents), ring);
 /// # Ok(()) }
 /// ```
-pub struct VaultClients {
-    documents: VaultDocuments,
+pub struct SharedClients {
+    documents: Arc<dyn SharedState>,
     keyring: Keyring,
 }
 
-impl fmt::Debug for VaultClients {
+impl fmt::Debug for SharedClients {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VaultClients")
+        f.debug_struct("SharedClients")
             .field("documents", &self.documents)
             .field("keyring", &self.keyring)
             .finish()
@@ -51,21 +55,22 @@ fn malformed(key: &ClientKey, problem: &str) -> Error {
         backend: BACKEND,
         code: "malformed_client".into(),
         description: Some(format!(
-            "the client of profile `{}` at `{}` in Vault: {problem}",
+            "the client of profile `{}` at `{}` in the shared state: {problem}",
             key.profile, key.issuer
         )),
     }
 }
 
-impl VaultClients {
+impl SharedClients {
     /// Clients kept in `documents`, sealed under `keyring`.
     ///
-    /// ```no_run
-    /// # fn example(documents: identity_vault::VaultDocuments) {
-    /// let clients = identity_dcr::VaultClients::new(documents, identity_seal::Keyring::new("k1", [7; 32]));
-    /// # }
     /// ```
-    pub fn new(documents: VaultDocuments, keyring: Keyring) -> Self {
+    /// let clients = identity_dcr::SharedClients::new(
+    ///     std::sync::Arc::new(identity_state::MemoryState::default()),
+    ///     identity_seal::Keyring::new("k1", [7; 32]),
+    /// );
+    /// ```
+    pub fn new(documents: Arc<dyn SharedState>, keyring: Keyring) -> Self {
         Self {
             documents,
             keyring: keyring.for_purpose(PURPOSE),
@@ -75,10 +80,18 @@ impl VaultClients {
     fn path(key: &ClientKey) -> String {
         format!("clients/{}/{}", segment(&key.issuer), segment(&key.profile))
     }
+
+    fn lease(key: &ClientKey) -> String {
+        format!(
+            "registration-leases/{}/{}",
+            segment(&key.issuer),
+            segment(&key.profile)
+        )
+    }
 }
 
 #[async_trait]
-impl ClientPersistence for VaultClients {
+impl ClientPersistence for SharedClients {
     async fn load(&self, key: &ClientKey) -> Result<Option<RegisteredClient>, Error> {
         let Some((value, _)) = self.documents.read(&Self::path(key)).await? else {
             return Ok(None);
@@ -129,5 +142,15 @@ impl ClientPersistence for VaultClients {
             self.documents.delete(&key).await?;
         }
         Ok(())
+    }
+
+    async fn try_lease(&self, key: &ClientKey, holder: &str, ttl: Duration) -> Result<bool, Error> {
+        self.documents
+            .try_lease(&Self::lease(key), holder, ttl)
+            .await
+    }
+
+    async fn release(&self, key: &ClientKey, holder: &str) -> Result<(), Error> {
+        self.documents.release(&Self::lease(key), holder).await
     }
 }

@@ -1,13 +1,15 @@
-//! [`VaultApprovals`]: approvals in Vault's KV v2 engine, shared by replicas.
+//! [`SharedApprovals`]: approvals in a shared state (Vault, Redis), shared by replicas.
+
+use std::sync::Arc;
 
 use identity_core::{Error, OffsetDateTime};
-use identity_vault::VaultDocuments;
+use identity_state::SharedState;
 use serde_json::json;
 
 use crate::record::Approval;
 use crate::store::{ApprovalStore, Versioned};
 
-/// Approvals kept in Vault (or OpenBao) KV v2 under the documents' prefix: each approval at
+/// Approvals kept in a [`SharedState`] (Vault or OpenBao KV v2, Redis): each approval at
 /// `approvals/<id>`, and the approval that stands for each call at `calls/<digest>`. Every
 /// change is a check-and-set on the version read: of two replicas that use one approval, one
 /// succeeds and the other finds it used.
@@ -15,24 +17,31 @@ use crate::store::{ApprovalStore, Versioned};
 /// ```
 /// # use identity_vault::{VaultAuth, VaultCredentialStore};
 /// let vault = VaultCredentialStore::builder("http://127.0.0.1:8200", VaultAuth::token(identity_core::Secret::new("t"))).build()?;
-/// let approvals = identity_approval::VaultApprovals::new(vault.documents("agent-identity-approvals")?);
+/// let documents = vault.documents("agent-identity-approvals")?;
+/// let approvals = identity_approval::SharedApprovals::new(std::sync::Arc::new(documents));
 /// # Ok::<(), identity_core::Error>(())
 /// ```
 #[derive(Debug, Clone)]
-pub struct VaultApprovals {
-    documents: VaultDocuments,
+pub struct SharedApprovals {
+    documents: Arc<dyn SharedState>,
 }
 
-impl VaultApprovals {
+impl SharedApprovals {
     /// Approvals kept in `documents`.
-    pub fn new(documents: VaultDocuments) -> Self {
+    ///
+    /// ```
+    /// let approvals = identity_approval::SharedApprovals::new(
+    ///     std::sync::Arc::new(identity_state::MemoryState::default()),
+    /// );
+    /// ```
+    pub fn new(documents: Arc<dyn SharedState>) -> Self {
         Self { documents }
     }
 
     fn decode(value: serde_json::Value, key: &str) -> Result<Approval, Error> {
         serde_json::from_value(value).map_err(|err| {
             Error::unavailable(
-                "vault",
+                "shared state",
                 format!("the approval at `{key}` cannot be read: {err}"),
             )
         })
@@ -40,13 +49,16 @@ impl VaultApprovals {
 
     fn encode(approval: &Approval) -> Result<serde_json::Value, Error> {
         serde_json::to_value(approval).map_err(|err| {
-            Error::unavailable("vault", format!("an approval cannot be written: {err}"))
+            Error::unavailable(
+                "shared state",
+                format!("an approval cannot be written: {err}"),
+            )
         })
     }
 }
 
 #[async_trait::async_trait]
-impl ApprovalStore for VaultApprovals {
+impl ApprovalStore for SharedApprovals {
     async fn create(&self, approval: &Approval, now: OffsetDateTime) -> Result<Versioned, Error> {
         let index = format!("calls/{}", approval.call_digest);
         // Two rounds at most: a replica that loses the index to another reads the winner.
@@ -68,7 +80,7 @@ impl ApprovalStore for VaultApprovals {
                 .await?
             else {
                 return Err(Error::unavailable(
-                    "vault",
+                    "shared state",
                     format!("approval `{}` exists already", approval.id),
                 ));
             };
@@ -87,7 +99,7 @@ impl ApprovalStore for VaultApprovals {
             self.documents.delete(&key).await?;
         }
         Err(Error::unavailable(
-            "vault",
+            "shared state",
             "the approval of the call kept changing; try again",
         ))
     }
