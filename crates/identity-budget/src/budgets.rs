@@ -179,6 +179,16 @@ impl Budgets {
     }
 }
 
+/// The refusal of a call whose budget could not be counted: never granted uncounted.
+fn unavailable(config: &BudgetConfig, err: &identity_core::Error) -> DenialReason {
+    tracing::warn!(target: "agent_identity::audit", budget = %config.id, error = %err, "budget counters unavailable: refused");
+    DenialReason::StoreUnavailable {
+        store: format!("budget `{}`", config.id),
+        detail: err.to_string(),
+        retryable: true,
+    }
+}
+
 #[async_trait::async_trait]
 impl Gate for Budgets {
     async fn admit(
@@ -211,7 +221,12 @@ impl Gate for Budgets {
                 },
             };
             if let Some(limit) = config.concurrent {
-                let Some(slot) = self.counters.enter(index, key, limit) else {
+                let Some(slot) = self
+                    .counters
+                    .enter(index, key, limit)
+                    .await
+                    .map_err(|err| unavailable(config, &err))?
+                else {
                     tracing::info!(target: "agent_identity::audit", budget = %config.id, key, "budget: too many calls at once");
                     return Err(DenialReason::BudgetExhausted {
                         budget: config.id.clone(),
@@ -222,7 +237,12 @@ impl Gate for Budgets {
             }
             if let Some(max_micro_usd) = config.max_daily_micro_usd() {
                 let (day, left) = day_of((self.clock)());
-                if self.counters.spent(index, key, day) >= max_micro_usd {
+                let spent = self
+                    .counters
+                    .spent(index, key, day)
+                    .await
+                    .map_err(|err| unavailable(config, &err))?;
+                if spent >= max_micro_usd {
                     tracing::info!(target: "agent_identity::audit", budget = %config.id, key, "daily spend reached");
                     return Err(DenialReason::BudgetExhausted {
                         budget: config.id.clone(),
@@ -243,7 +263,12 @@ impl Gate for Budgets {
             if config.requests.is_none() {
                 continue;
             }
-            match self.counters.take(index, key) {
+            match self
+                .counters
+                .take(index, key)
+                .await
+                .map_err(|err| unavailable(config, &err))?
+            {
                 Taken::Granted { remaining } => self.note(index, key, remaining),
                 Taken::Refused { retry_after } => {
                     tracing::info!(target: "agent_identity::audit", budget = %config.id, key, "budget exhausted");

@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use governor::RateLimiter;
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
-use identity_core::ConfigError;
+use identity_core::{ConfigError, Error};
 
 use crate::config::BudgetConfig;
 
@@ -31,21 +32,38 @@ pub enum Taken {
 }
 
 /// Where allowances are counted. `budget` is the budget's position in the list given to
-/// [`Budgets`](crate::Budgets); `key` is whose allowance (a rule id, credential id, user or workload).
+/// [`Budgets`](crate::Budgets); `key` is whose allowance (a rule id, credential id, user or
+/// workload).
+///
+/// Counters shared by replicas answer over the network: every method may fail, and the
+/// [`Budgets`](crate::Budgets) gate then refuses the call (it never grants what it could not
+/// count).
+///
+/// ```
+/// fn takes(_: &dyn identity_budget::Counters) {}
+/// takes(&identity_budget::MemoryCounters::new(&[]).unwrap());
+/// ```
+#[async_trait]
 pub trait Counters: Send + Sync + fmt::Debug + 'static {
     /// Takes one request from `key`'s allowance under `budget`.
-    fn take(&self, budget: usize, key: &str) -> Taken;
+    async fn take(&self, budget: usize, key: &str) -> Result<Taken, Error>;
 
     /// Enters one call of `key` under `budget`, at most `limit` at once: the slot, given back
     /// when dropped, or `None` when all are taken.
-    fn enter(&self, budget: usize, key: &str, limit: u32) -> Option<Slot>;
+    async fn enter(&self, budget: usize, key: &str, limit: u32) -> Result<Option<Slot>, Error>;
 
     /// Adds `micro_usd` to what `key` spent under `budget` on `day` (days since 1970-01-01,
     /// UTC), and gives the day's total.
-    fn add_spend(&self, budget: usize, key: &str, day: i64, micro_usd: u64) -> u64;
+    async fn add_spend(
+        &self,
+        budget: usize,
+        key: &str,
+        day: i64,
+        micro_usd: u64,
+    ) -> Result<u64, Error>;
 
     /// What `key` spent under `budget` on `day`, in micro-dollars.
-    fn spent(&self, budget: usize, key: &str, day: i64) -> u64;
+    async fn spent(&self, budget: usize, key: &str, day: i64) -> Result<u64, Error>;
 }
 
 /// A concurrency slot: given back when dropped.
@@ -59,6 +77,15 @@ pub struct Slot(
 
 impl Slot {
     /// A slot that gives itself back by dropping `release`.
+    ///
+    /// ```
+    /// struct GiveBack;
+    /// impl Drop for GiveBack {
+    ///     fn drop(&mut self) { /* the count goes down */ }
+    /// }
+    /// let slot = identity_budget::Slot::new(GiveBack);
+    /// drop(slot);
+    /// ```
     pub fn new(release: impl Send + Sync + 'static) -> Self {
         Self(Box::new(release))
     }
@@ -131,8 +158,33 @@ impl MemoryCounters {
     }
 }
 
+#[async_trait]
 impl Counters for MemoryCounters {
-    fn take(&self, budget: usize, key: &str) -> Taken {
+    async fn take(&self, budget: usize, key: &str) -> Result<Taken, Error> {
+        Ok(self.take_now(budget, key))
+    }
+
+    async fn enter(&self, budget: usize, key: &str, limit: u32) -> Result<Option<Slot>, Error> {
+        Ok(self.enter_now(budget, key, limit))
+    }
+
+    async fn add_spend(
+        &self,
+        budget: usize,
+        key: &str,
+        day: i64,
+        micro_usd: u64,
+    ) -> Result<u64, Error> {
+        Ok(self.add_spend_now(budget, key, day, micro_usd))
+    }
+
+    async fn spent(&self, budget: usize, key: &str, day: i64) -> Result<u64, Error> {
+        Ok(self.spent_now(budget, key, day))
+    }
+}
+
+impl MemoryCounters {
+    fn take_now(&self, budget: usize, key: &str) -> Taken {
         let Some(Some(limiter)) = self.limiters.get(budget) else {
             // A budget this store was not made for, or one without a rate, counts nothing.
             return Taken::Granted {
@@ -154,7 +206,7 @@ impl Counters for MemoryCounters {
         }
     }
 
-    fn enter(&self, budget: usize, key: &str, limit: u32) -> Option<Slot> {
+    fn enter_now(&self, budget: usize, key: &str, limit: u32) -> Option<Slot> {
         let slot = (budget, key.to_owned());
         let mut in_flight = self
             .in_flight
@@ -172,7 +224,7 @@ impl Counters for MemoryCounters {
         }))
     }
 
-    fn add_spend(&self, budget: usize, key: &str, day: i64, micro_usd: u64) -> u64 {
+    fn add_spend_now(&self, budget: usize, key: &str, day: i64, micro_usd: u64) -> u64 {
         let mut spend = self.spend.lock().unwrap_or_else(PoisonError::into_inner);
         // Days gone by are forgotten as keys come back, and all at once when many are kept.
         if spend.len() >= SPEND_KEYS_SWEPT {
@@ -186,7 +238,7 @@ impl Counters for MemoryCounters {
         entry.1
     }
 
-    fn spent(&self, budget: usize, key: &str, day: i64) -> u64 {
+    fn spent_now(&self, budget: usize, key: &str, day: i64) -> u64 {
         let spend = self.spend.lock().unwrap_or_else(PoisonError::into_inner);
         match spend.get(&(budget, key.to_owned())) {
             Some((counted, micro_usd)) if *counted == day => *micro_usd,

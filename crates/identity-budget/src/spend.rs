@@ -174,12 +174,68 @@ impl UsageMeter for SpendMeter {
             return;
         };
         let cost = price.micro_usd(usage.input_tokens, usage.output_tokens);
-        let total = self
+        let counted = Counted {
+            book: self.book.clone(),
+            budget: self.budget,
+            budget_id: self.budget_id.clone(),
+            key: self.key.clone(),
+            model: model.to_owned(),
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            max_micro_usd: self.max_micro_usd,
+            soft_micro_usd: self.soft_micro_usd,
+            day: self.day,
+        };
+        // Counters in memory answer at once, so the spend is counted before the next call is
+        // admitted; shared counters answer over the network, and the rest runs as a task.
+        let mut adding = Box::pin(counted.add(cost));
+        if futures::FutureExt::now_or_never(&mut adding).is_none() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(adding);
+                }
+                Err(_) => {
+                    tracing::error!(target: "agent_identity::audit", budget = %self.budget_id,
+                        key = %self.key, cost_micro_usd = cost,
+                        "spend not counted: no runtime to count it on");
+                }
+            }
+        }
+    }
+}
+
+/// One call's cost on its way to the counters.
+struct Counted {
+    book: Arc<SpendBook>,
+    budget: usize,
+    budget_id: String,
+    key: String,
+    model: String,
+    input_tokens: u64,
+    output_tokens: u64,
+    max_micro_usd: u64,
+    soft_micro_usd: u64,
+    day: i64,
+}
+
+impl Counted {
+    async fn add(self, cost: u64) {
+        let total = match self
             .book
             .counters
-            .add_spend(self.budget, &self.key, self.day, cost);
+            .add_spend(self.budget, &self.key, self.day, cost)
+            .await
+        {
+            Ok(total) => total,
+            Err(err) => {
+                tracing::error!(target: "agent_identity::audit", budget = %self.budget_id,
+                    key = %self.key, cost_micro_usd = cost, error = %err, "spend not counted");
+                return;
+            }
+        };
+        let model = &self.model;
         tracing::info!(target: "agent_identity::audit", budget = %self.budget_id, key = %self.key,
-            model, input_tokens = usage.input_tokens, output_tokens = usage.output_tokens,
+            model, input_tokens = self.input_tokens, output_tokens = self.output_tokens,
             cost_micro_usd = cost, spent_micro_usd = total, "spend recorded");
         if total < self.soft_micro_usd {
             return;

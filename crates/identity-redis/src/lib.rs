@@ -7,6 +7,7 @@
 //! - [`RedisState`]: a namespace of [`identity_state::SharedState`] in Redis: versioned
 //!   documents written by check-and-set in a Lua script, leases taken by a script that sets the
 //!   holder with a time to live (`PX`) only when the lease is free or already theirs.
+//! - `RedisCounters` (feature `budget`): budgets counted once for every replica.
 //!
 //! What goes in Redis is sealed by the crates that keep it (users' tokens, clients' secrets);
 //! Redis sees who and when, not what. A Redis Cluster is supported in its keys' layout (a
@@ -25,9 +26,13 @@
 //! ```
 
 mod config;
+#[cfg(feature = "budget")]
+mod counters;
 mod state;
 
 pub use config::RedisConfig;
+#[cfg(feature = "budget")]
+pub use counters::{RedisCounters, SLOT_TTL};
 pub use state::{Redis, RedisState};
 
 /// The backend name in errors.

@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use identity_core::Error;
 use identity_state::{SharedState, check_document, check_key};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, ErrorKind, RedisError, Script, ServerErrorKind};
+use redis::{
+    Client, ErrorKind, FromRedisValue, RedisError, Script, ScriptInvocation, ServerErrorKind,
+};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
@@ -180,6 +182,39 @@ impl Redis {
         .map(|_| ())
     }
 
+    /// What every key starts with.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// Runs a script invocation, in time.
+    pub(crate) async fn run<T: FromRedisValue>(
+        &self,
+        what: &str,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, Error> {
+        let mut connection = self.connection().await?;
+        self.timed(what, invocation.invoke_async(&mut connection))
+            .await
+    }
+
+    /// Runs a command, in time.
+    pub(crate) async fn query<T: FromRedisValue>(
+        &self,
+        what: &str,
+        command: &redis::Cmd,
+    ) -> Result<T, Error> {
+        let mut connection = self.connection().await?;
+        self.timed(what, command.query_async(&mut connection)).await
+    }
+
+    /// Removes `member` from the sorted set at `key` (a call leaving its budget).
+    pub(crate) async fn leave(&self, key: &str, member: &str) -> Result<(), Error> {
+        self.query::<u64>("budget leave", redis::cmd("ZREM").arg(key).arg(member))
+            .await
+            .map(|_| ())
+    }
+
     async fn connection(&self) -> Result<ConnectionManager, Error> {
         let inner = &self.inner;
         inner
@@ -218,6 +253,20 @@ impl Redis {
             )),
         }
     }
+}
+
+/// A random name (a lease holder, a call's slot): 96 bits, hex.
+pub(crate) fn random_id() -> String {
+    let mut random = [0u8; 12];
+    // Without randomness, the time and the process still tell names apart.
+    if getrandom::fill(&mut random).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let seed = nanos ^ u128::from(std::process::id());
+        random.copy_from_slice(&seed.to_le_bytes()[..12]);
+    }
+    hex::encode(random)
 }
 
 /// What a Redis error means to a caller: a refused identity, a refused command, or a server
@@ -274,16 +323,14 @@ fn malformed(key: &str, problem: &str) -> Error {
 impl SharedState for RedisState {
     async fn read(&self, key: &str) -> Result<Option<(Value, u64)>, Error> {
         check_key(key)?;
-        let mut connection = self.redis.connection().await?;
         let (version, text): (Option<u64>, Option<String>) = self
             .redis
-            .timed(
+            .query(
                 "read",
                 redis::cmd("HMGET")
                     .arg(format!("{}{key}", self.documents))
                     .arg("v")
-                    .arg("d")
-                    .query_async(&mut connection),
+                    .arg("d"),
             )
             .await?;
         match (version, text) {
@@ -306,10 +353,9 @@ impl SharedState for RedisState {
     ) -> Result<Option<u64>, Error> {
         check_key(key)?;
         check_document(document)?;
-        let mut connection = self.redis.connection().await?;
         let expected = expected.map(|v| v.to_string()).unwrap_or_default();
         self.redis
-            .timed(
+            .run(
                 "write",
                 self.redis
                     .inner
@@ -318,21 +364,17 @@ impl SharedState for RedisState {
                     .key(format!("{}{key}", self.documents))
                     .key(&self.versions)
                     .arg(expected)
-                    .arg(document.to_string())
-                    .invoke_async(&mut connection),
+                    .arg(document.to_string()),
             )
             .await
     }
 
     async fn delete(&self, key: &str) -> Result<(), Error> {
         check_key(key)?;
-        let mut connection = self.redis.connection().await?;
         self.redis
-            .timed(
+            .query::<u64>(
                 "delete",
-                redis::cmd("DEL")
-                    .arg(format!("{}{key}", self.documents))
-                    .query_async::<u64>(&mut connection),
+                redis::cmd("DEL").arg(format!("{}{key}", self.documents)),
             )
             .await
             .map(|_| ())
@@ -349,21 +391,19 @@ impl SharedState for RedisState {
         } else {
             format!("{}{folder}/*", self.documents)
         };
-        let mut connection = self.redis.connection().await?;
         let mut found = Vec::new();
         let mut cursor: u64 = 0;
         loop {
             let (next, keys): (u64, Vec<String>) = self
                 .redis
-                .timed(
+                .query(
                     "list",
                     redis::cmd("SCAN")
                         .arg(cursor)
                         .arg("MATCH")
                         .arg(&pattern)
                         .arg("COUNT")
-                        .arg(1000)
-                        .query_async(&mut connection),
+                        .arg(1000),
                 )
                 .await?;
             found.extend(
@@ -383,11 +423,10 @@ impl SharedState for RedisState {
 
     async fn try_lease(&self, key: &str, holder: &str, ttl: Duration) -> Result<bool, Error> {
         check_key(key)?;
-        let mut connection = self.redis.connection().await?;
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let taken: u8 = self
             .redis
-            .timed(
+            .run(
                 "lease",
                 self.redis
                     .inner
@@ -395,8 +434,7 @@ impl SharedState for RedisState {
                     .take_lease
                     .key(format!("{}{key}", self.leases))
                     .arg(holder)
-                    .arg(ttl_ms)
-                    .invoke_async(&mut connection),
+                    .arg(ttl_ms),
             )
             .await?;
         Ok(taken == 1)
@@ -404,17 +442,15 @@ impl SharedState for RedisState {
 
     async fn release(&self, key: &str, holder: &str) -> Result<(), Error> {
         check_key(key)?;
-        let mut connection = self.redis.connection().await?;
         self.redis
-            .timed(
+            .run::<u8>(
                 "release",
                 self.redis
                     .inner
                     .scripts
                     .release_lease
                     .key(format!("{}{key}", self.leases))
-                    .arg(holder)
-                    .invoke_async::<u8>(&mut connection),
+                    .arg(holder),
             )
             .await
             .map(|_| ())

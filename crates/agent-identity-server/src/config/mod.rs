@@ -32,6 +32,7 @@ use agent_identity::{
 };
 use serde::Deserialize;
 
+mod budgets;
 mod governance;
 
 pub use governance::PolicyFiles;
@@ -167,6 +168,9 @@ struct ConfigFile {
     /// Budgets: requests per window per rule, credential, user or workload.
     #[serde(default)]
     budgets: Vec<agent_identity::identity_budget::BudgetConfig>,
+    /// The `[redis.<name>]` server that counts budgets for every replica; this process's
+    /// memory when absent.
+    budgets_redis: Option<String>,
     /// Where notifications go (a budget's soft threshold, a held call, a break-glass pass).
     notifications: Option<crate::notify::NotificationSettings>,
     /// What models cost, for budgets with `max_daily_usd`: dollars per million tokens.
@@ -275,6 +279,7 @@ pub fn load_env(
         auth: AuthSection::default(),
         upstreams: BTreeMap::new(),
         budgets: Vec::new(),
+        budgets_redis: None,
         notifications: None,
         prices: BTreeMap::new(),
         policies: None,
@@ -483,42 +488,18 @@ fn build(
     if let Some(approvals) = &approvals {
         builder = builder.gate(approvals.clone());
     }
-    if !file.budgets.is_empty() {
-        for budget in &file.budgets {
-            for rule in budget
-                .rules
-                .iter()
-                .filter(|id| !rules.iter().any(|r| &r.id == *id))
-            {
-                errors.push(ConfigError::new(
-                    format!("budget `{}`", budget.id),
-                    Some("rules"),
-                    format!("names `{rule}`, which is no rule"),
-                ));
-            }
-        }
-        if file.prices.is_empty()
-            && let Some(budget) = file.budgets.iter().find(|b| b.max_daily_usd.is_some())
-        {
-            errors.push(ConfigError::new(
-                format!("budget `{}`", budget.id),
-                Some("max_daily_usd"),
-                "needs a [prices] table to price the usage of calls with",
-            ));
-        }
-        let prices = agent_identity::identity_budget::Prices::new(file.prices)
-            .map_err(|more| errors.extend(more))
-            .unwrap_or_default();
-        match agent_identity::identity_budget::Budgets::new(file.budgets) {
-            Ok(budgets) => {
-                let budgets = budgets.with_prices(prices);
-                builder = builder.gate(match &webhook {
-                    Some(webhook) => budgets.notifier(webhook.clone()),
-                    None => budgets,
-                });
-            }
-            Err(more) => errors.extend(more),
-        }
+    if let Some(budgets) = budgets::budgets(
+        file.budgets,
+        file.prices,
+        file.budgets_redis.as_deref(),
+        &places,
+        &rules,
+        &mut errors,
+    ) {
+        builder = builder.gate(match &webhook {
+            Some(webhook) => budgets.notifier(webhook.clone()),
+            None => budgets,
+        });
     }
     let web = match file
         .web
