@@ -1,4 +1,10 @@
 //! Budgets counted in a real Redis, shared by three replicas' routers.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a panic in a test is a failed test"
+)]
 #![cfg(feature = "budget")]
 
 use std::sync::Arc;

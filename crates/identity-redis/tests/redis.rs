@@ -1,4 +1,10 @@
 //! Shared state against a real Redis server (Debian's `redis-server`, started per test).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a panic in a test is a failed test"
+)]
 
 use std::sync::Arc;
 use std::time::Duration;

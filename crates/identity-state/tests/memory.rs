@@ -1,4 +1,10 @@
 //! The conformance suite against the in-process backend.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a panic in a test is a failed test"
+)]
 
 #[tokio::test]
 async fn memory_state_passes_the_conformance_suite() {
