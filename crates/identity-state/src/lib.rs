@@ -30,6 +30,7 @@
 
 mod key;
 mod memory;
+mod namespaced;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -42,6 +43,7 @@ use serde_json::Value;
 
 pub use key::{check_document, check_key};
 pub use memory::MemoryState;
+pub use namespaced::Namespaced;
 
 /// Versioned JSON documents with check-and-set, and leases, shared by the replicas that use the
 /// same backend and namespace.

@@ -54,7 +54,11 @@ pub(crate) fn budgets(
         .map_err(|more| errors.extend(more))
         .unwrap_or_default();
     let built = match redis {
-        None => Budgets::new(configs),
+        // In this process's memory: the counts go on across a reload that keeps the budgets.
+        None => match places.retained.counters(&configs) {
+            Ok(counters) => Budgets::with_counters(configs, counters),
+            Err(err) => Err(vec![err]),
+        },
         Some(name) => {
             let Some(server) = places.redis.get(name) else {
                 errors.push(ConfigError::new(

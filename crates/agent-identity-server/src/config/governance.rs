@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent_identity::identity_approval::{
-    ApprovalSigner, ApprovalStore, Approvals, MemoryApprovals, SharedApprovals,
+    ApprovalSigner, ApprovalStore, Approvals, SharedApprovals,
 };
 use agent_identity::identity_policy::{Policies, PolicyGate, PolicySource};
 use agent_identity::{ConfigError, RoutingRule};
@@ -231,7 +231,9 @@ fn approvals_of(
                         .map_err(|err| format!("{}: {err}", path.display()))
                 })
         }
-        None => ApprovalSigner::generate(section.key_id.as_str()).map_err(|err| err.to_string()),
+        // Made when the process started, and kept across reloads: a statement it signed
+        // still verifies.
+        None => places.retained.signer(&section.key_id),
     };
     let signer = match signer {
         Ok(signer) => signer,
@@ -258,7 +260,8 @@ fn approvals_of(
             errors.push(err);
             return None;
         }
-        Ok(None) => Arc::new(MemoryApprovals::default()),
+        // In this process's memory, kept across reloads.
+        Ok(None) => Arc::new(SharedApprovals::new(places.retained.memory("approvals"))),
         Ok(Some(_)) if section.signing_key_file.is_none() => {
             errors.push(ConfigError::new(
                 "approvals",

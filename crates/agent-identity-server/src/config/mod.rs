@@ -35,6 +35,7 @@ use serde::Deserialize;
 mod budgets;
 mod governance;
 
+pub use crate::stores::shared::Retained;
 pub use governance::PolicyFiles;
 
 use crate::app::settings::ServerSettings;
@@ -192,21 +193,41 @@ pub fn load_file(
     path: &Path,
     observer: Option<Arc<dyn ResolutionObserver>>,
 ) -> Result<Loaded, LoadError> {
+    load_file_retaining(path, observer, &fresh()?)
+}
+
+/// [`load_file`], building over what the process keeps across reloads (`retained`): the
+/// configuration a running server reloads is built this way.
+pub fn load_file_retaining(
+    path: &Path,
+    observer: Option<Arc<dyn ResolutionObserver>>,
+    retained: &Arc<Retained>,
+) -> Result<Loaded, LoadError> {
     let location = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|err| ConfigError::new(&location, None, format!("cannot be read: {err}")))?;
     let base = path.parent().unwrap_or(Path::new("."));
-    load_str(
-        &text,
+    let file: ConfigFile = toml::from_str(&text)
+        .map_err(|err| ConfigError::new(&location, None, err.to_string().trim_end().to_owned()))?;
+    build(
+        file,
         base,
         location,
         &|name| std::env::var(name).ok(),
         observer,
+        retained,
     )
 }
 
+/// What a process that has just started retains.
+fn fresh() -> Result<Arc<Retained>, LoadError> {
+    Retained::new()
+        .map(Arc::new)
+        .map_err(|problem| ConfigError::new("process", None, problem).into())
+}
+
 /// Reads, checks and builds a configuration given as text. Relative paths in it are relative to
-/// `base`; `env` looks environment variables up; `source` names the text in messages.
+/// `base`; `source` names it in errors; `env` reads environment variables.
 pub fn load_str(
     text: &str,
     base: &Path,
@@ -216,7 +237,7 @@ pub fn load_str(
 ) -> Result<Loaded, LoadError> {
     let file: ConfigFile = toml::from_str(text)
         .map_err(|err| ConfigError::new(&source, None, err.to_string().trim_end().to_owned()))?;
-    build(file, base, source, env, observer)
+    build(file, base, source, env, observer, &fresh()?)
 }
 
 /// Builds the configuration of the reference's Docker sidecar: credentials and rules from
@@ -287,7 +308,14 @@ pub fn load_env(
         web: None,
         redis: BTreeMap::new(),
     };
-    build(file, Path::new("."), "environment".into(), env, observer)
+    build(
+        file,
+        Path::new("."),
+        "environment".into(),
+        env,
+        observer,
+        &fresh()?,
+    )
 }
 
 fn build(
@@ -296,6 +324,7 @@ fn build(
     source: String,
     env: &dyn Fn(&str) -> Option<String>,
     observer: Option<Arc<dyn ResolutionObserver>>,
+    retained: &Arc<Retained>,
 ) -> Result<Loaded, LoadError> {
     let mut errors = Vec::new();
     let config_env = ConfigEnv::new(base, env);
@@ -330,7 +359,7 @@ fn build(
     let mut oauth = None;
     let mut oauth_sections = Vec::new();
     let mut dcr_sections = Vec::new();
-    let mut places = SharedPlaces::default();
+    let mut places = SharedPlaces::new(retained.clone());
     for (name, redis) in &file.redis {
         match redis.connect(&format!("redis.{name}"), env) {
             Ok(server) => {
@@ -388,7 +417,7 @@ fn build(
     }
 
     for (name, location, section) in dcr_sections {
-        match dcr_store(section, &config_env, &location, &places) {
+        match dcr_store(section, &config_env, (&name, &location), &places) {
             Ok(store) => builder = builder.store(name, store),
             Err(mut more) => errors.append(&mut more),
         }

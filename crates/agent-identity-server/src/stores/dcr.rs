@@ -72,7 +72,7 @@ impl ClientsPlace {
     fn persistence(
         &self,
         env: &ConfigEnv<'_>,
-        location: &str,
+        (name, location): (&str, &str),
         places: &SharedPlaces,
         errors: &mut Vec<ConfigError>,
     ) -> Arc<dyn ClientPersistence> {
@@ -107,7 +107,13 @@ impl ClientsPlace {
             ring,
         ) {
             (_, Err(err), _) | (_, _, Some(Err(err))) => Err(err),
-            (None, Ok(None), None) => Ok(Arc::new(MemoryPersistence::default())),
+            // In this process's memory (kept across reloads), under the store's name.
+            (None, Ok(None), None) => Ok(Arc::new(SharedClients::new(
+                places
+                    .retained
+                    .memory(&format!("dcr-{}", hex::encode(name))),
+                places.retained.ring().clone(),
+            ))),
             (Some(_), Ok(Some(_)), _) => Err(problem(
                 shared_field,
                 "names a second place for clients: keep `clients_file` or this".into(),
@@ -147,13 +153,13 @@ impl ClientsPlace {
 pub(crate) fn dcr_store(
     section: DcrSection,
     env: &ConfigEnv<'_>,
-    location: &str,
+    (name, location): (&str, &str),
     places: &SharedPlaces,
 ) -> Result<DcrCredentialStore, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let persistence = section
         .sidecar
-        .persistence(env, location, places, &mut errors);
+        .persistence(env, (name, location), places, &mut errors);
     match section.store.build(env, location, persistence) {
         Ok(store) if errors.is_empty() => Ok(store),
         Ok(_) => Err(errors),

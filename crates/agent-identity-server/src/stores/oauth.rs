@@ -75,7 +75,7 @@ pub(crate) fn oauth_store(
     places: &super::shared::SharedPlaces,
 ) -> Result<crate::app::oauth::OAuthEndpoints, Vec<ConfigError>> {
     use agent_identity::identity_dcr::{
-        ClientPersistence, ClientRegistry, Dcr, FilePersistence, MemoryPersistence, SharedClients,
+        ClientPersistence, ClientRegistry, Dcr, FilePersistence, SharedClients,
     };
     use agent_identity::identity_oauth::{
         DelegatedTokenStore, FileTokens, MemoryTokens, SharedTokens, TokenPersistence,
@@ -209,7 +209,14 @@ pub(crate) fn oauth_store(
                     Arc::new(FileTokens::open_blocking(path, ring)?);
                 Ok(file)
             },
-            || Arc::new(MemoryTokens::default()),
+            // In this process's memory, kept across reloads.
+            || {
+                Arc::new(SharedTokens::new(
+                    places.retained.memory("oauth-connections"),
+                    ring.clone()
+                        .unwrap_or_else(|| places.retained.ring().clone()),
+                ))
+            },
         ),
     };
     let clients: Arc<dyn ClientPersistence> = sealed_file(
@@ -224,7 +231,10 @@ pub(crate) fn oauth_store(
         },
         || match shared_clients {
             Some(shared) => shared,
-            None => Arc::new(MemoryPersistence::default()),
+            None => Arc::new(SharedClients::new(
+                places.retained.memory("oauth-clients"),
+                places.retained.ring().clone(),
+            )),
         },
     );
     let registry = match Dcr::new(policy.clone()) {
@@ -266,20 +276,8 @@ pub(crate) fn oauth_store(
     let (Some(public_url), true) = (public_url, errors.is_empty()) else {
         return Err(errors);
     };
-    let cookie_keys = match ring {
-        Some(ring) => ring,
-        None => {
-            let mut key = [0u8; 32];
-            if getrandom::fill(&mut key).is_err() {
-                return Err(vec![ConfigError::new(
-                    location,
-                    None,
-                    "the system's random source failed",
-                )]);
-            }
-            agent_identity::identity_seal::Keyring::new("process", key)
-        }
-    };
+    // Without a configured key, the key made when the process started (kept across reloads).
+    let cookie_keys = ring.unwrap_or_else(|| places.retained.ring().clone());
     Ok(crate::app::oauth::OAuthEndpoints::new(
         Arc::new(store),
         public_url,

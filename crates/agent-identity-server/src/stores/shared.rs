@@ -1,19 +1,116 @@
-//! Where replicas keep what they share: a Vault store's KV mount, or a `[redis.<name>]` server.
+//! Where replicas keep what they share (a Vault store's KV mount, or a `[redis.<name>]`
+//! server), and what one process keeps across reloads of its configuration.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use agent_identity::ConfigError;
+use agent_identity::identity_approval::ApprovalSigner;
+use agent_identity::identity_budget::{BudgetConfig, MemoryCounters};
 use agent_identity::identity_redis::Redis;
-use agent_identity::identity_state::SharedState;
+use agent_identity::identity_seal::Keyring;
+use agent_identity::identity_state::{MemoryState, Namespaced, SharedState};
 use agent_identity::identity_vault::VaultCredentialStore;
 
-/// The places a section may name for shared state: the configuration's Vault stores and Redis
-/// servers, by name.
-#[derive(Debug, Default)]
+/// What this process keeps for as long as it runs, whatever configuration it reloads: the
+/// state kept in memory (users' connections, registered clients, approvals, budget counts)
+/// and the keys made at start (for cookies, sealing and approval statements). A reload builds
+/// new stores and gates over the same, so that it loses nothing it would keep.
+pub struct Retained {
+    memory: Arc<MemoryState>,
+    ring: Keyring,
+    signers: Mutex<HashMap<String, ApprovalSigner>>,
+    counters: Mutex<Option<(Vec<BudgetConfig>, Arc<MemoryCounters>)>>,
+}
+
+impl std::fmt::Debug for Retained {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Retained")
+            .field("memory", &self.memory)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Retained {
+    /// What a process starts with: empty memory, a key made now.
+    ///
+    /// ```
+    /// let retained = agent_identity_server::config::Retained::new()?;
+    /// # Ok::<(), String>(())
+    /// ```
+    pub fn new() -> Result<Self, String> {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|_| "the system's random source failed".to_owned())?;
+        Ok(Self {
+            memory: Arc::new(MemoryState::default()),
+            ring: Keyring::new("process", key),
+            signers: Mutex::default(),
+            counters: Mutex::default(),
+        })
+    }
+
+    /// The part of this process's memory under `namespace`.
+    pub(crate) fn memory(&self, namespace: &str) -> Arc<dyn SharedState> {
+        let memory: Arc<dyn SharedState> = self.memory.clone();
+        match Namespaced::new(memory.clone(), namespace) {
+            Ok(part) => Arc::new(part),
+            // Namespaces are the sidecar's own names, always valid keys.
+            Err(_) => memory,
+        }
+    }
+
+    /// The key made at start, for what needs sealing and has no configured key.
+    pub(crate) fn ring(&self) -> &Keyring {
+        &self.ring
+    }
+
+    /// The approval signer made at start for `key_id`.
+    pub(crate) fn signer(&self, key_id: &str) -> Result<ApprovalSigner, String> {
+        let mut signers = self.signers.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(signer) = signers.get(key_id) {
+            return Ok(signer.clone());
+        }
+        let signer = ApprovalSigner::generate(key_id).map_err(|err| err.to_string())?;
+        signers.insert(key_id.to_owned(), signer.clone());
+        Ok(signer)
+    }
+
+    /// The budget counts in memory for `configs`: the ones kept while the budgets stay the
+    /// same, new ones when they change.
+    pub(crate) fn counters(
+        &self,
+        configs: &[BudgetConfig],
+    ) -> Result<Arc<MemoryCounters>, ConfigError> {
+        let mut kept = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((same, counters)) = kept.as_ref()
+            && same.as_slice() == configs
+        {
+            return Ok(counters.clone());
+        }
+        let counters = Arc::new(MemoryCounters::new(configs)?);
+        *kept = Some((configs.to_vec(), counters.clone()));
+        Ok(counters)
+    }
+}
+
+/// The places a section may name for shared state (the configuration's Vault stores and Redis
+/// servers, by name), and what the process retains.
+#[derive(Debug)]
 pub(crate) struct SharedPlaces {
     pub(crate) vaults: BTreeMap<String, Arc<VaultCredentialStore>>,
     pub(crate) redis: BTreeMap<String, Redis>,
+    pub(crate) retained: Arc<Retained>,
+}
+
+impl SharedPlaces {
+    /// No places yet, over `retained`.
+    pub(crate) fn new(retained: Arc<Retained>) -> Self {
+        Self {
+            vaults: BTreeMap::new(),
+            redis: BTreeMap::new(),
+            retained,
+        }
+    }
 }
 
 /// A section's choice of shared state: the field naming a Vault store (and the field giving
