@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use agent_identity::{ExplainedOutcome, RequestContext};
 use agent_identity_server::app::metrics::{Metrics, MetricsObserver};
+use agent_identity_server::app::reload::ReloadSource;
 use agent_identity_server::app::settings::LogFormat;
 use agent_identity_server::cli::serve::{Server, shutdown_signal};
 use agent_identity_server::cli::{check as lint, exec, import};
@@ -207,9 +208,16 @@ async fn serve(
     let observer =
         Some(Arc::new(MetricsObserver(metrics.clone()))
             as Arc<dyn agent_identity::ResolutionObserver>);
+    let retained = match config::Retained::new() {
+        Ok(retained) => Arc::new(retained),
+        Err(problem) => {
+            eprintln!("error: {problem}");
+            return ExitCode::FAILURE;
+        }
+    };
     let loaded = match &path {
-        Some(path) => config::load_file(path, observer),
-        None => config::load_env(&|name| std::env::var(name).ok(), observer),
+        Some(path) => config::load_file_retaining(path, observer.clone(), &retained),
+        None => config::load_env(&|name| std::env::var(name).ok(), observer.clone()),
     };
     let mut loaded: Loaded = match loaded {
         Ok(loaded) => loaded,
@@ -233,12 +241,27 @@ async fn serve(
         version = env!("CARGO_PKG_VERSION"),
         "configuration loaded"
     );
+    let watched = loaded.watched.clone();
     let server = match Server::bind(loaded, metrics).await {
         Ok(server) => server,
         Err(err) => {
             eprintln!("error: {err}");
             return ExitCode::FAILURE;
         }
+    };
+    // A configuration from a file is reloaded on SIGHUP, on `POST /api/reload`, and when the
+    // file changes; one from the environment is fixed for the process's life.
+    let server = match path {
+        Some(path) => server.reloading(
+            ReloadSource {
+                path,
+                listen,
+                observer,
+                retained,
+            },
+            watched,
+        ),
+        None => server,
     };
     server.run(shutdown_signal()).await;
     ExitCode::SUCCESS

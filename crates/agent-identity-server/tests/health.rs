@@ -95,6 +95,7 @@ async fn a_store_down_makes_health_503_and_probes_never_reach_the_store() {
         policies: None,
         approvals: None,
         web: None,
+        reloader: None,
     };
     let app = app(state);
 

@@ -83,6 +83,7 @@ async fn slow_app(
         policies: None,
         approvals: None,
         web: None,
+        reloader: None,
     };
     (app(state), bound)
 }

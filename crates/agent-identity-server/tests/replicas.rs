@@ -290,7 +290,7 @@ fn free_port() -> u16 {
 /// whose headers are late.
 fn client() -> &'static reqwest::Client {
     static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-    CLIENT.get_or_init(reqwest::Client::new)
+    CLIENT.get_or_init(identity_test_support::http_client)
 }
 
 async fn resolve_at(base: &str, user: &str, provider: &str) -> (StatusCode, Value) {

@@ -14,6 +14,7 @@ use super::AppState;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -75,6 +76,15 @@ pub struct Metrics {
     proxy_calls: Family<UpstreamLabels, Counter>,
     proxy_duration: HistogramFamily<UpstreamLabels>,
     proxy_bytes: Family<DirectionLabels, Counter>,
+    config_generation: Gauge,
+    config_reloaded_at: Gauge<f64, std::sync::atomic::AtomicU64>,
+    config_reloads: Family<ReloadLabels, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    /// `applied` or `refused`.
+    outcome: &'static str,
 }
 
 fn latency_histogram() -> Histogram {
@@ -124,7 +134,25 @@ impl Metrics {
             "Body bytes proxied, by upstream and direction",
             proxy_bytes.clone(),
         );
-        Self {
+        let config_generation = Gauge::default();
+        registry.register(
+            "config_generation",
+            "The configuration in force: 1 as started, one more at each reload applied",
+            config_generation.clone(),
+        );
+        let config_reloaded_at = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "config_loaded_timestamp_seconds",
+            "When the configuration in force was loaded, in seconds since 1970",
+            config_reloaded_at.clone(),
+        );
+        let config_reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Configuration reloads, by outcome (applied, refused)",
+            config_reloads.clone(),
+        );
+        let metrics = Self {
             registry,
             http_requests,
             http_duration,
@@ -132,7 +160,30 @@ impl Metrics {
             proxy_calls,
             proxy_duration,
             proxy_bytes,
-        }
+            config_generation,
+            config_reloaded_at,
+            config_reloads,
+        };
+        metrics.config_loaded(1);
+        metrics
+    }
+
+    /// Records that configuration `generation` is in force from now.
+    pub fn config_loaded(&self, generation: u64) {
+        self.config_generation
+            .set(i64::try_from(generation).unwrap_or(i64::MAX));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |since| since.as_secs_f64());
+        self.config_reloaded_at.set(now);
+    }
+
+    /// Counts one reload, applied or refused.
+    pub fn config_reload(&self, applied: bool) {
+        let outcome = if applied { "applied" } else { "refused" };
+        self.config_reloads
+            .get_or_create(&ReloadLabels { outcome })
+            .inc();
     }
 
     /// Records one answered HTTP request.

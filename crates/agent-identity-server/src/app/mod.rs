@@ -12,6 +12,7 @@ mod deliver;
 mod governance;
 mod guard;
 mod proxy;
+pub mod reload;
 mod resolve;
 mod state;
 pub mod web;
@@ -56,6 +57,7 @@ const ROUTES: &[&str] = &[
     "/api/approvals/{id}/approve",
     "/api/approvals/{id}/reject",
     "/api/approvals/{id}/break-glass",
+    "/api/reload",
 ];
 
 /// The sidecar's HTTP application.
@@ -74,7 +76,8 @@ pub fn app(state: AppState) -> axum::Router {
         .route(ROUTES[16], get(governance::show))
         .route(ROUTES[17], post(governance::approve))
         .route(ROUTES[18], post(governance::reject))
-        .route(ROUTES[19], post(governance::break_glass));
+        .route(ROUTES[19], post(governance::break_glass))
+        .route(ROUTES[20], post(reload::reload));
     // Users manage their connections as themselves; the callback is authenticated by its
     // sealed flow cookie instead (a browser coming back from a provider carries no token).
     let oauth = axum::Router::new()

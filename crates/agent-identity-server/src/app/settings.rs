@@ -51,6 +51,9 @@ pub struct ServerSettings {
     pub shutdown_grace_ms: u64,
     /// How often the stores' health is checked, in milliseconds.
     pub health_interval_ms: u64,
+    /// How often the configuration file (and its rules file) is checked for changes, which
+    /// are then reloaded, in milliseconds; 0: only on SIGHUP or `POST /api/reload`.
+    pub reload_watch_ms: u64,
     /// Log format.
     pub log_format: LogFormat,
     /// TLS on the listener (`[server.tls]`); plain HTTP when absent.
@@ -73,6 +76,7 @@ impl Default for ServerSettings {
             max_in_flight: 512,
             shutdown_grace_ms: 30_000,
             health_interval_ms: 5_000,
+            reload_watch_ms: 5_000,
             log_format: LogFormat::Text,
             tls: None,
         }

@@ -36,6 +36,8 @@ pub struct AppState {
     pub approvals: Option<agent_identity::identity_approval::Approvals>,
     /// The pages for people, when `[web]` is configured.
     pub web: Option<Arc<super::web::Web>>,
+    /// What reloads the configuration, when it comes from a file (for `POST /api/reload`).
+    pub reloader: Option<std::sync::Weak<super::reload::Reloader>>,
 }
 
 impl AppState {
@@ -65,6 +67,7 @@ impl AppState {
             policies: None,
             approvals: None,
             web: None,
+            reloader: None,
         })
     }
 
@@ -79,6 +82,12 @@ impl AppState {
         }
         self.policies = policies;
         self.approvals = approvals;
+        self
+    }
+
+    /// With what reloads the configuration.
+    pub fn with_reloader(mut self, reloader: std::sync::Weak<super::reload::Reloader>) -> Self {
+        self.reloader = Some(reloader);
         self
     }
 

@@ -58,6 +58,8 @@ pub enum Permission {
     Approve,
     /// Pass a held call by break-glass, with a justification, where its demand allows it.
     BreakGlass,
+    /// Reload the configuration (`POST /api/reload`).
+    Reload,
 }
 
 impl Permission {
@@ -66,13 +68,15 @@ impl Permission {
             Self::ReceiveSecrets => 1,
             Self::Approve => 2,
             Self::BreakGlass => 4,
+            Self::Reload => 8,
         }
     }
 
-    const ALL: [(Self, &'static str); 3] = [
+    const ALL: [(Self, &'static str); 4] = [
         (Self::ReceiveSecrets, "receive-secrets"),
         (Self::Approve, "approve"),
         (Self::BreakGlass, "break-glass"),
+        (Self::Reload, "reload"),
     ];
 }
 
@@ -638,6 +642,7 @@ impl JwtVerifier {
             ),
             (&self.settings.approve_scope, Permission::Approve),
             (&self.settings.break_glass_scope, Permission::BreakGlass),
+            (&self.settings.reload_scope, Permission::Reload),
         ]
         .into_iter()
         .filter(|(scope, _)| {

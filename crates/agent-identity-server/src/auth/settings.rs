@@ -153,6 +153,8 @@ pub struct JwtSettings {
     pub approve_scope: Option<String>,
     /// The scope that grants `break-glass`; no token may break glass when absent.
     pub break_glass_scope: Option<String>,
+    /// The scope that grants `reload` (`POST /api/reload`); no token may reload when absent.
+    pub reload_scope: Option<String>,
 }
 
 fn default_algorithms() -> Vec<String> {
@@ -387,6 +389,7 @@ fn jwt_settings(
         ("receive_secrets_scope", &jwt.receive_secrets_scope),
         ("approve_scope", &jwt.approve_scope),
         ("break_glass_scope", &jwt.break_glass_scope),
+        ("reload_scope", &jwt.reload_scope),
     ] {
         if scope
             .as_deref()

@@ -5,14 +5,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::app::AppState;
 use crate::app::metrics::Metrics;
-use crate::app::{AppState, app};
+use crate::app::reload::{Generation, ReloadSource, Reloader};
 use crate::config::Loaded;
 use crate::tls::{PeerWorkload, Tls};
 
@@ -31,6 +33,8 @@ pub struct Server {
     listener: TcpListener,
     state: AppState,
     tls: Option<Tls>,
+    /// What reloads the configuration, when it came from a file.
+    reloader: Option<Arc<Reloader>>,
 }
 
 impl Server {
@@ -46,7 +50,24 @@ impl Server {
             listener,
             state,
             tls,
+            reloader: None,
         })
+    }
+
+    /// Reloads the configuration from `source` on SIGHUP, on `POST /api/reload`, and when its
+    /// files (`watched`, as loaded) change.
+    #[must_use]
+    pub fn reloading(mut self, source: ReloadSource, watched: Vec<std::path::PathBuf>) -> Self {
+        let reloader = Reloader::new(
+            source,
+            self.state.metrics.clone(),
+            self.state.bound,
+            (*self.state.settings).clone(),
+            watched,
+        );
+        self.state = self.state.with_reloader(Arc::downgrade(&reloader));
+        self.reloader = Some(reloader);
+        self
     }
 
     /// The address the server listens on.
@@ -61,27 +82,24 @@ impl Server {
             listener,
             state,
             tls,
+            reloader,
         } = self;
-        let reloader = tls.as_ref().map(|tls| tokio::spawn(tls.clone().watch()));
-        let policy_reloader = state
-            .policies
-            .as_ref()
-            .map(|files| tokio::spawn(files.clone().watch()));
+        let reloader_task = tls.as_ref().map(|tls| tokio::spawn(tls.clone().watch()));
         let settings = state.settings.clone();
-        let monitor = tokio::spawn(
-            state
-                .health
-                .clone()
-                .run(Duration::from_millis(settings.health_interval_ms.max(100))),
-        );
-        let refreshers: Vec<_> = state
-            .authenticator
-            .jwt_verifiers()
-            .into_iter()
-            .map(|verifier| tokio::spawn(verifier.refresh_periodically()))
-            .collect();
+        let current = Arc::new(ArcSwap::from_pointee(Generation::start(state, 1)));
+        let mut reloads = Vec::new();
+        if let Some(reloader) = reloader {
+            reloader.install(current.clone());
+            #[cfg(unix)]
+            reloads.push(tokio::spawn(reloader.clone().on_hangup()));
+            if settings.reload_watch_ms > 0 {
+                reloads.push(tokio::spawn(
+                    reloader.watch(Duration::from_millis(settings.reload_watch_ms)),
+                ));
+            }
+        }
         let service = Connection {
-            router: app(state),
+            current: current.clone(),
             peer: None,
         };
         let connections = Arc::new(Semaphore::new(settings.max_connections));
@@ -180,22 +198,21 @@ impl Server {
         {
             tracing::warn!("requests still in flight after the grace period were cut off");
         }
-        monitor.abort();
-        for reloader in reloader.into_iter().chain(policy_reloader) {
-            reloader.abort();
+        for task in reloader_task.into_iter().chain(reloads) {
+            task.abort();
         }
-        for refresher in refreshers {
-            refresher.abort();
-        }
+        // The generation in force stops its tasks as it goes.
+        drop(current);
         tracing::info!("stopped");
     }
 }
 
-/// The application as one connection serves it: each request carries the workload the
-/// connection's client certificate proved, if any.
+/// The application as one connection serves it: each request goes to the generation in force
+/// when it arrives (and stays with it to its end), and carries the workload the connection's
+/// client certificate proved, if any.
 #[derive(Clone)]
 struct Connection {
-    router: axum::Router,
+    current: Arc<ArcSwap<Generation>>,
     peer: Option<PeerWorkload>,
 }
 
@@ -209,7 +226,8 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Connectio
             request.extensions_mut().insert(peer.clone());
         }
         // A router is always ready, and cloning it clones an `Arc`.
-        tower::Service::call(&mut self.router.clone(), request)
+        let mut router = self.current.load().router.clone();
+        tower::Service::call(&mut router, request)
     }
 }
 

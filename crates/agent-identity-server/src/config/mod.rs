@@ -74,6 +74,9 @@ pub struct Loaded {
     pub approvals: Option<agent_identity::identity_approval::Approvals>,
     /// The pages for people (`[web]`).
     pub web: Option<Arc<crate::app::web::Web>>,
+    /// The files the configuration was read from (the file and its rules file), which a
+    /// running server watches for changes; empty when it came from elsewhere.
+    pub watched: Vec<PathBuf>,
 }
 
 /// A configuration that cannot be used. Every problem is listed.
@@ -209,14 +212,18 @@ pub fn load_file_retaining(
     let base = path.parent().unwrap_or(Path::new("."));
     let file: ConfigFile = toml::from_str(&text)
         .map_err(|err| ConfigError::new(&location, None, err.to_string().trim_end().to_owned()))?;
-    build(
+    let mut watched = vec![path.to_owned()];
+    watched.extend(file.rules_file.as_ref().map(|rules| base.join(rules)));
+    let mut loaded = build(
         file,
         base,
         location,
         &|name| std::env::var(name).ok(),
         observer,
         retained,
-    )
+    )?;
+    loaded.watched = watched;
+    Ok(loaded)
 }
 
 /// What a process that has just started retains.
@@ -570,6 +577,7 @@ fn build(
                 policies: governance.policies,
                 approvals,
                 web,
+                watched: Vec::new(),
             };
             for item in secret_shaped_refs(&loaded) {
                 tracing::warn!(
