@@ -115,6 +115,9 @@ impl Redis {
             settings = settings.set_password(password);
         }
         let info = info.set_redis_settings(settings);
+        // rustls picks its crypto from the process's default provider: ring, as everywhere in
+        // the project (a no-op when one is installed already).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = match ca_pem {
             None => Client::open(info),
             Some(root) => Client::build_with_tls(

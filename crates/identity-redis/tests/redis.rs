@@ -160,3 +160,31 @@ async fn a_stopped_server_is_unavailable_in_time_and_then_recovers() {
     }
     assert_eq!(back, Some(None));
 }
+
+#[tokio::test]
+async fn rediss_verifies_the_server_against_the_configured_ca() {
+    let server = RedisServer::start_tls().await;
+    let mut config = RedisConfig::new(server.tls_url());
+    config.tls_ca_file = Some(identity_test_support::tls_fixture("ca.pem"));
+    let redis = config.connect("redis", &|_| None).unwrap();
+    let state = redis.state("s").unwrap();
+    state
+        .write_if("k", &json!({"over": "tls"}), None)
+        .await
+        .unwrap()
+        .unwrap();
+    // What went over TLS is there, seen through the plain port.
+    let raw = server
+        .command(&["HGET", "agent-identity:{s}:d:k", "d"])
+        .await
+        .unwrap();
+    assert!(raw.contains("tls"), "{raw}");
+
+    // Trusting another CA (the system's roots, which never signed the test certificate), the
+    // connection is refused.
+    let untrusted = RedisConfig::new(server.tls_url())
+        .connect("redis", &|_| None)
+        .unwrap();
+    let err = untrusted.state("s").unwrap().read("k").await.unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+}

@@ -14,6 +14,8 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     password: Option<String>,
+    /// The TLS port, when the server has one (beside the plain one, which tests use to look).
+    tls_port: Option<u16>,
 }
 
 impl std::fmt::Debug for RedisServer {
@@ -33,20 +35,34 @@ fn redis_binary() -> PathBuf {
 impl RedisServer {
     /// Starts a server whose default user needs no password.
     pub async fn start() -> Self {
-        Self::start_with(super::free_port(), None).await
+        Self::start_with(super::free_port(), None, false).await
+    }
+
+    /// Starts a server that also speaks TLS, with the project's test certificate for
+    /// 127.0.0.1 (`fixtures/tls`): [`RedisServer::tls_url`].
+    pub async fn start_tls() -> Self {
+        Self::start_with(super::free_port(), None, true).await
+    }
+
+    /// `rediss://127.0.0.1:<tls port>`, for a server started with [`RedisServer::start_tls`].
+    pub fn tls_url(&self) -> String {
+        format!(
+            "rediss://127.0.0.1:{}",
+            self.tls_port.expect("a server started with start_tls")
+        )
     }
 
     /// Starts a server on `port` (where a stopped one was, to see clients reconnect).
     pub async fn start_on(port: u16) -> Self {
-        Self::start_with(port, None).await
+        Self::start_with(port, None, false).await
     }
 
     /// Starts a server whose default user needs `password`.
     pub async fn start_with_password(password: &str) -> Self {
-        Self::start_with(super::free_port(), Some(password.to_owned())).await
+        Self::start_with(super::free_port(), Some(password.to_owned()), false).await
     }
 
-    async fn start_with(port: u16, password: Option<String>) -> Self {
+    async fn start_with(port: u16, password: Option<String>, tls: bool) -> Self {
         let mut command = Command::new(redis_binary());
         command.args([
             "--port",
@@ -62,6 +78,16 @@ impl RedisServer {
         ]);
         if let Some(password) = &password {
             command.args(["--requirepass", password]);
+        }
+        let tls_port = tls.then(super::free_port);
+        if let Some(tls_port) = tls_port {
+            let fixture = |name: &str| super::tls_fixture(name).to_string_lossy().into_owned();
+            command
+                .args(["--tls-port", &tls_port.to_string()])
+                .args(["--tls-cert-file", &fixture("server.pem")])
+                .args(["--tls-key-file", &fixture("server-key.pem")])
+                .args(["--tls-ca-cert-file", &fixture("ca.pem")])
+                .args(["--tls-auth-clients", "no"]);
         }
         let child = command
             .stdin(Stdio::null())
@@ -79,6 +105,7 @@ impl RedisServer {
             child: Some(child),
             port,
             password,
+            tls_port,
         };
         for _ in 0..400 {
             if server
