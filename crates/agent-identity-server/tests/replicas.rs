@@ -460,3 +460,51 @@ async fn a_replica_killed_under_load_leaves_the_others_serving_and_nothing_lost(
     assert_eq!(cluster.server.registrations().await, registered);
     let _ = cluster.replicas.pop();
 }
+
+#[test]
+fn the_deployment_guides_configuration_is_valid() {
+    // docs/deploy.md's ConfigMap, loaded as the sidecar would (nothing is contacted to load).
+    let guide = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/deploy.md"),
+    )
+    .unwrap();
+    let block = guide
+        .split("agent-identity.toml: |\n")
+        .nth(1)
+        .unwrap()
+        .split("\n---")
+        .next()
+        .unwrap();
+    let config: String = block
+        .lines()
+        .map(|line| line.strip_prefix("    ").unwrap_or(line))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let dir = std::env::temp_dir().join(format!("agent-identity-deploy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pem = dir.join("approvals.pem");
+    std::fs::write(&pem, identity_test_support::ed25519_key_pair(3).0).unwrap();
+    let config = config
+        .replace(
+            "/etc/agent-identity/tls/redis-ca.pem",
+            identity_test_support::tls_fixture("ca.pem")
+                .to_str()
+                .unwrap(),
+        )
+        .replace(
+            "/etc/agent-identity/keys/approvals.pem",
+            pem.to_str().unwrap(),
+        );
+    let key = base64::engine::general_purpose::STANDARD.encode(CONNECTIONS_KEY);
+    let env = |name: &str| match name {
+        "REDIS_PASSWORD" | "GITHUB_CLIENT_SECRET" => Some("from-the-secret".to_owned()),
+        "CONNECTIONS_KEY" => Some(key.clone()),
+        _ => None,
+    };
+    let loaded =
+        agent_identity_server::config::load_str(&config, &dir, "deploy.md".into(), &env, None);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let loaded = loaded.unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(loaded.router.rule_count(), 2);
+    assert!(loaded.approvals.is_some());
+}

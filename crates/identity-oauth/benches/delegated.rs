@@ -7,8 +7,13 @@
 //!   AES-256-GCM seal).
 //! - `resolve/delegated_vault`: in `SharedTokens` on a real OpenBao (started here): a KV read and
 //!   an open per resolution, the shared state of several replicas.
+//! - `resolve/delegated_shared_memory`: in `SharedTokens` on the process's `MemoryState` (a
+//!   document read and an open, no network): what a reload-proof single replica does.
+//! - `resolve/delegated_redis`: in `SharedTokens` on a real Redis (started here): an `HMGET` and
+//!   an open per resolution.
 //! - `bare_vaultrs_read`: the same KV entry read with vaultrs alone, the floor the Vault case is
-//!   compared with in the same run.
+//!   compared with in the same run; `bare_redis_hmget`: the same for Redis, with the redis crate
+//!   alone.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
@@ -66,11 +71,14 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let bao = runtime.block_on(async {
+    let (bao, redis_server) = runtime.block_on(async {
         let bao = OpenBao::start().await;
         bao.enable_kv2("kv").await;
-        bao
+        (bao, identity_test_support::RedisServer::start().await)
     });
+    let redis = identity_redis::RedisConfig::new(redis_server.url())
+        .connect("redis", &|_| None)
+        .unwrap();
     let slot = CredentialRef::new("user-openai").unwrap();
     let ring = Keyring::new("k1", [5; 32]);
     let tokens = TokenSet::bearer(
@@ -98,6 +106,20 @@ fn bench(c: &mut Criterion) {
             "delegated_vault",
             Arc::new(SharedTokens::new(
                 Arc::new(vault.documents("connections").unwrap()),
+                ring.clone(),
+            )),
+        ),
+        (
+            "delegated_shared_memory",
+            Arc::new(SharedTokens::new(
+                Arc::new(identity_state::MemoryState::default()),
+                ring.clone(),
+            )),
+        ),
+        (
+            "delegated_redis",
+            Arc::new(SharedTokens::new(
+                Arc::new(redis.state("connections").unwrap()),
                 ring.clone(),
             )),
         ),
@@ -155,9 +177,34 @@ fn bench(c: &mut Criterion) {
             black_box(value.is_object())
         })
     });
+    let bare_redis = runtime.block_on(async {
+        redis::Client::open(redis_server.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    });
+    // Where SharedTokens keeps alice's connection in Redis.
+    let key = "agent-identity:{connections}:d:connections/YWxpY2U/b3BlbmFp";
+    group.bench_function("bare_redis_hmget", |b| {
+        b.to_async(&runtime).iter(|| {
+            let mut connection = bare_redis.clone();
+            async move {
+                let (version, document): (Option<u64>, Option<String>) = redis::cmd("HMGET")
+                    .arg(key)
+                    .arg("v")
+                    .arg("d")
+                    .query_async(&mut connection)
+                    .await
+                    .unwrap();
+                black_box(version.is_some() && document.is_some())
+            }
+        })
+    });
     group.finish();
     let _ = std::fs::remove_dir_all(&dir);
     drop(bao);
+    drop(redis_server);
 }
 
 criterion_group!(benches, bench);

@@ -186,6 +186,7 @@ impl Redis {
     }
 
     /// What every key starts with.
+    #[cfg(feature = "budget")]
     pub(crate) fn prefix(&self) -> &str {
         &self.inner.prefix
     }
@@ -212,6 +213,7 @@ impl Redis {
     }
 
     /// Removes `member` from the sorted set at `key` (a call leaving its budget).
+    #[cfg(feature = "budget")]
     pub(crate) async fn leave(&self, key: &str, member: &str) -> Result<(), Error> {
         self.query::<u64>("budget leave", redis::cmd("ZREM").arg(key).arg(member))
             .await
@@ -258,7 +260,8 @@ impl Redis {
     }
 }
 
-/// A random name (a lease holder, a call's slot): 96 bits, hex.
+/// A random name (a call's slot): 96 bits, hex.
+#[cfg(feature = "budget")]
 pub(crate) fn random_id() -> String {
     let mut random = [0u8; 12];
     // Without randomness, the time and the process still tell names apart.
