@@ -188,3 +188,137 @@ async fn rediss_verifies_the_server_against_the_configured_ca() {
     let err = untrusted.state("s").unwrap().read("k").await.unwrap_err();
     assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
 }
+
+/// One operation of a generated sequence, on a small set of keys so that they collide.
+#[derive(Debug, Clone)]
+enum Op {
+    Read(u8),
+    /// Write `value` at a key, expecting what was last read there, absence, or a stale version.
+    Write(u8, u8, Expect),
+    Delete(u8),
+    List,
+    Lease(u8, u8),
+    Release(u8, u8),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    Current,
+    Absent,
+    Stale,
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    let expect = prop_oneof![
+        Just(Expect::Current),
+        Just(Expect::Absent),
+        Just(Expect::Stale)
+    ];
+    prop_oneof![
+        (0..4u8).prop_map(Op::Read),
+        (0..4u8, any::<u8>(), expect).prop_map(|(k, v, e)| Op::Write(k, v, e)),
+        (0..4u8).prop_map(Op::Delete),
+        Just(Op::List),
+        (0..2u8, 0..3u8).prop_map(|(k, h)| Op::Lease(k, h)),
+        (0..2u8, 0..3u8).prop_map(|(k, h)| Op::Release(k, h)),
+    ]
+}
+
+/// What an operation gave, without versions (each backend numbers its own).
+async fn apply(
+    state: &dyn SharedState,
+    op: &Op,
+    versions: &mut std::collections::HashMap<u8, u64>,
+) -> String {
+    let key = |k: &u8| format!("f/{}/k{k}", if k % 2 == 0 { "even" } else { "odd" });
+    match op {
+        Op::Read(k) => {
+            let read = state.read(&key(k)).await.unwrap();
+            if let Some((_, version)) = &read {
+                versions.insert(*k, *version);
+            }
+            format!("{:?}", read.map(|(document, _)| document))
+        }
+        Op::Write(k, value, expect) => {
+            let expected = match expect {
+                Expect::Current => match state.read(&key(k)).await.unwrap() {
+                    Some((_, version)) => Some(version),
+                    None => None,
+                },
+                Expect::Absent => None,
+                Expect::Stale => versions.get(k).copied().or(Some(0)),
+            };
+            let written = state
+                .write_if(&key(k), &json!({"v": value}), expected)
+                .await
+                .unwrap();
+            if let Some(version) = written {
+                versions.insert(*k, version);
+            }
+            format!("{}", written.is_some())
+        }
+        Op::Delete(k) => {
+            state.delete(&key(k)).await.unwrap();
+            "deleted".into()
+        }
+        Op::List => format!(
+            "{:?} {:?}",
+            state.list("f").await.unwrap(),
+            state.list("f/even").await.unwrap()
+        ),
+        Op::Lease(k, holder) => format!(
+            "{}",
+            state
+                .try_lease(
+                    &format!("l/{k}"),
+                    &format!("h{holder}"),
+                    Duration::from_secs(60)
+                )
+                .await
+                .unwrap()
+        ),
+        Op::Release(k, holder) => {
+            state
+                .release(&format!("l/{k}"), &format!("h{holder}"))
+                .await
+                .unwrap();
+            "released".into()
+        }
+    }
+}
+
+#[test]
+fn redis_and_memory_agree_on_every_sequence_of_operations() {
+    use proptest::prelude::*;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = runtime.block_on(RedisServer::start());
+    let redis = runtime.block_on(async {
+        RedisConfig::new(server.url())
+            .connect("redis", &|_| None)
+            .unwrap()
+    });
+    let case = std::sync::atomic::AtomicUsize::new(0);
+    let config = ProptestConfig {
+        cases: 64,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(ops in proptest::collection::vec(op(), 1..24))| {
+        // A namespace per case: each starts from nothing, as a fresh memory state does.
+        let n = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let redis = redis.state(&format!("case-{n}")).unwrap();
+        let memory = identity_state::MemoryState::default();
+        runtime.block_on(async {
+            let (mut in_redis, mut in_memory) = (Default::default(), Default::default());
+            for op in &ops {
+                let from_redis = apply(&redis, op, &mut in_redis).await;
+                let from_memory = apply(&memory, op, &mut in_memory).await;
+                assert_eq!(from_redis, from_memory, "{op:?} in {ops:?}");
+            }
+        });
+    });
+}

@@ -210,13 +210,7 @@ pub(crate) fn oauth_store(
                 Ok(file)
             },
             // In this process's memory, kept across reloads.
-            || {
-                Arc::new(SharedTokens::new(
-                    places.retained.memory("oauth-connections"),
-                    ring.clone()
-                        .unwrap_or_else(|| places.retained.ring().clone()),
-                ))
-            },
+            || places.retained.tokens(),
         ),
     };
     let clients: Arc<dyn ClientPersistence> = sealed_file(

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use agent_identity::ConfigError;
 use agent_identity::identity_approval::ApprovalSigner;
 use agent_identity::identity_budget::{BudgetConfig, MemoryCounters};
+use agent_identity::identity_oauth::MemoryTokens;
 use agent_identity::identity_redis::Redis;
 use agent_identity::identity_seal::Keyring;
 use agent_identity::identity_state::{MemoryState, Namespaced, SharedState};
@@ -18,6 +19,9 @@ use agent_identity::identity_vault::VaultCredentialStore;
 /// new stores and gates over the same, so that it loses nothing it would keep.
 pub struct Retained {
     memory: Arc<MemoryState>,
+    /// Users' connections kept in memory: apart from the documents, so that the hot path of a
+    /// user's resolution reads a map, not a sealed document.
+    tokens: Arc<MemoryTokens>,
     ring: Keyring,
     signers: Mutex<HashMap<String, ApprovalSigner>>,
     counters: Mutex<Option<(Vec<BudgetConfig>, Arc<MemoryCounters>)>>,
@@ -43,6 +47,7 @@ impl Retained {
         getrandom::fill(&mut key).map_err(|_| "the system's random source failed".to_owned())?;
         Ok(Self {
             memory: Arc::new(MemoryState::default()),
+            tokens: Arc::default(),
             ring: Keyring::new("process", key),
             signers: Mutex::default(),
             counters: Mutex::default(),
@@ -57,6 +62,11 @@ impl Retained {
             // Namespaces are the sidecar's own names, always valid keys.
             Err(_) => memory,
         }
+    }
+
+    /// Users' connections kept in this process's memory.
+    pub(crate) fn tokens(&self) -> Arc<MemoryTokens> {
+        self.tokens.clone()
     }
 
     /// The key made at start, for what needs sealing and has no configured key.
