@@ -231,7 +231,12 @@ async fn apply(
     op: &Op,
     versions: &mut std::collections::HashMap<u8, u64>,
 ) -> String {
-    let key = |k: &u8| format!("f/{}/k{k}", if k % 2 == 0 { "even" } else { "odd" });
+    let key = |k: &u8| {
+        format!(
+            "f/{}/k{k}",
+            if k.is_multiple_of(2) { "even" } else { "odd" }
+        )
+    };
     match op {
         Op::Read(k) => {
             let read = state.read(&key(k)).await.unwrap();
@@ -242,10 +247,11 @@ async fn apply(
         }
         Op::Write(k, value, expect) => {
             let expected = match expect {
-                Expect::Current => match state.read(&key(k)).await.unwrap() {
-                    Some((_, version)) => Some(version),
-                    None => None,
-                },
+                Expect::Current => state
+                    .read(&key(k))
+                    .await
+                    .unwrap()
+                    .map(|(_, version)| version),
                 Expect::Absent => None,
                 Expect::Stale => versions.get(k).copied().or(Some(0)),
             };
