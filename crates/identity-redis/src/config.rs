@@ -8,7 +8,9 @@ use serde::Deserialize;
 
 use crate::state::Redis;
 
-/// How to reach a Redis server (7 or later; or a server speaking its protocol, such as Valkey).
+/// How to reach a Redis server (7 or later; or a server speaking its protocol, such as Valkey):
+/// at `url`, or as the master `master_name` that the Redis Sentinel instances at `sentinels`
+/// report (asked again after a failover).
 ///
 /// The password is never in the configuration: `password_env` names the variable holding it.
 /// With `username`, the server checks an ACL user (`AUTH username password`); without, the
@@ -28,7 +30,15 @@ use crate::state::Redis;
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
     /// `redis://host:port/db`, or `rediss://` for TLS; no password in it.
-    pub url: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Or: the Sentinel instances (`redis://host:26379`, `rediss://` for TLS to them and to
+    /// the master), with `master_name`.
+    #[serde(default)]
+    pub sentinels: Vec<String>,
+    /// The name the sentinels monitor the master under.
+    #[serde(default)]
+    pub master_name: Option<String>,
     /// The ACL user, if not the default one.
     #[serde(default)]
     pub username: Option<String>,
@@ -63,7 +73,9 @@ impl RedisConfig {
     /// ```
     pub fn new(url: impl Into<String>) -> Self {
         Self {
-            url: url.into(),
+            url: Some(url.into()),
+            sentinels: Vec::new(),
+            master_name: None,
             username: None,
             password_env: None,
             tls_ca_file: None,
@@ -80,7 +92,7 @@ impl RedisConfig {
     /// let mut config = identity_redis::RedisConfig::new("redis://:hunter2@127.0.0.1:6379");
     /// let err = config.connect("redis.shared", &|_| None).unwrap_err();
     /// assert_eq!(err.to_string(), "redis.shared, field `url`: must carry no password: put it in the variable `password_env` names");
-    /// config.url = "redis://127.0.0.1:6379".into();
+    /// config.url = Some("redis://127.0.0.1:6379".into());
     /// config.password_env = Some("REDIS_PASSWORD".into());
     /// let err = config.connect("redis.shared", &|_| None).unwrap_err();
     /// assert!(err.to_string().contains("`REDIS_PASSWORD` is not set"), "{err}");
@@ -92,7 +104,45 @@ impl RedisConfig {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Redis, ConfigError> {
         let problem = |field: &str, text: String| ConfigError::new(location, Some(field), text);
-        let url = url_parts(&self.url).map_err(|text| problem("url", text))?;
+        let tls = match (&self.url, self.sentinels.is_empty()) {
+            (Some(url), true) => url_parts(url).map_err(|text| problem("url", text))?.tls,
+            (None, false) => {
+                let mut tls = Vec::new();
+                for url in &self.sentinels {
+                    let parts = url_parts(url)
+                        .map_err(|text| problem("sentinels", format!("`{url}` {text}")))?;
+                    tls.push(parts.tls);
+                }
+                if tls.iter().any(|t| *t != tls[0]) {
+                    return Err(problem(
+                        "sentinels",
+                        "mixes redis:// and rediss://: use one for all".into(),
+                    ));
+                }
+                if self.master_name.as_deref().is_none_or(str::is_empty) {
+                    return Err(problem(
+                        "master_name",
+                        "is missing: name the master the sentinels monitor".into(),
+                    ));
+                }
+                tls[0]
+            }
+            (Some(_), false) => {
+                return Err(problem(
+                    "sentinels",
+                    "names a second way to the server: keep `url` or `sentinels`".into(),
+                ));
+            }
+            (None, true) => {
+                return Err(problem(
+                    "url",
+                    "is missing: name the server (`url`), or its sentinels (`sentinels` and `master_name`)".into(),
+                ));
+            }
+        };
+        if self.master_name.is_some() && self.sentinels.is_empty() {
+            return Err(problem("master_name", "is set without `sentinels`".into()));
+        }
         if let Err(err) = identity_state::check_key(&self.prefix) {
             return Err(problem("prefix", err.to_string()));
         }
@@ -119,7 +169,7 @@ impl RedisConfig {
         }
         let ca = match &self.tls_ca_file {
             None => None,
-            Some(_) if !url.tls => {
+            Some(_) if !tls => {
                 return Err(problem(
                     "tls_ca_file",
                     "is set for a plain `redis://` URL: use `rediss://`".into(),
@@ -135,15 +185,24 @@ impl RedisConfig {
                 }
             },
         };
-        Redis::open(
-            &self.url,
-            self.username.as_deref(),
-            password,
-            ca,
-            &self.prefix,
-            Duration::from_millis(self.timeout_ms),
-        )
-        .map_err(|text| problem("url", text))
+        let timeout = Duration::from_millis(self.timeout_ms);
+        let username = self.username.as_deref();
+        match (&self.url, &self.master_name) {
+            (Some(url), _) => Redis::open(url, username, password, ca, &self.prefix, timeout)
+                .map_err(|text| problem("url", text)),
+            (None, Some(name)) => Redis::sentinel(
+                &self.sentinels,
+                name,
+                username,
+                password,
+                ca,
+                &self.prefix,
+                timeout,
+            )
+            .map_err(|text| problem("sentinels", text)),
+            // Checked above: a URL or sentinels with a master's name.
+            (None, None) => Err(problem("url", "is missing".into())),
+        }
     }
 }
 
@@ -197,17 +256,17 @@ mod tests {
     fn bad_settings_name_their_field() {
         let mut config = RedisConfig::new("http://127.0.0.1:6379");
         assert!(refused(&config).contains("field `url`: has scheme `http`"));
-        config.url = "redis://alice@127.0.0.1".into();
+        config.url = Some("redis://alice@127.0.0.1".into());
         assert!(refused(&config).contains("must carry no user"));
-        config.url = "redis://".into();
+        config.url = Some("redis://".into());
         assert!(refused(&config).contains("has no host"));
-        config.url = "redis://127.0.0.1:6379".into();
+        config.url = Some("redis://127.0.0.1:6379".into());
         config.username = Some("agent".into());
         assert!(refused(&config).contains("field `username`: needs `password_env`"));
         config.username = None;
         config.tls_ca_file = Some("/nonexistent.pem".into());
         assert!(refused(&config).contains("field `tls_ca_file`: is set for a plain"));
-        config.url = "rediss://127.0.0.1:6379".into();
+        config.url = Some("rediss://127.0.0.1:6379".into());
         assert!(refused(&config).contains("cannot be read (/nonexistent.pem)"));
         config.tls_ca_file = None;
         config.prefix = "a b".into();
@@ -217,6 +276,28 @@ mod tests {
         assert!(refused(&config).contains("field `timeout_ms`"));
         config.timeout_ms = 10;
         assert!(config.connect("redis.x", &|_| None).is_ok());
+    }
+
+    #[test]
+    fn sentinels_need_a_master_and_exclude_a_url() {
+        let mut config = RedisConfig::new("redis://127.0.0.1:6379");
+        config.sentinels = vec!["redis://127.0.0.1:26379".into()];
+        assert!(refused(&config).contains("field `sentinels`: names a second way"));
+        config.url = None;
+        assert!(refused(&config).contains("field `master_name`: is missing"));
+        config.master_name = Some("main".into());
+        config.sentinels.push("rediss://127.0.0.1:26380".into());
+        assert!(refused(&config).contains("mixes redis:// and rediss://"));
+        config.sentinels.pop();
+        config.sentinels.push("redis://:pw@127.0.0.1:26380".into());
+        assert!(refused(&config).contains("must carry no password"));
+        config.sentinels.pop();
+        assert!(config.connect("redis.x", &|_| None).is_ok());
+        config.sentinels.clear();
+        assert!(refused(&config).contains("field `url`: is missing"));
+        let mut direct = RedisConfig::new("redis://127.0.0.1:6379");
+        direct.master_name = Some("main".into());
+        assert!(refused(&direct).contains("is set without `sentinels`"));
     }
 
     #[test]

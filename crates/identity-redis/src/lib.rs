@@ -3,7 +3,8 @@
 //! - [`RedisConfig`]: the server's URL (`redis://` or `rediss://`), the ACL user, the
 //!   variable holding the password, the CA for TLS, the prefix of every key.
 //! - [`Redis`]: one multiplexed connection that reconnects by itself (the `redis` crate's
-//!   tokio connection manager), made on first use.
+//!   tokio connection manager), made on first use; to a fixed address, or to the master that
+//!   Redis Sentinel reports, asked again after a failover.
 //! - [`RedisState`]: a namespace of [`identity_state::SharedState`] in Redis: versioned
 //!   documents written by check-and-set in a Lua script, leases taken by a script that sets the
 //!   holder with a time to live (`PX`) only when the lease is free or already theirs.
@@ -11,8 +12,7 @@
 //!
 //! What goes in Redis is sealed by the crates that keep it (users' tokens, clients' secrets);
 //! Redis sees who and when, not what. A Redis Cluster is supported in its keys' layout (a
-//! namespace's keys share one hash slot), not yet in the connection; Sentinel is not yet
-//! supported.
+//! namespace's keys share one hash slot), not yet in the connection.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,6 +26,7 @@
 //! ```
 
 mod config;
+mod connection;
 #[cfg(feature = "budget")]
 mod counters;
 mod state;

@@ -7,14 +7,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use identity_core::Error;
 use identity_state::{SharedState, check_document, check_key};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{
-    Client, ErrorKind, FromRedisValue, RedisError, Script, ScriptInvocation, ServerErrorKind,
-};
+use redis::aio::ConnectionManager;
+use redis::{FromRedisValue, RedisError, Script, ScriptInvocation};
 use serde_json::Value;
-use tokio::sync::OnceCell;
 
 use crate::BACKEND;
+use crate::connection::{Connections, Credentials, to_error};
 
 /// Writes a document if its version is still the one expected (`""`: absent). Versions come
 /// from one counter per namespace, so none is given twice, even to a key deleted and written
@@ -49,18 +47,17 @@ end
 return 0
 ";
 
-/// A Redis server, reached through one multiplexed connection that reconnects by itself;
-/// made by [`RedisConfig::connect`](crate::RedisConfig::connect) or [`Redis::open`]. Cheap to
-/// clone. `Debug` shows the address, never the password.
+/// A Redis server, reached through one multiplexed connection that reconnects by itself (at
+/// a fixed address, or at the master its sentinels report); made by
+/// [`RedisConfig::connect`](crate::RedisConfig::connect), [`Redis::open`] or
+/// [`Redis::sentinel`]. Cheap to clone. `Debug` shows the address, never the password.
 #[derive(Clone)]
 pub struct Redis {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    client: Client,
-    /// Made on first use: configuration is read before any runtime runs.
-    connection: OnceCell<ConnectionManager>,
+    connections: Connections,
     prefix: String,
     timeout: Duration,
     scripts: Scripts,
@@ -75,10 +72,7 @@ struct Scripts {
 impl fmt::Debug for Redis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Redis")
-            .field(
-                "address",
-                &self.inner.client.get_connection_info().addr().to_string(),
-            )
+            .field("address", &self.inner.connections.describe())
             .field("prefix", &self.inner.prefix)
             .finish_non_exhaustive()
     }
@@ -103,36 +97,58 @@ impl Redis {
         prefix: &str,
         timeout: Duration,
     ) -> Result<Self, String> {
-        use redis::IntoConnectionInfo;
-        let info = url
-            .into_connection_info()
-            .map_err(|err| format!("is not a Redis URL: {err}"))?;
-        let mut settings = info.redis_settings().clone();
-        if let Some(username) = username {
-            settings = settings.set_username(username);
-        }
-        if let Some(password) = &password {
-            settings = settings.set_password(password);
-        }
-        let info = info.set_redis_settings(settings);
+        let credentials = Credentials {
+            username,
+            password,
+            ca_pem,
+        };
+        Ok(Self::over(
+            Connections::direct(url, credentials, timeout)?,
+            prefix,
+            timeout,
+        ))
+    }
+
+    /// The master `master_name` that the Redis Sentinel instances at `sentinels` report
+    /// (`redis://host:26379`; `rediss://` for TLS to the sentinels and the master), as
+    /// `username` with `password` when given, trusting `ca_pem` (PEM) for TLS when given. After
+    /// a failover, the sentinels are asked again: commands go to the new master.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let sentinels = ["redis://10.0.0.1:26379".to_owned(), "redis://10.0.0.2:26379".to_owned()];
+    /// let redis = identity_redis::Redis::sentinel(&sentinels, "main", None, None, None, "agent-identity", Duration::from_secs(2))?;
+    /// assert!(format!("{redis:?}").contains("the master `main`"));
+    /// # Ok::<(), String>(())
+    /// ```
+    pub fn sentinel(
+        sentinels: &[String],
+        master_name: &str,
+        username: Option<&str>,
+        password: Option<String>,
+        ca_pem: Option<Vec<u8>>,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        let credentials = Credentials {
+            username,
+            password,
+            ca_pem,
+        };
+        Ok(Self::over(
+            Connections::sentinel(sentinels, master_name, credentials, timeout)?,
+            prefix,
+            timeout,
+        ))
+    }
+
+    fn over(connections: Connections, prefix: &str, timeout: Duration) -> Self {
         // rustls picks its crypto from the process's default provider: ring, as everywhere in
         // the project (a no-op when one is installed already).
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = match ca_pem {
-            None => Client::open(info),
-            Some(root) => Client::build_with_tls(
-                info,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(root),
-                },
-            ),
-        }
-        .map_err(|err| format!("cannot be used: {err}"))?;
-        Ok(Self {
+        Self {
             inner: Arc::new(Inner {
-                client,
-                connection: OnceCell::new(),
+                connections,
                 prefix: prefix.to_owned(),
                 timeout,
                 scripts: Scripts {
@@ -141,7 +157,7 @@ impl Redis {
                     release_lease: Script::new(RELEASE_LEASE),
                 },
             }),
-        })
+        }
     }
 
     /// The shared state of `namespace` (`connections`, `clients`, `approvals`, ...): its keys
@@ -221,27 +237,7 @@ impl Redis {
     }
 
     async fn connection(&self) -> Result<ConnectionManager, Error> {
-        let inner = &self.inner;
-        inner
-            .connection
-            .get_or_try_init(|| async {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(inner.timeout))
-                    .set_response_timeout(Some(inner.timeout))
-                    .set_number_of_retries(2)
-                    .set_max_delay(Duration::from_millis(500));
-                let connect = ConnectionManager::new_with_config(inner.client.clone(), config);
-                match tokio::time::timeout(inner.timeout, connect).await {
-                    Ok(Ok(manager)) => Ok(manager),
-                    Ok(Err(err)) => Err(to_error(&err, "connecting")),
-                    Err(_) => Err(Error::unavailable(
-                        BACKEND,
-                        format!("connecting took over {:?}", inner.timeout),
-                    )),
-                }
-            })
-            .await
-            .cloned()
+        self.inner.connections.get().await
     }
 
     async fn timed<T>(
@@ -251,11 +247,17 @@ impl Redis {
     ) -> Result<T, Error> {
         match tokio::time::timeout(self.inner.timeout, command).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => Err(to_error(&err, what)),
-            Err(_) => Err(Error::unavailable(
-                BACKEND,
-                format!("{what} took over {:?}", self.inner.timeout),
-            )),
+            Ok(Err(err)) => {
+                self.inner.connections.failed(Some(&err));
+                Err(to_error(&err, what))
+            }
+            Err(_) => {
+                self.inner.connections.failed(None);
+                Err(Error::unavailable(
+                    BACKEND,
+                    format!("{what} took over {:?}", self.inner.timeout),
+                ))
+            }
         }
     }
 }
@@ -273,28 +275,6 @@ pub(crate) fn random_id() -> String {
         random.copy_from_slice(&seed.to_le_bytes()[..12]);
     }
     hex::encode(random)
-}
-
-/// What a Redis error means to a caller: a refused identity, a refused command, or a server
-/// that may answer later. The server's message is kept: it names no secret.
-fn to_error(err: &RedisError, what: &str) -> Error {
-    match err.kind() {
-        ErrorKind::AuthenticationFailed => Error::Unauthenticated {
-            backend: BACKEND,
-            detail: format!("{what}: {err}"),
-        },
-        ErrorKind::Server(ServerErrorKind::NoPerm) => Error::PermissionDenied {
-            backend: BACKEND,
-            detail: format!("{what}: {err}"),
-        },
-        _ if err.code() == Some("NOAUTH") || err.code() == Some("WRONGPASS") => {
-            Error::Unauthenticated {
-                backend: BACKEND,
-                detail: format!("{what}: {err}"),
-            }
-        }
-        _ => Error::unavailable(BACKEND, format!("{what}: {err}")),
-    }
 }
 
 /// One namespace of shared state in Redis: documents as hashes (`v`: version, `d`: the JSON),

@@ -328,3 +328,69 @@ fn redis_and_memory_agree_on_every_sequence_of_operations() {
         });
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_sentinel_a_failover_moves_commands_to_the_new_master() {
+    let mut master = RedisServer::start().await;
+    let replica = RedisServer::start_replica_of(&master).await;
+    let dir = std::env::temp_dir().join(format!("identity-redis-sentinel-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sentinel = RedisServer::start_sentinel(&master, "main", &dir).await;
+    // The sentinel has found the replica, and the replica follows the master.
+    let known = format!("127.0.0.1:{}", replica.port());
+    for _ in 0..100 {
+        let replicas = sentinel
+            .command(&["SENTINEL", "replicas", "main"])
+            .await
+            .unwrap();
+        let synced = replica.command(&["INFO", "replication"]).await.unwrap();
+        if replicas.contains(&known) && synced.contains("master_link_status:up") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let mut config = RedisConfig::new("");
+    config.url = None;
+    config.sentinels = vec![sentinel.url()];
+    config.master_name = Some("main".into());
+    config.timeout_ms = 500;
+    let redis = config.connect("redis", &|_| None).unwrap();
+    let state = redis.state("s").unwrap();
+    state
+        .write_if("before", &json!({"n": 1}), None)
+        .await
+        .unwrap()
+        .unwrap();
+    for _ in 0..100 {
+        let there = replica
+            .command(&["EXISTS", "agent-identity:{s}:d:before"])
+            .await
+            .unwrap();
+        if there.starts_with(":1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The master dies; the sentinel promotes the replica; commands follow it.
+    master.stop().await;
+    let mut written = None;
+    for _ in 0..100 {
+        if let Ok(Some(version)) = state.write_if("after", &json!({"n": 2}), None).await {
+            written = Some(version);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(written.is_some(), "no write reached a new master");
+    assert!(state.read("before").await.unwrap().is_some());
+    let promoted = sentinel
+        .command(&["SENTINEL", "get-master-addr-by-name", "main"])
+        .await
+        .unwrap();
+    assert!(promoted.contains(&replica.port().to_string()), "{promoted}");
+    let role = replica.command(&["ROLE"]).await.unwrap();
+    assert!(role.contains("master"), "{role}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -62,8 +62,54 @@ impl RedisServer {
         Self::start_with(super::free_port(), Some(password.to_owned()), false).await
     }
 
+    /// Starts a replica of `master` (its data copied as it is written).
+    pub async fn start_replica_of(master: &RedisServer) -> Self {
+        Self::start_from(
+            super::free_port(),
+            None,
+            false,
+            &["--replicaof", "127.0.0.1", &master.port.to_string()],
+            None,
+        )
+        .await
+    }
+
+    /// Starts a Redis Sentinel monitoring `master` as `name` (a quorum of one; the master is
+    /// held down after half a second without answers), with its configuration in `dir`.
+    pub async fn start_sentinel(master: &RedisServer, name: &str, dir: &std::path::Path) -> Self {
+        let port = super::free_port();
+        let config = dir.join(format!("sentinel-{port}.conf"));
+        std::fs::write(
+            &config,
+            format!(
+                "sentinel monitor {name} 127.0.0.1 {} 1\n\
+                 sentinel down-after-milliseconds {name} 500\n\
+                 sentinel failover-timeout {name} 2000\n\
+                 sentinel parallel-syncs {name} 1\n",
+                master.port
+            ),
+        )
+        .unwrap();
+        Self::start_from(port, None, false, &["--sentinel"], Some(&config)).await
+    }
+
     async fn start_with(port: u16, password: Option<String>, tls: bool) -> Self {
+        Self::start_from(port, password, tls, &[], None).await
+    }
+
+    async fn start_from(
+        port: u16,
+        password: Option<String>,
+        tls: bool,
+        extra: &[&str],
+        config: Option<&std::path::Path>,
+    ) -> Self {
         let mut command = Command::new(redis_binary());
+        // A configuration file comes first, as redis-server reads its arguments.
+        if let Some(config) = config {
+            command.arg(config);
+        }
+        command.args(extra);
         command.args([
             "--port",
             &port.to_string(),
@@ -141,27 +187,43 @@ impl RedisServer {
                 request.extend(format!("${}\r\n{arg}\r\n", arg.len()).into_bytes());
             }
         };
-        if let Some(password) = &self.password {
+        let replies = if let Some(password) = &self.password {
             push(&["AUTH", password]);
-        }
+            2
+        } else {
+            1
+        };
         push(args);
-        push(&["QUIT"]);
         stream.write_all(&request).await?;
-        let mut answer = String::new();
-        tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut answer))
+        // Read until the replies are whole (a sentinel knows no QUIT to end the stream with).
+        let mut answer = Vec::new();
+        let read = async {
+            loop {
+                let mut chunk = [0u8; 4096];
+                let n = stream.read(&mut chunk).await?;
+                if n == 0 {
+                    return Ok::<_, std::io::Error>(());
+                }
+                answer.extend_from_slice(&chunk[..n]);
+                let mut at = Some(0);
+                for _ in 0..replies {
+                    at = at.and_then(|at| reply_end(&answer, at));
+                }
+                if at.is_some() {
+                    return Ok(());
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), read)
             .await
             .map_err(|_| std::io::Error::other("no answer within 5 s"))??;
-        // The answer to AUTH, if sent, comes first; the answer to QUIT last.
-        let answer = if self.password.is_some() {
-            answer
-                .split_once("\r\n")
-                .map(|(_, rest)| rest)
-                .unwrap_or_default()
-                .to_owned()
+        // The answer to AUTH, if sent, comes first.
+        let start = if replies == 2 {
+            reply_end(&answer, 0).unwrap_or(0)
         } else {
-            answer
+            0
         };
-        Ok(answer.strip_suffix("+OK\r\n").unwrap_or(&answer).to_owned())
+        Ok(String::from_utf8_lossy(&answer[start..]).into_owned())
     }
 
     /// Stops the server (SIGKILL), as a crash would.
@@ -169,5 +231,34 @@ impl RedisServer {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill().await;
         }
+    }
+}
+
+/// Where the RESP reply that starts at `at` ends, when it is whole in `buf`.
+fn reply_end(buf: &[u8], at: usize) -> Option<usize> {
+    let line = buf.get(at..)?.windows(2).position(|w| w == b"\r\n")? + at;
+    let number = || {
+        std::str::from_utf8(&buf[at + 1..line])
+            .ok()?
+            .parse::<i64>()
+            .ok()
+    };
+    match buf.get(at)? {
+        b'+' | b'-' | b':' => Some(line + 2),
+        b'$' => match number()? {
+            n if n < 0 => Some(line + 2),
+            n => {
+                let end = line + 2 + usize::try_from(n).ok()? + 2;
+                (end <= buf.len()).then_some(end)
+            }
+        },
+        b'*' => {
+            let mut position = line + 2;
+            for _ in 0..number()?.max(0) {
+                position = reply_end(buf, position)?;
+            }
+            Some(position)
+        }
+        _ => None,
     }
 }
