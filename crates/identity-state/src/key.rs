@@ -2,9 +2,9 @@
 
 use identity_core::Error;
 
-/// Punctuation a key may use besides ASCII letters, digits and `/`: characters that every
-/// backend keeps as they are (no encoding, no glob, no path meaning).
-const ALLOWED_PUNCTUATION: &str = "-_.:@=+,~";
+/// Punctuation a key (or a path built of keys) may use besides ASCII letters, digits and `/`:
+/// characters that every backend keeps as they are (no encoding, no glob, no path meaning).
+pub const ALLOWED_PUNCTUATION: &str = "-_.:@=+,~";
 
 /// The longest key accepted, in bytes.
 const MAX_LEN: usize = 512;
@@ -19,26 +19,42 @@ const MAX_LEN: usize = 512;
 /// assert!(identity_state::check_key("a b").is_err());
 /// ```
 pub fn check_key(key: &str) -> Result<(), Error> {
+    check_name(key, "shared state key")
+}
+
+/// Checks `text` by the rules of [`check_key`], naming it `what` in the error: the one check
+/// of names that go into a backend's paths as they are (Vault's paths use it too).
+///
+/// ```
+/// let err = identity_state::check_name("a?b", "vault document key").unwrap_err();
+/// assert!(err.to_string().contains("has `?` at byte 1"), "{err}");
+/// ```
+pub fn check_name(text: &str, what: &'static str) -> Result<(), Error> {
     let refuse = |problem: String| Error::InvalidArgument {
-        argument: "shared state key",
+        argument: what,
         problem,
     };
-    if key.is_empty() {
+    if text.is_empty() {
         return Err(refuse("is empty".into()));
     }
-    if key.len() > MAX_LEN {
+    if text.len() > MAX_LEN {
         return Err(refuse(format!("is longer than {MAX_LEN} bytes")));
     }
-    if let Some((at, c)) = key
+    if let Some((at, c)) = text
         .char_indices()
         .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '/' || ALLOWED_PUNCTUATION.contains(c)))
     {
+        let shown = if c.is_control() {
+            format!("{c:?}").trim_matches('\'').to_owned()
+        } else {
+            c.to_string()
+        };
         return Err(refuse(format!(
-            "has {c:?} at byte {at}; keys may use ASCII letters, digits, `/` and \
+            "has `{shown}` at byte {at}; names here may use ASCII letters, digits, `/` and \
              `{ALLOWED_PUNCTUATION}`"
         )));
     }
-    for segment in key.split('/') {
+    for segment in text.split('/') {
         match segment {
             "" => {
                 return Err(refuse(
@@ -108,8 +124,8 @@ mod tests {
             ("a//b", "empty segment"),
             ("/a", "empty segment"),
             ("a/./b", "`.` segment"),
-            ("a*b", "'*' at byte 1"),
-            ("a\nb", "'\\n' at byte 1"),
+            ("a*b", "`*` at byte 1"),
+            ("a\nb", "`\\n` at byte 1"),
         ] {
             let err = check_key(key).unwrap_err().to_string();
             assert!(err.contains(says), "{key:?}: {err}");

@@ -41,7 +41,7 @@ use async_trait::async_trait;
 use identity_core::Error;
 use serde_json::Value;
 
-pub use key::{check_document, check_key};
+pub use key::{ALLOWED_PUNCTUATION, check_document, check_key, check_name};
 pub use memory::MemoryState;
 pub use namespaced::Namespaced;
 

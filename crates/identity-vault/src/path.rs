@@ -2,55 +2,18 @@
 
 use identity_core::{CredentialRef, Error};
 
-/// Punctuation a ref, mount or prefix may use besides ASCII letters, digits and `/`.
+/// Punctuation a ref, mount or prefix may use besides ASCII letters, digits and `/` (the shared
+/// state's set, [`identity_state::ALLOWED_PUNCTUATION`]).
 ///
 /// The set is closed on purpose. vaultrs joins paths without encoding them and drops `.` and
 /// `..` segments silently, so `a/../b` would read `a/b`; `%` would be decoded by the server into
 /// another name; `?` and `#` would end the path. Every character allowed here is the same
 /// encoded and decoded, so the path Vault sees is exactly the ref.
-pub const ALLOWED_PUNCTUATION: &str = "-_.:@=+,~";
-
-/// The longest path accepted, in bytes.
-const MAX_LEN: usize = 512;
+pub const ALLOWED_PUNCTUATION: &str = identity_state::ALLOWED_PUNCTUATION;
 
 /// Checks that `text` can be used as a KV v2 path as it is; `what` names it in the error.
 pub(crate) fn check_path(text: &str, what: &'static str) -> Result<(), Error> {
-    let refuse = |problem: String| Error::InvalidArgument {
-        argument: what,
-        problem,
-    };
-    if text.is_empty() {
-        return Err(refuse("is empty".into()));
-    }
-    if text.len() > MAX_LEN {
-        return Err(refuse(format!("is longer than {MAX_LEN} bytes")));
-    }
-    if let Some((at, c)) = text
-        .char_indices()
-        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '/' || ALLOWED_PUNCTUATION.contains(c)))
-    {
-        let shown = if c.is_control() {
-            format!("{:?}", c).trim_matches('\'').to_owned()
-        } else {
-            c.to_string()
-        };
-        return Err(refuse(format!(
-            "has `{shown}` at byte {at}; Vault paths here may use ASCII letters, digits, `/` and \
-             `{ALLOWED_PUNCTUATION}`"
-        )));
-    }
-    for segment in text.split('/') {
-        match segment {
-            "" => {
-                return Err(refuse(
-                    "has an empty segment (a leading, trailing or double `/`)".into(),
-                ));
-            }
-            "." | ".." => return Err(refuse(format!("has a `{segment}` segment"))),
-            _ => {}
-        }
-    }
-    Ok(())
+    identity_state::check_name(text, what)
 }
 
 /// The KV v2 mount and the prefixes under which credentials and leases are kept.
