@@ -319,3 +319,50 @@ async fn what_memory_keeps_outlives_a_reload() {
     let (status, _) = resolve(&base).await.unwrap();
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_cannot_drop_authentication_beyond_loopback() {
+    // Started beyond loopback by `--listen`, with API keys; the file's own address is loopback.
+    let path = write_config("reload-exposure", &config("slot-1", 0, ""));
+    let env = env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let sidecar = Sidecar::start(
+        &[
+            "serve",
+            "--config",
+            path.to_str().unwrap(),
+            "--listen",
+            "0.0.0.0:0",
+        ],
+        &env,
+    )
+    .await;
+    let base = format!("http://127.0.0.1:{}", sidecar.port());
+    // The edit would leave the port open to anyone: refused, and the keys still required.
+    let open = config("slot-2", 0, "")
+        .split("[auth]")
+        .next()
+        .unwrap()
+        .to_owned();
+    std::fs::write(&path, open).unwrap();
+    let answer = client()
+        .post(format!("{base}/api/reload"))
+        .header("x-api-key", key_of("ops"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = answer.json().await.unwrap();
+    assert!(body["errors"].to_string().contains("listen"), "{body}");
+    let anonymous = client()
+        .post(format!("{base}/api/resolve"))
+        .json(
+            &json!({"userId": "alice", "resourceId": "r", "resourceKind": "shared",
+            "provider": "p", "model": "m", "action": "read", "traceId": "t"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(resolve(&base).await.unwrap().1, "cred-1");
+}

@@ -32,7 +32,7 @@ use super::metrics::Metrics;
 use super::settings::ServerSettings;
 use super::{AppState, app};
 use crate::auth::{Caller, Permission};
-use crate::config::{LoadError, Retained, load_file_retaining};
+use crate::config::{LoadError, Retained, check_exposure_of, load_file_retaining};
 
 /// One configuration in force: its application, and the tasks that serve it (stopped when the
 /// generation is dropped, once the next one is in force).
@@ -211,6 +211,11 @@ impl Reloader {
         let mut loaded = loaded;
         if let Some(listen) = self.source.listen {
             loaded.server.listen = listen;
+            // The file was checked against its own address; the one in force is `--listen`'s
+            // (a reload must not open it to unauthenticated callers where the start did not).
+            check_exposure_of(&loaded).map_err(|err| {
+                ReloadError::Invalid(err.errors.iter().map(ToString::to_string).collect())
+            })?;
         }
         self.check_restart_only(&loaded.server)?;
         let watched = loaded.watched.clone();
