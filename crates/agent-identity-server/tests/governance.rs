@@ -742,3 +742,64 @@ async fn the_pages_ask_for_a_sign_in_and_refuse_what_they_did_not_start() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn where_budgets_are_counted_is_checked() {
+    let base = r#"
+[stores.default]
+type = "memory"
+credentials = [{ id = "cred-openai", kind = "fixed", name = "OpenAI", scope = "chat", status = "active", ref = "openai-prod" }]
+secrets = { openai-prod = { env = "BANK_KEY" } }
+
+[stores.bao]
+type = "vault"
+address = "http://127.0.0.1:9"
+mount = "kv"
+
+[stores.bao.auth]
+method = "token"
+token_env = "BANK_KEY"
+
+[redis.shared]
+url = "redis://127.0.0.1:9"
+
+[[rules]]
+id = "openai"
+credentialRef = "openai-prod"
+priority = 1
+"#;
+    let budget =
+        "\n[[budgets]]\nid = \"per-user\"\nper = \"user\"\nrequests = 5\nwindow_secs = 60\n";
+    let load = |head: &str, tail: &str| {
+        let text = format!("{head}\n{base}{tail}");
+        load_str(&text, Path::new("."), "test".into(), &env, None).map(|_| ())
+    };
+    // Nothing is contacted to load: a Vault store or a Redis server named is enough.
+    load("budgets_vault = \"bao\"", budget).unwrap();
+    load("budgets_redis = \"shared\"", budget).unwrap();
+    for (head, tail, expected) in [
+        (
+            "budgets_vault = \"nowhere\"",
+            budget,
+            "budgets, field `budgets_vault`: names no store of type \"vault\": `nowhere`",
+        ),
+        (
+            "budgets_vault = \"bao\"\nbudgets_redis = \"shared\"",
+            budget,
+            "budgets, field `budgets_redis`: names a second place for what `budgets_vault` keeps: keep one",
+        ),
+        (
+            "budgets_vault = \"bao\"",
+            "",
+            "budgets_vault: is set and no [[budgets]] are configured",
+        ),
+        (
+            "budgets_vault = \"bao\"\nbudgets_vault_prefix = \"a/../b\"",
+            budget,
+            "budgets, field `budgets_vault_prefix`",
+        ),
+    ] {
+        let err = load(head, tail).unwrap_err().to_string();
+        assert!(err.contains(expected), "{head}: {err}");
+    }
+}

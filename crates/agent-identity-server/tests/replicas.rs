@@ -41,11 +41,21 @@ impl Drop for Cluster {
     }
 }
 
-/// One replica's configuration: everything shared lives in Redis or OpenBao.
-fn config(port: u16, issuer: &str, redis: &str, bao: &str, refresh_window_secs: u64) -> String {
+/// Budgets counted in Redis.
+const BUDGETS_IN_REDIS: &str = r#"budgets_redis = "shared""#;
+
+/// One replica's configuration: everything shared lives in Redis or OpenBao; `budgets` says
+/// where budgets are counted.
+fn config(
+    port: u16,
+    issuer: &str,
+    (redis, bao): (&str, &str),
+    refresh_window_secs: u64,
+    budgets: &str,
+) -> String {
     format!(
         r#"
-budgets_redis = "shared"
+{budgets}
 
 [server]
 listen = "127.0.0.1:{port}"
@@ -155,6 +165,16 @@ impl Cluster {
     /// Starts the shared servers and three replicas; tokens live `token_ttl` seconds and are
     /// refreshed within `refresh_window_secs` of their expiry.
     async fn start(name: &str, token_ttl: u64, refresh_window_secs: u64) -> Self {
+        Self::start_counting(name, token_ttl, refresh_window_secs, BUDGETS_IN_REDIS).await
+    }
+
+    /// [`Cluster::start`], with budgets counted where the `budgets` line says.
+    async fn start_counting(
+        name: &str,
+        token_ttl: u64,
+        refresh_window_secs: u64,
+        budgets: &str,
+    ) -> Self {
         let server = AuthorizationServer::start_with_env(&[(
             "FIXTURE_ACCESS_TOKEN_TTL",
             &token_ttl.to_string(),
@@ -193,9 +213,9 @@ impl Cluster {
                 config(
                     port,
                     server.issuer(),
-                    &redis.url(),
-                    &bao.address(),
+                    (&redis.url(), &bao.address()),
                     refresh_window_secs,
+                    budgets,
                 ),
             )
             .unwrap();
@@ -342,6 +362,19 @@ async fn a_hundred_first_uses_of_a_dcr_slot_register_one_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_budget_of_fifty_grants_fifty_across_the_three() {
     let cluster = Cluster::start("budget", 600, 60).await;
+    grants_fifty_of_a_hundred_and_fifty(&cluster).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_counted_in_vault_grants_fifty_across_the_three() {
+    let cluster =
+        Cluster::start_counting("budget-vault", 600, 60, r#"budgets_vault = "bao""#).await;
+    grants_fifty_of_a_hundred_and_fifty(&cluster).await;
+}
+
+/// 150 resolutions of one user's metered rule spread over the replicas: 50 granted, the rest
+/// refused for the budget.
+async fn grants_fifty_of_a_hundred_and_fifty(cluster: &Cluster) {
     let calls = (0..150).map(|n| cluster.resolve(n % 3, "alice", "metered"));
     let answers = futures::future::join_all(calls).await;
 

@@ -80,6 +80,29 @@ impl BudgetConfig {
         self.max_daily_usd.map(|usd| (usd * 1e6).round() as u64)
     }
 
+    /// The allowance of requests as a generic cell rate algorithm counts it: microseconds
+    /// between two requests, and how many may be spent at once; `None` when the budget does
+    /// not limit requests. Shared counters that run the algorithm elsewhere (a Redis script,
+    /// a check-and-set over shared documents) take it from here.
+    ///
+    /// ```
+    /// let budget: identity_budget::BudgetConfig = serde_json::from_value(serde_json::json!(
+    ///     {"id": "b", "per": "user", "requests": 50, "window_secs": 3600}))?;
+    /// assert_eq!(budget.request_rate(), Some((72e6, 50)));
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    #[must_use]
+    pub fn request_rate(&self) -> Option<(f64, u32)> {
+        match (self.requests, self.window_secs) {
+            (Some(requests), Some(window)) if requests > 0 && window > 0 => {
+                #[allow(clippy::cast_precision_loss, reason = "microseconds, exact below 2^53")]
+                let interval = window as f64 * 1e6 / f64::from(requests);
+                Some((interval, requests))
+            }
+            _ => None,
+        }
+    }
+
     /// The budget's quota (`None` when it limits concurrency only), or what is wrong with it.
     pub(crate) fn quota(&self) -> Result<Option<Quota>, ConfigError> {
         let located = |field: &str, problem: &str| {

@@ -66,6 +66,11 @@ pub trait Counters: Send + Sync + fmt::Debug + 'static {
     async fn spent(&self, budget: usize, key: &str, day: i64) -> Result<u64, Error>;
 }
 
+/// How long a call's slot counts at most in counters shared by replicas: a replica that dies
+/// holding slots frees them after this long. A call streaming for longer no longer counts
+/// against the limit.
+pub const SLOT_TTL: Duration = Duration::from_secs(600);
+
 /// A concurrency slot: given back when dropped.
 pub struct Slot(
     #[allow(

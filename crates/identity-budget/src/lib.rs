@@ -17,8 +17,11 @@
 //! reaches the limit, resolutions are refused until midnight UTC. A call is admitted on what
 //! was spent before it, so the call that crosses the limit is not cut short.
 //!
-//! The counts live behind [`Counters`]: [`MemoryCounters`] keeps them in this process; replicas
-//! that must share a budget give a shared implementation.
+//! The counts live behind [`Counters`]: [`MemoryCounters`] keeps them in this process;
+//! replicas that must share a budget count in a shared state (`StateCounters`, feature
+//! `state`: Vault or any `identity_state::SharedState`) or in Redis (`identity_redis`'s
+//! counters, one script per count). Every implementation passes one conformance suite
+//! (`testing`, feature `testing`).
 //!
 //! ```
 //! use identity_budget::{BudgetConfig, Budgets};
@@ -48,9 +51,15 @@
 mod budgets;
 mod config;
 mod counters;
+#[cfg(feature = "state")]
+mod shared;
 mod spend;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use budgets::{BudgetNotifier, Budgets};
 pub use config::{BudgetConfig, Per};
-pub use counters::{Counters, MemoryCounters, Slot, Taken};
+pub use counters::{Counters, MemoryCounters, SLOT_TTL, Slot, Taken};
+#[cfg(feature = "state")]
+pub use shared::StateCounters;
 pub use spend::{Price, Prices};

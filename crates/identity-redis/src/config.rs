@@ -6,7 +6,7 @@ use std::time::Duration;
 use identity_core::ConfigError;
 use serde::Deserialize;
 
-use crate::state::Redis;
+use crate::state::{Redis, Sentinels};
 
 /// How to reach a Redis server (7 or later; or a server speaking its protocol, such as Valkey):
 /// at `url`, or as the master `master_name` that the Redis Sentinel instances at `sentinels`
@@ -39,6 +39,13 @@ pub struct RedisConfig {
     /// The name the sentinels monitor the master under.
     #[serde(default)]
     pub master_name: Option<String>,
+    /// The ACL user the sentinels themselves ask for, if not the default one.
+    #[serde(default)]
+    pub sentinel_username: Option<String>,
+    /// The environment variable holding the sentinels' own password (`requirepass` in their
+    /// configuration), when they ask for one.
+    #[serde(default)]
+    pub sentinel_password_env: Option<String>,
     /// The ACL user, if not the default one.
     #[serde(default)]
     pub username: Option<String>,
@@ -76,6 +83,8 @@ impl RedisConfig {
             url: Some(url.into()),
             sentinels: Vec::new(),
             master_name: None,
+            sentinel_username: None,
+            sentinel_password_env: None,
             username: None,
             password_env: None,
             tls_ca_file: None,
@@ -149,23 +158,33 @@ impl RedisConfig {
         if self.timeout_ms == 0 {
             return Err(problem("timeout_ms", "must be at least 1".into()));
         }
-        let password = match &self.password_env {
-            None => None,
-            Some(variable) => match env(variable) {
-                Some(value) if !value.is_empty() => Some(value),
-                _ => {
-                    return Err(problem(
-                        "password_env",
-                        format!("names a variable that is not set: `{variable}` is not set"),
-                    ));
+        let password = Self::password(
+            ("username", self.username.as_deref()),
+            ("password_env", self.password_env.as_deref()),
+            &problem,
+            env,
+        )?;
+        let sentinel_password = Self::password(
+            ("sentinel_username", self.sentinel_username.as_deref()),
+            (
+                "sentinel_password_env",
+                self.sentinel_password_env.as_deref(),
+            ),
+            &problem,
+            env,
+        )?;
+        if self.sentinels.is_empty() {
+            for (field, set) in [
+                ("sentinel_username", self.sentinel_username.is_some()),
+                (
+                    "sentinel_password_env",
+                    self.sentinel_password_env.is_some(),
+                ),
+            ] {
+                if set {
+                    return Err(problem(field, "is set without `sentinels`".into()));
                 }
-            },
-        };
-        if self.username.is_some() && password.is_none() {
-            return Err(problem(
-                "username",
-                "needs `password_env` (an ACL user authenticates with a password)".into(),
-            ));
+            }
         }
         let ca = match &self.tls_ca_file {
             None => None,
@@ -191,8 +210,12 @@ impl RedisConfig {
             (Some(url), _) => Redis::open(url, username, password, ca, &self.prefix, timeout)
                 .map_err(|text| problem("url", text)),
             (None, Some(name)) => Redis::sentinel(
-                &self.sentinels,
-                name,
+                Sentinels {
+                    urls: &self.sentinels,
+                    master_name: name,
+                    username: self.sentinel_username.as_deref(),
+                    password: sentinel_password,
+                },
                 username,
                 password,
                 ca,
@@ -203,6 +226,35 @@ impl RedisConfig {
             // Checked above: a URL or sentinels with a master's name.
             (None, None) => Err(problem("url", "is missing".into())),
         }
+    }
+
+    /// The password the variable `password_env` names, checked with the `username` it goes
+    /// with: an ACL user needs a password, and a variable named must be set.
+    fn password(
+        (user_field, username): (&str, Option<&str>),
+        (env_field, variable): (&str, Option<&str>),
+        problem: &dyn Fn(&str, String) -> ConfigError,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<String>, ConfigError> {
+        let password = match variable {
+            None => None,
+            Some(variable) => match env(variable) {
+                Some(value) if !value.is_empty() => Some(value),
+                _ => {
+                    return Err(problem(
+                        env_field,
+                        format!("names a variable that is not set: `{variable}` is not set"),
+                    ));
+                }
+            },
+        };
+        if username.is_some() && password.is_none() {
+            return Err(problem(
+                user_field,
+                format!("needs `{env_field}` (an ACL user authenticates with a password)"),
+            ));
+        }
+        Ok(password)
     }
 }
 
@@ -298,6 +350,37 @@ mod tests {
         let mut direct = RedisConfig::new("redis://127.0.0.1:6379");
         direct.master_name = Some("main".into());
         assert!(refused(&direct).contains("is set without `sentinels`"));
+        direct.master_name = None;
+        direct.sentinel_password_env = Some("SENTINEL_PASSWORD".into());
+        assert!(
+            refused(&direct)
+                .contains("field `sentinel_password_env`: names a variable that is not set")
+        );
+    }
+
+    #[test]
+    fn the_sentinels_own_user_needs_its_password() {
+        let mut config = RedisConfig::new("");
+        config.url = None;
+        config.sentinels = vec!["redis://127.0.0.1:26379".into()];
+        config.master_name = Some("main".into());
+        config.sentinel_username = Some("watcher".into());
+        assert!(refused(&config).contains(
+            "field `sentinel_username`: needs `sentinel_password_env` (an ACL user authenticates with a password)"
+        ));
+        config.sentinel_password_env = Some("SENTINEL_PASSWORD".into());
+        assert!(config.connect("redis", &|_| Some("pw".into())).is_ok());
+        let mut direct = RedisConfig::new("redis://127.0.0.1:6379");
+        direct.sentinel_username = Some("watcher".into());
+        direct.sentinel_password_env = Some("SENTINEL_PASSWORD".into());
+        let err = direct
+            .connect("redis", &|_| Some("pw".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("field `sentinel_username`: is set without `sentinels`"),
+            "{err}"
+        );
     }
 
     #[test]

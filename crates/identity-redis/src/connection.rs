@@ -72,18 +72,18 @@ impl Connections {
         Ok(Self::over(Source::Direct(client), timeout))
     }
 
-    /// The master `name` that the sentinels at `sentinels` report. A `rediss://` sentinel URL
-    /// speaks TLS to the sentinels and to the master alike.
+    /// The master that `sentinels` report. A `rediss://` sentinel URL speaks TLS to the
+    /// sentinels and to the master alike.
     pub(crate) fn sentinel(
-        sentinels: &[String],
-        name: &str,
+        sentinels: crate::Sentinels<'_>,
         credentials: Credentials<'_>,
         timeout: Duration,
     ) -> Result<Self, String> {
         use redis::IntoConnectionInfo;
+        let name = sentinels.master_name;
         let mut addresses = Vec::new();
         let mut tls = false;
-        for url in sentinels {
+        for url in sentinels.urls {
             let info = url
                 .as_str()
                 .into_connection_info()
@@ -108,6 +108,12 @@ impl Connections {
         }
         if let Some(password) = credentials.password {
             builder = builder.set_client_to_redis_password(password);
+        }
+        if let Some(username) = sentinels.username {
+            builder = builder.set_client_to_sentinel_username(username);
+        }
+        if let Some(password) = sentinels.password {
+            builder = builder.set_client_to_sentinel_password(password);
         }
         let client = builder
             .build()

@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use identity_budget::{BudgetConfig, Counters, Slot, Taken};
+use identity_budget::{BudgetConfig, Counters, SLOT_TTL, Slot, Taken};
 use identity_core::Error;
 use redis::Script;
 
@@ -52,10 +52,6 @@ local total = redis.call('INCRBY', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[1], 172800)
 return total
 ";
-
-/// How long a call's slot counts at most: a replica that dies holding slots frees them after
-/// this long. A call streaming for longer no longer counts against the limit.
-pub const SLOT_TTL: Duration = Duration::from_secs(600);
 
 /// Budgets counted in Redis: one allowance for every replica. Requests by the generic cell
 /// rate algorithm on the server's clock, calls in flight as members of a sorted set that lapse
@@ -110,17 +106,7 @@ impl Redis {
             .iter()
             .map(|budget| Allowance {
                 id: budget.id.clone(),
-                rate: match (budget.requests, budget.window_secs) {
-                    (Some(requests), Some(window)) if requests > 0 => {
-                        #[allow(
-                            clippy::cast_precision_loss,
-                            reason = "microseconds, exact below 2^53"
-                        )]
-                        let interval = window as f64 * 1e6 / f64::from(requests);
-                        Some((interval, requests))
-                    }
-                    _ => None,
-                },
+                rate: budget.request_rate(),
             })
             .collect();
         RedisCounters {

@@ -33,8 +33,10 @@ mod state;
 
 pub use config::RedisConfig;
 #[cfg(feature = "budget")]
-pub use counters::{RedisCounters, SLOT_TTL};
-pub use state::{Redis, RedisState};
+pub use counters::RedisCounters;
+#[cfg(feature = "budget")]
+pub use identity_budget::SLOT_TTL;
+pub use state::{Redis, RedisState, Sentinels};
 
 /// The backend name in errors.
 pub const BACKEND: &str = "redis";

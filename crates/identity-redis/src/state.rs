@@ -78,6 +78,30 @@ impl fmt::Debug for Redis {
     }
 }
 
+/// The Redis Sentinel instances to ask for the master, and what they ask of their clients.
+/// `Debug` shows no password.
+pub struct Sentinels<'a> {
+    /// The sentinels' URLs (`redis://host:26379`, or `rediss://` for TLS).
+    pub urls: &'a [String],
+    /// The name the sentinels monitor the master under.
+    pub master_name: &'a str,
+    /// The ACL user the sentinels ask for, if not the default one.
+    pub username: Option<&'a str>,
+    /// The sentinels' own password, when they ask for one.
+    pub password: Option<String>,
+}
+
+impl fmt::Debug for Sentinels<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sentinels")
+            .field("urls", &self.urls)
+            .field("master_name", &self.master_name)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
 impl Redis {
     /// The server at `url` (`redis://` or `rediss://`), as `username` with `password` when
     /// given, trusting `ca_pem` (PEM) for TLS when given; keys start with `prefix`. Commands
@@ -109,21 +133,21 @@ impl Redis {
         ))
     }
 
-    /// The master `master_name` that the Redis Sentinel instances at `sentinels` report
-    /// (`redis://host:26379`; `rediss://` for TLS to the sentinels and the master), as
-    /// `username` with `password` when given, trusting `ca_pem` (PEM) for TLS when given. After
-    /// a failover, the sentinels are asked again: commands go to the new master.
+    /// The master that the Redis Sentinel instances `sentinels` name report (`redis://host:26379`;
+    /// `rediss://` for TLS to the sentinels and the master), as `username` with `password`
+    /// when given, trusting `ca_pem` (PEM) for TLS when given. After a failover, the sentinels
+    /// are asked again: commands go to the new master.
     ///
     /// ```
     /// # use std::time::Duration;
-    /// let sentinels = ["redis://10.0.0.1:26379".to_owned(), "redis://10.0.0.2:26379".to_owned()];
-    /// let redis = identity_redis::Redis::sentinel(&sentinels, "main", None, None, None, "agent-identity", Duration::from_secs(2))?;
+    /// let urls = ["redis://10.0.0.1:26379".to_owned(), "redis://10.0.0.2:26379".to_owned()];
+    /// let sentinels = identity_redis::Sentinels { urls: &urls, master_name: "main", username: None, password: None };
+    /// let redis = identity_redis::Redis::sentinel(sentinels, None, None, None, "agent-identity", Duration::from_secs(2))?;
     /// assert!(format!("{redis:?}").contains("the master `main`"));
     /// # Ok::<(), String>(())
     /// ```
     pub fn sentinel(
-        sentinels: &[String],
-        master_name: &str,
+        sentinels: Sentinels<'_>,
         username: Option<&str>,
         password: Option<String>,
         ca_pem: Option<Vec<u8>>,
@@ -136,7 +160,7 @@ impl Redis {
             ca_pem,
         };
         Ok(Self::over(
-            Connections::sentinel(sentinels, master_name, credentials, timeout)?,
+            Connections::sentinel(sentinels, credentials, timeout)?,
             prefix,
             timeout,
         ))

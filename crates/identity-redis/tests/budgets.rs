@@ -8,9 +8,8 @@
 #![cfg(feature = "budget")]
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use identity_budget::{BudgetConfig, Budgets, Counters, Taken};
+use identity_budget::{BudgetConfig, Budgets, Counters};
 use identity_core::{
     Credential, CredentialKind, RequestContext, ResourceKind, RoutingRule, Secret,
 };
@@ -81,65 +80,17 @@ async fn a_budget_of_fifty_across_three_replicas_grants_exactly_fifty() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_allowance_refills_over_its_window() {
+async fn redis_counters_pass_the_shared_conformance_suite() {
     let server = RedisServer::start().await;
-    let budgets = [budget(serde_json::json!(
-        {"id": "fast", "per": "user", "requests": 2, "window_secs": 1}))];
-    let redis = RedisConfig::new(server.url())
-        .connect("redis", &|_| None)
-        .unwrap();
-    let counters = redis.counters(&budgets);
-    assert_eq!(
-        counters.take(0, "alice").await.unwrap(),
-        Taken::Granted { remaining: 1 }
-    );
-    assert_eq!(
-        counters.take(0, "alice").await.unwrap(),
-        Taken::Granted { remaining: 0 }
-    );
-    let Taken::Refused { retry_after } = counters.take(0, "alice").await.unwrap() else {
-        panic!("a third request in the window");
+    let url = server.url();
+    // Each replica its own connection to the one server.
+    let make = move |budgets: &[BudgetConfig]| -> Arc<dyn Counters> {
+        let redis = RedisConfig::new(url.clone())
+            .connect("redis", &|_| None)
+            .unwrap();
+        Arc::new(redis.counters(budgets))
     };
-    assert!(retry_after <= Duration::from_millis(500), "{retry_after:?}");
-    tokio::time::sleep(retry_after + Duration::from_millis(20)).await;
-    assert!(matches!(
-        counters.take(0, "alice").await.unwrap(),
-        Taken::Granted { .. }
-    ));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_in_flight_are_limited_across_replicas_and_given_back() {
-    let server = RedisServer::start().await;
-    let budgets = [budget(serde_json::json!(
-        {"id": "parallel", "per": "user", "concurrent": 3}))];
-    let counters: Vec<_> = (0..2)
-        .map(|_| {
-            RedisConfig::new(server.url())
-                .connect("redis", &|_| None)
-                .unwrap()
-                .counters(&budgets)
-        })
-        .collect();
-    let mut held = Vec::new();
-    for n in 0..3 {
-        held.push(counters[n % 2].enter(0, "alice", 3).await.unwrap().unwrap());
-    }
-    assert!(counters[0].enter(0, "alice", 3).await.unwrap().is_none());
-    assert!(counters[1].enter(0, "alice", 3).await.unwrap().is_none());
-    // Bob's calls are his own.
-    assert!(counters[1].enter(0, "bob", 3).await.unwrap().is_some());
-    drop(held.pop());
-    // The slot goes back as a task: it is free again shortly.
-    let mut entered = None;
-    for _ in 0..50 {
-        entered = counters[1].enter(0, "alice", 3).await.unwrap();
-        if entered.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(entered.is_some());
+    identity_budget::testing::run_shared_counters_conformance(&make, "redis").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

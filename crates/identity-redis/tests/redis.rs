@@ -131,7 +131,24 @@ async fn a_stopped_server_is_unavailable_in_time_and_then_recovers() {
     let port = server.port();
     let mut config = RedisConfig::new(server.url());
     config.timeout_ms = 500;
-    let redis = config.connect("redis", &|_| None).unwrap();
+    // Without the sentinel's password, the master cannot be found: a typed error says so.
+    let refused = config
+        .connect("redis", &|_| None)
+        .unwrap()
+        .state("s")
+        .unwrap();
+    let err = refused.read("before").await.unwrap_err();
+    assert!(
+        matches!(err, identity_core::Error::Unauthenticated { .. }),
+        "{err:?}"
+    );
+    assert!(!format!("{err:?}").contains("sentinel-pw"));
+    config.sentinel_password_env = Some("SENTINEL_PASSWORD".into());
+    let redis = config
+        .connect("redis", &|name| {
+            (name == "SENTINEL_PASSWORD").then(|| "sentinel-pw".into())
+        })
+        .unwrap();
     let state = redis.state("s").unwrap();
     state
         .write_if("k", &json!({"n": 1}), None)
@@ -330,12 +347,14 @@ fn redis_and_memory_agree_on_every_sequence_of_operations() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn behind_sentinel_a_failover_moves_commands_to_the_new_master() {
+async fn behind_sentinel_with_a_password_a_failover_moves_commands_to_the_new_master() {
     let mut master = RedisServer::start().await;
     let replica = RedisServer::start_replica_of(&master).await;
     let dir = std::env::temp_dir().join(format!("identity-redis-sentinel-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let sentinel = RedisServer::start_sentinel(&master, "main", &dir).await;
+    // The sentinel asks its own clients for a password.
+    let sentinel =
+        RedisServer::start_sentinel_with_password(&master, "main", &dir, Some("sentinel-pw")).await;
     // The sentinel has found the replica, and the replica follows the master.
     let known = format!("127.0.0.1:{}", replica.port());
     for _ in 0..100 {
@@ -355,7 +374,24 @@ async fn behind_sentinel_a_failover_moves_commands_to_the_new_master() {
     config.sentinels = vec![sentinel.url()];
     config.master_name = Some("main".into());
     config.timeout_ms = 500;
-    let redis = config.connect("redis", &|_| None).unwrap();
+    // Without the sentinel's password, the master cannot be found: a typed error says so.
+    let refused = config
+        .connect("redis", &|_| None)
+        .unwrap()
+        .state("s")
+        .unwrap();
+    let err = refused.read("before").await.unwrap_err();
+    assert!(
+        matches!(err, identity_core::Error::Unauthenticated { .. }),
+        "{err:?}"
+    );
+    assert!(!format!("{err:?}").contains("sentinel-pw"));
+    config.sentinel_password_env = Some("SENTINEL_PASSWORD".into());
+    let redis = config
+        .connect("redis", &|name| {
+            (name == "SENTINEL_PASSWORD").then(|| "sentinel-pw".into())
+        })
+        .unwrap();
     let state = redis.state("s").unwrap();
     state
         .write_if("before", &json!({"n": 1}), None)

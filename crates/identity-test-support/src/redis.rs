@@ -77,6 +77,16 @@ impl RedisServer {
     /// Starts a Redis Sentinel monitoring `master` as `name` (a quorum of one; the master is
     /// held down after half a second without answers), with its configuration in `dir`.
     pub async fn start_sentinel(master: &RedisServer, name: &str, dir: &std::path::Path) -> Self {
+        Self::start_sentinel_with_password(master, name, dir, None).await
+    }
+
+    /// [`RedisServer::start_sentinel`], the sentinel itself asking its clients for `password`.
+    pub async fn start_sentinel_with_password(
+        master: &RedisServer,
+        name: &str,
+        dir: &std::path::Path,
+        password: Option<&str>,
+    ) -> Self {
         let port = super::free_port();
         let config = dir.join(format!("sentinel-{port}.conf"));
         std::fs::write(
@@ -90,7 +100,14 @@ impl RedisServer {
             ),
         )
         .unwrap();
-        Self::start_from(port, None, false, &["--sentinel"], Some(&config)).await
+        Self::start_from(
+            port,
+            password.map(str::to_owned),
+            false,
+            &["--sentinel"],
+            Some(&config),
+        )
+        .await
     }
 
     async fn start_with(port: u16, password: Option<String>, tls: bool) -> Self {

@@ -95,7 +95,7 @@ async fn conformance_suite_passes_cached_uncached_and_behind_arc_dyn() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn documents_pass_the_shared_state_conformance_suite() {
+async fn documents_pass_the_shared_state_and_budget_counters_conformance_suites() {
     let bao = OpenBao::start().await;
     bao.enable_kv2("kv").await;
     let replica = |_: usize| {
@@ -109,6 +109,18 @@ async fn documents_pass_the_shared_state_conformance_suite() {
     // Behind the trait object the shared crates hold, and from a second replica's session.
     let shared: Arc<dyn identity_state::SharedState> = Arc::new(replica(1));
     identity_state::testing::run_shared_state_conformance(shared.as_ref(), "two").await;
+    // Budgets counted over the documents, each replica with a session of its own.
+    let make = |budgets: &[identity_budget::BudgetConfig]| -> Arc<dyn identity_budget::Counters> {
+        let documents: Arc<dyn identity_state::SharedState> = Arc::new(
+            root_store(&bao, "kv")
+                .build()
+                .unwrap()
+                .documents("agent-identity-budgets")
+                .unwrap(),
+        );
+        Arc::new(identity_budget::StateCounters::new(documents, budgets))
+    };
+    identity_budget::testing::run_shared_counters_conformance(&make, "vault").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

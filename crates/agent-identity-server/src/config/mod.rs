@@ -175,6 +175,11 @@ struct ConfigFile {
     /// The `[redis.<name>]` server that counts budgets for every replica; this process's
     /// memory when absent.
     budgets_redis: Option<String>,
+    /// Or: the store of `type = "vault"` whose KV mount counts budgets for every replica.
+    budgets_vault: Option<String>,
+    /// Where under that mount the counts are kept.
+    #[serde(default = "budgets::default_vault_prefix")]
+    budgets_vault_prefix: String,
     /// Where notifications go (a budget's soft threshold, a held call, a break-glass pass).
     notifications: Option<crate::notify::NotificationSettings>,
     /// What models cost, for budgets with `max_daily_usd`: dollars per million tokens.
@@ -308,6 +313,8 @@ pub fn load_env(
         upstreams: BTreeMap::new(),
         budgets: Vec::new(),
         budgets_redis: None,
+        budgets_vault: None,
+        budgets_vault_prefix: budgets::default_vault_prefix(),
         notifications: None,
         prices: BTreeMap::new(),
         policies: None,
@@ -527,7 +534,11 @@ fn build(
     if let Some(budgets) = budgets::budgets(
         file.budgets,
         file.prices,
-        file.budgets_redis.as_deref(),
+        &budgets::Place {
+            redis: file.budgets_redis.as_deref(),
+            vault: file.budgets_vault.as_deref(),
+            vault_prefix: &file.budgets_vault_prefix,
+        },
         &places,
         &rules,
         &mut errors,
