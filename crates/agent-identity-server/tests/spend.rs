@@ -1,13 +1,15 @@
 //! Spend per day through the sidecar's proxy: a model API's answers, JSON and streamed, report
 //! their usage; the sidecar prices it, tells the webhook once at the soft threshold, and refuses
-//! with 429 once the day's spend is reached. The model API and the webhook are small local
-//! servers of this test: the real ones cannot be reached here.
+//! with 429 once the day's spend is reached, counted in memory or in a real Redis. The model
+//! API and the webhook are small local servers of this test: the real ones cannot be reached
+//! here.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     reason = "a panic in a test is a failed test"
 )]
 
+use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -118,8 +120,47 @@ async fn chat(app: &axum::Router, user: &str, stream: bool) -> (StatusCode, Head
 async fn the_days_spend_is_reached_from_reported_usage_streamed_or_not() {
     let (hook, told) = webhook().await;
     let text = config(&model_api().await, &hook);
+    // Counted in memory, a call's spend is counted before its answer ends.
+    reaches_the_days_spend(&text, &told, |_| async {}).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spend_counted_in_redis_is_reached_the_same() {
+    let redis = identity_test_support::RedisServer::start().await;
+    let (hook, told) = webhook().await;
+    let text = format!(
+        "budgets_redis = \"shared\"\n\n[redis.shared]\nurl = \"{}\"\n{}",
+        redis.url(),
+        config(&model_api().await, &hook)
+    );
+    // Counted over the network, a call's spend is counted as a task after its answer: the
+    // test waits for Redis to hold the day's total before the next call.
+    let redis = &redis;
+    reaches_the_days_spend(&text, &told, |micro_usd| async move {
+        for _ in 0..200 {
+            let keys = redis.command(&["KEYS", "*:spend:*"]).await.unwrap();
+            if let Some(key) = keys.lines().find(|line| line.contains(":spend:")) {
+                let value = redis.command(&["GET", key]).await.unwrap();
+                if value.contains(&format!("\r\n{micro_usd}\r\n")) {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("Redis never held alice's spend of {micro_usd} micro-dollars");
+    })
+    .await;
+}
+
+/// Alice's calls through the proxy reach the day's spend; `counted` waits until her spend so
+/// far (in micro-dollars) is counted.
+async fn reaches_the_days_spend<F: Future<Output = ()>>(
+    text: &str,
+    told: &Mutex<Vec<Value>>,
+    counted: impl Fn(u64) -> F,
+) {
     let env = |name: &str| (name == "OPENAI_KEY").then(|| "sk-spend-canary".to_owned());
-    let loaded = load_str(&text, Path::new("."), "test".into(), &env, None).unwrap();
+    let loaded = load_str(text, Path::new("."), "test".into(), &env, None).unwrap();
     let app = app(loaded
         .into_state(Arc::new(Metrics::new()), "127.0.0.1:3001".parse().unwrap())
         .await
@@ -128,15 +169,18 @@ async fn the_days_spend_is_reached_from_reported_usage_streamed_or_not() {
     // Each call costs 1,000 × $2.50 + 200 × $10.00 per million tokens: $0.0045.
     let (status, _, body) = chat(&app, "alice", false).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    counted(4_500).await;
     let (status, _, body) = chat(&app, "alice", true).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(
         body.contains("[DONE]"),
         "the stream passed through whole: {body}"
     );
+    counted(9_000).await;
     // $0.009 spent: under $0.01, so one more call is let through; it crosses the limit.
     let (status, _, _) = chat(&app, "alice", false).await;
     assert_eq!(status, StatusCode::OK);
+    counted(13_500).await;
     let (status, headers, body) = chat(&app, "alice", true).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     let refusal: Value = serde_json::from_str(&body).unwrap();
@@ -153,15 +197,29 @@ async fn the_days_spend_is_reached_from_reported_usage_streamed_or_not() {
     assert_eq!(status, StatusCode::OK);
 
     // The soft threshold ($0.005) was crossed by alice's second call: told once.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let soft: Vec<Value> = told
+    let mut soft: Vec<Value> = Vec::new();
+    for _ in 0..40 {
+        soft = told
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|event| event["event"] == "budget_spend_soft_limit")
+            .cloned()
+            .collect();
+        if !soft.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // Any second notice would have come with the calls after the first.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let all_soft = told
         .lock()
         .unwrap()
         .iter()
         .filter(|event| event["event"] == "budget_spend_soft_limit")
-        .cloned()
-        .collect();
-    assert_eq!(soft.len(), 1, "{soft:?}");
+        .count();
+    assert_eq!(all_soft, 1, "{soft:?}");
     assert_eq!(soft[0]["key"], "alice");
     assert_eq!(soft[0]["maxUsd"], 0.01);
     assert!(

@@ -128,8 +128,8 @@ impl StateCounters {
     }
 
     /// Reads the document at `key`, decides, and writes the decision back if no other writer
-    /// came first; otherwise reads again, after a pause that grows with each try (random, so
-    /// that contenders spread out).
+    /// came first; otherwise reads again, after a random pause that grows with each try, so
+    /// that contenders spread out.
     async fn update<T>(
         state: &dyn SharedState,
         key: &str,
@@ -138,6 +138,7 @@ impl StateCounters {
         let started = Instant::now();
         let mut tries: u32 = 0;
         loop {
+            let round = Instant::now();
             let read = state.read(key).await?;
             let (document, version) = match &read {
                 Some((document, version)) => (Some(document), Some(*version)),
@@ -157,9 +158,17 @@ impl StateCounters {
                     format!("other replicas kept changing the count; gave up after {tries} tries"),
                 ));
             }
-            let ceiling =
-                (Duration::from_millis(1) * 2u32.saturating_pow(tries.min(6))).min(MAX_PAUSE);
-            tokio::time::sleep(ceiling.mul_f64(fastrand::f64())).await;
+            // Contenders spread over a span that grows with each lost round, in units of the
+            // backend's own round trip: microseconds on Redis, milliseconds on Vault.
+            let pause = (round.elapsed() * tries.min(16))
+                .min(MAX_PAUSE)
+                .mul_f64(fastrand::f64());
+            // The runtime's timer counts whole milliseconds: a shorter pause would last one.
+            if pause < Duration::from_millis(1) {
+                tokio::task::yield_now().await;
+            } else {
+                tokio::time::sleep(pause).await;
+            }
         }
     }
 }

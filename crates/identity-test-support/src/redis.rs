@@ -16,6 +16,14 @@ pub struct RedisServer {
     password: Option<String>,
     /// The TLS port, when the server has one (beside the plain one, which tests use to look).
     tls_port: Option<u16>,
+    /// The server's own folder, removed with it.
+    dir: std::path::PathBuf,
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 impl std::fmt::Debug for RedisServer {
@@ -127,6 +135,14 @@ impl RedisServer {
             command.arg(config);
         }
         command.args(extra);
+        // Its files (a replica's copy of the master's data) go to a folder of its own, never
+        // to the working directory.
+        let dir = std::env::temp_dir().join(format!(
+            "agent-identity-redis-{}-{port}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        command.arg("--dir").arg(&dir);
         command.args([
             "--port",
             &port.to_string(),
@@ -169,6 +185,7 @@ impl RedisServer {
             port,
             password,
             tls_port,
+            dir,
         };
         for _ in 0..400 {
             if server
