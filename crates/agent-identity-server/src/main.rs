@@ -104,6 +104,19 @@ enum Command {
         #[arg(last = true, required = true, value_name = "COMMAND")]
         command: Vec<std::ffi::OsString>,
     },
+    /// Serves the identity tools over MCP on standard input and output, acting for one user:
+    /// who the session acts for, the user's connections, links to connect a provider, the
+    /// rules and why one decides, the state of held calls. None returns a secret.
+    ///
+    /// Over HTTP, the sidecar serves the same tools at /mcp when `[mcp]` is configured.
+    Mcp {
+        /// The configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The user the tools act for.
+        #[arg(long, env = "AGENT_IDENTITY_USER")]
+        user: String,
+    },
     /// Explains how one request context resolves: every rule with why it matched or not, and the
     /// outcome. Exits 0 when granted, 1 when denied, 2 on bad input.
     Resolve {
@@ -145,6 +158,10 @@ fn main() -> ExitCode {
                 deny_warnings,
             } => check(&config, deny_warnings),
             Command::Resolve { config, context } => resolve(&config, &context).await,
+            Command::Mcp { config, user } => {
+                let _logs = init_logging(LogFormat::Text, "warn");
+                agent_identity_server::cli::mcp::run(&config, &user).await
+            }
             Command::Exec {
                 sidecar,
                 config,

@@ -96,6 +96,7 @@ async fn a_store_down_makes_health_503_and_probes_never_reach_the_store() {
         approvals: None,
         web: None,
         reloader: None,
+        mcp: None,
     };
     let app = app(state);
 

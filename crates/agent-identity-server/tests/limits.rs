@@ -84,6 +84,7 @@ async fn slow_app(
         approvals: None,
         web: None,
         reloader: None,
+        mcp: None,
     };
     (app(state), bound)
 }

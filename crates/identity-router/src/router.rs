@@ -696,6 +696,42 @@ impl Router {
         }
     }
 
+    /// Every rule in the order the router considers them, with the fields of `ctx` that do
+    /// not hold: which rule would decide, without resolving (no store is asked, no gate
+    /// counts or holds anything). The first that matched decides, unless its store or a gate
+    /// refuses.
+    ///
+    /// ```
+    /// # use identity_core::*;
+    /// let router = identity_router::Router::builder()
+    ///     .default_store(identity_memory::MemoryCredentialStore::new())
+    ///     .rule(RoutingRule::new("anthropic", "a").with_priority(9).with_match_provider("anthropic"))
+    ///     .rule(RoutingRule::new("any", "b").with_priority(1))
+    ///     .build().unwrap();
+    /// let ctx = RequestContext::builder().user_id("u").resource_id("r")
+    ///     .resource_kind(ResourceKind::Shared).provider("openai").model("m")
+    ///     .action("read").trace_id("t").build().unwrap();
+    /// let verdicts = router.verdicts(&ctx);
+    /// assert!(!verdicts[0].matched);
+    /// assert_eq!(verdicts[1].rule_id, "any");
+    /// assert!(verdicts[1].matched);
+    /// ```
+    #[must_use]
+    pub fn verdicts(&self, ctx: &RequestContext) -> Vec<RuleVerdict> {
+        self.rules
+            .iter()
+            .map(|rule| {
+                let mismatches = rule.mismatches(ctx);
+                RuleVerdict {
+                    rule_id: rule.id.clone(),
+                    priority: rule.priority,
+                    matched: mismatches.is_empty(),
+                    mismatches,
+                }
+            })
+            .collect()
+    }
+
     /// Explains how `ctx` resolves: every rule in order with the fields that do not hold, and
     /// the outcome of the resolution (which asks the stores, and emits its audit event).
     ///
@@ -716,19 +752,7 @@ impl Router {
     /// # });
     /// ```
     pub async fn explain(&self, ctx: &RequestContext) -> Explanation {
-        let rules = self
-            .rules
-            .iter()
-            .map(|rule| {
-                let mismatches = rule.mismatches(ctx);
-                RuleVerdict {
-                    rule_id: rule.id.clone(),
-                    priority: rule.priority,
-                    matched: mismatches.is_empty(),
-                    mismatches,
-                }
-            })
-            .collect();
+        let rules = self.verdicts(ctx);
         let outcome = match self.resolve(ctx).await {
             Ok(resolution) => ExplainedOutcome::Granted {
                 notes: resolution.notes().to_vec(),

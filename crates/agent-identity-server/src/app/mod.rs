@@ -58,6 +58,8 @@ const ROUTES: &[&str] = &[
     "/api/approvals/{id}/reject",
     "/api/approvals/{id}/break-glass",
     "/api/reload",
+    crate::mcp::MCP_PATH,
+    crate::mcp::METADATA_PATH,
 ];
 
 /// The sidecar's HTTP application.
@@ -112,11 +114,13 @@ pub fn app(state: AppState) -> axum::Router {
     let has_pages = state.web.is_some();
     // Shared behind one `Arc`: every request hands the handler its own copy of the state.
     let state = Arc::new(state);
+    let mcp = mcp_routes(&state);
     axum::Router::new()
         .route(ROUTES[0], get(health::health))
         .route(ROUTES[1], get(health::health))
         .merge(api)
         .merge(oauth)
+        .merge(mcp)
         .merge(if has_pages {
             web::routes()
         } else {
@@ -133,6 +137,30 @@ pub fn app(state: AppState) -> axum::Router {
             let front = front.clone();
             async move { front.check(request, next).await }
         }))
+}
+
+/// The identity tools at `/mcp` and their metadata, when `[mcp]` is configured: the tools
+/// behind the callers' authentication, a refusal for want of a token naming the metadata.
+fn mcp_routes(state: &Arc<AppState>) -> axum::Router<Arc<AppState>> {
+    let Some(settings) = state.mcp.clone() else {
+        return axum::Router::new();
+    };
+    let mut tools = axum::Router::new().route_service(ROUTES[21], crate::mcp::service(state));
+    if !state.authenticator.is_none() {
+        tools = tools.route_layer(from_fn_with_state(
+            state.authenticator.clone(),
+            crate::auth::authenticate,
+        ));
+    }
+    let challenged = settings.clone();
+    tools
+        .route_layer(from_fn(move |request: Request, next: Next| {
+            crate::mcp::challenge(challenged.clone(), request, next)
+        }))
+        .route(
+            ROUTES[22],
+            get(move || crate::mcp::metadata(settings.clone())),
+        )
 }
 
 /// What every request meets first.

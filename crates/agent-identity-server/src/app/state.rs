@@ -38,6 +38,8 @@ pub struct AppState {
     pub web: Option<Arc<super::web::Web>>,
     /// What reloads the configuration, when it comes from a file (for `POST /api/reload`).
     pub reloader: Option<std::sync::Weak<super::reload::Reloader>>,
+    /// The identity tools over HTTP, when `[mcp]` is configured.
+    pub mcp: Option<Arc<crate::mcp::McpSettings>>,
 }
 
 impl AppState {
@@ -68,6 +70,7 @@ impl AppState {
             approvals: None,
             web: None,
             reloader: None,
+            mcp: None,
         })
     }
 
@@ -88,6 +91,12 @@ impl AppState {
     /// With what reloads the configuration.
     pub fn with_reloader(mut self, reloader: std::sync::Weak<super::reload::Reloader>) -> Self {
         self.reloader = Some(reloader);
+        self
+    }
+
+    /// With the identity tools served over HTTP at `/mcp`.
+    pub fn with_mcp(mut self, mcp: Option<Arc<crate::mcp::McpSettings>>) -> Self {
+        self.mcp = mcp;
         self
     }
 

@@ -5,4 +5,5 @@
 pub mod check;
 pub mod exec;
 pub mod import;
+pub mod mcp;
 pub mod serve;

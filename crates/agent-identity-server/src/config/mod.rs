@@ -74,6 +74,8 @@ pub struct Loaded {
     pub approvals: Option<agent_identity::identity_approval::Approvals>,
     /// The pages for people (`[web]`).
     pub web: Option<Arc<crate::app::web::Web>>,
+    /// The identity tools over HTTP (`[mcp]`).
+    pub mcp: Option<Arc<crate::mcp::McpSettings>>,
     /// The files the configuration was read from (the file and its rules file), which a
     /// running server watches for changes; empty when it came from elsewhere.
     pub watched: Vec<PathBuf>,
@@ -110,6 +112,7 @@ impl Loaded {
                 .with_upstreams(self.upstreams)
                 .with_governance(self.policies, self.approvals)
                 .with_pages(self.web)
+                .with_mcp(self.mcp)
         })
     }
 }
@@ -191,6 +194,8 @@ struct ConfigFile {
     approvals: Option<governance::ApprovalsSection>,
     /// Pages for people: sign-in, approvals, connections.
     web: Option<crate::app::web::WebSettings>,
+    /// The identity tools over HTTP.
+    mcp: Option<crate::mcp::McpSection>,
     /// Redis servers that keep what replicas share, by name.
     #[serde(default)]
     redis: BTreeMap<String, agent_identity::identity_redis::RedisConfig>,
@@ -320,6 +325,7 @@ pub fn load_env(
         policies: None,
         approvals: None,
         web: None,
+        mcp: None,
         redis: BTreeMap::new(),
     };
     build(
@@ -559,6 +565,17 @@ fn build(
         }
         None => None,
     };
+    // Checked against the authentication it relies on (whose own errors are listed already).
+    let mcp = match (file.mcp, &auth) {
+        (Some(section), Some(auth)) => match section.check(auth) {
+            Ok(mcp) => Some(Arc::new(mcp)),
+            Err(err) => {
+                errors.push(err);
+                None
+            }
+        },
+        _ => None,
+    };
     let router = builder.rules(rules).build();
     let router = match router {
         Ok(router) => Some(router),
@@ -588,6 +605,7 @@ fn build(
                 policies: governance.policies,
                 approvals,
                 web,
+                mcp,
                 watched: Vec::new(),
             };
             for item in secret_shaped_refs(&loaded) {

@@ -221,20 +221,6 @@ pub(crate) async fn link(
         Ok(user) => user,
         Err(response) => return response,
     };
-    let Some(provider) = endpoints.store.provider_named(&provider_name) else {
-        return unknown_provider(&provider_name);
-    };
-    if !provider.is_oauth() {
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            "api_token_provider",
-            &format!(
-                "`{}` takes a personal API token: POST it to /oauth/{}/token",
-                printable(&provider_name),
-                printable(&provider_name)
-            ),
-        );
-    }
     let scopes: Option<Vec<String>> = asked.scope.as_deref().map(|scope| {
         scope
             .split(' ')
@@ -242,20 +228,51 @@ pub(crate) async fn link(
             .map(str::to_owned)
             .collect()
     });
-    match endpoints.connect_link(
+    match mint_link(
+        &endpoints,
         &provider_name,
         &user,
         scopes.as_deref(),
         asked.login_hint.as_deref(),
     ) {
+        Ok(link) => no_store(axum::Json(link).into_response()),
+        Err(refused) => refused,
+    }
+}
+
+/// A connect link for `user` to `provider_name` (`{"connectUrl", "expiresAt"}`), or the
+/// answer refusing it: an unknown provider, one that takes an API token, a scope it may not
+/// ask for.
+pub(crate) fn mint_link(
+    endpoints: &OAuthEndpoints,
+    provider_name: &str,
+    user: &str,
+    scopes: Option<&[String]>,
+    login_hint: Option<&str>,
+) -> Result<serde_json::Value, Response> {
+    let Some(provider) = endpoints.store.provider_named(provider_name) else {
+        return Err(unknown_provider(provider_name));
+    };
+    if !provider.is_oauth() {
+        return Err(json_error(
+            StatusCode::BAD_REQUEST,
+            "api_token_provider",
+            &format!(
+                "`{}` takes a personal API token: POST it to /oauth/{}/token",
+                printable(provider_name),
+                printable(provider_name)
+            ),
+        ));
+    }
+    match endpoints.connect_link(provider_name, user, scopes, login_hint) {
         Ok((url, expires)) => {
             tracing::info!(provider = %provider_name, "connect link minted");
             let expires = expires
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default();
-            no_store(axum::Json(json!({ "connectUrl": url, "expiresAt": expires })).into_response())
+            Ok(json!({ "connectUrl": url, "expiresAt": expires }))
         }
-        Err(err) => provider_failure(&err),
+        Err(err) => Err(provider_failure(&err)),
     }
 }
 

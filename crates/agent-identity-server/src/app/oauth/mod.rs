@@ -581,13 +581,24 @@ pub(crate) async fn connections(
         Ok(acting) => acting,
         Err(response) => return response,
     };
+    match connection_statuses(&endpoints, &user).await {
+        Ok(listed) => {
+            no_store(axum::Json(json!({ "userId": user, "connections": listed })).into_response())
+        }
+        Err(err) => provider_failure(&err),
+    }
+}
+
+/// The state of `user`'s connection to each provider served: connected or not, expired,
+/// refreshable, the scope granted. Never a token.
+pub(crate) async fn connection_statuses(
+    endpoints: &OAuthEndpoints,
+    user: &str,
+) -> Result<Vec<serde_json::Value>, Error> {
     let now = OffsetDateTime::now_utc();
     let mut listed = Vec::new();
     for (reference, provider) in endpoints.store.served() {
-        let stored = match endpoints.store.stored(&user, provider.name()).await {
-            Ok(stored) => stored,
-            Err(err) => return provider_failure(&err),
-        };
+        let stored = endpoints.store.stored(user, provider.name()).await?;
         let mut entry = json!({
             "provider": provider.name(),
             "ref": reference.as_str(),
@@ -608,7 +619,7 @@ pub(crate) async fn connections(
         }
         listed.push(entry);
     }
-    no_store(axum::Json(json!({ "userId": user, "connections": listed })).into_response())
+    Ok(listed)
 }
 
 #[cfg(test)]
