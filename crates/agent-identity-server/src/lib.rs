@@ -25,7 +25,6 @@ pub mod cli;
 pub mod config;
 mod environment;
 pub mod logging;
-pub mod mcp;
 pub mod notify;
 mod stores;
 pub mod tls;

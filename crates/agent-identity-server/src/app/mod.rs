@@ -3,6 +3,7 @@
 
 mod denials;
 pub mod health;
+pub mod mcp;
 pub mod metrics;
 pub mod oauth;
 pub mod settings;
@@ -58,8 +59,8 @@ const ROUTES: &[&str] = &[
     "/api/approvals/{id}/reject",
     "/api/approvals/{id}/break-glass",
     "/api/reload",
-    crate::mcp::MCP_PATH,
-    crate::mcp::METADATA_PATH,
+    mcp::MCP_PATH,
+    mcp::METADATA_PATH,
 ];
 
 /// The sidecar's HTTP application.
@@ -145,7 +146,7 @@ fn mcp_routes(state: &Arc<AppState>) -> axum::Router<Arc<AppState>> {
     let Some(settings) = state.mcp.clone() else {
         return axum::Router::new();
     };
-    let mut tools = axum::Router::new().route_service(ROUTES[21], crate::mcp::service(state));
+    let mut tools = axum::Router::new().route_service(ROUTES[21], mcp::service(state));
     if !state.authenticator.is_none() {
         tools = tools.route_layer(from_fn_with_state(
             state.authenticator.clone(),
@@ -155,12 +156,9 @@ fn mcp_routes(state: &Arc<AppState>) -> axum::Router<Arc<AppState>> {
     let challenged = settings.clone();
     tools
         .route_layer(from_fn(move |request: Request, next: Next| {
-            crate::mcp::challenge(challenged.clone(), request, next)
+            mcp::challenge(challenged.clone(), request, next)
         }))
-        .route(
-            ROUTES[22],
-            get(move || crate::mcp::metadata(settings.clone())),
-        )
+        .route(ROUTES[22], get(move || mcp::metadata(settings.clone())))
 }
 
 /// What every request meets first.

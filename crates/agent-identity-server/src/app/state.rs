@@ -39,7 +39,7 @@ pub struct AppState {
     /// What reloads the configuration, when it comes from a file (for `POST /api/reload`).
     pub reloader: Option<std::sync::Weak<super::reload::Reloader>>,
     /// The identity tools over HTTP, when `[mcp]` is configured.
-    pub mcp: Option<Arc<crate::mcp::McpSettings>>,
+    pub mcp: Option<Arc<super::mcp::McpSettings>>,
 }
 
 impl AppState {
@@ -95,7 +95,7 @@ impl AppState {
     }
 
     /// With the identity tools served over HTTP at `/mcp`.
-    pub fn with_mcp(mut self, mcp: Option<Arc<crate::mcp::McpSettings>>) -> Self {
+    pub fn with_mcp(mut self, mcp: Option<Arc<super::mcp::McpSettings>>) -> Self {
         self.mcp = mcp;
         self
     }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use rmcp::ServiceExt;
 
+use crate::app::mcp::IdentityTools;
 use crate::app::metrics::Metrics;
 use crate::config;
-use crate::mcp::IdentityTools;
 
 /// Serves the tools of the configuration at `path`, acting for `user`, until the client
 /// closes the session. Exits 2 when the configuration or the user is not valid, 1 when the

@@ -75,7 +75,7 @@ pub struct Loaded {
     /// The pages for people (`[web]`).
     pub web: Option<Arc<crate::app::web::Web>>,
     /// The identity tools over HTTP (`[mcp]`).
-    pub mcp: Option<Arc<crate::mcp::McpSettings>>,
+    pub mcp: Option<Arc<crate::app::mcp::McpSettings>>,
     /// The files the configuration was read from (the file and its rules file), which a
     /// running server watches for changes; empty when it came from elsewhere.
     pub watched: Vec<PathBuf>,
@@ -195,7 +195,7 @@ struct ConfigFile {
     /// Pages for people: sign-in, approvals, connections.
     web: Option<crate::app::web::WebSettings>,
     /// The identity tools over HTTP.
-    mcp: Option<crate::mcp::McpSection>,
+    mcp: Option<crate::app::mcp::McpSection>,
     /// Redis servers that keep what replicas share, by name.
     #[serde(default)]
     redis: BTreeMap<String, agent_identity::identity_redis::RedisConfig>,
