@@ -28,6 +28,7 @@
 //! | `dcr` | no | [`identity_dcr`]: dynamic client registration (RFC 7591/7592), the client registry, `DcrCredentialStore`; enables `http` and `seal` |
 //! | `oauth` | no | [`identity_oauth`]: OAuth 2.1 client flows (PKCE, authorization code, refresh, revocation, client credentials), provider presets (GitHub, Google, OpenID, DCR, Kaggle), `DelegatedTokenStore`; enables `dcr` |
 //! | `proxy` | no | [`identity_proxy`]: the injection proxy, calls to configured upstreams with the credential put in; enables `http` |
+//! | `mcp` | no | [`identity_mcp`]: MCP clients authorized end to end, an rmcp transport client whose requests carry the user's token (refreshed, consent asked again when refused); enables `oauth` |
 //!
 //! The default build pulls neither the AWS SDK, vaultrs nor the redis crate. Users' connections
 //! (`oauth`), registered clients (`dcr`) and approvals (`approval`) are kept in any
@@ -136,6 +137,10 @@ pub use identity_oauth;
 /// The injection proxy.
 #[cfg(feature = "proxy")]
 pub use identity_proxy;
+
+/// MCP clients authorized end to end.
+#[cfg(feature = "mcp")]
+pub use identity_mcp;
 
 /// The README's Rust example, run as a doc test so that it stays true.
 #[doc = include_str!("../../../README.md")]

@@ -167,6 +167,20 @@ impl HttpClient {
         &self.policy
     }
 
+    /// The client underneath, for a library that sends with a `reqwest::Client` of its own
+    /// making (an MCP transport): its requests keep the policy's resolver check, timeouts
+    /// and refused redirects, but a literal address in a URL is checked only by
+    /// [`OutboundPolicy::check_url`], which the caller runs first.
+    ///
+    /// ```
+    /// let http = identity_http::HttpClient::new(identity_http::OutboundPolicy::default())?;
+    /// let _client: &reqwest::Client = http.reqwest();
+    /// # Ok::<(), identity_core::Error>(())
+    /// ```
+    pub fn reqwest(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     /// A request builder for `method` on `url` (checked already).
     ///
     /// ```

@@ -363,6 +363,71 @@ impl DelegatedTokenStore {
         Ok(revoked)
     }
 
+    /// `user`'s access token at `provider`, refreshed first when it is near expiry (as a
+    /// resolution refreshes it): what a client of the provider's resource presents. No
+    /// connection, or one that can no longer be refreshed, is [`Error::ConsentRequired`].
+    ///
+    /// ```no_run
+    /// # async fn example(store: identity_oauth::DelegatedTokenStore) -> Result<(), identity_core::Error> {
+    /// let token = store.access_token("alice", "crm").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn access_token(&self, user: &str, provider: &str) -> Result<Secret, Error> {
+        let connection = Connection {
+            user: user.to_owned(),
+            provider: provider.to_owned(),
+        };
+        let consent = |detail: String| Error::ConsentRequired {
+            backend: BACKEND,
+            provider: provider.to_owned(),
+            scopes: Vec::new(),
+            detail,
+        };
+        match self.fresh_tokens(&connection).await {
+            Ok(Some(tokens)) => Ok(tokens.access_token),
+            Ok(None) => Err(consent(format!("{user} has not connected {provider}"))),
+            Err(Error::Unauthenticated { detail, .. }) => Err(consent(detail)),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Notes that `provider`'s resource refused `token` (a 401) although it had not expired:
+    /// revoked, or its keys changed. If it is still the connection's access token, it is
+    /// marked expired, so that the next read refreshes it once (one refresh across replicas,
+    /// as any), or asks for the user's consent when it cannot be refreshed. A token replaced
+    /// meanwhile is left alone.
+    ///
+    /// ```no_run
+    /// # async fn example(store: identity_oauth::DelegatedTokenStore, token: identity_core::Secret) -> Result<(), identity_core::Error> {
+    /// store.refused("alice", "crm", &token).await?;
+    /// let fresh = store.access_token("alice", "crm").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn refused(&self, user: &str, provider: &str, token: &Secret) -> Result<(), Error> {
+        let connection = Connection {
+            user: user.to_owned(),
+            provider: provider.to_owned(),
+        };
+        let Some(stored) = self.persistence.load(&connection).await? else {
+            return Ok(());
+        };
+        if stored.tokens.access_token.expose_secret() != token.expose_secret() {
+            return Ok(());
+        }
+        let mut expired = stored.tokens.clone();
+        expired.expires_at = Some(OffsetDateTime::now_utc() - Duration::from_secs(1));
+        // Lost to another writer: the connection changed (refreshed) since the refusal.
+        let _ = self
+            .persistence
+            .save_if(&connection, &expired, Some(stored.version))
+            .await?;
+        info!(
+            user,
+            provider, "a token the resource refused is due for refresh"
+        );
+        Ok(())
+    }
+
     /// The connection's tokens, refreshed first when they are near expiry.
     async fn fresh_tokens(&self, connection: &Connection) -> Result<Option<TokenSet>, Error> {
         let Some(stored) = self.persistence.load(connection).await? else {

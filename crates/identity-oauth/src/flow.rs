@@ -280,6 +280,7 @@ impl AuthorizationRequest {
         let pkce = Pkce::generate()?;
         let state = Secret::new(random_token(24)?);
         let nonce = Secret::new(random_token(24)?);
+        let openid = self.scopes.iter().any(|s| s == "openid");
         let mut url = endpoint;
         {
             let mut query = url.query_pairs_mut();
@@ -287,8 +288,13 @@ impl AuthorizationRequest {
                 .append_pair("response_type", "code")
                 .append_pair("client_id", &self.client_id)
                 .append_pair("redirect_uri", &self.redirect_uri)
-                .append_pair("state", state.expose_secret())
-                .append_pair("nonce", nonce.expose_secret())
+                .append_pair("state", state.expose_secret());
+            // A nonce belongs to OpenID Connect: a plain OAuth request (an MCP server's
+            // scopes) that carries one is refused by servers that check (oidc-provider).
+            if openid {
+                query.append_pair("nonce", nonce.expose_secret());
+            }
+            query
                 .append_pair("code_challenge", pkce.challenge())
                 .append_pair("code_challenge_method", "S256");
             if !self.scopes.is_empty() {
@@ -318,7 +324,7 @@ impl AuthorizationRequest {
                 pkce,
                 redirect_uri: self.redirect_uri,
                 resources: self.resources,
-                openid: self.scopes.iter().any(|s| s == "openid"),
+                openid,
                 iss_required: server.authorization_response_iss_parameter_supported,
             },
         ))
@@ -486,6 +492,30 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn a_nonce_goes_only_with_openid() {
+        let server = identity_http::AuthorizationServerMetadata::from_json(
+            serde_json::json!({"issuer": "https://as.example.com",
+                "authorization_endpoint": "https://as.example.com/authorize",
+                "code_challenge_methods_supported": ["S256"]}),
+            "https://as.example.com",
+            &identity_http::OutboundPolicy::default(),
+        )
+        .unwrap();
+        let has_nonce = |scopes: &[&str]| {
+            let (url, pending) = AuthorizationRequest::new("a", "https://x/cb")
+                .scopes(scopes.iter().copied())
+                .build(&server)
+                .unwrap();
+            let sent = url.query_pairs().any(|(k, _)| k == "nonce");
+            assert_eq!(sent, pending.openid);
+            sent
+        };
+        assert!(has_nonce(&["openid", "email"]));
+        // An MCP server's scopes: plain OAuth, no nonce (oidc-provider refuses one).
+        assert!(!has_nonce(&["crm:read", "offline_access"]));
     }
 
     #[test]
