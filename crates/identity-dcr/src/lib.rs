@@ -125,6 +125,19 @@ impl Dcr {
         self.http.discover(issuer).await
     }
 
+    /// The metadata of protected resource `resource` as a client meets it: from the
+    /// `resource_metadata` of the 401 a request without a token gets, else from its
+    /// well-known URL ([`HttpClient::find_resource`](identity_http::HttpClient::find_resource)).
+    ///
+    /// ```no_run
+    /// # async fn example(dcr: identity_dcr::Dcr) -> Result<(), identity_core::Error> {
+    /// let resource = dcr.find_resource("https://mcp.example.com/mcp").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn find_resource(&self, resource: &str) -> Result<ProtectedResourceMetadata, Error> {
+        self.http.find_resource(resource).await
+    }
+
     /// The metadata of protected resource `resource` (RFC 9728), from its well-known URL or from
     /// `metadata_url` (the `resource_metadata` of a 401's challenge).
     ///

@@ -126,7 +126,7 @@ impl DcrCredentialStore {
         let (issuer, resource) = match &slot.target {
             Target::Issuer(issuer) => (issuer.clone(), None),
             Target::Resource(resource) => {
-                let metadata = dcr.discover_resource(resource, None).await?;
+                let metadata = dcr.find_resource(resource).await?;
                 let issuer = metadata
                     .authorization_servers
                     .first()

@@ -294,6 +294,35 @@ impl HttpClient {
         Err(last.unwrap_or_else(|| invalid_metadata(issuer, "no metadata found")))
     }
 
+    /// The metadata of protected resource `resource` as a client meets it (RFC 9728 §5, the
+    /// MCP authorization flow): a request to the resource without a token, whose 401 names
+    /// the metadata's URL in `WWW-Authenticate: Bearer resource_metadata=…`; the well-known URL
+    /// when the answer names none (or the probe fails). The metadata is checked as by
+    /// [`HttpClient::discover_resource`], its URL against the policy.
+    ///
+    /// ```no_run
+    /// # async fn example(http: identity_http::HttpClient) -> Result<(), identity_core::Error> {
+    /// let resource = http.find_resource("https://mcp.example.com/mcp").await?;
+    /// let issuer = &resource.authorization_servers[0];
+    /// # Ok(()) }
+    /// ```
+    pub async fn find_resource(&self, resource: &str) -> Result<ProtectedResourceMetadata, Error> {
+        let url = self.policy().check_url(resource, "resource")?;
+        let named = match self
+            .stream(self.request(reqwest::Method::GET, &url), "resource probe")
+            .await
+        {
+            Ok(answer) if answer.status() == reqwest::StatusCode::UNAUTHORIZED => answer
+                .headers()
+                .get_all(reqwest::header::WWW_AUTHENTICATE)
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .find_map(resource_metadata_from_challenge),
+            _ => None,
+        };
+        self.discover_resource(resource, named.as_deref()).await
+    }
+
     /// The metadata of protected resource `resource` (RFC 9728 §3), from its well-known URL or
     /// from `metadata_url` (the `resource_metadata` of a 401's challenge). The `resource` in it
     /// must equal `resource`, and every authorization server it names pass the policy.

@@ -290,3 +290,55 @@ async fn a_proxy_named_in_the_environment_is_ignored() {
     // One connection: the control client's. None from ours.
     assert_eq!(proxied.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn a_resource_is_found_through_its_challenge_else_its_well_known_url() {
+    // A resource whose 401 names metadata kept away from the well-known URL (which 404s): a
+    // layout the real SDKs do not serve, so a few lines stand in for it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let resource = format!("{base}/mcp");
+    let (named, metadata) = (format!("{base}/meta/crm"), resource.clone());
+    let app = axum::Router::new()
+        .route(
+            "/mcp",
+            axum::routing::get(move || {
+                let named = named.clone();
+                async move {
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        [(
+                            "www-authenticate",
+                            format!(
+                                "Bearer error=\"invalid_token\", resource_metadata=\"{named}\""
+                            ),
+                        )],
+                    )
+                        .into_response()
+                }
+            }),
+        )
+        .route(
+            "/meta/crm",
+            axum::routing::get(move || {
+                let resource = metadata.clone();
+                async move {
+                    axum::Json(serde_json::json!({"resource": resource,
+                        "authorization_servers": ["https://as.example.com"]}))
+                }
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let found = http().find_resource(&resource).await.unwrap();
+    assert_eq!(found.authorization_servers, vec!["https://as.example.com"]);
+    // Without a challenge to follow, the well-known URL is asked, here in vain.
+    let err = http()
+        .find_resource(&format!("{base}/elsewhere"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("/.well-known/oauth-protected-resource/elsewhere"),
+        "{err}"
+    );
+}

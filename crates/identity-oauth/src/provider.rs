@@ -508,7 +508,7 @@ impl Provider {
                             Target::Issuer(issuer) => issuer.clone(),
                             Target::Resource(resource) => registry
                                 .dcr()
-                                .discover_resource(resource, None)
+                                .find_resource(resource)
                                 .await?
                                 .authorization_servers
                                 .into_iter()
