@@ -91,10 +91,13 @@ impl IdentityTools {
     /// The tools over `state`, acting for `local_user` (stdio) or for each request's bearer
     /// token's subject (HTTP, `None`).
     pub fn new(state: Arc<AppState>, local_user: Option<String>) -> Self {
+        // Built once: a router's tool schemas are generated when it is made, and over HTTP a
+        // session is made per request.
+        static ROUTER: std::sync::OnceLock<ToolRouter<IdentityTools>> = std::sync::OnceLock::new();
         Self {
             state,
             local_user,
-            tool_router: Self::tool_router(),
+            tool_router: ROUTER.get_or_init(Self::tool_router).clone(),
         }
     }
 
