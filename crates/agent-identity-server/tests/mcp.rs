@@ -7,10 +7,11 @@
     reason = "a panic in a test is a failed test"
 )]
 
-use identity_test_support::AuthorizationServer;
+use identity_test_support::{AuthorizationServer, ProtectedMcpServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+mod oauth_support;
 mod support;
 use support::{BINARY, Sidecar, python, write_config};
 
@@ -368,4 +369,58 @@ fn mcp_over_http_needs_jwt_callers_whose_audience_is_the_resource() {
     ));
     assert_eq!(code, 1);
     assert!(out.contains("must name the tools' path, `/mcp`"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_fronts_a_protected_mcp_server_with_each_users_token() {
+    let server = AuthorizationServer::start().await;
+    let protected = ProtectedMcpServer::start(server.issuer()).await;
+    let resource = protected.resource();
+    // A provider for the MCP server (its authorization server found from its metadata, a
+    // client registered there), an upstream for it, and the rule between them.
+    let extra = format!(
+        r#"
+[[rules]]
+id = "crm"
+credentialRef = "user-crm"
+credentialKind = "user-delegated"
+store = "users"
+matchProvider = "crm"
+priority = 3
+
+[stores.users.providers.crm]
+preset = "dcr"
+ref = "user-crm"
+resource = "{resource}"
+scopes = ["crm:read", "offline_access"]
+prompt = "consent"
+
+[upstreams.crm]
+base_url = "{origin}"
+provider = "crm"
+path_prefixes = ["/mcp"]
+allow_http_loopback = true
+"#,
+        origin = protected.origin()
+    );
+    let sidecar = oauth_support::sidecar(&server, "mcp-proxy", &extra).await;
+    let browser = oauth_support::browser();
+    let (done, _) = oauth_support::connect(&browser, &server, &sidecar, "crm", "alice").await;
+    assert!(
+        done.status().is_success() || done.status().is_redirection(),
+        "{}",
+        done.status()
+    );
+
+    // The official MCP client, pointed at the proxy, as alice: the server sees alice's token.
+    let calls = json!([{"name": "whoami"}]).to_string();
+    let through = format!("{}/proxy/crm/mcp", sidecar.base);
+    let (ok, out, err) = python("mcp_tools.py", &["proxy", &through, "alice", &calls]).await;
+    assert!(ok, "{out}\n{err}");
+    let outcome: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(outcome["tools"], json!(["whoami"]));
+    assert_eq!(outcome["results"][0]["text"], "alice", "{outcome}");
+    // Bob has not connected: the proxy refuses his calls; none reaches the server as alice.
+    let (ok, _, _) = python("mcp_tools.py", &["proxy", &through, "bob", &calls]).await;
+    assert!(!ok, "bob's call went through");
 }

@@ -8,8 +8,6 @@
     reason = "a panic in a test is a failed test"
 )]
 
-use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,56 +16,13 @@ use identity_dcr::{ClientMetadata, ClientProfile, ClientRegistry, Dcr, MemoryPer
 use identity_http::{HttpClient, OutboundPolicy};
 use identity_mcp::{AuthorizedClient, McpAuthorization};
 use identity_oauth::{DelegatedTokenStore, MemoryTokens, Provider, check_callback};
-use identity_test_support::AuthorizationServer;
+use identity_test_support::{AuthorizationServer, ProtectedMcpServer};
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 
 const REDIRECT: &str = "http://127.0.0.1:3001/oauth/crm/callback";
-
-/// The protected MCP server, stopped when dropped.
-struct ProtectedServer {
-    _child: tokio::process::Child,
-    resource: String,
-}
-
-impl ProtectedServer {
-    async fn start(issuer: &str) -> Self {
-        let python = std::env::var("AGENT_IDENTITY_PYTHON")
-            .expect("AGENT_IDENTITY_PYTHON must name the Python that scripts/test.sh prepares");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/protected_mcp.py");
-        let child = tokio::process::Command::new(python)
-            .arg(script)
-            .args([issuer, &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let resource = format!("http://127.0.0.1:{port}/mcp");
-        let metadata = format!("http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp");
-        for _ in 0..200 {
-            if reqwest::get(&metadata)
-                .await
-                .is_ok_and(|answer| answer.status().is_success())
-            {
-                return Self {
-                    _child: child,
-                    resource,
-                };
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the protected MCP server did not start in 10 s");
-    }
-}
 
 /// A token store serving `crm`: the MCP server's authorization server found from its
 /// metadata, a client registered there, tokens refreshed within `window` of their expiry.
@@ -157,10 +112,10 @@ async fn whoami(
 async fn an_agent_calls_a_protected_mcp_server_as_the_user_through_the_whole_flow() {
     // Tokens live 120 s and are refreshed in their last 117: due three seconds after issue.
     let server = AuthorizationServer::start_with_env(&[("FIXTURE_ACCESS_TOKEN_TTL", "120")]).await;
-    let protected = ProtectedServer::start(server.issuer()).await;
+    let protected = ProtectedMcpServer::start(server.issuer()).await;
     let policy = OutboundPolicy::default().allow_http_loopback(true);
     let http = HttpClient::new(policy.clone()).unwrap();
-    let resource = protected.resource.clone();
+    let resource = protected.resource().to_owned();
 
     // The first call, without a token: 401, naming the resource's metadata.
     let first = reqwest::Client::new()

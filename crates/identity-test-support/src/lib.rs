@@ -26,10 +26,12 @@
 
 mod browser;
 mod keys;
+mod mcp;
 mod redis;
 
 pub use browser::browse;
 pub use keys::{CLIENT_KEY_ID, JWT_CLIENT_ID, ed25519_key_pair};
+pub use mcp::ProtectedMcpServer;
 pub use redis::RedisServer;
 
 use std::path::PathBuf;

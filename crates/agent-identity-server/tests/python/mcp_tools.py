@@ -3,6 +3,7 @@
 Usage:
   python mcp_tools.py stdio BINARY CONFIG USER CALLS_JSON
   python mcp_tools.py http URL TOKEN CALLS_JSON      (TOKEN "-" for none)
+  python mcp_tools.py proxy URL USER CALLS_JSON      (through the sidecar's proxy, as USER)
 
 CALLS_JSON is a list of {"name": ..., "arguments": {...}}. Prints one JSON object: the tools
 listed, and for each call its error flag, structured content and text. A refused HTTP request
@@ -70,9 +71,18 @@ async def over_http(url, token, calls):
             return await exercise(streams[0], streams[1], calls)
 
 
+async def through_proxy(url, user, calls):
+    async with create_mcp_http_client(headers={"x-agent-identity-user": user}) as client:
+        async with streamable_http_client(url, http_client=client) as streams:
+            return await exercise(streams[0], streams[1], calls)
+
+
 async def main():
     mode = sys.argv[1]
-    if mode == "stdio":
+    if mode == "proxy":
+        url, user, calls = sys.argv[2:5]
+        outcome = await through_proxy(url, user, json.loads(calls))
+    elif mode == "stdio":
         binary, config, user, calls = sys.argv[2:6]
         outcome = await over_stdio(binary, config, user, json.loads(calls))
     else:
