@@ -24,14 +24,6 @@ use serde_json::json;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_agent-identity");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A configuration serving the tools at `/mcp` on `port` for JWTs signed by `key`; its path.
 fn configuration(port: u16, key: &SigningKey) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("agent-identity-mcp-bench-{}", std::process::id()));
@@ -100,7 +92,7 @@ fn bench(c: &mut Criterion) {
         .build()
         .unwrap();
     let key = SigningKey::from_bytes(&[9; 32]);
-    let port = free_port();
+    let port = identity_test_support::free_port();
     let config = configuration(port, &key);
     let base = format!("http://127.0.0.1:{port}");
     let _sidecar = runtime.block_on(async {

@@ -209,18 +209,10 @@ async fn python_with_env(args: &[&str], env: &[(&str, &str)]) -> (bool, String, 
     )
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_sdk_calls_every_tool_over_http_as_the_tokens_user() {
     let server = AuthorizationServer::start().await;
-    let port = free_port();
+    let port = identity_test_support::free_port();
     let public_url = format!("http://127.0.0.1:{port}");
     let resource = format!("{public_url}/mcp");
     let config = format!(

@@ -206,7 +206,7 @@ impl Cluster {
         let mut replicas = Vec::new();
         let mut bases = Vec::new();
         for index in 0..3 {
-            let port = free_port();
+            let port = identity_test_support::free_port();
             let path = dir.join(format!("replica-{index}.toml"));
             std::fs::write(
                 &path,
@@ -295,14 +295,6 @@ impl Cluster {
         let (status, body) = self.resolve(1, "alice", "idp").await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One client for every call: building one loads the system's roots, and a hundred built at

@@ -713,7 +713,7 @@ impl Router {
     ///     .action("read").trace_id("t").build().unwrap();
     /// let verdicts = router.verdicts(&ctx);
     /// assert!(!verdicts[0].matched);
-    /// assert_eq!(verdicts[1].rule_id, "any");
+    /// assert_eq!(&*verdicts[1].rule_id, "any");
     /// assert!(verdicts[1].matched);
     /// ```
     #[must_use]

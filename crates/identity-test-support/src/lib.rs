@@ -420,7 +420,8 @@ pub async fn silent_listener_on(
     (address, connections)
 }
 
-fn free_port() -> u16 {
+/// A loopback port free now: for a server whose address must be known before it starts.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

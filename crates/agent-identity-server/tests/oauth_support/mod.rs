@@ -40,11 +40,7 @@ impl Drop for Sidecar {
 
 /// A free loopback port: the public URL names it before the sidecar binds it.
 pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    identity_test_support::free_port()
 }
 
 /// A sidecar with an `oauth` store: `idp` (a client it registers itself), `corp` (an OpenID
