@@ -2,11 +2,12 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use futures::stream::BoxStream;
 use http::{HeaderName, HeaderValue};
-use identity_core::{Error, Secret};
+use identity_core::Error;
 use identity_http::HttpClient;
 use rmcp::model::ClientJsonRpcMessage;
 use rmcp::transport::streamable_http_client::{
@@ -54,8 +55,7 @@ type Failure = StreamableHttpError<AuthorizedError>;
 /// ```
 #[derive(Clone, Debug)]
 pub struct AuthorizedClient {
-    http: reqwest::Client,
-    outbound: HttpClient,
+    http: HttpClient,
     authorization: Arc<McpAuthorization>,
 }
 
@@ -71,8 +71,7 @@ impl AuthorizedClient {
     /// ```
     pub fn new(authorization: McpAuthorization, http: &HttpClient) -> Self {
         Self {
-            http: http.reqwest().clone(),
-            outbound: http.clone(),
+            http: http.clone(),
             authorization: Arc::new(authorization),
         }
     }
@@ -82,32 +81,37 @@ impl AuthorizedClient {
         &self.authorization
     }
 
-    /// The URL checked against the outbound policy (a literal private address never reaches
-    /// the resolver's check), and the token to present.
-    async fn ready(&self, uri: &str) -> Result<Secret, Failure> {
-        self.outbound
+    /// Sends with the token: `send` gets the token to present and makes the request (through
+    /// the outbound client's `reqwest::Client`). The URL is checked against the policy first (a literal private
+    /// address never reaches the resolver's check). After a 401 the token is marked refused
+    /// and `send` runs once more with a refreshed one; a second 401 means the user's consent
+    /// is needed.
+    async fn authorized<T, F, Fut>(&self, uri: &str, send: F) -> Result<T, Failure>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<T, StreamableHttpError<reqwest::Error>>>,
+    {
+        let identity = |err| StreamableHttpError::Client(AuthorizedError::Identity(err));
+        self.http
             .policy()
             .check_url(uri, "MCP server")
-            .map_err(|err| StreamableHttpError::Client(AuthorizedError::Identity(err)))?;
-        self.authorization
-            .access_token()
-            .await
-            .map_err(|err| StreamableHttpError::Client(AuthorizedError::Identity(err)))
-    }
-
-    /// After a 401 for `token`: marked refused, so that the next try refreshes it; on the
-    /// second 401, the user's consent is needed.
-    async fn refused(&self, token: &Secret, again: bool) -> Result<(), Failure> {
-        if again {
-            return Err(StreamableHttpError::Client(AuthorizedError::Identity(
-                self.authorization
-                    .consent_required("the MCP server refused a freshly refreshed token"),
-            )));
+            .map_err(identity)?;
+        let mut refused_once = false;
+        loop {
+            let token = self.authorization.access_token().await.map_err(identity)?;
+            match send(token.expose_secret().to_owned()).await {
+                Err(StreamableHttpError::AuthRequired(_)) if !refused_once => {
+                    refused_once = true;
+                    self.authorization.refused(&token).await.map_err(identity)?;
+                }
+                Err(StreamableHttpError::AuthRequired(_)) => {
+                    return Err(identity(self.authorization.consent_required(
+                        "the MCP server refused a freshly refreshed token",
+                    )));
+                }
+                sent => return sent.map_err(converted),
+            }
         }
-        self.authorization
-            .refused(token)
-            .await
-            .map_err(|err| StreamableHttpError::Client(AuthorizedError::Identity(err)))
     }
 }
 
@@ -151,27 +155,17 @@ impl StreamableHttpClient for AuthorizedClient {
         _auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<StreamableHttpPostResponse, Failure> {
-        for again in [false, true] {
-            let token = self.ready(&uri).await?;
-            let sent = self
-                .http
-                .post_message(
-                    uri.clone(),
-                    message.clone(),
-                    session_id.clone(),
-                    Some(token.expose_secret().to_owned()),
-                    custom_headers.clone(),
-                )
-                .await;
-            match sent {
-                Err(StreamableHttpError::AuthRequired(_)) => self.refused(&token, again).await?,
-                other => return other.map_err(converted),
-            }
-        }
-        Err(StreamableHttpError::Client(AuthorizedError::Identity(
-            self.authorization
-                .consent_required("the MCP server kept refusing the token"),
-        )))
+        let http = self.http.reqwest();
+        self.authorized(&uri, |token| {
+            http.post_message(
+                uri.clone(),
+                message.clone(),
+                session_id.clone(),
+                Some(token),
+                custom_headers.clone(),
+            )
+        })
+        .await
     }
 
     async fn delete_session(
@@ -181,16 +175,16 @@ impl StreamableHttpClient for AuthorizedClient {
         _auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<(), Failure> {
-        let token = self.ready(&uri).await?;
-        self.http
-            .delete_session(
-                uri,
-                session_id,
-                Some(token.expose_secret().to_owned()),
-                custom_headers,
+        let http = self.http.reqwest();
+        self.authorized(&uri, |token| {
+            http.delete_session(
+                uri.clone(),
+                session_id.clone(),
+                Some(token),
+                custom_headers.clone(),
             )
-            .await
-            .map_err(converted)
+        })
+        .await
     }
 
     async fn get_stream(
@@ -201,26 +195,16 @@ impl StreamableHttpClient for AuthorizedClient {
         _auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<BoxStream<'static, Result<sse_stream::Sse, SseError>>, Failure> {
-        for again in [false, true] {
-            let token = self.ready(&uri).await?;
-            let opened = self
-                .http
-                .get_stream(
-                    uri.clone(),
-                    session_id.clone(),
-                    last_event_id.clone(),
-                    Some(token.expose_secret().to_owned()),
-                    custom_headers.clone(),
-                )
-                .await;
-            match opened {
-                Err(StreamableHttpError::AuthRequired(_)) => self.refused(&token, again).await?,
-                other => return other.map_err(converted),
-            }
-        }
-        Err(StreamableHttpError::Client(AuthorizedError::Identity(
-            self.authorization
-                .consent_required("the MCP server kept refusing the token"),
-        )))
+        let http = self.http.reqwest();
+        self.authorized(&uri, |token| {
+            http.get_stream(
+                uri.clone(),
+                session_id.clone(),
+                last_event_id.clone(),
+                Some(token),
+                custom_headers.clone(),
+            )
+        })
+        .await
     }
 }
