@@ -76,6 +76,13 @@ matchProvider = "github"
 priority = 1
 
 [[rules]]
+id = "zoe-only"
+credentialRef = "openai-prod"
+matchProvider = "openai"
+matchUserId = "zoe"
+priority = 9
+
+[[rules]]
 id = "kaggle"
 credentialRef = "user-kaggle"
 credentialKind = "user-delegated"
@@ -143,10 +150,15 @@ fn assert_every_tool_answered(outcome: &Value, user: &str, public_url: &str) {
         .unwrap();
     assert!(rules.len() >= 3);
     assert!(rules.iter().any(|r| r["credentialRef"] == "openai-prod"));
+    // Another user's rule is not listed.
+    assert!(rules.iter().all(|r| r["id"] != "zoe-only"), "{rules:?}");
+    assert!(!outcome.to_string().contains("zoe"), "another user named");
     let explained = &result(outcome, "explain")["structured"];
     assert_eq!(explained["decidingRule"], "openai", "{explained}");
     assert_eq!(explained["credentialRef"], "openai-prod");
+    // zoe's rule comes first for her; for anyone else it is not shown, nor who it is for.
     assert_eq!(explained["rules"][0]["matched"], false);
+    assert!(!explained.to_string().contains("zoe"), "{explained}");
     let text = outcome.to_string();
     assert!(!text.contains(CANARY), "a secret in a tool's answer");
     assert!(

@@ -42,6 +42,20 @@ struct Acting {
     transport: &'static str,
 }
 
+impl Acting {
+    /// False for a rule bound to another user or workload: it is theirs, and showing it (its
+    /// `matchUserId` among the rest) would name who else the deployment serves.
+    fn may_see(&self, rule: &agent_identity::RoutingRule) -> bool {
+        rule.match_user_id
+            .as_deref()
+            .is_none_or(|user| user == self.user)
+            && rule
+                .match_spiffe_id
+                .as_deref()
+                .is_none_or(|id| self.workload.as_deref() == Some(id))
+    }
+}
+
 /// `connect`'s arguments.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub(crate) struct ConnectArgs {
@@ -206,16 +220,18 @@ impl IdentityTools {
     }
 
     #[tool(
-        description = "The rules that give credentials, in the order they are considered: which provider, model and action each matches, and the credential it names (a name, never a secret)."
+        description = "The rules that can give this user credentials, in the order they are considered: which provider, model and action each matches, and the credential it names (a name, never a secret)."
     )]
     async fn credentials(&self, context: McpContext<RoleServer>) -> CallToolResult {
-        if let Err(refused) = self.acting(&context) {
-            return *refused;
-        }
+        let acting = match self.acting(&context) {
+            Ok(acting) => acting,
+            Err(refused) => return *refused,
+        };
         let rules: Vec<Value> = self
             .state
             .router
             .rules()
+            .filter(|rule| acting.may_see(rule))
             .map(|rule| {
                 let mut shown = serde_json::to_value(rule).unwrap_or_else(|_| json!({}));
                 // What a rule asks of approvers is the approvers' business.
@@ -269,7 +285,22 @@ impl IdentityTools {
             Ok(request) => request,
             Err(err) => return refusal("invalid_request", &err.to_string()),
         };
-        let verdicts = self.state.router.verdicts(&request);
+        let visible: std::collections::HashSet<&str> = self
+            .state
+            .router
+            .rules()
+            .filter(|rule| acting.may_see(rule))
+            .map(|rule| rule.id.as_str())
+            .collect();
+        // A rule bound to someone else never matches this user: leaving it out changes no
+        // decision.
+        let verdicts: Vec<_> = self
+            .state
+            .router
+            .verdicts(&request)
+            .into_iter()
+            .filter(|verdict| visible.contains(&*verdict.rule_id))
+            .collect();
         let decider = verdicts.iter().find(|verdict| verdict.matched);
         let credential = decider.and_then(|verdict| {
             self.state
