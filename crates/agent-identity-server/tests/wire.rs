@@ -507,8 +507,8 @@ async fn metrics_count_requests_and_resolutions_by_rule() {
     let answer = send(&app, get("/metrics")).await;
     assert_eq!(answer.status, StatusCode::OK);
     let text = answer.body;
-    assert!(text.contains(r#"agent_identity_resolutions_total{outcome="granted",rule="alice-personal",reason=""} 1"#), "{text}");
-    assert!(text.contains(r#"agent_identity_resolutions_total{outcome="denied",rule="",reason="no_matching_rule"} 1"#), "{text}");
+    assert!(text.contains(r#"agent_identity_resolutions_total{outcome="granted",rule="alice-personal",reason="",arm="primary"} 1"#), "{text}");
+    assert!(text.contains(r#"agent_identity_resolutions_total{outcome="denied",rule="",reason="no_matching_rule",arm="primary"} 1"#), "{text}");
     assert!(text.contains(r#"agent_identity_http_requests_total{route="/api/resolve",method="POST",status="200"} 1"#), "{text}");
     assert!(
         text.contains(

@@ -67,7 +67,7 @@ pub mod layer;
 
 pub use identity_core::*;
 pub use identity_router::{
-    Admission, BuildError, Call, DEFAULT_CLOCK_SKEW, DEFAULT_STORE, Denial, DenialReason,
+    Admission, Arm, BuildError, Call, DEFAULT_CLOCK_SKEW, DEFAULT_STORE, Denial, DenialReason,
     ExplainedOutcome, Explanation, Gate, Intent, Matching, Mismatch, PairDenial, Purpose,
     Resolution, ResolutionObserver, ResolvedPair, Router, RouterBuilder, RuleVerdict, Usage,
     UsageMeter,

@@ -30,6 +30,7 @@
 
 mod approval;
 mod body;
+mod canary;
 mod config_env;
 mod context;
 mod credential;
@@ -48,6 +49,7 @@ mod timestamp;
 pub mod testing;
 
 pub use approval::{ApprovalRequirement, DEFAULT_APPROVAL_TTL_SECS};
+pub use canary::{Canary, CanaryWeight, StickTo};
 pub use config_env::ConfigEnv;
 pub use context::{
     FieldProblem, InvalidInput, MigrationPhase, Problem, RequestContext, RequestContextBuilder,

@@ -3,7 +3,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::ApprovalRequirement;
+use crate::{ApprovalRequirement, Canary};
 use serde_json::Value;
 
 use crate::context::{MigrationPhase, ResourceKind};
@@ -160,6 +160,9 @@ pub struct RoutingRule {
     /// The call must be approved before it may use the credential.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_approval: Option<ApprovalRequirement>,
+    /// A second credential that a steady share of users (or workloads) get instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<Canary>,
 }
 
 macro_rules! rule_setters {
@@ -296,6 +299,20 @@ impl RoutingRule {
     /// ```
     pub fn with_require_approval(mut self, demand: ApprovalRequirement) -> Self {
         self.require_approval = Some(demand);
+        self
+    }
+
+    /// The rule, sending a share of its traffic to a canary credential.
+    ///
+    /// ```
+    /// use identity_core::{Canary, CanaryWeight, RoutingRule};
+    /// let rule = RoutingRule::new("llm", "openai-v1")
+    ///     .with_canary(Canary::new("openai-v2", CanaryWeight::percent(10.0)?));
+    /// assert_eq!(serde_json::to_value(&rule).unwrap()["canary"]["weight"], 10.0);
+    /// # Ok::<(), String>(())
+    /// ```
+    pub fn with_canary(mut self, canary: Canary) -> Self {
+        self.canary = Some(canary);
         self
     }
 }

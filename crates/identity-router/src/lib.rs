@@ -41,6 +41,8 @@
 //! ```
 
 mod audit;
+mod canary;
+mod check;
 mod gate;
 mod glob;
 mod index;
@@ -51,6 +53,7 @@ mod rules;
 mod scope;
 mod usage;
 
+pub use canary::Arm;
 pub use gate::{Admission, Call, Gate, Intent, Purpose};
 pub use outcome::{
     Denial, DenialReason, ExplainedOutcome, Explanation, PairDenial, Resolution, ResolvedPair,

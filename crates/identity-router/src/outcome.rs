@@ -9,6 +9,7 @@ use identity_core::{
 };
 use serde::Serialize;
 
+use crate::canary::Arm;
 use crate::rules::Mismatch;
 use crate::usage::{Usage, UsageMeter};
 
@@ -51,6 +52,8 @@ pub struct Resolution {
     pub expires_at: Option<OffsetDateTime>,
     /// The rule that decided.
     pub rule_id: Arc<str>,
+    /// Whether the credential is the rule's own or its canary's.
+    pub arm: Arm,
     /// The credential's scope.
     pub scope: String,
     /// The credential's provider.
@@ -425,6 +428,9 @@ pub struct Denial {
     pub reason: DenialReason,
     /// The rule whose credential was refused; `None` when no rule matched.
     pub rule_id: Option<Arc<str>>,
+    /// Whether the credential refused was the rule's own or its canary's.
+    #[serde(skip_serializing_if = "is_primary")]
+    pub arm: Arm,
     /// Rules tried before this one, with their reasons (fall-through only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fell_through: Vec<(Arc<str>, DenialReason)>,
@@ -436,9 +442,14 @@ impl Denial {
         Self {
             reason: DenialReason::NoMatchingRule,
             rule_id: None,
+            arm: Arm::Primary,
             fell_through: Vec::new(),
         }
     }
+}
+
+fn is_primary(arm: &Arm) -> bool {
+    *arm == Arm::Primary
 }
 
 impl fmt::Display for Denial {
@@ -529,6 +540,9 @@ pub enum ExplainedOutcome {
     Granted {
         /// The deciding rule.
         rule_id: Arc<str>,
+        /// Whether the credential is the rule's own or its canary's.
+        #[serde(skip_serializing_if = "is_primary")]
+        arm: Arm,
         /// The credential.
         credential_id: String,
         /// `resolvedFor`.

@@ -1,6 +1,6 @@
 //! Why a store's answer is refused: its error as a denial reason, and scopes a rule requires.
 
-use identity_core::{Credential, RequestContext};
+use identity_core::{Credential, CredentialRef, RequestContext};
 
 use crate::outcome::DenialReason;
 use crate::rules::CompiledRule;
@@ -10,6 +10,7 @@ use crate::rules::CompiledRule;
 pub(crate) fn store_denial(
     store: &str,
     rule: &CompiledRule,
+    credential_ref: &CredentialRef,
     err: &identity_core::Error,
     ctx: &RequestContext,
 ) -> DenialReason {
@@ -23,7 +24,7 @@ pub(crate) fn store_denial(
         // The store's message names the slot; the denial names the store and (with the rule)
         // nothing else.
         Error::NotFound { .. } => DenialReason::CredentialNotFound {
-            credential_ref: rule.credential_ref.clone(),
+            credential_ref: credential_ref.clone(),
             store: store.to_owned(),
         },
         Error::Protocol { code, .. } => refused(code),

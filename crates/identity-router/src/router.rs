@@ -6,19 +6,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use identity_core::{
-    ConfigError, Credential, CredentialKind, CredentialStore, MigrationRequest, OffsetDateTime,
-    RequestContext, RoutingRule,
+    ConfigError, CredentialStore, MigrationRequest, OffsetDateTime, RequestContext, RoutingRule,
 };
 use tracing::{Instrument, debug_span};
 
 use crate::audit::audit;
+use crate::canary::Arm;
+use crate::check::Checked;
 use crate::gate::{Admission, Gate, Intent, Purpose};
 use crate::index::{RuleIndex, scan_first_match};
 use crate::outcome::{
     Denial, DenialReason, ExplainedOutcome, Explanation, PairDenial, Resolution, ResolvedPair,
     RuleVerdict,
 };
-use crate::refusals::{missing_scopes, store_denial};
 
 /// What [`Router::resolve`] resolves for: nothing in particular, asked by nobody in particular.
 static RESOLVE: Intent = Intent {
@@ -26,7 +26,6 @@ static RESOLVE: Intent = Intent {
     requester: None,
 };
 use crate::rules::{CompiledRule, compile};
-use crate::scope::is_read_only;
 
 /// The name of the store rules use when they name none.
 pub const DEFAULT_STORE: &str = "default";
@@ -96,7 +95,7 @@ impl<T: ResolutionObserver + ?Sized> ResolutionObserver for Arc<T> {
 pub struct Router {
     rules: Vec<CompiledRule>,
     index: RuleIndex,
-    settings: Settings,
+    pub(crate) settings: Settings,
 }
 
 impl fmt::Debug for Router {
@@ -109,12 +108,12 @@ impl fmt::Debug for Router {
 }
 
 /// Everything a router is built with but its rules.
-struct Settings {
-    stores: Vec<(String, Arc<dyn CredentialStore>)>,
+pub(crate) struct Settings {
+    pub(crate) stores: Vec<(String, Arc<dyn CredentialStore>)>,
     fall_through: bool,
-    clock_skew: Duration,
+    pub(crate) clock_skew: Duration,
     matching: Matching,
-    clock: Clock,
+    pub(crate) clock: Clock,
     observer: Option<Arc<dyn ResolutionObserver>>,
     gates: Vec<Arc<dyn Gate>>,
 }
@@ -334,12 +333,6 @@ impl RouterBuilder {
     }
 }
 
-/// What checking one rule's credential gave.
-enum Checked {
-    Granted(Resolution),
-    Denied(DenialReason),
-}
-
 impl Router {
     /// A builder with no store, no rule, no fall-through and the default clock skew.
     ///
@@ -500,6 +493,7 @@ impl Router {
                     Some((rule_id, reason)) => Denial {
                         reason,
                         rule_id: Some(rule_id),
+                        arm: Arm::Primary,
                         fell_through,
                     },
                     None => Denial::no_matching_rule(),
@@ -518,6 +512,7 @@ impl Router {
                             return Err(Denial {
                                 reason,
                                 rule_id: Some(rule.id.clone()),
+                                arm: resolution.arm,
                                 fell_through,
                             });
                         }
@@ -531,21 +526,23 @@ impl Router {
                                     .into(),
                             },
                             rule_id: Some(rule.id.clone()),
+                            arm: resolution.arm,
                             fell_through,
                         });
                     }
                     return Ok(resolution);
                 }
-                Checked::Denied(reason)
+                Checked::Denied(reason, _)
                     if self.settings.fall_through && reason.is_unavailable() =>
                 {
                     fell_through.push((rule.id.clone(), reason));
                     after = Some(position);
                 }
-                Checked::Denied(reason) => {
+                Checked::Denied(reason, arm) => {
                     return Err(Denial {
                         reason,
                         rule_id: Some(rule.id.clone()),
+                        arm,
                         fell_through,
                     });
                 }
@@ -586,65 +583,14 @@ impl Router {
         let Some(rule) = self.rules.iter().find(|rule| rule.id == resolution.rule_id) else {
             return Ok(());
         };
-        let (_, store) = &self.settings.stores[rule.store];
+        let store = match (resolution.arm, &rule.canary) {
+            (Arm::Canary, Some(canary)) => canary.store,
+            _ => rule.store,
+        };
+        let (_, store) = &self.settings.stores[store];
         store
             .forget_refused(&resolution.credential_ref, ctx, secret)
             .await
-    }
-
-    async fn check(&self, rule: &CompiledRule, ctx: &RequestContext) -> Checked {
-        let (store_name, store) = &self.settings.stores[rule.store];
-        let credential = match store.find_by_ref(&rule.credential_ref, ctx).await {
-            Ok(Some(credential)) => credential,
-            Ok(None) => {
-                return Checked::Denied(DenialReason::CredentialNotFound {
-                    credential_ref: rule.credential_ref.clone(),
-                    store: store_name.clone(),
-                });
-            }
-            Err(err) => {
-                return Checked::Denied(store_denial(store_name, rule, &err, ctx));
-            }
-        };
-        if let Some(reason) = missing_scopes(rule, &credential, store_name, ctx) {
-            return Checked::Denied(reason);
-        }
-        match self.refusal(rule, &credential) {
-            Some(reason) => Checked::Denied(reason),
-            None => Checked::Granted(grant(rule, credential, ctx)),
-        }
-    }
-
-    /// Why the rule may not hand out `credential`, if it may not.
-    fn refusal(&self, rule: &CompiledRule, credential: &Credential) -> Option<DenialReason> {
-        if !credential.status.is_usable() {
-            return Some(DenialReason::NotActive {
-                credential_id: credential.id.clone(),
-                status: credential.status,
-            });
-        }
-        if let Some(expected) = rule.credential_kind.filter(|k| *k != credential.kind) {
-            return Some(DenialReason::KindMismatch {
-                credential_id: credential.id.clone(),
-                expected,
-                actual: credential.kind,
-            });
-        }
-        if let Some(expires_at) = credential.expires_at
-            && credential.is_expired_at((self.settings.clock)(), self.settings.clock_skew)
-        {
-            return Some(DenialReason::Expired {
-                credential_id: credential.id.clone(),
-                expires_at,
-            });
-        }
-        if rule.read_only && !is_read_only(&credential.scope) {
-            return Some(DenialReason::NotReadOnly {
-                credential_id: credential.id.clone(),
-                scope: credential.scope.clone(),
-            });
-        }
-        None
     }
 
     /// Resolves both sides of a migration step, concurrently. Either side refused refuses the
@@ -757,6 +703,7 @@ impl Router {
             Ok(resolution) => ExplainedOutcome::Granted {
                 notes: resolution.notes().to_vec(),
                 rule_id: resolution.rule_id,
+                arm: resolution.arm,
                 credential_id: resolution.credential_id,
                 resolved_for: resolution.resolved_for,
                 expires_at: resolution.expires_at,
@@ -764,31 +711,5 @@ impl Router {
             Err(denial) => ExplainedOutcome::Denied(denial),
         };
         Explanation { rules, outcome }
-    }
-}
-
-fn grant(rule: &CompiledRule, credential: Credential, ctx: &RequestContext) -> Resolution {
-    let resolved_for = match credential.kind {
-        CredentialKind::UserDelegated => ctx.user_id.clone(),
-        CredentialKind::Fixed => "service".to_owned(),
-    };
-    Resolution {
-        credential_id: credential.id,
-        kind: credential.kind,
-        credential_ref: credential.reference,
-        resolved_for,
-        expires_at: credential.expires_at,
-        rule_id: rule.id.clone(),
-        scope: credential.scope,
-        provider: credential.provider,
-        delivery: rule.delivery.or(credential.delivery),
-        secret: credential.secret,
-        holds: Vec::new(),
-        gated: rule.source.require_approval.as_ref().map(|demand| {
-            Box::new(crate::outcome::Gated {
-                approval: Some(demand.clone()),
-                ..crate::outcome::Gated::default()
-            })
-        }),
     }
 }

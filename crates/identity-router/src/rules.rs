@@ -8,6 +8,7 @@ use identity_core::{
     OneOrMany, RequestContext, ResourceKind, RoutingRule,
 };
 
+use crate::canary::CompiledCanary;
 use crate::glob::Glob;
 
 /// A rule that passed every check, in the form matching uses.
@@ -29,6 +30,8 @@ pub(crate) struct CompiledRule {
     pub(crate) spiffe_id: Option<Box<str>>,
     pub(crate) resource_id: Option<Glob>,
     pub(crate) model: Option<Glob>,
+    /// The rule's canary, when it has one.
+    pub(crate) canary: Option<CompiledCanary>,
     /// The rule as configured, for explanations.
     pub(crate) source: RoutingRule,
 }
@@ -281,8 +284,44 @@ pub(crate) fn compile(
                 Some(phases.into_boxed_slice())
             }
         };
-        if let (Some(credential_ref), Some(priority), Some(store)) =
-            (credential_ref, rule.priority, store)
+        let canary = rule.canary.as_ref().and_then(|canary| {
+            let canary_ref = CredentialRef::new(canary.credential_ref.clone())
+                .map_err(|err| problem(Some("canary.credentialRef"), describe(err)))
+                .ok();
+            let canary_store = match &canary.store {
+                Some(name) => match stores.get(name) {
+                    Some(&index) => Some(index),
+                    None => {
+                        problem(
+                            Some("canary.store"),
+                            format!("names store `{name}`, which is not configured"),
+                        );
+                        None
+                    }
+                },
+                None => store,
+            };
+            let (canary_ref, canary_store) = (canary_ref?, canary_store?);
+            if Some(&canary_ref) == credential_ref.as_ref() && Some(canary_store) == store {
+                problem(
+                    Some("canary.credentialRef"),
+                    "names the rule's own credential in the same store; a canary needs another"
+                        .into(),
+                );
+                return None;
+            }
+            Some(CompiledCanary {
+                credential_ref: canary_ref,
+                store: canary_store,
+                weight: canary.weight,
+                stick_to: canary.stick_to,
+                fall_back: canary.fall_back,
+            })
+        });
+        // A canary with a problem (reported above) leaves the rule uncompiled.
+        let canary_checked = rule.canary.is_none() || canary.is_some();
+        if let (Some(credential_ref), Some(priority), Some(store), true) =
+            (credential_ref, rule.priority, store, canary_checked)
         {
             compiled.push(CompiledRule {
                 id: rule.id.as_str().into(),
@@ -300,6 +339,7 @@ pub(crate) fn compile(
                 spiffe_id,
                 resource_id,
                 model,
+                canary,
                 source: rule,
             });
         }

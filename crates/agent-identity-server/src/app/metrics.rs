@@ -35,6 +35,8 @@ struct ResolutionLabels {
     outcome: &'static str,
     rule: RuleLabel,
     reason: &'static str,
+    /// `primary` or `canary`: which of the rule's credentials was granted or refused.
+    arm: &'static str,
 }
 
 /// A rule id as a label value: shares the router's `Arc<str>`, so counting a resolution copies
@@ -112,7 +114,7 @@ impl Metrics {
         let resolutions = Family::<ResolutionLabels, Counter>::default();
         registry.register(
             "resolutions",
-            "Resolutions, by outcome, deciding rule and denial reason",
+            "Resolutions, by outcome, deciding rule, denial reason and arm (primary or canary)",
             resolutions.clone(),
         );
         let proxy_calls = Family::<UpstreamLabels, Counter>::default();
@@ -235,11 +237,13 @@ impl ResolutionObserver for MetricsObserver {
                 outcome: "granted",
                 rule: RuleLabel(Some(resolution.rule_id.clone())),
                 reason: "",
+                arm: resolution.arm.as_str(),
             },
             Err(denial) => ResolutionLabels {
                 outcome: "denied",
                 rule: RuleLabel(denial.rule_id.clone()),
                 reason: denial.reason.code(),
+                arm: denial.arm.as_str(),
             },
         };
         self.0.resolutions.get_or_create(&labels).inc();

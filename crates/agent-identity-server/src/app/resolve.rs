@@ -131,6 +131,10 @@ struct ResolveAnswer {
     credential_id: String,
     resolved_for: String,
     expires_at: Option<String>,
+    /// `canary` when the rule's canary credential was granted; absent otherwise, so that the
+    /// reference's answer is unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arm: Option<&'static str>,
 }
 
 /// `POST /api/resolve`.
@@ -146,6 +150,7 @@ pub(crate) async fn resolve(
             credential_id: resolution.credential_id,
             resolved_for: resolution.resolved_for,
             expires_at: resolution.expires_at.map(format_rfc3339),
+            arm: resolution.arm.is_canary().then_some(resolution.arm.as_str()),
         })
         .into_response(),
     ))
