@@ -49,5 +49,7 @@ mod store;
 pub use approvals::{ApprovalError, ApprovalNotifier, Approvals};
 pub use record::{Approval, ApprovalState, CallSummary, Vote};
 pub use shared::SharedApprovals;
-pub use signing::{ApprovalSigner, ApprovalVerifier, BreakGlassClaim, STATEMENT_ISSUER, Statement};
+pub use signing::{
+    ApprovalSigner, ApprovalVerifier, BreakGlassClaim, STATEMENT_ISSUER, STATEMENT_TYPE, Statement,
+};
 pub use store::{ApprovalStore, MemoryApprovals, Versioned};

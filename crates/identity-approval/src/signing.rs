@@ -1,13 +1,12 @@
 //! [`ApprovalSigner`] and [`ApprovalVerifier`]: a granted approval as a signed statement
-//! (Ed25519, a compact JWS) that any replica and any auditor can check.
+//! (Ed25519, a compact JWS of type `agent-identity-approval+jwt`) that any replica and any auditor can check.
 
 use std::fmt;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use std::sync::Arc;
+
 use identity_core::{Error, OffsetDateTime};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use identity_signing::{Algorithm, Expectations, KeySet, PublicKey, Signer, SigningKey};
 use serde::{Deserialize, Serialize};
 
 use crate::record::Approval;
@@ -58,6 +57,9 @@ pub struct BreakGlassClaim {
     pub justification: String,
 }
 
+/// The `typ` of a signed approval's header.
+pub const STATEMENT_TYPE: &str = "agent-identity-approval+jwt";
+
 /// Signs granted approvals with an Ed25519 key. `Debug` shows the key id only.
 ///
 /// ```
@@ -68,14 +70,14 @@ pub struct BreakGlassClaim {
 /// ```
 #[derive(Clone)]
 pub struct ApprovalSigner {
-    key: EncodingKey,
+    signer: Arc<Signer>,
     verifier: ApprovalVerifier,
 }
 
 impl fmt::Debug for ApprovalSigner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApprovalSigner")
-            .field("key_id", &self.verifier.key_id)
+            .field("key_id", &self.verifier.key_id())
             .finish_non_exhaustive()
     }
 }
@@ -88,43 +90,40 @@ impl ApprovalSigner {
     /// assert!(identity_approval::ApprovalSigner::from_pem("not a key", "k1").is_err());
     /// ```
     pub fn from_pem(pem: &str, key_id: impl Into<String>) -> Result<Self, Error> {
-        let invalid = || {
+        let key = SigningKey::from_pem(pem, key_id).map_err(|err| {
             Error::from(identity_core::ConfigError::new(
                 "approvals signing key",
                 None,
-                "is not a PKCS#8 PEM Ed25519 private key",
+                err.to_string(),
             ))
-        };
-        let block = pem::parse(pem).map_err(|_| invalid())?;
-        if block.tag() != "PRIVATE KEY" {
-            return Err(invalid());
+        })?;
+        if key.algorithm() != Algorithm::EdDsa {
+            return Err(identity_core::ConfigError::new(
+                "approvals signing key",
+                None,
+                "is not an Ed25519 key",
+            )
+            .into());
         }
-        let signing =
-            ed25519_dalek::SigningKey::from_pkcs8_der(block.contents()).map_err(|_| invalid())?;
-        Self::from_signing_key(&signing, key_id.into())
+        Ok(Self::of(key))
     }
 
     /// A fresh key, known as `key_id`: statements it signs are checked only by verifiers given
     /// its public key ([`ApprovalSigner::verifier`]). Replicas must share one configured key.
     pub fn generate(key_id: impl Into<String>) -> Result<Self, Error> {
-        let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed)
-            .map_err(|_| Error::unavailable("approvals", "the system's random source failed"))?;
-        let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
-        seed.fill(0);
-        Self::from_signing_key(&signing, key_id.into())
+        let key = SigningKey::generate(Algorithm::EdDsa, key_id)
+            .map_err(|err| Error::unavailable("approvals", err.to_string()))?;
+        Ok(Self::of(key))
     }
 
-    fn from_signing_key(
-        signing: &ed25519_dalek::SigningKey,
-        key_id: String,
-    ) -> Result<Self, Error> {
-        let failed = || Error::unavailable("approvals", "the signing key cannot be used");
-        let der = signing.to_pkcs8_der().map_err(|_| failed())?;
-        let key = EncodingKey::from_ed_der(der.as_bytes());
-        let public = URL_SAFE_NO_PAD.encode(signing.verifying_key().as_bytes());
-        let verifier = ApprovalVerifier::new(&public, key_id)?;
-        Ok(Self { key, verifier })
+    fn of(key: SigningKey) -> Self {
+        let verifier = ApprovalVerifier {
+            key: key.public_key().clone(),
+        };
+        Self {
+            signer: Arc::new(Signer::new(key)),
+            verifier,
+        }
     }
 
     /// What checks this signer's statements.
@@ -153,9 +152,8 @@ impl ApprovalSigner {
             iat: now.unix_timestamp(),
             exp: approval.expires_at.unix_timestamp(),
         };
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.verifier.key_id.clone());
-        jsonwebtoken::encode(&header, &statement, &self.key)
+        self.signer
+            .sign(STATEMENT_TYPE, &statement)
             .map_err(|_| Error::unavailable("approvals", "the approval could not be signed"))
     }
 }
@@ -171,15 +169,13 @@ impl ApprovalSigner {
 /// ```
 #[derive(Clone)]
 pub struct ApprovalVerifier {
-    key: DecodingKey,
-    public: String,
-    key_id: String,
+    key: PublicKey,
 }
 
 impl fmt::Debug for ApprovalVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApprovalVerifier")
-            .field("key_id", &self.key_id)
+            .field("key_id", &self.key.key_id())
             .finish_non_exhaustive()
     }
 }
@@ -187,58 +183,33 @@ impl fmt::Debug for ApprovalVerifier {
 impl ApprovalVerifier {
     /// A verifier of the public key `x` (base64url, as in a JWK), known as `key_id`.
     pub fn new(x: &str, key_id: impl Into<String>) -> Result<Self, Error> {
-        let key = DecodingKey::from_ed_components(x).map_err(|_| {
+        let jwk = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "kid": key_id.into(), "x": x});
+        let key = PublicKey::from_jwk(&jwk).map_err(|_| {
             Error::from(identity_core::ConfigError::new(
                 "approvals public key",
                 None,
                 "is not an Ed25519 public key",
             ))
         })?;
-        Ok(Self {
-            key,
-            public: x.to_owned(),
-            key_id: key_id.into(),
-        })
+        Ok(Self { key })
     }
 
     /// The key id.
     pub fn key_id(&self) -> &str {
-        &self.key_id
+        self.key.key_id()
     }
 
     /// The public key as a JWK, for auditors.
     pub fn jwk(&self) -> serde_json::Value {
-        serde_json::json!({
-            "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
-            "kid": self.key_id, "x": self.public,
-        })
+        self.key.jwk()
     }
 
     /// What `jws` states, when this key signed it and it has not lapsed.
     pub fn verify(&self, jws: &str) -> Result<Statement, Error> {
-        let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.set_issuer(&[STATEMENT_ISSUER]);
-        validation.set_required_spec_claims(&["exp", "iss"]);
-        validation.leeway = 0;
-        jsonwebtoken::decode::<Statement>(jws, &self.key, &validation)
-            .map(|data| data.claims)
+        KeySet::from_keys([self.key.clone()])
+            .verify(jws, &Expectations::new(STATEMENT_ISSUER, STATEMENT_TYPE))
             .map_err(|err| {
-                Error::unavailable(
-                    "approvals",
-                    format!("not a valid signed approval: {}", reason_of(&err)),
-                )
+                Error::unavailable("approvals", format!("not a valid signed approval: {err}"))
             })
-    }
-}
-
-/// Why a statement was refused, in words that carry no part of it.
-fn reason_of(err: &jsonwebtoken::errors::Error) -> &'static str {
-    use jsonwebtoken::errors::ErrorKind;
-    match err.kind() {
-        ErrorKind::InvalidSignature => "the signature does not match",
-        ErrorKind::ExpiredSignature => "it has expired",
-        ErrorKind::InvalidIssuer => "another issuer made it",
-        ErrorKind::InvalidAlgorithm => "it is not signed with EdDSA",
-        _ => "it cannot be read",
     }
 }

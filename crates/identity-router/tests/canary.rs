@@ -10,8 +10,7 @@ mod common;
 
 use common::*;
 use identity_core::{
-    Canary, CanaryWeight, CredentialStatus, RequestContext, RoutingRule, StickTo,
-    parse_rules_json,
+    Canary, CanaryWeight, CredentialStatus, RequestContext, RoutingRule, StickTo, parse_rules_json,
 };
 use identity_router::{Arm, DenialReason, ExplainedOutcome, Router};
 
@@ -58,7 +57,10 @@ async fn ten_thousand_users_at_ten_percent_land_within_bounds_each_always_on_one
         }
     }
     // Binomial(10 000, 0.1): mean 1 000, standard deviation 30. Five deviations either side.
-    assert!((850..=1150).contains(&on_canary), "{on_canary} on the canary");
+    assert!(
+        (850..=1150).contains(&on_canary),
+        "{on_canary} on the canary"
+    );
 }
 
 #[tokio::test]
@@ -135,7 +137,11 @@ async fn a_workload_canary_sticks_by_the_workload_and_by_the_user_without_one() 
     }
     let workload = workload.expect("one of 200 workloads is on a 10% canary");
     for n in 0..100 {
-        let ctx = build(ctx().user_id(format!("user-{n}")).spiffe_id(workload.clone()));
+        let ctx = build(
+            ctx()
+                .user_id(format!("user-{n}"))
+                .spiffe_id(workload.clone()),
+        );
         assert_eq!(router.resolve(&ctx).await.unwrap().arm, Arm::Canary);
     }
     // Without a workload, users spread as in a user canary.
@@ -163,7 +169,10 @@ async fn a_missing_canary_refuses_its_users_unless_the_rule_falls_back() {
     let strict = canary_router(ten_percent(), false);
     let ctx = a_canary_user(&strict).await;
     let denial = strict.resolve(&ctx).await.unwrap_err();
-    assert!(matches!(denial.reason, DenialReason::CredentialNotFound { .. }));
+    assert!(matches!(
+        denial.reason,
+        DenialReason::CredentialNotFound { .. }
+    ));
     assert_eq!(denial.arm, Arm::Canary);
     assert_eq!(&*denial.rule_id.unwrap(), "llm");
     // The users on the primary arm are served meanwhile.
@@ -231,7 +240,10 @@ fn canaries_are_checked_when_the_router_is_built() {
         err.contains("rule `nowhere`, field `canary.store`: names store `vault`"),
         "{err}"
     );
-    assert!(err.contains("rule `empty`, field `canary.credentialRef`"), "{err}");
+    assert!(
+        err.contains("rule `empty`, field `canary.credentialRef`"),
+        "{err}"
+    );
     // A weight out of range and a misspelt field are refused when the rules are read.
     let err = parse_rules_json(
         r#"[{"id":"r","credentialRef":"a","priority":1,"canary":{"credentialRef":"b","weight":150}}]"#,

@@ -150,7 +150,10 @@ pub(crate) async fn resolve(
             credential_id: resolution.credential_id,
             resolved_for: resolution.resolved_for,
             expires_at: resolution.expires_at.map(format_rfc3339),
-            arm: resolution.arm.is_canary().then_some(resolution.arm.as_str()),
+            arm: resolution
+                .arm
+                .is_canary()
+                .then_some(resolution.arm.as_str()),
         })
         .into_response(),
     ))
