@@ -36,7 +36,7 @@ fi
 # The reference's Python clients, for the sidecar's compatibility tests, the official openai
 # package and PyGithub, for the injection proxy's, and the official MCP SDK, for the identity
 # tools'.
-python_clients="datacules-agent-identity==0.13.0 httpx==0.28.1 pydantic==2.14.3 openai==3.51.0 PyGithub==2.10.0 mcp==2.3.0"
+python_clients="datacules-agent-identity==0.13.0 httpx==0.28.1 pydantic==2.14.3 openai==3.51.0 PyGithub==2.10.0 mcp==2.3.0 joserfc==1.8.0"
 clients="$cache/python-clients"
 if [ "$(cat "$clients/.installed" 2>/dev/null)" != "$python_clients" ]; then
     rm -rf "$clients"
@@ -150,7 +150,7 @@ echo "ok"
 
 step "each facade feature builds on its own"
 cargo check --locked -q -p agent-identity --no-default-features
-for feature in memory vault aws token-exchange http seal cache budget policy approval state redis dcr oauth proxy mcp; do
+for feature in memory vault aws token-exchange http seal cache budget policy approval attest state redis dcr oauth proxy mcp; do
     cargo check --locked -q -p agent-identity --no-default-features --features "$feature"
 done
 echo "ok"

@@ -22,6 +22,7 @@
 //! | `budget` | no | [`identity_budget`]: `Budgets`, requests per window per rule, credential, user or workload, as a router gate |
 //! | `policy` | no | [`identity_policy`]: Cedar permission policies, `PolicyGate`, as a router gate |
 //! | `approval` | no | [`identity_approval`]: `Approvals`, calls held until approvers approve that exact call, as a router gate |
+//! | `attest` | no | [`identity_attest`]: signed attestations of resolutions (compact JWS, Ed25519 or ES256 keys with key ids, a JWKS, a verifier); [`identity_signing`]: the keys |
 //! | `state` | no | [`identity_state`]: `SharedState`, what replicas share (versioned documents by check-and-set, leases), in memory; `vault` adds Vault's (`VaultDocuments`), `redis` Redis's |
 //! | `redis` | no | [`identity_redis`]: shared state in Redis (connections, registered clients, approvals, leases); enables `state` |
 //! | `seal` | no | [`identity_seal`]: keyrings with per-purpose keys, AES-256-GCM sealed boxes, private files |
@@ -113,6 +114,12 @@ pub use identity_policy;
 /// Approvals bound to the exact call, as a router gate.
 #[cfg(feature = "approval")]
 pub use identity_approval;
+/// Signed attestations of resolutions.
+#[cfg(feature = "attest")]
+pub use identity_attest;
+/// Signing keys, JWS and JWKS.
+#[cfg(feature = "attest")]
+pub use identity_signing;
 
 /// A read cache any store can take.
 #[cfg(feature = "cache")]

@@ -61,6 +61,7 @@ const ROUTES: &[&str] = &[
     "/api/reload",
     mcp::MCP_PATH,
     mcp::METADATA_PATH,
+    "/.well-known/jwks.json",
 ];
 
 /// The sidecar's HTTP application.
@@ -113,6 +114,14 @@ pub fn app(state: AppState) -> axum::Router {
     let timeout = from_fn_with_state(state.settings.request_timeout(), deadline);
     let metrics = state.metrics.clone();
     let has_pages = state.web.is_some();
+    // The attestation keys are public: auditors fetch them without being callers.
+    let jwks = match state.attestor.clone() {
+        Some(attestor) => axum::Router::new().route(
+            ROUTES[23],
+            get(move || std::future::ready(attestation_keys(&attestor))),
+        ),
+        None => axum::Router::new(),
+    };
     // Shared behind one `Arc`: every request hands the handler its own copy of the state.
     let state = Arc::new(state);
     let mcp = mcp_routes(&state);
@@ -122,6 +131,7 @@ pub fn app(state: AppState) -> axum::Router {
         .merge(api)
         .merge(oauth)
         .merge(mcp)
+        .merge(jwks)
         .merge(if has_pages {
             web::routes()
         } else {
@@ -159,6 +169,18 @@ fn mcp_routes(state: &Arc<AppState>) -> axum::Router<Arc<AppState>> {
             mcp::challenge(challenged.clone(), request, next)
         }))
         .route(ROUTES[22], get(move || mcp::metadata(settings.clone())))
+}
+
+/// `GET /.well-known/jwks.json`: the keys that sign attestations, the active one first.
+fn attestation_keys(attestor: &agent_identity::identity_attest::Attestor) -> Response {
+    use axum::response::IntoResponse;
+    let mut response = axum::Json(attestor.jwks()).into_response();
+    // Public, and changed only by a reload: caches may keep it briefly.
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
 }
 
 /// What every request meets first.

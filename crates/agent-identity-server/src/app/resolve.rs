@@ -135,6 +135,9 @@ struct ResolveAnswer {
     /// reference's answer is unchanged.
     #[serde(skip_serializing_if = "Option::is_none")]
     arm: Option<&'static str>,
+    /// The signed attestation, when asked with `?attest=true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attestation: Option<String>,
 }
 
 /// `POST /api/resolve`.
@@ -143,7 +146,34 @@ pub(crate) async fn resolve(
     request: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
-    let (_, resolution) = resolve_body(&state, &parts, body, Purpose::Resolve).await?;
+    // Checked before resolving: a request the sidecar cannot attest resolves nothing.
+    let attestor = match attest_asked(&parts)? {
+        true => Some(state.attestor.as_deref().ok_or(ApiError::Body {
+            status: StatusCode::BAD_REQUEST,
+            code: "attestation_not_configured",
+            message: "`attest=true` asks for an attestation, and no `[attestation]` key is configured".into(),
+        })?),
+        false => None,
+    };
+    let (context, resolution) = resolve_body(&state, &parts, body, Purpose::Resolve).await?;
+    let attestation = match attestor {
+        Some(attestor) => {
+            let caller = parts.extensions.get::<Caller>().map(|c| c.name.as_str());
+            Some(
+                attestor
+                    .attest(&context, &resolution, caller)
+                    .map_err(|err| {
+                        tracing::error!(error = %err, "an attestation could not be signed");
+                        ApiError::Body {
+                            status: StatusCode::INTERNAL_SERVER_ERROR,
+                            code: "attestation_failed",
+                            message: "the attestation could not be signed".into(),
+                        }
+                    })?,
+            )
+        }
+        None => None,
+    };
     Ok(no_store(
         Json(ResolveAnswer {
             ok: true,
@@ -154,9 +184,32 @@ pub(crate) async fn resolve(
                 .arm
                 .is_canary()
                 .then_some(resolution.arm.as_str()),
+            attestation,
         })
         .into_response(),
     ))
+}
+
+/// Whether the query asks for an attestation: `attest=true` (or `1`); `false`, `0` or no
+/// `attest` do not. Any other value is refused rather than read as either.
+fn attest_asked(parts: &Parts) -> Result<bool, ApiError> {
+    let mut asked = false;
+    for (key, value) in url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()) {
+        if key == "attest" {
+            asked = match &*value {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => {
+                    return Err(ApiError::Body {
+                        status: StatusCode::BAD_REQUEST,
+                        code: "invalid_request",
+                        message: "the query parameter `attest` must be `true` or `false`".into(),
+                    });
+                }
+            };
+        }
+    }
+    Ok(asked)
 }
 
 /// The request context in `body` (a JSON object), checked against the caller and given the

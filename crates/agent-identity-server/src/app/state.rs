@@ -40,6 +40,8 @@ pub struct AppState {
     pub reloader: Option<std::sync::Weak<super::reload::Reloader>>,
     /// The identity tools over HTTP, when `[mcp]` is configured.
     pub mcp: Option<Arc<super::mcp::McpSettings>>,
+    /// What signs attestations, when `[attestation]` is configured.
+    pub attestor: Option<Arc<agent_identity::identity_attest::Attestor>>,
 }
 
 impl AppState {
@@ -71,6 +73,7 @@ impl AppState {
             web: None,
             reloader: None,
             mcp: None,
+            attestor: None,
         })
     }
 
@@ -91,6 +94,15 @@ impl AppState {
     /// With what reloads the configuration.
     pub fn with_reloader(mut self, reloader: std::sync::Weak<super::reload::Reloader>) -> Self {
         self.reloader = Some(reloader);
+        self
+    }
+
+    /// With the attestor of resolutions asked with `?attest=true`.
+    pub fn with_attestor(
+        mut self,
+        attestor: Option<Arc<agent_identity::identity_attest::Attestor>>,
+    ) -> Self {
+        self.attestor = attestor;
         self
     }
 

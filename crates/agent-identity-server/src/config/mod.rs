@@ -32,6 +32,7 @@ use agent_identity::{
 };
 use serde::Deserialize;
 
+mod attestation;
 mod budgets;
 mod governance;
 
@@ -76,6 +77,8 @@ pub struct Loaded {
     pub web: Option<Arc<crate::app::web::Web>>,
     /// The identity tools over HTTP (`[mcp]`).
     pub mcp: Option<Arc<crate::app::mcp::McpSettings>>,
+    /// What signs attestations of resolutions (`[attestation]`).
+    pub attestor: Option<Arc<agent_identity::identity_attest::Attestor>>,
     /// The files the configuration was read from (the file and its rules file), which a
     /// running server watches for changes; empty when it came from elsewhere.
     pub watched: Vec<PathBuf>,
@@ -113,6 +116,7 @@ impl Loaded {
                 .with_governance(self.policies, self.approvals)
                 .with_pages(self.web)
                 .with_mcp(self.mcp)
+                .with_attestor(self.attestor)
         })
     }
 }
@@ -196,6 +200,8 @@ struct ConfigFile {
     web: Option<crate::app::web::WebSettings>,
     /// The identity tools over HTTP.
     mcp: Option<crate::app::mcp::McpSection>,
+    /// Signed attestations of resolutions.
+    attestation: Option<attestation::AttestationSection>,
     /// Redis servers that keep what replicas share, by name.
     #[serde(default)]
     redis: BTreeMap<String, agent_identity::identity_redis::RedisConfig>,
@@ -326,6 +332,7 @@ pub fn load_env(
         approvals: None,
         web: None,
         mcp: None,
+        attestation: None,
         redis: BTreeMap::new(),
     };
     build(
@@ -576,6 +583,11 @@ fn build(
         },
         _ => None,
     };
+    let attestor = file
+        .attestation
+        .as_ref()
+        .and_then(|section| section.attestor(base, &mut errors))
+        .map(Arc::new);
     let router = builder.rules(rules).build();
     let router = match router {
         Ok(router) => Some(router),
@@ -606,6 +618,7 @@ fn build(
                 approvals,
                 web,
                 mcp,
+                attestor,
                 watched: Vec::new(),
             };
             for item in secret_shaped_refs(&loaded) {
