@@ -85,6 +85,7 @@ async fn slow_app(
         web: None,
         reloader: None,
         mcp: None,
+        attestor: None,
     };
     (app(state), bound)
 }
