@@ -97,6 +97,7 @@ async fn a_store_down_makes_health_503_and_probes_never_reach_the_store() {
         web: None,
         reloader: None,
         mcp: None,
+        attestor: None,
     };
     let app = app(state);
 
