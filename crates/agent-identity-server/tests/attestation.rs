@@ -17,6 +17,7 @@ use agent_identity_server::config::load_str;
 use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
+use identity_test_support::openssl_key;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -152,10 +153,7 @@ async fn joserfc(jwks: &Value, attestation: &str, context: &Value) -> Value {
 #[tokio::test]
 async fn an_attested_resolution_verifies_with_joserfc_and_a_tampered_one_does_not() {
     let dir = tempdir();
-    std::fs::write(
-        dir.join("active.pem"),
-        include_str!("keys/test-only-ec.pem"),
-    )
+    std::fs::write(dir.join("active.pem"), openssl_key("p256").0)
     .unwrap();
     let app = test_app(&dir, &config("2026-11", "")).await;
 
@@ -226,11 +224,8 @@ async fn an_attested_resolution_verifies_with_joserfc_and_a_tampered_one_does_no
 #[tokio::test]
 async fn a_rotated_key_keeps_earlier_attestations_verifiable() {
     let dir = tempdir();
-    std::fs::write(
-        dir.join("active.pem"),
-        include_str!("keys/test-only-ed.pem"),
-    )
-    .unwrap();
+    let (first, first_public) = openssl_key("ed25519");
+    std::fs::write(dir.join("active.pem"), first).unwrap();
     let before = test_app(&dir, &config("2026-10", "")).await;
     let ctx = context("alice");
     let (_, answer) = send(
@@ -243,11 +238,8 @@ async fn a_rotated_key_keeps_earlier_attestations_verifiable() {
     let old = answer["attestation"].as_str().unwrap().to_owned();
 
     // Rotated: a new active key, the old one's public half published as a previous key.
-    std::fs::write(dir.join("old.pub"), include_str!("keys/test-only-ed.pub")).unwrap();
-    std::fs::write(
-        dir.join("active.pem"),
-        include_str!("keys/test-only-ec.pem"),
-    )
+    std::fs::write(dir.join("old.pub"), first_public).unwrap();
+    std::fs::write(dir.join("active.pem"), openssl_key("p256").0)
     .unwrap();
     let previous = "previous_keys = [{ key_id = \"2026-10\", file = \"old.pub\" }]";
     let after = test_app(&dir, &config("2026-11", previous)).await;
@@ -271,10 +263,7 @@ async fn a_rotated_key_keeps_earlier_attestations_verifiable() {
 #[tokio::test]
 async fn canary_users_are_told_and_counted_by_arm() {
     let dir = tempdir();
-    std::fs::write(
-        dir.join("active.pem"),
-        include_str!("keys/test-only-ed.pem"),
-    )
+    std::fs::write(dir.join("active.pem"), openssl_key("ed25519").0)
     .unwrap();
     let app = test_app(&dir, &config("k", "")).await;
     let mut canary = 0;

@@ -10,18 +10,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use identity_signing::{
     Algorithm, Expectations, KeyError, KeySet, PublicKey, Signer, SigningKey, VerifyError,
 };
+use identity_test_support::openssl_key;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
 const TYP: &str = "example+jwt";
 
-fn key_file(name: &str) -> String {
-    std::fs::read_to_string(format!(
-        "{}/tests/keys/test-only-{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
 
 fn claims(exp: i64) -> Value {
     json!({"iss": "agent-identity", "sub": "alice", "exp": exp, "aud": "payments"})
@@ -35,18 +29,18 @@ fn expect() -> Expectations {
 
 #[test]
 fn keys_written_by_openssl_sign_and_their_public_halves_verify() {
-    for (private, public, algorithm) in [
-        ("ed.pem", Some("ed.pub"), Algorithm::EdDsa),
-        ("ec.pem", Some("ec.pub"), Algorithm::Es256),
-        ("ec-sec1.pem", None, Algorithm::Es256),
+    for (kind, algorithm) in [
+        ("ed25519", Algorithm::EdDsa),
+        ("p256", Algorithm::Es256),
+        ("p256-sec1", Algorithm::Es256),
     ] {
-        let key = SigningKey::from_pem(&key_file(private), "k1").unwrap();
-        assert_eq!(key.algorithm(), algorithm, "{private}");
-        let published = match public {
-            Some(public) => PublicKey::from_pem(&key_file(public), "k1").unwrap(),
-            None => key.public_key().clone(),
-        };
-        assert_eq!(&published, key.public_key(), "{private}");
+        let (private, public) = openssl_key(kind);
+        let key = SigningKey::from_pem(&private, "k1").unwrap();
+        assert_eq!(key.algorithm(), algorithm, "{kind}");
+        let published = PublicKey::from_pem(&public, "k1").unwrap();
+        assert_eq!(&published, key.public_key(), "{kind}");
+        // A private key's PEM stands for its public half too.
+        assert_eq!(&PublicKey::from_pem(&private, "k1").unwrap(), key.public_key());
         let jws = Signer::new(key).sign(TYP, &claims(FAR)).unwrap();
         let seen: Value = KeySet::from_keys([published])
             .verify(&jws, &expect())
@@ -57,16 +51,18 @@ fn keys_written_by_openssl_sign_and_their_public_halves_verify() {
 
 #[test]
 fn unsupported_keys_are_refused_with_what_they_are() {
-    let err = SigningKey::from_pem(&key_file("p384.pem"), "k").unwrap_err();
+    let (p384, _) = openssl_key("p384");
+    let err = SigningKey::from_pem(&p384, "k").unwrap_err();
     assert!(matches!(err, KeyError::Unsupported(_)), "{err}");
-    let err = SigningKey::from_pem(&key_file("ed.pub"), "k").unwrap_err();
+    let (ed, ed_public) = openssl_key("ed25519");
+    let err = SigningKey::from_pem(&ed_public, "k").unwrap_err();
     assert!(err.to_string().contains("PUBLIC KEY"), "{err}");
     assert_eq!(
         SigningKey::from_pem("garbage", "k").unwrap_err(),
         KeyError::NotPem
     );
     assert_eq!(
-        SigningKey::from_pem(&key_file("ed.pem"), "").unwrap_err(),
+        SigningKey::from_pem(&ed, "").unwrap_err(),
         KeyError::BadKeyId
     );
     let err = KeySet::from_jwks(&json!({"keys": [

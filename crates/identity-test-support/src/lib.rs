@@ -30,7 +30,7 @@ mod mcp;
 mod redis;
 
 pub use browser::browse;
-pub use keys::{CLIENT_KEY_ID, JWT_CLIENT_ID, ed25519_key_pair};
+pub use keys::{CLIENT_KEY_ID, JWT_CLIENT_ID, ed25519_key_pair, openssl_key};
 pub use mcp::ProtectedMcpServer;
 pub use redis::RedisServer;
 
