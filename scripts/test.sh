@@ -77,22 +77,29 @@ if [ "$(cat "$fixture/node_modules/.installed-lock" 2>/dev/null)" != "$lock" ]; 
 fi
 echo "oidc-provider $(node -p "require('./$fixture/node_modules/oidc-provider/package.json').version") on node $(node --version)"
 
-# Debian's package $1, when the command $2 is missing (the package lists are fetched only when
-# the install cannot do without them).
+# Debian's package $1, unless the check after it succeeds (the package lists are fetched only
+# when the install cannot do without them).
 need() {
-    command -v "$2" >/dev/null && return
+    local package=$1
+    shift
+    "$@" >/dev/null 2>&1 && return
     if [ "$(id -u)" = 0 ]; then apt=(apt-get); else apt=(sudo apt-get); fi
-    "${apt[@]}" install -y --no-install-recommends "$1" >/dev/null ||
-        { "${apt[@]}" update >/dev/null && "${apt[@]}" install -y --no-install-recommends "$1" >/dev/null; }
+    "${apt[@]}" install -y --no-install-recommends "$package" >/dev/null ||
+        { "${apt[@]}" update >/dev/null && "${apt[@]}" install -y --no-install-recommends "$package" >/dev/null; }
 }
 
 # openssl writes the signing keys of the attestation tests, as an operator would.
-need openssl openssl
+need openssl command -v openssl
 openssl version
+
+# PostgreSQL, whose logins OpenBao's database engine mints in the dynamic secrets tests: Debian's
+# server. Each test makes and starts a cluster of its own, on 127.0.0.1 and a port of its own.
+need postgresql compgen -G "/usr/lib/postgresql/*/bin/initdb"
+"$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)/postgres" --version
 
 # Redis, for the shared state of replicas: Debian's redis-server (7). Each test starts its own on
 # 127.0.0.1 and a port of its own, without persistence.
-need redis-server redis-server
+need redis-server command -v redis-server
 # The package starts a system service on 6379; the tests use none of it.
 if command -v systemctl >/dev/null && systemctl is-active --quiet redis-server 2>/dev/null; then
     systemctl stop redis-server || true
@@ -101,7 +108,7 @@ redis-server --version
 
 # A real browser for the tests of the sidecar's pages: Debian's Chromium, driven by
 # playwright-core from the committed lock file (its own browser download is not used).
-need chromium chromium
+need chromium command -v chromium
 chromium --version
 browser=fixtures/browser
 lock=$(sha256sum "$browser/package-lock.json" | cut -d' ' -f1)

@@ -153,8 +153,7 @@ async fn joserfc(jwks: &Value, attestation: &str, context: &Value) -> Value {
 #[tokio::test]
 async fn an_attested_resolution_verifies_with_joserfc_and_a_tampered_one_does_not() {
     let dir = tempdir();
-    std::fs::write(dir.join("active.pem"), openssl_key("p256").0)
-    .unwrap();
+    std::fs::write(dir.join("active.pem"), openssl_key("p256").0).unwrap();
     let app = test_app(&dir, &config("2026-11", "")).await;
 
     let (status, keys) = send(&app, "GET", "/.well-known/jwks.json", "").await;
@@ -239,8 +238,7 @@ async fn a_rotated_key_keeps_earlier_attestations_verifiable() {
 
     // Rotated: a new active key, the old one's public half published as a previous key.
     std::fs::write(dir.join("old.pub"), first_public).unwrap();
-    std::fs::write(dir.join("active.pem"), openssl_key("p256").0)
-    .unwrap();
+    std::fs::write(dir.join("active.pem"), openssl_key("p256").0).unwrap();
     let previous = "previous_keys = [{ key_id = \"2026-10\", file = \"old.pub\" }]";
     let after = test_app(&dir, &config("2026-11", previous)).await;
     let (_, keys) = send(&after, "GET", "/.well-known/jwks.json", "").await;
@@ -263,8 +261,7 @@ async fn a_rotated_key_keeps_earlier_attestations_verifiable() {
 #[tokio::test]
 async fn canary_users_are_told_and_counted_by_arm() {
     let dir = tempdir();
-    std::fs::write(dir.join("active.pem"), openssl_key("ed25519").0)
-    .unwrap();
+    std::fs::write(dir.join("active.pem"), openssl_key("ed25519").0).unwrap();
     let app = test_app(&dir, &config("k", "")).await;
     let mut canary = 0;
     for n in 0..200 {

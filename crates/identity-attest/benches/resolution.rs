@@ -33,7 +33,10 @@ fn router(canary: bool) -> Router {
         .with_priority(1)
         .with_match_provider("openai");
     if canary {
-        rule = rule.with_canary(Canary::new("openai-v2", CanaryWeight::percent(10.0).unwrap()));
+        rule = rule.with_canary(Canary::new(
+            "openai-v2",
+            CanaryWeight::percent(10.0).unwrap(),
+        ));
     }
     Router::builder()
         .default_store(store)

@@ -16,7 +16,6 @@ use serde_json::{Value, json};
 
 const TYP: &str = "example+jwt";
 
-
 fn claims(exp: i64) -> Value {
     json!({"iss": "agent-identity", "sub": "alice", "exp": exp, "aud": "payments"})
 }
@@ -40,7 +39,10 @@ fn keys_written_by_openssl_sign_and_their_public_halves_verify() {
         let published = PublicKey::from_pem(&public, "k1").unwrap();
         assert_eq!(&published, key.public_key(), "{kind}");
         // A private key's PEM stands for its public half too.
-        assert_eq!(&PublicKey::from_pem(&private, "k1").unwrap(), key.public_key());
+        assert_eq!(
+            &PublicKey::from_pem(&private, "k1").unwrap(),
+            key.public_key()
+        );
         let jws = Signer::new(key).sign(TYP, &claims(FAR)).unwrap();
         let seen: Value = KeySet::from_keys([published])
             .verify(&jws, &expect())

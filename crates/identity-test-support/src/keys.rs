@@ -51,9 +51,21 @@ pub fn ed25519_key_pair(seed: u8) -> (String, String) {
 pub fn openssl_key(kind: &str) -> (String, String) {
     let args: &[&str] = match kind {
         "ed25519" => &["genpkey", "-algorithm", "ed25519"],
-        "p256" => &["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        "p256" => &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ],
         "p256-sec1" => &["ecparam", "-name", "prime256v1", "-genkey", "-noout"],
-        "p384" => &["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"],
+        "p384" => &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-384",
+        ],
         other => panic!("no openssl key of kind `{other}`"),
     };
     let openssl = |args: &[&str], input: Option<&str>| {

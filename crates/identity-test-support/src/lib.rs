@@ -27,11 +27,13 @@
 mod browser;
 mod keys;
 mod mcp;
+mod postgres;
 mod redis;
 
 pub use browser::browse;
 pub use keys::{CLIENT_KEY_ID, JWT_CLIENT_ID, ed25519_key_pair, openssl_key};
 pub use mcp::ProtectedMcpServer;
+pub use postgres::{POSTGRES_ADMIN, POSTGRES_ADMIN_PASSWORD, PostgresServer};
 pub use redis::RedisServer;
 
 use std::path::PathBuf;

@@ -53,6 +53,7 @@ mod auth;
 mod builder;
 mod config;
 mod documents;
+mod dynamic;
 mod failure;
 mod path;
 mod record;
@@ -62,6 +63,7 @@ pub use auth::{DEFAULT_KUBERNETES_JWT_PATH, VaultAuth};
 pub use builder::VaultStoreBuilder;
 pub use config::{VaultAuthConfig, VaultConfig};
 pub use documents::VaultDocuments;
+pub use dynamic::{HeldLease, VaultDynamicSecrets};
 pub use path::ALLOWED_PUNCTUATION;
 pub use store::{DEFAULT_MOUNT, DEFAULT_PREFIX, DEFAULT_TIMEOUT, VaultCredentialStore};
 
