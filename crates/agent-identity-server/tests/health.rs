@@ -98,6 +98,7 @@ async fn a_store_down_makes_health_503_and_probes_never_reach_the_store() {
         reloader: None,
         mcp: None,
         attestor: None,
+        revocations: None,
     };
     let app = app(state);
 

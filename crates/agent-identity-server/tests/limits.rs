@@ -86,6 +86,7 @@ async fn slow_app(
         reloader: None,
         mcp: None,
         attestor: None,
+        revocations: None,
     };
     (app(state), bound)
 }

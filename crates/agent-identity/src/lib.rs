@@ -23,6 +23,7 @@
 //! | `policy` | no | [`identity_policy`]: Cedar permission policies, `PolicyGate`, as a router gate |
 //! | `approval` | no | [`identity_approval`]: `Approvals`, calls held until approvers approve that exact call, as a router gate |
 //! | `attest` | no | [`identity_attest`]: signed attestations of resolutions (compact JWS, Ed25519 or ES256 keys with key ids, a JWKS, a verifier); [`identity_signing`]: the keys |
+//! | `revocation` | no | [`identity_revocation`]: a credential or a secret revoked on every replica through a shared state, as a router gate that fails closed when out of date; enables `state` |
 //! | `state` | no | [`identity_state`]: `SharedState`, what replicas share (versioned documents by check-and-set, leases), in memory; `vault` adds Vault's (`VaultDocuments`), `redis` Redis's |
 //! | `redis` | no | [`identity_redis`]: shared state in Redis (connections, registered clients, approvals, leases); enables `state` |
 //! | `seal` | no | [`identity_seal`]: keyrings with per-purpose keys, AES-256-GCM sealed boxes, private files |
@@ -117,6 +118,9 @@ pub use identity_approval;
 /// Signed attestations of resolutions.
 #[cfg(feature = "attest")]
 pub use identity_attest;
+/// Revocations on every replica, as a router gate.
+#[cfg(feature = "revocation")]
+pub use identity_revocation;
 /// Signing keys, JWS and JWKS.
 #[cfg(feature = "attest")]
 pub use identity_signing;

@@ -122,23 +122,37 @@ fn now_ms() -> i64 {
 
 impl Revocations {
     /// Reads the list from `state` once (an error if it cannot), then again every
-    /// `settings.refresh` in a task of the current Tokio runtime, for as long as a clone lives.
+    /// `settings.refresh` ([`Revocations::keep_fresh`]).
     pub async fn start(
         state: Arc<dyn SharedState>,
         settings: RevocationSettings,
     ) -> Result<Self, Error> {
-        let revocations = Self {
+        let revocations = Self::new(state, settings);
+        revocations.refresh().await?;
+        revocations.keep_fresh();
+        Ok(revocations)
+    }
+
+    /// The revocations of `state`, not read yet: until a first [`Revocations::refresh`], the
+    /// gate refuses every resolution (its copy is out of date).
+    pub fn new(state: Arc<dyn SharedState>, settings: RevocationSettings) -> Self {
+        Self {
             inner: Arc::new(Inner {
                 state,
                 settings,
                 view: RwLock::new(Arc::new(RevocationList::default())),
                 read_at_ms: AtomicI64::new(0),
             }),
-        };
-        revocations.refresh().await?;
-        let weak = Arc::downgrade(&revocations.inner);
+        }
+    }
+
+    /// Reads the list every `settings.refresh`, in a task of the current Tokio runtime, for
+    /// as long as a clone of this lives.
+    pub fn keep_fresh(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let every = self.inner.settings.refresh;
         tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(settings.refresh);
+            let mut ticks = tokio::time::interval(every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
@@ -148,7 +162,6 @@ impl Revocations {
                 }
             }
         });
-        Ok(revocations)
     }
 
     /// Reads the list now.

@@ -15,6 +15,7 @@ mod guard;
 mod proxy;
 pub mod reload;
 mod resolve;
+mod revocations;
 mod state;
 pub mod web;
 
@@ -62,6 +63,7 @@ const ROUTES: &[&str] = &[
     mcp::MCP_PATH,
     mcp::METADATA_PATH,
     "/.well-known/jwks.json",
+    "/api/revocations",
 ];
 
 /// The sidecar's HTTP application.
@@ -81,7 +83,8 @@ pub fn app(state: AppState) -> axum::Router {
         .route(ROUTES[17], post(governance::approve))
         .route(ROUTES[18], post(governance::reject))
         .route(ROUTES[19], post(governance::break_glass))
-        .route(ROUTES[20], post(reload::reload));
+        .route(ROUTES[20], post(reload::reload))
+        .route(ROUTES[24], get(revocations::list).post(revocations::revoke));
     // Users manage their connections as themselves; the callback is authenticated by its
     // sealed flow cookie instead (a browser coming back from a provider carries no token).
     let oauth = axum::Router::new()

@@ -42,6 +42,8 @@ pub struct AppState {
     pub mcp: Option<Arc<super::mcp::McpSettings>>,
     /// What signs attestations, when `[attestation]` is configured.
     pub attestor: Option<Arc<agent_identity::identity_attest::Attestor>>,
+    /// The revocations in force, when `[revocations]` is configured.
+    pub revocations: Option<agent_identity::identity_revocation::Revocations>,
 }
 
 impl AppState {
@@ -74,6 +76,7 @@ impl AppState {
             reloader: None,
             mcp: None,
             attestor: None,
+            revocations: None,
         })
     }
 
@@ -103,6 +106,15 @@ impl AppState {
         attestor: Option<Arc<agent_identity::identity_attest::Attestor>>,
     ) -> Self {
         self.attestor = attestor;
+        self
+    }
+
+    /// With the revocations that `/api/revocations` adds to.
+    pub fn with_revocations(
+        mut self,
+        revocations: Option<agent_identity::identity_revocation::Revocations>,
+    ) -> Self {
+        self.revocations = revocations;
         self
     }
 

@@ -60,6 +60,8 @@ pub enum Permission {
     BreakGlass,
     /// Reload the configuration (`POST /api/reload`).
     Reload,
+    /// Revoke a credential or a user's connection on every replica (`POST /api/revocations`).
+    Revoke,
 }
 
 impl Permission {
@@ -69,14 +71,16 @@ impl Permission {
             Self::Approve => 2,
             Self::BreakGlass => 4,
             Self::Reload => 8,
+            Self::Revoke => 16,
         }
     }
 
-    const ALL: [(Self, &'static str); 4] = [
+    const ALL: [(Self, &'static str); 5] = [
         (Self::ReceiveSecrets, "receive-secrets"),
         (Self::Approve, "approve"),
         (Self::BreakGlass, "break-glass"),
         (Self::Reload, "reload"),
+        (Self::Revoke, "revoke"),
     ];
 }
 
@@ -643,6 +647,7 @@ impl JwtVerifier {
             (&self.settings.approve_scope, Permission::Approve),
             (&self.settings.break_glass_scope, Permission::BreakGlass),
             (&self.settings.reload_scope, Permission::Reload),
+            (&self.settings.revoke_scope, Permission::Revoke),
         ]
         .into_iter()
         .filter(|(scope, _)| {

@@ -155,6 +155,9 @@ pub struct JwtSettings {
     pub break_glass_scope: Option<String>,
     /// The scope that grants `reload` (`POST /api/reload`); no token may reload when absent.
     pub reload_scope: Option<String>,
+    /// The scope that grants `revoke` (`POST /api/revocations`); no token may revoke when
+    /// absent.
+    pub revoke_scope: Option<String>,
 }
 
 fn default_algorithms() -> Vec<String> {
@@ -390,6 +393,7 @@ fn jwt_settings(
         ("approve_scope", &jwt.approve_scope),
         ("break_glass_scope", &jwt.break_glass_scope),
         ("reload_scope", &jwt.reload_scope),
+        ("revoke_scope", &jwt.revoke_scope),
     ] {
         if scope
             .as_deref()

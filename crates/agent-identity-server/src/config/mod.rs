@@ -35,6 +35,7 @@ use serde::Deserialize;
 mod attestation;
 mod budgets;
 mod governance;
+mod revocations;
 
 pub use crate::stores::shared::Retained;
 pub use governance::PolicyFiles;
@@ -79,6 +80,8 @@ pub struct Loaded {
     pub mcp: Option<Arc<crate::app::mcp::McpSettings>>,
     /// What signs attestations of resolutions (`[attestation]`).
     pub attestor: Option<Arc<agent_identity::identity_attest::Attestor>>,
+    /// The revocations in force on every replica (`[revocations]`).
+    pub revocations: Option<agent_identity::identity_revocation::Revocations>,
     /// The files the configuration was read from (the file and its rules file), which a
     /// running server watches for changes; empty when it came from elsewhere.
     pub watched: Vec<PathBuf>,
@@ -101,6 +104,14 @@ impl Loaded {
         metrics: Arc<crate::app::metrics::Metrics>,
         bound: SocketAddr,
     ) -> Result<crate::app::AppState, String> {
+        // Read before serving: until then the gate refuses everything.
+        if let Some(revocations) = &self.revocations {
+            revocations
+                .refresh()
+                .await
+                .map_err(|err| format!("the revocation list cannot be read: {err}"))?;
+            revocations.keep_fresh();
+        }
         crate::app::AppState::new(
             self.router,
             self.server,
@@ -117,6 +128,7 @@ impl Loaded {
                 .with_pages(self.web)
                 .with_mcp(self.mcp)
                 .with_attestor(self.attestor)
+                .with_revocations(self.revocations)
         })
     }
 }
@@ -202,6 +214,8 @@ struct ConfigFile {
     mcp: Option<crate::app::mcp::McpSection>,
     /// Signed attestations of resolutions.
     attestation: Option<attestation::AttestationSection>,
+    /// Revocations on every replica.
+    revocations: Option<revocations::RevocationsSection>,
     /// Redis servers that keep what replicas share, by name.
     #[serde(default)]
     redis: BTreeMap<String, agent_identity::identity_redis::RedisConfig>,
@@ -333,6 +347,7 @@ pub fn load_env(
         web: None,
         mcp: None,
         attestation: None,
+        revocations: None,
         redis: BTreeMap::new(),
     };
     build(
@@ -524,6 +539,14 @@ fn build(
         }
         None => None,
     };
+    // Revocations before every other gate: what is revoked is neither held nor counted.
+    let revocations = file
+        .revocations
+        .as_ref()
+        .and_then(|section| section.revocations(&places, &mut errors));
+    if let Some(revocations) = &revocations {
+        builder = builder.gate(revocations.clone());
+    }
     // Policies first (a call they forbid is not held for approval), then approvals, then
     // budgets (a held or refused call spends none).
     let governance = governance::governance(
@@ -619,6 +642,7 @@ fn build(
                 web,
                 mcp,
                 attestor,
+                revocations,
                 watched: Vec::new(),
             };
             for item in secret_shaped_refs(&loaded) {
