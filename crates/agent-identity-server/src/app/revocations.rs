@@ -28,23 +28,23 @@ struct RevokeBody {
 }
 
 /// The caller, when it may revoke; the refusal otherwise.
-fn revoker(state: &AppState, request: &Request) -> Result<(Revocations, String), Response> {
+fn revoker(state: &AppState, request: &Request) -> Result<(Revocations, String), Box<Response>> {
     let Some(revocations) = state.revocations.clone() else {
-        return Err(json_error(
+        return Err(Box::new(json_error(
             StatusCode::NOT_FOUND,
             "revocations_not_configured",
             "no `[revocations]` section is configured",
-        ));
+        )));
     };
     match request.extensions().get::<Caller>() {
         Some(caller) if caller.permissions.contains(Permission::Revoke) => {
             Ok((revocations, caller.name.clone()))
         }
-        _ => Err(json_error(
+        _ => Err(Box::new(json_error(
             StatusCode::FORBIDDEN,
             "permission_required",
             "this needs an authenticated caller with the `revoke` permission",
-        )),
+        ))),
     }
 }
 
@@ -63,7 +63,7 @@ fn answer(record: &Revoked, revoked_at_provider: Option<bool>) -> serde_json::Va
 pub(crate) async fn revoke(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let (revocations, by) = match revoker(&state, &request) {
         Ok(found) => found,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     let (parts, body) = request.into_parts();
     let body = match read_json_body(&parts, body, state.settings.body_limit_bytes).await {
@@ -175,7 +175,7 @@ fn unavailable(err: &agent_identity::Error) -> Response {
 pub(crate) async fn list(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let (revocations, _) = match revoker(&state, &request) {
         Ok(found) => found,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     let list = revocations.list();
     no_store(Json(json!({ "revocations": list.entries() })).into_response())
