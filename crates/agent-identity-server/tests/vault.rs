@@ -345,3 +345,99 @@ async fn import_refuses_bad_input_before_writing_anything() {
     assert_eq!(code, 2);
     assert!(stderr.contains("credentials.json"), "{stderr}");
 }
+
+/// A `vault-dynamic` store beside a Vault store: each delivery is a new database login that
+/// works on the real PostgreSQL behind OpenBao's database engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vault_dynamic_store_delivers_a_working_database_login_per_resolution() {
+    let postgres = identity_test_support::PostgresServer::start();
+    let bao = OpenBao::start().await;
+    postgres.serve_logins_through(&bao).await;
+    let config = format!(
+        r#"
+[stores.default]
+type = "memory"
+
+[stores.vault]
+type = "vault"
+address = "{}"
+
+[stores.vault.auth]
+method = "token"
+token_env = "BAO_TOKEN"
+
+[stores.db]
+type = "vault-dynamic"
+vault = "vault"
+mount = "database"
+
+[[rules]]
+id = "reports"
+credentialRef = "reader"
+store = "db"
+delivery = "reveal"
+priority = 1
+
+[auth]
+mode = "api-key"
+
+[[auth.api_keys]]
+name = "reporting-job"
+env = "JOB_KEY"
+any_user = true
+permissions = ["receive-secrets"]
+"#,
+        bao.address()
+    );
+    let env = |name: &str| match name {
+        "BAO_TOKEN" => Some(BAO_ROOT_TOKEN.to_owned()),
+        "JOB_KEY" => Some("reporting-job-key-0123456789".to_owned()),
+        _ => None,
+    };
+    let loaded = load_str(&config, Path::new("."), "test".into(), &env, None).unwrap();
+    let app = app(loaded
+        .into_state(Arc::new(Metrics::new()), "127.0.0.1:3001".parse().unwrap())
+        .await
+        .unwrap());
+    let body = json!({"userId": "alice", "resourceId": "warehouse", "resourceKind": "shared",
+        "provider": "postgres", "model": "m", "action": "read", "traceId": "t1"});
+    let deliver = || {
+        Request::post("/api/deliver")
+            .header("host", "127.0.0.1:3001")
+            .header("content-type", "application/json")
+            .header("x-api-key", "reporting-job-key-0123456789")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let mut logins = Vec::new();
+    for _ in 0..2 {
+        let response = app.clone().oneshot(deliver()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let answer: Value = serde_json::from_slice(&bytes).unwrap();
+        assert!(
+            answer["credentialId"]
+                .as_str()
+                .unwrap()
+                .starts_with("database/creds/reader/"),
+            "{answer}"
+        );
+        let login: Value = serde_json::from_str(answer["secret"].as_str().unwrap()).unwrap();
+        let (user, password) = (
+            login["username"].as_str().unwrap().to_owned(),
+            login["password"].as_str().unwrap().to_owned(),
+        );
+        postgres.log_in(&user, &password).unwrap();
+        logins.push(user);
+    }
+    assert_ne!(logins[0], logins[1], "each resolution makes its own login");
+    // A vault-dynamic store names a Vault store that exists.
+    let broken = config.replace("vault = \"vault\"", "vault = \"nowhere\"");
+    let err = load_str(&broken, Path::new("."), "test".into(), &env, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("field `vault`: names no store of type \"vault\": `nowhere`"),
+        "{err}"
+    );
+}

@@ -145,6 +145,46 @@ impl PostgresServer {
         )
     }
 
+    /// Configures `bao`'s `database` secrets engine (mounted at `database`) to mint logins on
+    /// this server: a connection `pg` as the superuser, and a role `reader` whose logins may
+    /// read everything, for an hour by default and two at most.
+    pub async fn serve_logins_through(&self, bao: &crate::OpenBao) {
+        use serde_json::json;
+        bao.ok(
+            "POST",
+            "sys/mounts/database",
+            Some(json!({"type": "database"})),
+        )
+        .await;
+        bao.ok(
+            "POST",
+            "database/config/pg",
+            Some(json!({
+                "plugin_name": "postgresql-database-plugin",
+                "connection_url": self.vault_connection_url(),
+                "username": POSTGRES_ADMIN,
+                "password": POSTGRES_ADMIN_PASSWORD,
+                "allowed_roles": ["reader"],
+                "verify_connection": true,
+            })),
+        )
+        .await;
+        bao.ok(
+            "POST",
+            "database/roles/reader",
+            Some(json!({
+                "db_name": "pg",
+                "creation_statements": [
+                    "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
+                    "GRANT pg_read_all_data TO \"{{name}}\";"
+                ],
+                "default_ttl": "1h",
+                "max_ttl": "2h",
+            })),
+        )
+        .await;
+    }
+
     /// Logs in as `user` with `password` (psql over TCP) and runs `SELECT 1`: `Ok` when the
     /// login works, PostgreSQL's message otherwise.
     pub fn log_in(&self, user: &str, password: &str) -> Result<(), String> {

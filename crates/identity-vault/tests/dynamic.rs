@@ -10,50 +10,14 @@ use std::time::Duration;
 
 use identity_core::{CredentialRef, CredentialStore, OffsetDateTime, RoutingRule, Secret};
 use identity_router::Router;
-use identity_test_support::{
-    BAO_ROOT_TOKEN, OpenBao, POSTGRES_ADMIN, POSTGRES_ADMIN_PASSWORD, PostgresServer,
-    request_context,
-};
+use identity_test_support::{BAO_ROOT_TOKEN, OpenBao, PostgresServer, request_context};
 use identity_vault::{VaultAuth, VaultCredentialStore, VaultDynamicSecrets};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-/// OpenBao with the database engine at `database`, connected to `postgres` as its superuser,
-/// and a role `reader` whose logins may read (an hour by default, two at most).
+/// OpenBao whose `database` engine mints logins on `postgres` (role `reader`).
 async fn database_engine(postgres: &PostgresServer) -> OpenBao {
     let bao = OpenBao::start().await;
-    bao.ok(
-        "POST",
-        "sys/mounts/database",
-        Some(json!({"type": "database"})),
-    )
-    .await;
-    bao.ok(
-        "POST",
-        "database/config/pg",
-        Some(json!({
-            "plugin_name": "postgresql-database-plugin",
-            "connection_url": postgres.vault_connection_url(),
-            "username": POSTGRES_ADMIN,
-            "password": POSTGRES_ADMIN_PASSWORD,
-            "allowed_roles": ["reader"],
-            "verify_connection": true,
-        })),
-    )
-    .await;
-    bao.ok(
-        "POST",
-        "database/roles/reader",
-        Some(json!({
-            "db_name": "pg",
-            "creation_statements": [
-                "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
-                "GRANT pg_read_all_data TO \"{{name}}\";"
-            ],
-            "default_ttl": "1h",
-            "max_ttl": "2h",
-        })),
-    )
-    .await;
+    postgres.serve_logins_through(&bao).await;
     bao
 }
 

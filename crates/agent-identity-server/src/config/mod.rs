@@ -165,6 +165,7 @@ enum StoreSection {
     Memory(MemoryConfig),
     TokenExchange(TokenExchangeSection),
     Vault(Box<VaultSection>),
+    VaultDynamic(crate::stores::vault::VaultDynamicSection),
     Aws(Box<AwsSection>),
     Dcr(DcrSection),
     Oauth(OAuthSection),
@@ -401,6 +402,7 @@ fn build(
     let mut oauth = None;
     let mut oauth_sections = Vec::new();
     let mut dcr_sections = Vec::new();
+    let mut dynamic_sections = Vec::new();
     let mut places = SharedPlaces::new(retained.clone());
     for (name, redis) in &file.redis {
         match redis.connect(&format!("redis.{name}"), env) {
@@ -422,6 +424,10 @@ fn build(
             },
             // Built after the others: its clients may live in a Vault store.
             StoreSection::Dcr(section) => dcr_sections.push((name, location, section)),
+            // Built after the others: it uses a Vault store's connection.
+            StoreSection::VaultDynamic(section) => {
+                dynamic_sections.push((name, location, section));
+            }
             // Built after the others: its connections may live in a Vault store.
             StoreSection::Oauth(section) => oauth_sections.push((name, location, section)),
             StoreSection::Aws(section) => match aws_store(*section, &config_env, &location) {
@@ -455,6 +461,13 @@ fn build(
                     Err(mut more) => errors.append(&mut more),
                 }
             }
+        }
+    }
+
+    for (name, location, section) in dynamic_sections {
+        match section.store(&places.vaults, &location) {
+            Ok(store) => builder = builder.store(name, store),
+            Err(err) => errors.push(err),
         }
     }
 
