@@ -3,6 +3,7 @@
 //!
 //! - `plain`: the rule alone.
 //! - `canary`: the same rule with a 10% canary (the arm is a SHA-256 of the rule and the user).
+//! - `canary-pick-alone`: that choice of arm without the resolution (`Router::arm_of`).
 //! - `attested-eddsa`, `attested-es256`: the plain resolution, then its attestation signed.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -91,6 +92,14 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    // The pick alone: the SHA-256 of the rule's id and the user, compared with the weight.
+    let mut i = 0;
+    g.bench_function("canary-pick-alone", |b| {
+        b.iter(|| {
+            i = (i + 1) % contexts.len();
+            black_box(canary.arm_of("llm", &contexts[i]))
+        })
+    });
     for (name, attestor) in &attestors {
         let mut i = 0;
         g.bench_function(*name, |b| {

@@ -410,6 +410,34 @@ impl Router {
         self.first_match(ctx, None).map(|p| &*self.rules[p].id)
     }
 
+    /// The arm of rule `rule_id`'s canary that the caller of `ctx` is on, without resolving;
+    /// `None` when the rule has no canary (or no such rule is loaded). For support ("which
+    /// credential does alice get?") and for measuring the pick alone.
+    ///
+    /// ```
+    /// # use identity_core::*;
+    /// use identity_router::Arm;
+    /// let router = identity_router::Router::builder()
+    ///     .default_store(identity_memory::MemoryCredentialStore::new())
+    ///     .rule(RoutingRule::new("llm", "v1").with_priority(1)
+    ///         .with_canary(Canary::new("v2", CanaryWeight::percent(100.0).unwrap())))
+    ///     .build().unwrap();
+    /// let ctx = RequestContext::builder().user_id("u").resource_id("r")
+    ///     .resource_kind(ResourceKind::Shared).provider("p").model("m")
+    ///     .action("read").trace_id("t").build().unwrap();
+    /// assert_eq!(router.arm_of("llm", &ctx), Some(Arm::Canary));
+    /// assert_eq!(router.arm_of("other", &ctx), None);
+    /// ```
+    pub fn arm_of(&self, rule_id: &str, ctx: &RequestContext) -> Option<Arm> {
+        let rule = self.rules.iter().find(|rule| &*rule.id == rule_id)?;
+        let canary = rule.canary.as_ref()?;
+        Some(if canary.picks(&rule.id, ctx) {
+            Arm::Canary
+        } else {
+            Arm::Primary
+        })
+    }
+
     fn first_match(&self, ctx: &RequestContext, after: Option<usize>) -> Option<usize> {
         match self.settings.matching {
             Matching::Indexed => self.index.first_match(&self.rules, ctx, after),
