@@ -320,10 +320,15 @@ fn client() -> &'static reqwest::Client {
 async fn resolve_at(base: &str, user: &str, provider: &str) -> (StatusCode, Value) {
     let body = json!({"userId": user, "resourceId": "repo", "resourceKind": "personal",
         "provider": provider, "model": "m", "action": "read", "traceId": "t"});
+    post_as(base, "/api/resolve", "agent", &body).await
+}
+
+/// `POST path` at `base` with `body`, as the API key of `caller`: the status and JSON answer.
+async fn post_as(base: &str, path: &str, caller: &str, body: &Value) -> (StatusCode, Value) {
     let response = client()
-        .post(format!("{base}/api/resolve"))
-        .header("x-api-key", key_of("agent"))
-        .json(&body)
+        .post(format!("{base}{path}"))
+        .header("x-api-key", key_of(caller))
+        .json(body)
         .send()
         .await
         .unwrap();
@@ -430,15 +435,7 @@ async fn an_approval_given_at_one_replica_is_honoured_once_at_another() {
 
 /// `POST /api/revocations` at replica `index`, as the security team.
 async fn revoke_at(cluster: &Cluster, index: usize, body: Value) -> (StatusCode, Value) {
-    let response = client()
-        .post(format!("{}/api/revocations", cluster.bases[index]))
-        .header("x-api-key", key_of("security"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
+    post_as(&cluster.bases[index], "/api/revocations", "security", &body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -456,14 +453,9 @@ async fn what_one_replica_revokes_no_replica_serves_when_it_answers() {
         );
     }
     // The agent may not revoke.
-    let refused = client()
-        .post(format!("{}/api/revocations", cluster.bases[0]))
-        .header("x-api-key", key_of("agent"))
-        .json(&json!({"credentialId": "cred-bank"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let body = json!({"credentialId": "cred-bank"});
+    let (status, _) = post_as(&cluster.bases[0], "/api/revocations", "agent", &body).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 
     // A credential, revoked at replica 0: when the answer comes, none of the three serves it.
     let (status, record) = revoke_at(

@@ -104,18 +104,33 @@ struct Leased {
     data: Option<Map<String, Value>>,
 }
 
-/// `GET <mount>/creds/<role>`.
-struct MintRequest {
+/// One request of the engine's or of the leases' API: `GET <mount>/creds/<role>`, or `PUT
+/// sys/leases/renew` and `sys/leases/revoke` with a JSON body (vaultrs has no call for either).
+struct VaultRequest {
+    method: RequestMethod,
     path: String,
+    body: Option<Value>,
 }
 
-/// `PUT sys/leases/renew` or `sys/leases/revoke`.
-struct LeaseRequest {
-    path: &'static str,
-    body: Value,
+impl VaultRequest {
+    fn get(path: String) -> Self {
+        Self {
+            method: RequestMethod::GET,
+            path,
+            body: None,
+        }
+    }
+
+    fn put(path: &str, body: Value) -> Self {
+        Self {
+            method: RequestMethod::PUT,
+            path: path.to_owned(),
+            body: Some(body),
+        }
+    }
 }
 
-impl Endpoint for MintRequest {
+impl Endpoint for VaultRequest {
     type Response = Value;
     const REQUEST_BODY_TYPE: RequestType = RequestType::JSON;
     const RESPONSE_BODY_TYPE: ResponseType = ResponseType::JSON;
@@ -125,33 +140,19 @@ impl Endpoint for MintRequest {
     }
 
     fn method(&self) -> RequestMethod {
-        RequestMethod::GET
-    }
-}
-
-impl Endpoint for LeaseRequest {
-    type Response = Value;
-    const REQUEST_BODY_TYPE: RequestType = RequestType::JSON;
-    const RESPONSE_BODY_TYPE: ResponseType = ResponseType::JSON;
-
-    fn path(&self) -> String {
-        self.path.to_owned()
-    }
-
-    fn method(&self) -> RequestMethod {
-        RequestMethod::PUT
+        self.method.clone()
     }
 
     fn body(&self) -> Result<Option<Vec<u8>>, rustify::errors::ClientError> {
-        Ok(Some(self.body.to_string().into_bytes()))
+        Ok(self.body.as_ref().map(|body| body.to_string().into_bytes()))
     }
 }
 
 /// Sends `endpoint` with `client`'s token and namespace; its answer's envelope, when it has one
 /// (a revocation answers 204, with none).
-async fn send<E: Endpoint>(
+async fn send(
     client: &vaultrs::client::VaultClient,
-    endpoint: E,
+    endpoint: VaultRequest,
 ) -> Result<Option<Leased>, ClientError> {
     let answer = endpoint
         .with_middleware(client.middle())
@@ -224,24 +225,19 @@ impl VaultDynamicSecrets {
         increment: Duration,
     ) -> Result<OffsetDateTime, Error> {
         let body = json!({"lease_id": lease_id, "increment": increment.as_secs()});
-        let renewed = self
-            .inner
-            .call(|session| {
-                let body = body.clone();
-                async move {
-                    send(
-                        &session.client,
-                        LeaseRequest {
-                            path: "sys/leases/renew",
-                            body,
-                        },
-                    )
-                    .await
-                }
-            })
-            .await
-            .map_err(|f| f.into_error("renewal of a lease"))?
-            .ok_or_else(|| Error::unavailable(crate::BACKEND, "the renewal answered nothing"))?;
+        let renewed =
+            self.inner
+                .call(|session| {
+                    let body = body.clone();
+                    async move {
+                        send(&session.client, VaultRequest::put("sys/leases/renew", body)).await
+                    }
+                })
+                .await
+                .map_err(|f| f.into_error("renewal of a lease"))?
+                .ok_or_else(|| {
+                    Error::unavailable(crate::BACKEND, "the renewal answered nothing")
+                })?;
         let expires_at = lease_end(renewed.lease_duration);
         if let Some(held) = self.held().get_mut(lease_id) {
             held.lease.expires_at = expires_at;
@@ -260,10 +256,7 @@ impl VaultDynamicSecrets {
                 async move {
                     send(
                         &session.client,
-                        LeaseRequest {
-                            path: "sys/leases/revoke",
-                            body,
-                        },
+                        VaultRequest::put("sys/leases/revoke", body),
                     )
                     .await
                 }
@@ -308,7 +301,7 @@ impl VaultDynamicSecrets {
             .inner
             .call(|session| {
                 let path = path.clone();
-                async move { send(&session.client, MintRequest { path }).await }
+                async move { send(&session.client, VaultRequest::get(path)).await }
             })
             .await?
             .ok_or_else(|| Failure::Malformed("the engine answered nothing".into()))?;
