@@ -162,7 +162,7 @@ echo "ok"
 
 step "each facade feature builds on its own"
 cargo check --locked -q -p agent-identity --no-default-features
-for feature in memory vault aws token-exchange http seal cache budget policy approval attest revocation state redis dcr oauth proxy mcp; do
+for feature in memory vault aws token-exchange http seal cache budget policy approval attest revocation rotation state redis dcr oauth proxy mcp; do
     cargo check --locked -q -p agent-identity --no-default-features --features "$feature"
 done
 echo "ok"

@@ -24,6 +24,7 @@
 //! | `approval` | no | [`identity_approval`]: `Approvals`, calls held until approvers approve that exact call, as a router gate |
 //! | `attest` | no | [`identity_attest`]: signed attestations of resolutions (compact JWS, Ed25519 or ES256 keys with key ids, a JWKS, a verifier); [`identity_signing`]: the keys |
 //! | `revocation` | no | [`identity_revocation`]: a credential or a secret revoked on every replica through a shared state, as a router gate that fails closed when out of date; enables `state` |
+//! | `rotation` | no | [`identity_rotation`]: `RotatingStore`, credentials rotated after days or uses through any writable store, once across replicas, the previous version valid for a grace window then retired; enables `state` |
 //! | `state` | no | [`identity_state`]: `SharedState`, what replicas share (versioned documents by check-and-set, leases), in memory; `vault` adds Vault's (`VaultDocuments`), `redis` Redis's |
 //! | `redis` | no | [`identity_redis`]: shared state in Redis (connections, registered clients, approvals, leases); enables `state` |
 //! | `seal` | no | [`identity_seal`]: keyrings with per-purpose keys, AES-256-GCM sealed boxes, private files |
@@ -121,6 +122,9 @@ pub use identity_attest;
 /// Revocations on every replica, as a router gate.
 #[cfg(feature = "revocation")]
 pub use identity_revocation;
+/// Rotation with grace over any writable store.
+#[cfg(feature = "rotation")]
+pub use identity_rotation;
 /// Signing keys, JWS and JWKS.
 #[cfg(feature = "attest")]
 pub use identity_signing;

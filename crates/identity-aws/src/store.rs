@@ -169,7 +169,12 @@ impl AwsSecretsManagerStore {
         }
     }
 
-    /// Rotates the credential in slot `reference` to `secret`: a new version with the same
+    /// Rotates the credential in slot `reference` to `secret` at once, by hand. Rotation on a
+    /// schedule or after a number of uses, once across replicas, with a grace window, is
+    /// `identity_rotation::RotatingStore` over this store (whose writes keep `AWSPREVIOUS` the
+    /// same way).
+    ///
+    /// A new version with the same
     /// metadata and `lastRotated` set to now becomes `AWSCURRENT`; the version before stays
     /// readable as `AWSPREVIOUS` ([`AwsSecretsManagerStore::find_previous`]) until the next
     /// rotation, so that a consumer still holding the old secret has a grace period. A read
