@@ -9,7 +9,7 @@
 //! whoever must can resolve it until then. After the grace window it is retired: the issuer is
 //! told (to revoke it upstream) and the slot is deleted.
 //!
-//! Across replicas the counts live in a [`SharedState`] and a rotation runs under a lease
+//! Across replicas the counts live in a [`SharedState`](identity_state::SharedState) and a rotation runs under a lease
 //! there, so that one replica rotates, once. Every rotation and retirement is an audit event
 //! (target `agent_identity::audit`), and a [`RotationObserver`] is told before a rotation is
 //! due.
