@@ -19,7 +19,7 @@ export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 mkdir -p "$cache"
 
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> %s (at %ss)\n' "$*" "$SECONDS"; }
 
 # ---- Tools ------------------------------------------------------------------------------------
 step "tools"
