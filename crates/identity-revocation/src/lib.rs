@@ -54,6 +54,10 @@ pub use list::{Revocation, RevocationList, Revoked};
 /// The key of the list in the shared state.
 pub const LIST_KEY: &str = "revocations";
 
+/// How many times a revocation reads and writes the list again after another writer came
+/// first.
+const WRITE_ATTEMPTS: usize = 64;
+
 /// How often a replica reads the list, and how old its copy may get before it refuses
 /// everything.
 ///
@@ -208,7 +212,15 @@ impl Revocations {
     /// keeps the first record.
     pub async fn revoke(&self, revocation: Revocation) -> Result<Revoked, Error> {
         let now = OffsetDateTime::now_utc();
+        let mut attempts = 0;
         let record = loop {
+            attempts += 1;
+            if attempts > WRITE_ATTEMPTS {
+                return Err(Error::unavailable(
+                    "revocations",
+                    "the revocation list kept changing under this write; nothing was revoked",
+                ));
+            }
             let started = now_ms();
             let current = self.inner.state.read(LIST_KEY).await?;
             let (mut list, version) = match current {

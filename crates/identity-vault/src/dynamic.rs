@@ -287,7 +287,8 @@ impl VaultDynamicSecrets {
         }
     }
 
-    /// Forgets the leases that have lapsed (Vault has revoked them already); how many.
+    /// Forgets the leases that have lapsed (Vault has revoked them already); how many. Each new
+    /// secret does it too.
     pub fn forget_lapsed(&self, now: OffsetDateTime) -> usize {
         let mut held = self.held();
         let before = held.len();
@@ -333,6 +334,9 @@ impl VaultDynamicSecrets {
             .as_ref()
             .map(|secret| fingerprint(secret.expose_secret()))
             .unwrap_or_default();
+        // Leases Vault has ended are forgotten as new ones come: a long-running store keeps
+        // only the leases still running.
+        self.forget_lapsed(OffsetDateTime::now_utc());
         self.held().insert(
             leased.lease_id.clone(),
             Held {
